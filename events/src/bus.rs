@@ -1,0 +1,139 @@
+//! The JetStream side: one stream, a subject per aggregate, every event published with its
+//! event id as `Nats-Msg-Id` so JetStream drops republished duplicates inside its window.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+
+use crate::envelope::EventEnvelope;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS: {0}")]
+    Connect(String),
+    #[error("JetStream stream setup failed: {0}")]
+    Stream(String),
+    #[error("publish failed: {0}")]
+    Publish(String),
+    #[error("cannot encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Names of the JetStream stream and subjects; configurable so that tests and several
+/// deployments can share one NATS server.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub stream_name: String,
+    /// Events go to `<subject_prefix>.<aggregate_type>.<aggregate_id>`.
+    pub subject_prefix: String,
+    pub duplicate_window: Duration,
+    /// Replicas of the stream (1 locally, 3 on a NATS cluster).
+    pub replicas: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            stream_name: "SIMPLEPRO_EVENTS".into(),
+            subject_prefix: "simplepro.events".into(),
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
+        }
+    }
+}
+
+/// Connects to NATS without failing when the server is not up yet: the client keeps trying in
+/// the background, so appends (which only need MongoDB) work while NATS is down.
+pub async fn connect_nats(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .map_err(|e| BusError::Connect(e.to_string()))
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    config: BusConfig,
+}
+
+impl Bus {
+    pub fn new(client: async_nats::Client, config: BusConfig) -> Self {
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(Duration::from_secs(3));
+        Bus {
+            client,
+            jetstream,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.config
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates the stream if it does not exist (file storage, the duplicate window).
+    pub async fn ensure_stream(&self) -> Result<stream::Stream, BusError> {
+        self.jetstream
+            .get_or_create_stream(stream::Config {
+                name: self.config.stream_name.clone(),
+                subjects: vec![format!("{}.>", self.config.subject_prefix)],
+                storage: stream::StorageType::File,
+                duplicate_window: self.config.duplicate_window,
+                num_replicas: self.config.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Stream(e.to_string()))
+    }
+
+    pub fn subject(&self, aggregate_type: &str, aggregate_id: &str) -> String {
+        format!(
+            "{}.{aggregate_type}.{aggregate_id}",
+            self.config.subject_prefix
+        )
+    }
+
+    /// Publishes events in the given order and waits for every acknowledgement. The publishes
+    /// are pipelined on one connection, so JetStream stores them in this order.
+    pub async fn publish(&self, envelopes: &[EventEnvelope]) -> Result<(), BusError> {
+        let mut acks = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", envelope.event_id.to_string().as_str());
+            let payload = serde_json::to_vec(envelope)?;
+            let ack = self
+                .jetstream
+                .publish_with_headers(
+                    self.subject(&envelope.aggregate_type, &envelope.aggregate_id),
+                    headers,
+                    payload.into(),
+                )
+                .await
+                .map_err(|e| BusError::Publish(e.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|e| BusError::Publish(e.to_string()))?;
+        }
+        Ok(())
+    }
+}

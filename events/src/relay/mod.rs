@@ -1,0 +1,436 @@
+//! The outbox relay: gives committed events their global positions and publishes them.
+//!
+//! One relay at a time holds the lease (see [`lease`]); it is the only writer of the `events`
+//! log, so positions are dense and the log grows strictly at its tail. Each pass:
+//! 1. reads the outbox (pending commits only, so it stays small),
+//! 2. drops entries whose commit lost its race, or never landed and is old,
+//! 3. sequences new commits: inserts their events into `events` with the next positions, then
+//!    records the first position on each commit,
+//! 4. publishes sequenced commits in position order and deletes their outbox entries once
+//!    JetStream has acknowledged every event.
+//!
+//! NATS being down only stops step 4; commits keep getting positions, and their entries stay
+//! until a later pass publishes them. A crash between any two steps is repaired by the next
+//! leader's resync (step 3) or by the idempotent re-run of steps 2 and 4.
+
+mod lease;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use bson::doc;
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::bus::Bus;
+use crate::store::docs::{to_u64, CommitDoc, LogDoc, OutboxDoc};
+use crate::store::{EventStore, StoreError};
+pub use lease::Lease;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// How often the outbox is read when no local append wakes the relay.
+    pub poll_interval: Duration,
+    /// Outbox entries handled per pass.
+    pub batch_size: usize,
+    /// A leader that has not renewed its lease for this long is replaced.
+    pub lease_ttl: Duration,
+    /// An outbox entry whose commit is still missing after this long is a leftover of a
+    /// writer that died between its two inserts.
+    pub orphan_age: Duration,
+    /// Names this relay in the lease, for operators.
+    pub holder: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            poll_interval: Duration::from_millis(200),
+            batch_size: 500,
+            lease_ttl: Duration::from_secs(5),
+            orphan_age: Duration::from_secs(30),
+            holder: format!("relay-{}-{}", std::process::id(), uuid::Uuid::now_v7()),
+        }
+    }
+}
+
+/// The sequencer's hint of the next free position, kept in the `relay` collection.
+#[derive(Debug, Serialize, Deserialize)]
+struct SequencerDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    next_position: i64,
+}
+
+const SEQUENCER_ID: &str = "sequencer";
+const PROBE_CHUNK: usize = 64;
+
+pub struct Relay {
+    store: EventStore,
+    bus: Bus,
+    config: RelayConfig,
+    lease: Lease,
+    /// The next free position; `None` until a resync found the tail of the log.
+    next_position: Option<u64>,
+    stream_ready: bool,
+    publish_retry_at: Option<Instant>,
+    publish_backoff: Duration,
+}
+
+impl Relay {
+    pub fn new(store: EventStore, bus: Bus, config: RelayConfig) -> Self {
+        let lease = Lease::new(store.database().collection("relay"), &config);
+        Relay {
+            store,
+            bus,
+            config,
+            lease,
+            next_position: None,
+            stream_ready: false,
+            publish_retry_at: None,
+            publish_backoff: Duration::from_millis(100),
+        }
+    }
+
+    /// Runs until `shutdown` completes, then makes one last pass and releases the lease.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let appended = self.store.appended.clone();
+        let mut last_report = Instant::now();
+        let mut reported = None;
+        loop {
+            let more = self.tick().await;
+            if last_report.elapsed() >= Duration::from_secs(10) {
+                let now = self.store.metrics().snapshot();
+                if reported != Some(now) {
+                    tracing::info!(
+                        appended = now.appended_events,
+                        sequenced = now.sequenced_events,
+                        published = now.published_events,
+                        outbox_pending = now.outbox_pending,
+                        "relay"
+                    );
+                    reported = Some(now);
+                }
+                last_report = Instant::now();
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                _ = appended.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = &mut shutdown => {
+                    self.publish_retry_at = None;
+                    self.tick().await;
+                    self.lease.release().await;
+                    tracing::info!("relay stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One pass if this relay leads; true when more work is waiting.
+    pub async fn tick(&mut self) -> bool {
+        match self.lease.hold().await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.next_position = None;
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "relay lease check failed");
+                self.next_position = None;
+                return false;
+            }
+        }
+        match self.pass().await {
+            Ok(more) => more,
+            Err(error) => {
+                tracing::warn!(%error, "relay pass failed; resyncing");
+                self.next_position = None;
+                false
+            }
+        }
+    }
+
+    async fn pass(&mut self) -> Result<bool, StoreError> {
+        if self.next_position.is_none() {
+            self.resync().await?;
+        }
+        let entries: Vec<OutboxDoc> = self
+            .store
+            .outbox
+            .find(doc! {})
+            .limit(self.config.batch_size as i64)
+            .await?
+            .try_collect()
+            .await?;
+        self.store.metrics.set_outbox_pending(entries.len());
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        let full = entries.len() == self.config.batch_size;
+        let work = self.classify(entries).await?;
+        if !work.discard.is_empty() {
+            self.store
+                .outbox
+                .delete_many(doc! {"_id": {"$in": &work.discard}})
+                .await?;
+        }
+        let mut ready = work.sequenced;
+        ready.extend(self.sequence(work.unsequenced).await?);
+        let published = self.publish(ready).await;
+        Ok(full && published)
+    }
+
+    async fn classify(&self, mut entries: Vec<OutboxDoc>) -> Result<Work, StoreError> {
+        // Version order within a stream, so a stream's commits get increasing positions.
+        entries.sort_by(|a, b| {
+            (&a.aggregate_type, &a.aggregate_id, a.first_version).cmp(&(
+                &b.aggregate_type,
+                &b.aggregate_id,
+                b.first_version,
+            ))
+        });
+        let reads: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                let commits = self.store.commits.clone();
+                let id = entry.commit_id.clone();
+                async move { commits.find_one(doc! {"_id": id}).await }
+            })
+            .collect();
+        let commits: Vec<Option<CommitDoc>> = futures::stream::iter(reads)
+            .buffered(PROBE_CHUNK)
+            .try_collect()
+            .await?;
+        let mut work = Work::default();
+        let mut blocked = HashSet::new();
+        for (entry, commit) in entries.into_iter().zip(commits) {
+            let stream = (entry.aggregate_type.clone(), entry.aggregate_id.clone());
+            if blocked.contains(&stream) {
+                continue;
+            }
+            match commit {
+                Some(commit) if commit.append_id == entry.append_id => {
+                    if commit.position.is_some() {
+                        work.sequenced.push((entry.append_id, commit));
+                    } else {
+                        work.unsequenced.push((entry.append_id, commit));
+                    }
+                }
+                Some(_) => work.discard.push(entry.append_id),
+                None => {
+                    let age = (Utc::now() - entry.created_at.to_chrono())
+                        .to_std()
+                        .unwrap_or_default();
+                    if age > self.config.orphan_age {
+                        work.discard.push(entry.append_id);
+                    } else {
+                        // Its writer may still be inserting it; later commits of the stream wait.
+                        blocked.insert(stream);
+                    }
+                }
+            }
+        }
+        Ok(work)
+    }
+
+    /// Gives commits positions: their events go into the log first, then each commit records
+    /// its first position. A crash in between is repaired by [`Relay::resync`].
+    async fn sequence(
+        &mut self,
+        commits: Vec<(String, CommitDoc)>,
+    ) -> Result<Vec<(String, CommitDoc)>, StoreError> {
+        if commits.is_empty() {
+            return Ok(commits);
+        }
+        let Some(mut next) = self.next_position else {
+            return Ok(Vec::new());
+        };
+        let mut log = Vec::new();
+        let mut sequenced = Vec::with_capacity(commits.len());
+        for (append_id, mut commit) in commits {
+            let first = next as i64;
+            log.extend(commit.log_docs(first));
+            next += commit.events.len() as u64;
+            commit.position = Some(first);
+            sequenced.push((append_id, commit));
+        }
+        self.store.log.insert_many(&log).ordered(true).await?;
+        self.record_positions(
+            sequenced
+                .iter()
+                .map(|(_, c)| (c.id.clone(), c.position))
+                .collect(),
+        )
+        .await?;
+        self.next_position = Some(next);
+        self.save_hint(next).await?;
+        self.store.metrics.sequenced(log.len());
+        for (_, commit) in &sequenced {
+            if let Some(position) = commit.position {
+                self.store.waiters.complete(&commit.id, position as u64);
+            }
+        }
+        Ok(sequenced)
+    }
+
+    async fn record_positions(
+        &self,
+        positions: Vec<(String, Option<i64>)>,
+    ) -> Result<(), StoreError> {
+        let updates: Vec<_> = positions
+            .into_iter()
+            .map(|(id, position)| {
+                let commits = self.store.commits.clone();
+                async move {
+                    commits
+                        .update_one(doc! {"_id": id}, doc! {"$set": {"position": position}})
+                        .await
+                }
+            })
+            .collect();
+        futures::stream::iter(updates)
+            .buffer_unordered(PROBE_CHUNK)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn save_hint(&self, next: u64) -> Result<(), StoreError> {
+        self.lease
+            .collection::<SequencerDoc>()
+            .replace_one(
+                doc! {"_id": SEQUENCER_ID},
+                SequencerDoc {
+                    id: SEQUENCER_ID.into(),
+                    next_position: next as i64,
+                },
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+
+    /// Finds the tail of the log after a takeover or a failure: from the saved hint, read
+    /// forward until a position is missing. Every event found past the hint belongs to a batch
+    /// whose commits may not have recorded their positions yet, so they are recorded again.
+    async fn resync(&mut self) -> Result<(), StoreError> {
+        let hint = self
+            .lease
+            .collection::<SequencerDoc>()
+            .find_one(doc! {"_id": SEQUENCER_ID})
+            .await?
+            .map(|doc| to_u64(doc.next_position))
+            .transpose()?
+            .unwrap_or(1)
+            .max(1);
+        let mut next = hint;
+        let mut first_positions: BTreeMap<String, i64> = BTreeMap::new();
+        loop {
+            let probes: Vec<_> = (0..PROBE_CHUNK as u64)
+                .map(|offset| {
+                    let log = self.store.log.clone();
+                    async move { log.find_one(doc! {"_id": (next + offset) as i64}).await }
+                })
+                .collect();
+            let found: Vec<Option<LogDoc>> = futures::stream::iter(probes)
+                .buffered(PROBE_CHUNK)
+                .try_collect()
+                .await?;
+            let present = found.iter().take_while(|doc| doc.is_some()).count();
+            for doc in found.into_iter().flatten().take(present) {
+                let first = first_positions.entry(doc.commit_id).or_insert(doc.position);
+                *first = (*first).min(doc.position);
+            }
+            next += present as u64;
+            if present < PROBE_CHUNK {
+                break;
+            }
+        }
+        if !first_positions.is_empty() {
+            tracing::info!(
+                commits = first_positions.len(),
+                "relay repairing positions of an interrupted batch"
+            );
+            self.record_positions(
+                first_positions
+                    .into_iter()
+                    .map(|(id, p)| (id, Some(p)))
+                    .collect(),
+            )
+            .await?;
+        }
+        self.save_hint(next).await?;
+        self.next_position = Some(next);
+        Ok(())
+    }
+
+    /// Publishes sequenced commits in position order; true when all were acknowledged.
+    async fn publish(&mut self, mut ready: Vec<(String, CommitDoc)>) -> bool {
+        if ready.is_empty() {
+            return true;
+        }
+        if self.publish_retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        ready.sort_by_key(|(_, commit)| commit.position);
+        let result = self.publish_commits(&ready).await;
+        match result {
+            Ok(()) => {
+                self.publish_retry_at = None;
+                self.publish_backoff = Duration::from_millis(100);
+                let done: Vec<&String> = ready.iter().map(|(append_id, _)| append_id).collect();
+                if let Err(error) = self
+                    .store
+                    .outbox
+                    .delete_many(doc! {"_id": {"$in": done}})
+                    .await
+                {
+                    // Harmless: the next pass publishes them again and JetStream (or the
+                    // consumers, past the duplicate window) drops the duplicates.
+                    tracing::warn!(%error, "published outbox entries not deleted");
+                }
+                true
+            }
+            Err(error) => {
+                self.store.metrics.publish_failed();
+                tracing::warn!(%error, retry_in = ?self.publish_backoff, "publishing to JetStream failed");
+                self.publish_retry_at = Some(Instant::now() + self.publish_backoff);
+                self.publish_backoff = (self.publish_backoff * 2).min(Duration::from_secs(5));
+                self.stream_ready = false;
+                false
+            }
+        }
+    }
+
+    async fn publish_commits(&mut self, ready: &[(String, CommitDoc)]) -> Result<(), String> {
+        if !self.stream_ready {
+            self.bus.ensure_stream().await.map_err(|e| e.to_string())?;
+            self.stream_ready = true;
+        }
+        let mut envelopes = Vec::new();
+        for (_, commit) in ready {
+            envelopes.extend(commit.envelopes().map_err(|e| e.to_string())?);
+        }
+        self.bus
+            .publish(&envelopes)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store.metrics.published(envelopes.len());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Work {
+    discard: Vec<String>,
+    sequenced: Vec<(String, CommitDoc)>,
+    unsequenced: Vec<(String, CommitDoc)>,
+}

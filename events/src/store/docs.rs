@@ -1,0 +1,219 @@
+//! The documents the store keeps in MongoDB, and their conversion to envelopes.
+
+use bson::{Bson, DateTime as BsonDateTime};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{EventEnvelope, StreamId};
+use crate::store::StoreError;
+
+/// One append: all its events in one document, so the append is atomic without transactions.
+/// `_id` is `<stream>/<first_version>`: two writers that loaded the same head build the same
+/// `_id`, and the unique `_id` lets exactly one of them in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CommitDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub first_version: i64,
+    pub last_version: i64,
+    /// Identifies the attempt that wrote this commit; the outbox entry and the idempotency
+    /// record carry it too, so a leftover of a lost race is recognised.
+    pub append_id: String,
+    pub recorded_at: BsonDateTime,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub actor: String,
+    pub idempotency_key: Option<String>,
+    /// Global position of the first event; set by the relay when it sequences the commit.
+    pub position: Option<i64>,
+    pub events: Vec<CommittedEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CommittedEvent {
+    pub event_id: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub occurred_at: BsonDateTime,
+    pub payload: Bson,
+}
+
+impl CommitDoc {
+    pub(crate) fn stream(&self) -> StreamId {
+        StreamId {
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+        }
+    }
+
+    pub(crate) fn envelopes(&self) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                Ok(EventEnvelope {
+                    event_id: parse_uuid(&event.event_id)?,
+                    aggregate_type: self.aggregate_type.clone(),
+                    aggregate_id: self.aggregate_id.clone(),
+                    version: to_u64(event.version)?,
+                    position: self
+                        .position
+                        .map(|first| to_u64(first + index as i64))
+                        .transpose()?,
+                    event_type: event.event_type.clone(),
+                    schema_version: u32::try_from(event.schema_version)
+                        .map_err(|_| StoreError::corrupt("negative schema version"))?,
+                    occurred_at: event.occurred_at.to_chrono(),
+                    recorded_at: self.recorded_at.to_chrono(),
+                    correlation_id: self.correlation_id.clone(),
+                    causation_id: self.causation_id.clone(),
+                    actor: self.actor.clone(),
+                    payload: event.payload.clone().into_relaxed_extjson(),
+                })
+            })
+            .collect()
+    }
+
+    /// The `events` documents of this commit once it has a position.
+    pub(crate) fn log_docs(&self, first_position: i64) -> Vec<LogDoc> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| LogDoc {
+                position: first_position + index as i64,
+                event_id: event.event_id.clone(),
+                aggregate_type: self.aggregate_type.clone(),
+                aggregate_id: self.aggregate_id.clone(),
+                version: event.version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                occurred_at: event.occurred_at,
+                recorded_at: self.recorded_at,
+                correlation_id: self.correlation_id.clone(),
+                causation_id: self.causation_id.clone(),
+                actor: self.actor.clone(),
+                payload: event.payload.clone(),
+                commit_id: self.id.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One event of the global log (`events` collection), `_id` = its position. Written only by the
+/// relay, in position order, so the collection is also the store read forward.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LogDoc {
+    #[serde(rename = "_id")]
+    pub position: i64,
+    pub event_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub occurred_at: BsonDateTime,
+    pub recorded_at: BsonDateTime,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub actor: String,
+    pub payload: Bson,
+    pub commit_id: String,
+}
+
+impl LogDoc {
+    pub(crate) fn into_envelope(self) -> Result<EventEnvelope, StoreError> {
+        Ok(EventEnvelope {
+            event_id: parse_uuid(&self.event_id)?,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            version: to_u64(self.version)?,
+            position: Some(to_u64(self.position)?),
+            event_type: self.event_type,
+            schema_version: u32::try_from(self.schema_version)
+                .map_err(|_| StoreError::corrupt("negative schema version"))?,
+            occurred_at: self.occurred_at.to_chrono(),
+            recorded_at: self.recorded_at.to_chrono(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            actor: self.actor,
+            payload: self.payload.into_relaxed_extjson(),
+        })
+    }
+}
+
+/// A pending publication: written before its commit (intent first), deleted once the commit's
+/// events are sequenced and acknowledged by JetStream. The relay polls this small collection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxDoc {
+    /// The append id: a lost race leaves an entry whose commit belongs to someone else.
+    #[serde(rename = "_id")]
+    pub append_id: String,
+    pub commit_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub first_version: i64,
+    pub created_at: BsonDateTime,
+}
+
+/// The latest known state of a stream: a hint for finding its head (never trusted alone: the
+/// chain of commits after it is always followed) and an optional snapshot of aggregate state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct HeadDoc {
+    #[serde(rename = "_id")]
+    pub stream: String,
+    pub version: i64,
+    pub commit_id: Option<String>,
+    #[serde(default)]
+    pub snapshot: Option<SnapshotDoc>,
+    pub updated_at: BsonDateTime,
+}
+
+/// Aggregate state as of `version`; loading starts from it and replays only later commits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SnapshotDoc {
+    pub version: i64,
+    pub commit_id: String,
+    pub schema: i32,
+    pub state: Bson,
+}
+
+/// Claims an idempotency key for one append attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IdempotencyDoc {
+    #[serde(rename = "_id")]
+    pub key: String,
+    pub fingerprint: String,
+    pub commit_id: String,
+    pub append_id: String,
+    pub created_at: BsonDateTime,
+}
+
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::corrupt("negative version or position"))
+}
+
+pub(crate) fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::corrupt("version or position beyond i64"))
+}
+
+fn parse_uuid(value: &str) -> Result<uuid::Uuid, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::corrupt(format!("event id `{value}` is not a UUID")))
+}
+
+/// MongoDB keeps milliseconds; times are cut to them before they are stored so that what is
+/// read back equals what was written.
+pub(crate) fn to_millis(time: DateTime<Utc>) -> BsonDateTime {
+    BsonDateTime::from_millis(time.timestamp_millis())
+}
+
+pub(crate) fn json_to_bson(value: &serde_json::Value) -> Result<Bson, StoreError> {
+    Bson::try_from(value.clone())
+        .map_err(|e| StoreError::Encoding(format!("payload is not storable: {e}")))
+}

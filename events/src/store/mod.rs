@@ -1,0 +1,255 @@
+//! The MongoDB event store.
+//!
+//! Collections (all access on hot paths is an insert or a point read by `_id`):
+//! - `commits`: one document per append, `_id` = `<stream>/<first_version>` (the concurrency
+//!   guard), holding the append's events.
+//! - `events`: the global log, one document per event, `_id` = position; written only by the
+//!   relay, in position order.
+//! - `outbox`: pending publications, written before the commit and deleted once published.
+//! - `heads`: per stream, a hint of its head version and an optional aggregate snapshot.
+//! - `idempotency`: claims of idempotency keys.
+//! - `relay`: the relay's lease and sequencer hint.
+
+mod append;
+pub(crate) mod docs;
+mod read;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bson::doc;
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+use tokio::sync::{oneshot, Notify};
+
+pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapshot, StreamHead};
+pub use read::{EventBatches, LoadedStream, ReadAllOptions};
+
+use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot encode: {0}")]
+    Encoding(String),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
+        StoreError::Corrupt(reason.into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {stream} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("an append needs at least one event")]
+    NoEvents,
+    #[error("idempotency key `{0}` was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("a request with idempotency key `{0}` is still being processed")]
+    IdempotencyInProgress(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<mongodb::error::Error> for AppendError {
+    fn from(error: mongodb::error::Error) -> Self {
+        AppendError::Store(StoreError::Mongo(error))
+    }
+}
+
+/// Whether the server is FerretDB, which scans on every filter but `{_id: …}` and returns a
+/// collection in insertion order, or MongoDB, which has real secondary indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    FerretDb,
+    MongoDb,
+}
+
+/// Waiters for the position of a commit, completed by the relay when it sequences the commit.
+#[derive(Default)]
+pub(crate) struct PositionWaiters {
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<u64>>>>,
+}
+
+impl PositionWaiters {
+    fn register(&self, commit_id: &str) -> oneshot::Receiver<u64> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.entry(commit_id.to_owned()).or_default().push(tx);
+        }
+        rx
+    }
+
+    pub(crate) fn complete(&self, commit_id: &str, position: u64) {
+        let senders = self
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(commit_id));
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(position);
+        }
+    }
+
+    fn forget(&self, commit_id: &str) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(commit_id);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    pub(crate) db: Database,
+    pub(crate) backend: Backend,
+    pub(crate) commits: Collection<CommitDoc>,
+    pub(crate) log: Collection<LogDoc>,
+    pub(crate) outbox: Collection<OutboxDoc>,
+    pub(crate) heads: Collection<HeadDoc>,
+    pub(crate) idempotency: Collection<IdempotencyDoc>,
+    /// Wakes the relay as soon as a commit lands instead of at its next poll.
+    pub(crate) appended: Arc<Notify>,
+    pub(crate) waiters: Arc<PositionWaiters>,
+    pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
+}
+
+/// Connects a client with settings that suit both FerretDB and MongoDB.
+pub async fn connect_client(uri: &str, app_name: &str) -> Result<Client, StoreError> {
+    let mut options = ClientOptions::parse(uri).await?;
+    options.app_name = Some(app_name.to_owned());
+    options.max_pool_size.get_or_insert(32);
+    options
+        .connect_timeout
+        .get_or_insert(Duration::from_secs(5));
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(5));
+    Ok(Client::with_options(options)?)
+}
+
+impl EventStore {
+    pub async fn open(db: Database) -> Result<Self, StoreError> {
+        let backend = detect_backend(&db).await?;
+        let store = EventStore {
+            commits: db.collection("commits"),
+            log: db.collection("events"),
+            outbox: db.collection("outbox"),
+            heads: db.collection("heads"),
+            idempotency: db.collection("idempotency"),
+            db,
+            backend,
+            appended: Arc::new(Notify::new()),
+            waiters: Arc::new(PositionWaiters::default()),
+            metrics: Arc::new(crate::metrics::StoreMetrics::default()),
+        };
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::StoreMetrics {
+        &self.metrics
+    }
+
+    /// Creates the indexes the store relies on; safe to run at every start.
+    ///
+    /// `events.event_id` unique: a commit can never be sequenced twice, even by two relays.
+    /// `commits` by stream and version: MongoDB serves `history` reads of a stream with it;
+    /// FerretDB only enforces it. Indexes are created one per call (FerretDB needs that).
+    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let unique = IndexOptions::builder().unique(true).build();
+        self.log
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"event_id": 1})
+                    .options(unique.clone())
+                    .build(),
+            )
+            .await?;
+        self.commits
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"aggregate_type": 1, "aggregate_id": 1, "first_version": 1})
+                    .options(unique)
+                    .build(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run_command(doc! {"ping": 1}).await?;
+        Ok(())
+    }
+
+    /// The position of a commit once the relay has sequenced it, waiting at most `timeout`.
+    /// The local relay answers at once; a relay in another process is noticed by polling.
+    pub async fn wait_for_position(&self, commit_id: &str, timeout: Duration) -> Option<u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut notified = self.waiters.register(commit_id);
+        let mut poll_every = Duration::from_millis(25);
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                self.waiters.forget(commit_id);
+                return None;
+            }
+            let wait = poll_every.min(deadline - now);
+            match tokio::time::timeout(wait, &mut notified).await {
+                Ok(Ok(position)) => return Some(position),
+                Ok(Err(_)) => notified = self.waiters.register(commit_id),
+                Err(_) => {
+                    if let Ok(Some(commit)) = self.commits.find_one(doc! {"_id": commit_id}).await {
+                        if let Some(position) = commit.position {
+                            self.waiters.forget(commit_id);
+                            return u64::try_from(position).ok();
+                        }
+                    }
+                    poll_every = (poll_every * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+}
+
+async fn detect_backend(db: &Database) -> Result<Backend, StoreError> {
+    let info = db.run_command(doc! {"buildInfo": 1}).await?;
+    Ok(if info.contains_key("ferretdb") {
+        Backend::FerretDb
+    } else {
+        Backend::MongoDb
+    })
+}
+
+/// Whether a MongoDB error is a unique-index violation (code 11000), however it is wrapped.
+pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errors| errors.iter().any(|e| e.code == 11000)),
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}

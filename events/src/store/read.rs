@@ -1,0 +1,238 @@
+//! Reading the store: a stream by following its commits, the global log by position.
+
+use bson::doc;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use super::append::StreamHead;
+use super::docs::{to_i64, to_u64, CommitDoc, LogDoc};
+use super::{Backend, EventStore, StoreError};
+use crate::envelope::{EventEnvelope, StreamId};
+
+/// A stream as a command handler needs it: the latest snapshot and the events after it.
+#[derive(Debug, Clone)]
+pub struct LoadedStream {
+    pub head: StreamHead,
+    /// `(version, schema, state)` of the snapshot the events follow, if any.
+    pub snapshot: Option<(u64, u32, serde_json::Value)>,
+    pub events: Vec<EventEnvelope>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReadAllOptions {
+    /// Read events with a position greater than this (0 = from the beginning).
+    pub after_position: u64,
+    /// Events per batch handed to the reader.
+    pub batch_size: usize,
+}
+
+impl Default for ReadAllOptions {
+    fn default() -> Self {
+        ReadAllOptions {
+            after_position: 0,
+            batch_size: 2_000,
+        }
+    }
+}
+
+/// Batches of the global log in position order. A background task reads the next batch while
+/// the caller works on the current one; at most two batches are held, whatever the store size.
+pub struct EventBatches {
+    receiver: mpsc::Receiver<Result<Vec<EventEnvelope>, StoreError>>,
+}
+
+impl EventBatches {
+    pub async fn next(&mut self) -> Option<Result<Vec<EventEnvelope>, StoreError>> {
+        self.receiver.recv().await
+    }
+}
+
+/// Bounds a point-read fan-out so one request cannot take the whole connection pool.
+const POINT_READ_CONCURRENCY: usize = 16;
+
+impl EventStore {
+    /// Loads a stream from its latest snapshot: one read for the snapshot, then the commits
+    /// after it by `_id`. The cost depends on how many commits follow the snapshot, not on the
+    /// length of the stream.
+    pub async fn load(&self, stream: &StreamId) -> Result<LoadedStream, StoreError> {
+        let hint = self
+            .heads
+            .find_one(doc! {"_id": stream.to_string()})
+            .await?;
+        let mut snapshot = None;
+        let mut head = StreamHead {
+            stream: stream.clone(),
+            version: 0,
+            commit_id: None,
+        };
+        if let Some(saved) = hint.and_then(|hint| hint.snapshot) {
+            let version = to_u64(saved.version)?;
+            head.version = version;
+            head.commit_id = Some(saved.commit_id);
+            snapshot = Some((
+                version,
+                saved.schema as u32,
+                saved.state.into_relaxed_extjson(),
+            ));
+        }
+        let mut events = Vec::new();
+        while let Some(commit) = self.commit_at(stream, head.version + 1).await? {
+            events.extend(commit.envelopes()?);
+            head.version = to_u64(commit.last_version)?;
+            head.commit_id = Some(commit.id);
+        }
+        Ok(LoadedStream {
+            head,
+            snapshot,
+            events,
+        })
+    }
+
+    async fn commit_at(
+        &self,
+        stream: &StreamId,
+        first_version: u64,
+    ) -> Result<Option<CommitDoc>, StoreError> {
+        Ok(self
+            .commits
+            .find_one(doc! {"_id": stream.commit_id(first_version)})
+            .await?)
+    }
+
+    /// All events of a stream with a version of at least `from_version`, in version order.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.read_stream_until(stream, from_version, |_| true).await
+    }
+
+    /// The events of a stream up to and including `version`.
+    pub async fn read_stream_at_version(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.read_stream_until(stream, 1, |e| e.version <= version)
+            .await
+    }
+
+    /// The events of a stream recorded at or before `time`.
+    pub async fn read_stream_as_of(
+        &self,
+        stream: &StreamId,
+        time: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.read_stream_until(stream, 1, |e| e.recorded_at <= time)
+            .await
+    }
+
+    /// Walks the commit chain from version 1 and keeps events from `from_version` while `keep`
+    /// holds; stops at the first event that fails it (versions and record times only grow).
+    async fn read_stream_until(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        keep: impl Fn(&EventEnvelope) -> bool,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut events = Vec::new();
+        let mut next = 1;
+        while let Some(commit) = self.commit_at(stream, next).await? {
+            next = to_u64(commit.last_version)? + 1;
+            for event in commit.envelopes()? {
+                if !keep(&event) {
+                    return Ok(events);
+                }
+                if event.version >= from_version {
+                    events.push(event);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Streams the global log from a position in batches, in position order, in constant
+    /// memory. A batch path: one cursor through `events` (FerretDB returns it in insertion
+    /// order, which is position order because only the relay appends to it, at the tail;
+    /// MongoDB walks its `_id` index).
+    pub fn read_all(&self, options: ReadAllOptions) -> EventBatches {
+        let (sender, receiver) = mpsc::channel(1);
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.pump_log(options, &sender).await {
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        EventBatches { receiver }
+    }
+
+    async fn pump_log(
+        &self,
+        options: ReadAllOptions,
+        sender: &mpsc::Sender<Result<Vec<EventEnvelope>, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let batch_size = options.batch_size.clamp(1, 100_000);
+        let filter = if options.after_position == 0 {
+            doc! {}
+        } else {
+            doc! {"_id": {"$gt": to_i64(options.after_position)?}}
+        };
+        let find = self.log.find(filter).batch_size(batch_size as u32);
+        let mut cursor = match self.backend {
+            Backend::FerretDb => find.await?,
+            Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
+        };
+        let mut batch = Vec::with_capacity(batch_size);
+        while let Some(doc) = cursor.try_next().await? {
+            batch.push(doc.into_envelope()?);
+            if batch.len() == batch_size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                if sender.send(Ok(full)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = sender.send(Ok(batch)).await;
+        }
+        Ok(())
+    }
+
+    /// The events at positions `after + 1 ..= after + count` that exist, by point reads. Dense
+    /// positions make this a keyset page whose cost does not depend on how deep it is.
+    pub async fn read_positions(
+        &self,
+        after: u64,
+        count: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let reads: Vec<_> = (1..=count as u64)
+            .map(|offset| {
+                let log = self.log.clone();
+                async move {
+                    let position = to_i64(after + offset)?;
+                    Ok::<_, StoreError>(log.find_one(doc! {"_id": position}).await?)
+                }
+            })
+            .collect();
+        let found: Vec<Option<LogDoc>> = futures::stream::iter(reads)
+            .buffered(POINT_READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        found
+            .into_iter()
+            .map_while(|doc| doc)
+            .map(LogDoc::into_envelope)
+            .collect()
+    }
+
+    /// The event at one position, if it is sequenced.
+    pub async fn event_at(&self, position: u64) -> Result<Option<EventEnvelope>, StoreError> {
+        self.log
+            .find_one(doc! {"_id": to_i64(position)?})
+            .await?
+            .map(LogDoc::into_envelope)
+            .transpose()
+    }
+}

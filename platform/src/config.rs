@@ -1,0 +1,115 @@
+//! Connection settings shared by the services. Every value comes from a flag or the
+//! environment, with defaults that point at the services `./dev up` starts.
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// MongoDB connection string (FerretDB locally, MongoDB 7 in production).
+    #[arg(
+        long,
+        env = "MONGODB_URI",
+        default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
+    )]
+    pub mongodb_uri: String,
+    /// Database holding the event store and the read models.
+    #[arg(long, env = "MONGODB_DB", default_value = "simplepro")]
+    pub mongodb_db: String,
+    /// NATS server(s), comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:34222")]
+    pub nats_url: String,
+    /// JetStream stream that carries the events.
+    #[arg(
+        long,
+        env = "SIMPLEPRO_NATS_STREAM",
+        default_value = "SIMPLEPRO_EVENTS"
+    )]
+    pub nats_stream: String,
+    /// Subject prefix of the events: `<prefix>.<aggregate_type>.<aggregate_id>`. Read-model
+    /// change notices go to `<prefix>.changes` … under a sibling prefix (see ARCHITECTURE.md).
+    #[arg(
+        long,
+        env = "SIMPLEPRO_SUBJECT_PREFIX",
+        default_value = "simplepro.events"
+    )]
+    pub subject_prefix: String,
+    /// JetStream stream replicas (3 on a NATS cluster).
+    #[arg(long, env = "SIMPLEPRO_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
+}
+
+impl ConnectionArgs {
+    pub fn bus_config(&self) -> events::BusConfig {
+        events::BusConfig {
+            stream_name: self.nats_stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            duplicate_window: Duration::from_secs(120),
+            replicas: self.nats_replicas,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// Log format.
+    #[arg(long, env = "SIMPLEPRO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() < 16 {
+            return Err("the JWT secret must be at least 16 characters".into());
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// HS256 secret that signs and verifies bearer tokens.
+    #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+}
+
+/// The business time zone: "today" and calendar weeks are computed in it.
+#[derive(Debug, Clone, Args)]
+pub struct BusinessArgs {
+    /// IANA time zone of the business, e.g. America/Chicago.
+    #[arg(long, env = "SIMPLEPRO_TIMEZONE", default_value = "America/New_York")]
+    pub timezone: String,
+}

@@ -1,0 +1,105 @@
+//! One test's isolated slice of the shared servers.
+
+use std::time::Duration;
+
+use events::{Bus, BusConfig, EventStore, Relay, RelayConfig};
+use platform::shutdown::{self, ShutdownTrigger};
+
+pub struct TestEnv {
+    pub mongodb_uri: String,
+    pub nats_url: String,
+    pub db_name: String,
+    pub bus_config: BusConfig,
+    pub client: mongodb::Client,
+    pub database: mongodb::Database,
+}
+
+impl TestEnv {
+    /// Uses `MONGODB_URI` and `NATS_URL` (as `./dev test` sets them) with a unique database,
+    /// stream and subject prefix, so tests run in parallel and beside a running system.
+    pub async fn new() -> Self {
+        let mongodb_uri = std::env::var("MONGODB_URI")
+            .unwrap_or_else(|_| "mongodb://127.0.0.1:37017/?directConnection=true".into());
+        let nats_url =
+            std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:34222".into());
+        Self::with_nats(mongodb_uri, nats_url).await
+    }
+
+    pub async fn with_nats(mongodb_uri: String, nats_url: String) -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let tag = &id[id.len() - 12..];
+        let client = events::store::connect_client(&mongodb_uri, "tests")
+            .await
+            .expect("MongoDB client (is `./dev up` running?)");
+        let db_name = format!("test_{tag}");
+        let database = client.database(&db_name);
+        TestEnv {
+            bus_config: BusConfig {
+                stream_name: format!("TEST_{tag}"),
+                subject_prefix: format!("test.{tag}.events"),
+                duplicate_window: Duration::from_secs(120),
+                replicas: 1,
+            },
+            mongodb_uri,
+            nats_url,
+            db_name,
+            client,
+            database,
+        }
+    }
+
+    pub async fn store(&self) -> EventStore {
+        EventStore::open(self.database.clone())
+            .await
+            .expect("open event store")
+    }
+
+    pub async fn nats(&self) -> async_nats::Client {
+        events::bus::connect_nats(&self.nats_url, "tests")
+            .await
+            .expect("NATS client")
+    }
+
+    pub async fn bus(&self) -> Bus {
+        Bus::new(self.nats().await, self.bus_config.clone())
+    }
+
+    /// Starts a relay for `store` in the background; it stops when the handle is dropped.
+    pub async fn start_relay(&self, store: &EventStore) -> RunningRelay {
+        let (trigger, stop) = shutdown::channel();
+        let relay = Relay::new(
+            store.clone(),
+            self.bus().await,
+            RelayConfig {
+                poll_interval: Duration::from_millis(50),
+                ..RelayConfig::default()
+            },
+        );
+        let task = tokio::spawn(relay.run(stop.wait()));
+        RunningRelay {
+            trigger,
+            task: Some(task),
+        }
+    }
+}
+
+pub struct RunningRelay {
+    trigger: ShutdownTrigger,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningRelay {
+    /// Stops the relay after its last pass.
+    pub async fn stop(mut self) {
+        self.trigger.trigger();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningRelay {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+    }
+}

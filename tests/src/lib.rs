@@ -1,0 +1,17 @@
+//! Fixtures for the integration tests: an isolated environment per test (fresh database name,
+//! fresh JetStream stream and subject prefix) on the shared local servers, and a private
+//! nats-server for tests that stop and restart NATS.
+
+mod env;
+mod nats_server;
+
+pub use env::{RunningRelay, TestEnv};
+pub use nats_server::NatsServer;
+
+/// A free TCP port on 127.0.0.1 (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}

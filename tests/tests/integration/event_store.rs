@@ -1,0 +1,274 @@
+//! The MongoDB event store: concurrency, idempotency and reads.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use events::store::ReadAllOptions;
+use events::{
+    AppendError, AppendRequest, EventMetadata, Expected, IdempotencyKey, NewEvent, StreamId,
+};
+use serde_json::json;
+use tests::TestEnv;
+
+pub(crate) fn event(n: u64) -> NewEvent {
+    NewEvent::new("Tested", 1, Utc::now(), json!({"n": n}))
+}
+
+pub(crate) fn request(
+    stream: &StreamId,
+    expected: Expected,
+    events: Vec<NewEvent>,
+) -> AppendRequest {
+    AppendRequest {
+        stream: stream.clone(),
+        expected,
+        events,
+        metadata: EventMetadata {
+            correlation_id: "corr".into(),
+            causation_id: None,
+            actor: "tester".into(),
+        },
+        idempotency: None,
+        snapshot: None,
+    }
+}
+
+pub(crate) fn stream(kind: &str) -> StreamId {
+    StreamId::new(kind, uuid::Uuid::now_v7().to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn two_writers_racing_on_one_stream_exactly_one_wins_and_the_other_learns_the_version() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let s = stream("job");
+    store
+        .append(request(&s, Expected::Version(0), vec![event(1)]))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let head = store.head(&s).await.unwrap();
+        let a = store.append(request(
+            &s,
+            Expected::Head(head.clone()),
+            vec![event(2), event(3)],
+        ));
+        let b = store.append(request(&s, Expected::Head(head.clone()), vec![event(4)]));
+        let (a, b) = tokio::join!(a, b);
+        let (winner, loser) = match (a, b) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+            other => panic!("expected exactly one winner, got {other:?}"),
+        };
+        match loser {
+            AppendError::Conflict {
+                expected, actual, ..
+            } => {
+                assert_eq!(expected, head.version());
+                assert_eq!(actual, winner.last_version);
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    let events = store.read_stream(&s, 1).await.unwrap();
+    let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_stale_or_future_expected_version_is_rejected_with_the_actual_version() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let s = stream("customer");
+    store
+        .append(request(
+            &s,
+            Expected::Version(0),
+            vec![event(1), event(2), event(3)],
+        ))
+        .await
+        .unwrap();
+    for expected in [0, 1, 2, 7] {
+        match store
+            .append(request(&s, Expected::Version(expected), vec![event(9)]))
+            .await
+        {
+            Err(AppendError::Conflict {
+                actual,
+                expected: e,
+                ..
+            }) => {
+                assert_eq!((actual, e), (3, expected));
+            }
+            other => panic!("expected version {expected}: got {other:?}"),
+        }
+    }
+    store
+        .append(request(&s, Expected::Version(3), vec![event(4)]))
+        .await
+        .unwrap();
+    assert_eq!(store.head(&s).await.unwrap().version(), 4);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_appenders_on_distinct_streams_all_succeed_with_unique_ordered_positions()
+{
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let relay = env.start_relay(&store).await;
+    let appends = (0..50).map(|i| {
+        let store = store.clone();
+        async move {
+            let s = stream("thread");
+            let outcome = store
+                .append(request(
+                    &s,
+                    Expected::Version(0),
+                    vec![event(i), event(i + 1000)],
+                ))
+                .await
+                .unwrap();
+            store
+                .wait_for_position(&outcome.commit_id, std::time::Duration::from_secs(10))
+                .await
+                .expect("sequenced")
+        }
+    });
+    let firsts: Vec<u64> = futures::future::join_all(appends).await;
+    let unique: HashSet<u64> = firsts.iter().copied().collect();
+    assert_eq!(unique.len(), 50);
+    let mut all = Vec::new();
+    let mut batches = store.read_all(ReadAllOptions {
+        after_position: 0,
+        batch_size: 7,
+    });
+    while let Some(batch) = batches.next().await {
+        all.extend(batch.unwrap());
+    }
+    let positions: Vec<u64> = all.iter().map(|e| e.position.unwrap()).collect();
+    assert_eq!(
+        positions,
+        (1..=100).collect::<Vec<_>>(),
+        "dense and in order"
+    );
+    // The two events of each commit are adjacent and in version order.
+    for first in firsts {
+        let a = &all[first as usize - 1];
+        let b = &all[first as usize];
+        assert_eq!(
+            (a.aggregate_id.clone(), a.version),
+            (b.aggregate_id.clone(), 1)
+        );
+        assert_eq!(b.version, 2);
+    }
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_writes_once_and_returns_the_first_result() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let s = stream("job");
+    let key = IdempotencyKey {
+        key: "user-1:abc".into(),
+        fingerprint: "f1".into(),
+    };
+    let mut first = request(&s, Expected::Any, vec![event(1)]);
+    first.idempotency = Some(key.clone());
+    let original = store.append(first.clone()).await.unwrap();
+    assert!(!original.replayed);
+    let mut again = first.clone();
+    again.events = vec![event(2)];
+    let replay = store.append(again).await.unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.event_ids, original.event_ids);
+    assert_eq!(replay.commit_id, original.commit_id);
+    assert_eq!(store.read_stream(&s, 1).await.unwrap().len(), 1);
+
+    let mut other = first;
+    other.idempotency = Some(IdempotencyKey {
+        fingerprint: "f2".into(),
+        ..key
+    });
+    assert!(matches!(
+        store.append(other).await,
+        Err(AppendError::IdempotencyKeyReused(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_write_once() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let s = stream("job");
+    let key = IdempotencyKey {
+        key: "user-2:xyz".into(),
+        fingerprint: "f".into(),
+    };
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        let mut req = request(&s, Expected::Any, vec![event(i)]);
+        req.idempotency = Some(key.clone());
+        async move { store.append(req).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert!(!ok.is_empty());
+    assert!(
+        ok.iter().all(|o| o.commit_id == ok[0].commit_id),
+        "all answers name one commit"
+    );
+    for result in &results {
+        if let Err(error) = result {
+            assert!(
+                matches!(
+                    error,
+                    AppendError::IdempotencyInProgress(_) | AppendError::Conflict { .. }
+                ),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(store.read_stream(&s, 1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_reads_as_of_a_version_and_a_time_and_loads_from_its_snapshot() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let s = stream("customer");
+    store
+        .append(request(&s, Expected::Version(0), vec![event(1), event(2)]))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut with_snapshot = request(&s, Expected::Version(2), vec![event(3)]);
+    with_snapshot.snapshot = Some(events::store::Snapshot {
+        schema: 1,
+        state: json!({"count": 3}),
+    });
+    store.append(with_snapshot).await.unwrap();
+    store
+        .append(request(&s, Expected::Version(3), vec![event(4)]))
+        .await
+        .unwrap();
+
+    let at_two = store.read_stream_at_version(&s, 2).await.unwrap();
+    assert_eq!(
+        at_two.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let as_of = store.read_stream_as_of(&s, between).await.unwrap();
+    assert_eq!(as_of.len(), 2);
+    assert_eq!(store.read_stream(&s, 3).await.unwrap().len(), 2);
+
+    let loaded = store.load(&s).await.unwrap();
+    assert_eq!(loaded.snapshot, Some((3, 1, json!({"count": 3}))));
+    assert_eq!(
+        loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(loaded.head.version(), 4);
+    assert_eq!(loaded.events[0].payload, json!({"n": 4}));
+}
