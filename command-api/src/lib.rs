@@ -1,1 +1,175 @@
-//! placeholder
+//! The write side of SimplePro: an HTTP API that turns requests into domain commands, decides
+//! them with the pure `domain` crate and appends the resulting events to the event store.
+//!
+//! - [`Config`] and [`run`]: flags and environment, MongoDB and NATS connections, the
+//!   in-process outbox relay (so appended events reach JetStream) and the HTTP server.
+//! - `request`: the request extractor (caller, `If-Match`, `Idempotency-Key`, correlation id,
+//!   body) and `parse`, which turns a JSON object into domain values listing every bad field.
+//! - `execute`: the one load → decide → append path shared by every endpoint: snapshot
+//!   loading, optimistic concurrency, retries, idempotent replays and the response shape.
+//! - `authz`: who may issue which command (the authorization matrix).
+//! - `email`: customer email reservations, unique under concurrency.
+//! - `routes`: one module per aggregate with its handlers and cross-aggregate checks.
+//! - `openapi`: the OpenAPI document served at `/openapi.json`.
+//! - `observe`: correlation ids and response counters for `/metrics`.
+
+mod authz;
+mod email;
+mod errors;
+mod execute;
+mod observe;
+mod openapi;
+mod parse;
+mod request;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::enums::Role;
+use domain::ids::UserId;
+use domain::money::Currency;
+use events::{Bus, EventStore, Relay, RelayConfig};
+use platform::auth::{Caller, JwtKeys};
+use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, TelemetryArgs};
+use platform::shutdown::Shutdown;
+use tokio::net::TcpListener;
+
+pub use execute::CommandAccepted;
+pub use openapi::openapi;
+
+/// Settings of the command API, from flags or the environment.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "command-api", about = "SimplePro command API")]
+pub struct Config {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub business: BusinessArgs,
+    /// Address the HTTP server listens on.
+    #[arg(
+        long,
+        env = "SIMPLEPRO_COMMAND_API_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: SocketAddr,
+    /// The one business currency; money in any other currency is refused.
+    #[arg(long, env = "SIMPLEPRO_CURRENCY", default_value = "USD", value_parser = parse_currency)]
+    pub currency: Currency,
+    /// Largest accepted request body.
+    #[arg(long, env = "SIMPLEPRO_MAX_BODY_BYTES", default_value_t = 65_536)]
+    pub max_body_bytes: usize,
+    /// How long a command waits for its events' global position (the consistency token).
+    #[arg(long, env = "SIMPLEPRO_POSITION_WAIT_MS", default_value_t = 1_000)]
+    pub position_wait_ms: u64,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Prints a bearer token signed with the JWT secret (for development and scripts).
+    MintToken {
+        #[arg(long)]
+        user_id: UserId,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: i64,
+    },
+}
+
+fn parse_currency(raw: &str) -> Result<Currency, String> {
+    Currency::parse(raw).map_err(|e| e.reason)
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    raw.parse::<Role>().map_err(|e| e.reason)
+}
+
+/// A signed development token for the `mint-token` subcommand.
+pub fn mint_token(
+    config: &Config,
+    user_id: UserId,
+    name: &str,
+    role: Role,
+    ttl_hours: i64,
+) -> anyhow::Result<String> {
+    let keys = JwtKeys::new(&config.auth.jwt_secret);
+    let caller = Caller {
+        user_id,
+        name: name.to_owned(),
+        role,
+    };
+    keys.mint(&caller, chrono::Duration::hours(ttl_hours))
+        .context("signing the token")
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: EventStore,
+    pub(crate) keys: Arc<JwtKeys>,
+    pub(crate) currency: Currency,
+    pub(crate) position_wait: Duration,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) emails: email::Reservations,
+    pub(crate) counters: Arc<observe::ResponseCounters>,
+    pub(crate) locks: Arc<execute::StreamLocks>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<JwtKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.keys.clone()
+    }
+}
+
+/// Connects to MongoDB and NATS, runs the outbox relay and serves until `shutdown`; the relay
+/// makes a last pass after the server has finished its in-flight requests.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let connection = &config.connection;
+    let client = events::store::connect_client(&connection.mongodb_uri, "command-api")
+        .await
+        .context("connecting to MongoDB")?;
+    let database = client.database(&connection.mongodb_db);
+    let store = EventStore::open(database.clone())
+        .await
+        .context("opening the event store")?;
+    let nats = events::bus::connect_nats(&connection.nats_url, "command-api")
+        .await
+        .context("connecting to NATS")?;
+    let bus = Bus::new(nats.clone(), connection.bus_config());
+
+    let (stop_relay, relay_stopped) = platform::shutdown::channel();
+    let relay = Relay::new(store.clone(), bus, RelayConfig::default());
+    let relay_task = tokio::spawn(relay.run(relay_stopped.wait()));
+
+    let state = AppState {
+        store,
+        keys: Arc::new(JwtKeys::new(&config.auth.jwt_secret)),
+        currency: config.currency,
+        position_wait: Duration::from_millis(config.position_wait_ms),
+        max_body_bytes: config.max_body_bytes,
+        emails: email::Reservations::new(&database),
+        counters: Arc::default(),
+        locks: Arc::default(),
+    };
+    let readiness = platform::http::Readiness { database, nats };
+    let router = routes::router(state).merge(platform::http::health_routes(readiness));
+    tracing::info!(address = ?listener.local_addr().ok(), "command API listening");
+    let served = platform::http::serve(listener, router, shutdown, Duration::from_secs(10)).await;
+    stop_relay.trigger();
+    if let Err(error) = relay_task.await {
+        tracing::error!(%error, "relay task failed");
+    }
+    served.context("serving HTTP")
+}

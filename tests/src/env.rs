@@ -83,6 +83,40 @@ impl TestEnv {
     }
 }
 
+impl Drop for TestEnv {
+    /// Drops the test's database so repeated runs do not pile up databases on the shared server.
+    /// A fresh client on its own thread: the test's runtime may already be shutting down.
+    fn drop(&mut self) {
+        if std::env::var_os("SIMPLEPRO_KEEP_TEST_DATA").is_some() {
+            return;
+        }
+        let uri = self.mongodb_uri.clone();
+        let name = self.db_name.clone();
+        let nats_url = self.nats_url.clone();
+        let stream = self.bus_config.stream_name.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = events::store::connect_client(&uri, "tests-cleanup").await {
+                    let _ = client.database(&name).drop().await;
+                }
+                let connected = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    async_nats::connect(nats_url.as_str()),
+                )
+                .await;
+                if let Ok(Ok(nats)) = connected {
+                    let _ = async_nats::jetstream::new(nats).delete_stream(&stream).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 pub struct RunningRelay {
     trigger: ShutdownTrigger,
     task: Option<tokio::task::JoinHandle<()>>,

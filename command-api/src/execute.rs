@@ -1,0 +1,374 @@
+//! The one path every command takes: load the aggregate (snapshot + later events), decide,
+//! append with the loaded head as the concurrency guard and a fresh snapshot, then wait for
+//! the global position of the new events (the consistency token).
+//!
+//! Without `If-Match` a lost race is retried from the load (at most [`ATTEMPTS`] times), so
+//! concurrent commands to one aggregate all succeed in some order; with `If-Match` the caller
+//! asked for a specific version, so a race is a 412. An `Idempotency-Key` whose request
+//! already completed answers with the original result and writes nothing.
+//!
+//! Within one process, commands to one stream take turns ([`StreamLocks`]): they would only
+//! lose the append race to each other and burn their retries. The unique commit id stays the
+//! guard between processes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use domain::{Aggregate, DomainEvent};
+use events::store::{Snapshot, StreamHead};
+use events::{
+    AppendError, AppendOutcome, AppendRequest, EventMetadata, Expected, NewEvent, StreamId,
+};
+use platform::problem::Problem;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::errors;
+use crate::request::CommandContext;
+use crate::AppState;
+
+/// Loads, decides and appends at most this many times when other writers keep winning.
+const ATTEMPTS: usize = 3;
+
+/// One async lock per stream that has a command in flight in this process.
+#[derive(Default)]
+pub(crate) struct StreamLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl StreamLocks {
+    async fn lock(&self, stream: &StreamId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Entries nobody holds or waits for are dropped, so the map stays as small as the
+            // number of streams being written right now.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            locks.entry(stream.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// The answer to every accepted command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct CommandAccepted {
+    /// `customer`, `job`, `user`, `crew_member` or `thread`.
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    /// The aggregate's version after the command; send it back as `If-Match`.
+    pub version: u64,
+    /// Ids of the appended events; empty when the command changed nothing.
+    pub event_ids: Vec<Uuid>,
+    /// Global position of the last appended event: pass it as `min_position` to the query
+    /// API to read your own write. Null when it was not known in time or nothing changed.
+    pub position: Option<u64>,
+    /// Number of the posted message within its thread (message posts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Id of the posted message (message posts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+}
+
+/// What a handler decided to do once it saw the current state.
+pub(crate) enum Decision<C> {
+    Run(C),
+    /// Nothing to do (e.g. the direct thread already exists): answer with the current version.
+    Unchanged,
+}
+
+/// An accepted command: the events it produced (or, for a replay, produced the first time).
+pub(crate) struct Accepted<A: Aggregate> {
+    pub(crate) id: Uuid,
+    pub(crate) version: u64,
+    pub(crate) event_ids: Vec<Uuid>,
+    pub(crate) events: Vec<A::Event>,
+    pub(crate) position: Option<u64>,
+    pub(crate) replayed: bool,
+}
+
+impl<A: Aggregate> Accepted<A> {
+    /// 201 for a create that created something, else 200; the body and headers.
+    pub(crate) fn respond(
+        self,
+        create: bool,
+        extra: impl FnOnce(&[A::Event], &mut CommandAccepted),
+    ) -> Response {
+        let status = if create && !self.event_ids.is_empty() {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let mut body = CommandAccepted {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: self.id,
+            version: self.version,
+            event_ids: self.event_ids,
+            position: self.position,
+            seq: None,
+            message_id: None,
+        };
+        extra(&self.events, &mut body);
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(position) = self.position {
+            headers.insert("x-consistency-token", HeaderValue::from(position));
+        }
+        if self.replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+pub(crate) fn stream_of<A: Aggregate>(id: Uuid) -> StreamId {
+    StreamId {
+        aggregate_type: A::TYPE.to_owned(),
+        aggregate_id: id.to_string(),
+    }
+}
+
+/// The current state of an aggregate and the head it was read at. A snapshot of another
+/// schema version (or one that no longer deserializes) is ignored and the state rebuilt
+/// from the first event.
+pub(crate) async fn load<A: Aggregate>(
+    app: &AppState,
+    id: Uuid,
+) -> Result<(A::State, StreamHead), Problem> {
+    let stream = stream_of::<A>(id);
+    let loaded = app
+        .store
+        .load(&stream)
+        .await
+        .map_err(|e| errors::store(&e))?;
+    let from_snapshot = match loaded.snapshot {
+        None => Some(A::State::default()),
+        Some((_, schema, state)) if schema == A::SNAPSHOT_VERSION => {
+            match serde_json::from_value::<A::State>(state) {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    tracing::warn!(%error, %stream, "snapshot does not deserialize; replaying");
+                    None
+                }
+            }
+        }
+        Some(_) => None,
+    };
+    let (state, envelopes) = match from_snapshot {
+        Some(state) => (state, loaded.events),
+        None => {
+            let all = app
+                .store
+                .read_stream(&stream, 1)
+                .await
+                .map_err(|e| errors::store(&e))?;
+            (A::State::default(), all)
+        }
+    };
+    let head = loaded.head;
+    let mut state = state;
+    for envelope in envelopes
+        .into_iter()
+        .filter(|e| e.version <= head.version())
+    {
+        let event = decode::<A>(&envelope.event_type, envelope.payload, &stream)?;
+        state = A::evolve(state, &event);
+    }
+    Ok((state, head))
+}
+
+fn decode<A: Aggregate>(
+    event_type: &str,
+    payload: serde_json::Value,
+    stream: &StreamId,
+) -> Result<A::Event, Problem> {
+    A::Event::from_payload(event_type, payload).map_err(|error| {
+        tracing::error!(%error, %stream, "stored event does not decode");
+        Problem::internal()
+    })
+}
+
+/// The answer an earlier request with the same idempotency key got, if it completed.
+pub(crate) async fn replay<A: Aggregate>(
+    app: &AppState,
+    context: &CommandContext,
+) -> Result<Option<Accepted<A>>, Problem> {
+    let Some(key) = &context.idempotency else {
+        return Ok(None);
+    };
+    match app.store.idempotent_outcome(key).await {
+        Ok(None) => Ok(None),
+        Ok(Some(outcome)) => replayed::<A>(app, outcome).await.map(Some),
+        Err(error) => Err(errors::append(&error)),
+    }
+}
+
+async fn replayed<A: Aggregate>(
+    app: &AppState,
+    outcome: AppendOutcome,
+) -> Result<Accepted<A>, Problem> {
+    let id = Uuid::parse_str(&outcome.stream.aggregate_id).map_err(|_| {
+        tracing::error!(stream = %outcome.stream, "idempotent outcome of a stream that is not ours");
+        Problem::internal()
+    })?;
+    // The original events, so that per-command extras (a message's seq) are answered again.
+    let envelopes = app
+        .store
+        .read_stream(&outcome.stream, outcome.first_version)
+        .await
+        .map_err(|e| errors::store(&e))?;
+    let mut events = Vec::new();
+    for envelope in envelopes
+        .into_iter()
+        .filter(|e| e.version <= outcome.last_version)
+    {
+        events.push(decode::<A>(
+            &envelope.event_type,
+            envelope.payload,
+            &outcome.stream,
+        )?);
+    }
+    let position = match outcome.position {
+        Some(first) => Some(first + outcome.event_ids.len().saturating_sub(1) as u64),
+        None => last_position(app, &outcome).await,
+    };
+    Ok(Accepted {
+        id,
+        version: outcome.last_version,
+        event_ids: outcome.event_ids,
+        events,
+        position,
+        replayed: true,
+    })
+}
+
+/// Position of the last event of a commit; the store reports the commit's first position.
+async fn last_position(app: &AppState, outcome: &AppendOutcome) -> Option<u64> {
+    app.store
+        .wait_for_position(&outcome.commit_id, app.position_wait)
+        .await
+        .map(|first| first + outcome.event_ids.len().saturating_sub(1) as u64)
+}
+
+/// Loads aggregate `id`, lets `command` look at its state and pick a command, decides it and
+/// appends the events. `command` may refuse (403, 422…) after seeing the state.
+pub(crate) async fn execute<A, F>(
+    app: &AppState,
+    context: &CommandContext,
+    id: Uuid,
+    mut command: F,
+) -> Result<Accepted<A>, Problem>
+where
+    A: Aggregate,
+    F: FnMut(&A::State) -> Result<Decision<A::Command>, Problem>,
+{
+    if let Some(done) = replay::<A>(app, context).await? {
+        return Ok(done);
+    }
+    let stream = stream_of::<A>(id);
+    let turn = app.locks.lock(&stream).await;
+    let attempts = if context.if_match.is_some() {
+        1
+    } else {
+        ATTEMPTS
+    };
+    let mut last_conflict = 0;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            // Another process won; a little jitter keeps the losers from colliding again.
+            let jitter = Uuid::new_v4().as_u128() % 20;
+            tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
+        }
+        let (state, head) = load::<A>(app, id).await?;
+        if let Some(expected) = context.if_match {
+            if expected != head.version() {
+                return Err(errors::stale(expected, head.version()));
+            }
+        }
+        let command = match command(&state)? {
+            Decision::Run(command) => command,
+            Decision::Unchanged => return Ok(unchanged(id, &head)),
+        };
+        let events =
+            A::decide(&state, command).map_err(|e| errors::domain(&e, A::TYPE, &id.to_string()))?;
+        if events.is_empty() {
+            return Ok(unchanged(id, &head));
+        }
+        let new_state = events.iter().fold(state, A::evolve);
+        let now = Utc::now();
+        let snapshot = match serde_json::to_value(&new_state) {
+            Ok(state) => Some(Snapshot {
+                schema: A::SNAPSHOT_VERSION,
+                state,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, %stream, "state does not serialize; no snapshot");
+                None
+            }
+        };
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected: Expected::Head(head),
+            events: events
+                .iter()
+                .map(|e| {
+                    NewEvent::new(
+                        e.event_type(),
+                        A::Event::SCHEMA_VERSION,
+                        now,
+                        e.to_payload(),
+                    )
+                })
+                .collect(),
+            metadata: EventMetadata {
+                correlation_id: context.correlation_id.clone(),
+                causation_id: context.idempotency.as_ref().map(|key| key.key.clone()),
+                actor: context.caller.user_id.to_string(),
+            },
+            idempotency: context.idempotency.clone(),
+            snapshot,
+        };
+        match app.store.append(request).await {
+            Ok(outcome) if outcome.replayed => return replayed::<A>(app, outcome).await,
+            Ok(outcome) => {
+                drop(turn);
+                let position = last_position(app, &outcome).await;
+                return Ok(Accepted {
+                    id,
+                    version: outcome.last_version,
+                    event_ids: outcome.event_ids,
+                    events,
+                    position,
+                    replayed: false,
+                });
+            }
+            Err(AppendError::Conflict { actual, .. }) => {
+                if let Some(expected) = context.if_match {
+                    return Err(errors::stale(expected, actual));
+                }
+                last_conflict = actual;
+            }
+            Err(error) => return Err(errors::append(&error)),
+        }
+    }
+    Err(errors::version_conflict(last_conflict))
+}
+
+fn unchanged<A: Aggregate>(id: Uuid, head: &StreamHead) -> Accepted<A> {
+    Accepted {
+        id,
+        version: head.version(),
+        event_ids: Vec::new(),
+        events: Vec::new(),
+        position: None,
+        replayed: false,
+    }
+}

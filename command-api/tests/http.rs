@@ -1,0 +1,1116 @@
+//! The command API end to end: the service runs in-process on port 0 against the shared
+//! FerretDB and NATS, each test in its own database, JetStream stream and subject prefix.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use command_api::Config;
+use domain::enums::Role;
+use events::{EventStore, StreamId};
+use platform::auth::{Caller, JwtKeys};
+use platform::config::Secret;
+use platform::shutdown::ShutdownTrigger;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::TestEnv;
+use uuid::Uuid;
+
+const SECRET: &str = "command-api-test-secret-0123456789";
+const MAX_BODY: usize = 16 * 1024;
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    env: Arc<TestEnv>,
+    keys: JwtKeys,
+    admin: String,
+    stop: Option<ShutdownTrigger>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn id(&self) -> Uuid {
+        self.body["aggregate_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no aggregate_id in {}", self.body))
+    }
+
+    fn version(&self) -> u64 {
+        self.body["version"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no version in {}", self.body))
+    }
+
+    fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_on(Arc::new(TestEnv::new().await)).await
+}
+
+async fn spawn_on(env: Arc<TestEnv>) -> TestApp {
+    let max_body = MAX_BODY.to_string();
+    let config = Config::try_parse_from([
+        "command-api",
+        "--mongodb-uri",
+        &env.mongodb_uri,
+        "--mongodb-db",
+        &env.db_name,
+        "--nats-url",
+        &env.nats_url,
+        "--nats-stream",
+        &env.bus_config.stream_name,
+        "--subject-prefix",
+        &env.bus_config.subject_prefix,
+        "--jwt-secret",
+        SECRET,
+        "--currency",
+        "USD",
+        "--max-body-bytes",
+        &max_body,
+        "--position-wait-ms",
+        "5000",
+    ])
+    .expect("test config parses");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, shutdown) = platform::shutdown::channel();
+    let task = tokio::spawn(command_api::run(config, listener, shutdown));
+    let keys = JwtKeys::new(&Secret::new(SECRET));
+    let client = reqwest::Client::new();
+    let mut app = TestApp {
+        base,
+        client,
+        env,
+        keys,
+        admin: String::new(),
+        stop: Some(stop),
+        task: Some(task),
+    };
+    app.admin = app.token(Uuid::now_v7(), Role::Admin);
+    for _ in 0..200 {
+        if let Ok(reply) = app.client.get(format!("{}/healthz", app.base)).send().await {
+            if reply.status().is_success() {
+                return app;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("command API did not start");
+}
+
+impl TestApp {
+    fn token(&self, user_id: Uuid, role: Role) -> String {
+        let caller = Caller {
+            user_id: user_id.into(),
+            name: "Test User".into(),
+            role,
+        };
+        self.keys.mint(&caller, chrono::Duration::hours(1)).unwrap()
+    }
+
+    fn role_token(&self, role: Role) -> String {
+        self.token(Uuid::now_v7(), role)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(token), Some(body), &[])
+            .await
+    }
+
+    async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            Some(body),
+            headers,
+        )
+        .await
+    }
+
+    async fn raw(&self, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn customer(&self) -> Uuid {
+        let email = format!("{}@example.com", Uuid::now_v7().simple());
+        let reply = self
+            .post("/v1/customers", &self.admin, customer_body(&email))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.id()
+    }
+
+    async fn job(&self) -> Uuid {
+        let customer = self.customer().await;
+        let reply = self.post("/v1/jobs", &self.admin, job_body(customer)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.id()
+    }
+
+    /// A registered user and a token for them.
+    async fn user(&self, role: Role) -> (Uuid, String) {
+        let reply = self
+            .post(
+                "/v1/users",
+                &self.admin,
+                json!({"display_name": "Sam Staff", "email": format!("{}@simplepro.example", Uuid::now_v7().simple()), "role": role.as_str()}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let id = reply.id();
+        (id, self.token(id, role))
+    }
+
+    async fn crew_member(&self, user_id: Option<Uuid>) -> Uuid {
+        let reply = self
+            .post(
+                "/v1/crew-members",
+                &self.admin,
+                json!({"name": "Cris Crew", "skills": ["piano", "piano", "packing"], "user_id": user_id}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.id()
+    }
+
+    async fn store(&self) -> EventStore {
+        self.env.store().await
+    }
+
+    async fn stop(mut self) -> Arc<TestEnv> {
+        if let Some(stop) = self.stop.take() {
+            stop.trigger();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("run task").expect("run finished cleanly");
+        }
+        self.env.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.trigger();
+        }
+    }
+}
+
+fn customer_body(email: &str) -> Value {
+    json!({
+        "first_name": "Ana", "last_name": "Silva", "email": email, "phone": "555-123-4567",
+        "referral_source": "google",
+        "address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "62701"}
+    })
+}
+
+fn job_body(customer: Uuid) -> Value {
+    json!({
+        "customer_id": customer, "service_type": "local_move",
+        "origin": {"line1": "1 Main St", "city": "Springfield"},
+        "destination": {"line1": "2 Oak Ave", "city": "Springfield"},
+        "estimated_price": {"amount_minor": 125000, "currency": "USD"},
+        "notes": "piano"
+    })
+}
+
+fn slot(day: u32) -> Value {
+    json!({"date": format!("2030-03-{day:02}"), "window": {"start": "08:00", "end": "12:00:00"}})
+}
+
+fn stream(kind: &str, id: Uuid) -> StreamId {
+    StreamId::new(kind, id.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn customer_commands_answer_with_version_events_and_position() {
+    let app = spawn_app().await;
+    let sales = app.role_token(Role::Sales);
+    let reply = app
+        .post_with(
+            "/v1/customers",
+            &sales,
+            customer_body("Ana@Example.com"),
+            &[("x-correlation-id", "corr-1")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["aggregate_type"], "customer");
+    assert_eq!(reply.version(), 1);
+    assert_eq!(reply.body["event_ids"].as_array().unwrap().len(), 1);
+    let position = reply.body["position"].as_u64().expect("position known");
+    assert_eq!(
+        reply.header("x-consistency-token"),
+        Some(position.to_string().as_str())
+    );
+    assert_eq!(reply.header("x-correlation-id"), Some("corr-1"));
+    let id = reply.id();
+
+    let reply = app
+        .post(
+            &format!("/v1/customers/{id}/contact"),
+            &sales,
+            json!({"phone": "555-000-1111", "email": "ana.new@example.com"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.version(), 2);
+    assert!(reply.body["position"].as_u64().unwrap() > position);
+
+    let reply = app
+        .post(
+            &format!("/v1/customers/{id}/status"),
+            &sales,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.version()), (StatusCode::OK, 3));
+    // The same status again is accepted and changes nothing.
+    let reply = app
+        .post(
+            &format!("/v1/customers/{id}/status"),
+            &sales,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.version()), (StatusCode::OK, 3));
+    assert_eq!(reply.body["event_ids"], json!([]));
+
+    // The old email was released, the new one is taken.
+    let reply = app
+        .post("/v1/customers", &sales, customer_body("ana@example.com"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let reply = app
+        .post(
+            "/v1/customers",
+            &sales,
+            customer_body("ANA.NEW@example.com"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["rule"], "email_taken");
+
+    // Every event records who, and under which correlation id.
+    let events = app
+        .store()
+        .await
+        .read_stream(&stream("customer", id), 1)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0].correlation_id, "corr-1");
+    assert_eq!(events[0].event_type, "CustomerRegistered");
+    assert!(Uuid::parse_str(&events[0].actor).is_ok());
+}
+
+#[tokio::test]
+async fn a_job_goes_through_its_whole_lifecycle() {
+    let app = spawn_app().await;
+    let dispatcher = app.role_token(Role::Dispatcher);
+    let job = app.job().await;
+    let (crew_user, crew_token) = app.user(Role::Crew).await;
+    let member = app.crew_member(Some(crew_user)).await;
+    let other_member = app.crew_member(None).await;
+    let (_, other_crew_token) = app.user(Role::Crew).await;
+
+    let path = |action: &str| format!("/v1/jobs/{job}/{action}");
+    let reply = app.post(&path("schedule"), &dispatcher, slot(10)).await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+    let reply = app.post(&path("reschedule"), &dispatcher, json!({"date": "2030-03-11", "window": {"start": "13:00", "end": "17:00"}, "reason": "truck"})).await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 3),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .post(
+            &path("crew"),
+            &dispatcher,
+            json!({"crew_member_id": other_member}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 4),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/jobs/{job}/crew/{other_member}"),
+            Some(&dispatcher),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 5),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .post(
+            &path("crew"),
+            &dispatcher,
+            json!({"crew_member_id": member}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 6),
+        "{}",
+        reply.body
+    );
+
+    // Crew act only on jobs they are assigned to.
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &path("start"),
+            Some(&other_crew_token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &path("start"),
+            Some(&crew_token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 7),
+        "{}",
+        reply.body
+    );
+    let revenue = json!({"actual_revenue": {"amount_minor": 120000, "currency": "USD"}});
+    let reply = app
+        .post(&path("complete"), &crew_token, revenue.clone())
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 8),
+        "{}",
+        reply.body
+    );
+
+    // A completed job refuses further commands with the rule's code.
+    let reply = app
+        .post(&path("cancel"), &dispatcher, json!({"reason": "too late"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["rule"], "job_terminal");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    let second = app.job().await;
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{second}/cancel"),
+            &dispatcher,
+            json!({"reason": "customer moved the date"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn users_and_crew_members_are_managed_by_their_roles() {
+    let app = spawn_app().await;
+    let (user, _) = app.user(Role::Sales).await;
+    let reply = app
+        .post(
+            &format!("/v1/users/{user}/role"),
+            &app.admin,
+            json!({"role": "dispatcher"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/users/{user}/deactivate"),
+            Some(&app.admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 3),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .post(
+            &format!("/v1/users/{user}/role"),
+            &app.admin,
+            json!({"role": "sales"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["rule"], "user_deactivated");
+
+    let dispatcher = app.role_token(Role::Dispatcher);
+    let reply = app
+        .post(
+            "/v1/users",
+            &dispatcher,
+            json!({"display_name": "X", "email": "x@y.co", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let member = app.crew_member(None).await;
+    let path = format!("/v1/crew-members/{member}/deactivate");
+    let reply = app
+        .send(reqwest::Method::POST, &path, Some(&dispatcher), None, &[])
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .send(reqwest::Method::POST, &path, Some(&dispatcher), None, &[])
+        .await;
+    assert_eq!(reply.body["rule"], "crew_member_already_deactivated");
+    // An inactive crew member cannot be assigned.
+    let job = app.job().await;
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{job}/crew"),
+            &dispatcher,
+            json!({"crew_member_id": member}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["rule"], "crew_member_inactive");
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{job}/crew"),
+            &dispatcher,
+            json!({"crew_member_id": Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), vec!["crew_member_id"]);
+}
+
+#[tokio::test]
+async fn threads_start_once_and_only_participants_post_or_read() {
+    let app = spawn_app().await;
+    let (ana, ana_token) = app.user(Role::Sales).await;
+    let (bo, bo_token) = app.user(Role::Crew).await;
+    let (_, outsider_token) = app.user(Role::Dispatcher).await;
+
+    let direct = json!({"kind": "direct", "participants": [ana, bo]});
+    let reply = app.post("/v1/threads", &ana_token, direct).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let thread = reply.id();
+    // The other side starting "the" direct thread gets the same one.
+    let reply = app
+        .post(
+            "/v1/threads",
+            &bo_token,
+            json!({"kind": "direct", "participants": [bo, ana]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!((reply.id(), reply.version()), (thread, 1));
+    assert_eq!(reply.body["event_ids"], json!([]));
+
+    let messages = format!("/v1/threads/{thread}/messages");
+    let reply = app
+        .post(&messages, &ana_token, json!({"body": "hello"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["seq"], 1);
+    assert!(reply.body["message_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .is_some());
+    let reply = app.post(&messages, &bo_token, json!({"body": "hi"})).await;
+    assert_eq!(reply.body["seq"], 2);
+    let reply = app
+        .post(&messages, &outsider_token, json!({"body": "me too"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = app
+        .post(
+            &format!("/v1/threads/{thread}/read"),
+            &outsider_token,
+            json!({"up_to_seq": 1}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = app
+        .post(
+            &format!("/v1/threads/{thread}/read"),
+            &bo_token,
+            json!({"up_to_seq": 2}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 4),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .post(
+            &format!("/v1/threads/{thread}/read"),
+            &bo_token,
+            json!({"up_to_seq": 9}),
+        )
+        .await;
+    assert_eq!(reply.body["rule"], "read_marker_out_of_range");
+
+    let group = json!({"kind": "group", "title": "Crew chat", "participants": [ana, bo]});
+    let reply = app.post("/v1/threads", &ana_token, group).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    // Starters must take part, participants must be active users.
+    let reply = app
+        .post(
+            "/v1/threads",
+            &outsider_token,
+            json!({"kind": "group", "title": "t", "participants": [ana, bo]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let ghost = Uuid::now_v7();
+    let reply = app
+        .post(
+            "/v1/threads",
+            &ana_token,
+            json!({"kind": "group", "title": "t", "participants": [ana, ghost]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), vec!["participants[1]"]);
+    assert!(reply.body["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains(&ghost.to_string()));
+    let analyst = app.role_token(Role::Analyst);
+    let reply = app
+        .post(
+            "/v1/threads",
+            &analyst,
+            json!({"kind": "direct", "participants": [ana, bo]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_problem_status() {
+    let app = spawn_app().await;
+    let admin = app.admin.clone();
+    let reply = app
+        .raw(
+            "/v1/customers",
+            &admin,
+            "application/json",
+            b"{\"first_name\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    let reply = app
+        .raw("/v1/customers", &admin, "text/plain", b"hello".to_vec())
+        .await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = format!("{{\"first_name\": \"{}\"}}", "a".repeat(MAX_BODY * 2));
+    let reply = app
+        .raw(
+            "/v1/customers",
+            &admin,
+            "application/json",
+            big.into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let reply = app
+        .post(
+            "/v1/customers",
+            &admin,
+            json!({"first_name": "", "email": "nope", "address": {"city": 5}, "extra": 1}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.fields(),
+        vec![
+            "extra",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "referral_source",
+            "address.line1",
+            "address.city"
+        ]
+    );
+
+    let reply = app
+        .post(
+            &format!("/v1/jobs/{}/schedule", Uuid::now_v7()),
+            &admin,
+            slot(3),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = app
+        .post("/v1/jobs/not-a-uuid/schedule", &admin, slot(3))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app.post("/v1/jobs", &admin, job_body(Uuid::now_v7())).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), vec!["customer_id"]);
+    let customer = app.customer().await;
+    let mut euros = job_body(customer);
+    euros["estimated_price"]["currency"] = json!("EUR");
+    let reply = app.post("/v1/jobs", &admin, euros).await;
+    assert_eq!(reply.fields(), vec!["estimated_price.currency"]);
+
+    let job = app.job().await;
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{job}/start"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["rule"], "job_not_startable");
+
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            None,
+            Some(job_body(customer)),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some("not.a.jwt"),
+            Some(job_body(customer)),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let analyst = app.role_token(Role::Analyst);
+    let reply = app.post("/v1/jobs", &analyst, job_body(customer)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let sales = app.role_token(Role::Sales);
+    let reply = app
+        .post(&format!("/v1/jobs/{job}/schedule"), &sales, slot(3))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = app
+        .post_with(
+            &format!("/v1/jobs/{job}/schedule"),
+            &admin,
+            slot(3),
+            &[("idempotency-key", "has space")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // Nothing above wrote to the job.
+    let reply = app
+        .post_with(
+            &format!("/v1/jobs/{job}/schedule"),
+            &admin,
+            slot(3),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+    let reply = app
+        .post_with(
+            &format!("/v1/jobs/{job}/reschedule"),
+            &admin,
+            slot(4),
+            &[("if-match", "1")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(reply.body["current_version"], 2);
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_one_job_follow_if_match() {
+    let app = Arc::new(spawn_app().await);
+    let job = app.job().await;
+    let reply = app
+        .post(&format!("/v1/jobs/{job}/schedule"), &app.admin, slot(1))
+        .await;
+    assert_eq!(reply.version(), 2);
+
+    let guarded = (0..10u32).map(|i| {
+        let app = app.clone();
+        async move {
+            app.post_with(
+                &format!("/v1/jobs/{job}/reschedule"),
+                &app.admin,
+                slot(10 + i),
+                &[("if-match", "2")],
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(guarded).await;
+    let ok = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let stale = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::PRECONDITION_FAILED)
+        .count();
+    assert_eq!(
+        (ok, stale),
+        (1, 9),
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+
+    let unguarded = (0..10u32).map(|i| {
+        let app = app.clone();
+        async move {
+            app.post(
+                &format!("/v1/jobs/{job}/reschedule"),
+                &app.admin,
+                slot(i + 1),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(unguarded).await;
+    let mut versions: Vec<u64> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.version()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (4..14).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn a_retried_request_with_an_idempotency_key_is_answered_once_even_after_a_restart() {
+    let app = spawn_app().await;
+    let (ana, ana_token) = app.user(Role::Sales).await;
+    let (bo, _) = app.user(Role::Crew).await;
+    let thread = app
+        .post(
+            "/v1/threads",
+            &ana_token,
+            json!({"kind": "direct", "participants": [ana, bo]}),
+        )
+        .await
+        .id();
+    let path = format!("/v1/threads/{thread}/messages");
+    let key = [("idempotency-key", "message-1")];
+    let first = app
+        .post_with(&path, &ana_token, json!({"body": "once"}), &key)
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let second = app
+        .post_with(&path, &ana_token, json!({"body": "once"}), &key)
+        .await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    let other = app
+        .post_with(&path, &ana_token, json!({"body": "different"}), &key)
+        .await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let env = app.stop().await;
+    let app = spawn_on(env).await;
+    let ana_token = app.token(ana, Role::Sales);
+    let third = app
+        .post_with(&path, &ana_token, json!({"body": "once"}), &key)
+        .await;
+    assert_eq!(third.body, first.body);
+    assert_eq!(third.header("idempotent-replayed"), Some("true"));
+    let events = app
+        .store()
+        .await
+        .read_stream(&stream("thread", thread), 1)
+        .await
+        .unwrap();
+    let posted: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "MessagePosted")
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(
+        posted[0].causation_id.as_deref(),
+        Some(format!("{ana}:message-1").as_str())
+    );
+}
+
+#[tokio::test]
+async fn only_one_of_ten_concurrent_registrations_gets_an_email() {
+    let app = Arc::new(spawn_app().await);
+    let attempts = (0..10).map(|_| {
+        let app = app.clone();
+        async move {
+            app.post(
+                "/v1/customers",
+                &app.admin,
+                customer_body("same@example.com"),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(attempts).await;
+    let created: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+        assert_eq!(reply.body["rule"], "email_taken");
+    }
+}
+
+#[tokio::test]
+async fn every_accepted_command_reaches_jetstream() {
+    let app = spawn_app().await;
+    let dispatcher = app.role_token(Role::Dispatcher);
+    let mut expected = HashSet::new();
+    let customer = app
+        .post(
+            "/v1/customers",
+            &dispatcher,
+            customer_body("js@example.com"),
+        )
+        .await;
+    let job = app
+        .post("/v1/jobs", &dispatcher, job_body(customer.id()))
+        .await;
+    let schedule = app
+        .post(
+            &format!("/v1/jobs/{}/schedule", job.id()),
+            &dispatcher,
+            slot(5),
+        )
+        .await;
+    for reply in [&customer, &job, &schedule] {
+        assert!(reply.status.is_success(), "{}", reply.body);
+        for id in reply.body["event_ids"].as_array().unwrap() {
+            expected.insert(id.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(expected.len(), 3);
+
+    let bus = app.env.bus().await;
+    let mut published = HashSet::new();
+    for _ in 0..100 {
+        let mut js_stream = bus.ensure_stream().await.unwrap();
+        let count = js_stream.info().await.unwrap().state.messages;
+        if count as usize >= expected.len() {
+            for sequence in 1..=count {
+                let message = js_stream.get_raw_message(sequence).await.unwrap();
+                let envelope: events::EventEnvelope =
+                    serde_json::from_slice(&message.payload).unwrap();
+                published.insert(envelope.event_id.to_string());
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published, expected);
+}
+
+#[tokio::test]
+async fn posting_the_300th_message_loads_a_snapshot_not_the_history() {
+    let app = spawn_app().await;
+    let (ana, ana_token) = app.user(Role::Sales).await;
+    let (bo, _) = app.user(Role::Crew).await;
+    let thread = app
+        .post(
+            "/v1/threads",
+            &ana_token,
+            json!({"kind": "direct", "participants": [ana, bo]}),
+        )
+        .await
+        .id();
+    let path = format!("/v1/threads/{thread}/messages");
+    for n in 1..=300u64 {
+        let reply = app
+            .post(&path, &ana_token, json!({"body": format!("message {n}")}))
+            .await;
+        assert_eq!(reply.body["seq"], n, "{}", reply.body);
+    }
+    let loaded = app
+        .store()
+        .await
+        .load(&stream("thread", thread))
+        .await
+        .unwrap();
+    assert_eq!(loaded.head.version(), 301);
+    let (snapshot_version, _, _) = loaded.snapshot.expect("a snapshot is kept");
+    assert!(snapshot_version >= 299, "snapshot at {snapshot_version}");
+    assert!(
+        loaded.events.len() <= 2,
+        "{} events after the snapshot",
+        loaded.events.len()
+    );
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_are_served() {
+    let app = spawn_app().await;
+    app.customer().await;
+    let get = |path: &'static str| app.client.get(format!("{}{path}", app.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("simplepro_events_appended_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("simplepro_command_api_responses_total{class=\"2xx\"}"),
+        "{metrics}"
+    );
+    let document: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(document["paths"]["/v1/jobs/{id}/crew/{crew_member_id}"]["delete"].is_object());
+    let reply = app
+        .send(reqwest::Method::GET, "/v1/nowhere", None, None, &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
