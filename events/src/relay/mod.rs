@@ -253,6 +253,7 @@ impl Relay {
         let Some(mut next) = self.next_position else {
             return Ok(Vec::new());
         };
+        let commits = causal_order(commits);
         let mut log = Vec::new();
         let mut sequenced = Vec::with_capacity(commits.len());
         for (append_id, mut commit) in commits {
@@ -428,9 +429,88 @@ impl Relay {
     }
 }
 
+/// Orders a batch for sequencing. Across streams: the order the commits were written (their
+/// record time, then their UUIDv7 append id), so a thread started after its participants were
+/// registered comes after them in the log, as a reader would expect. Within a stream: version
+/// order, whatever clocks said — each stream's commits are placed into that stream's slots of
+/// the time order sorted by version.
+fn causal_order(mut commits: Vec<(String, CommitDoc)>) -> Vec<(String, CommitDoc)> {
+    commits.sort_by(|(_, a), (_, b)| {
+        (a.recorded_at, &a.append_id).cmp(&(b.recorded_at, &b.append_id))
+    });
+    let mut slots: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (index, (_, commit)) in commits.iter().enumerate() {
+        slots
+            .entry((commit.aggregate_type.clone(), commit.aggregate_id.clone()))
+            .or_default()
+            .push(index);
+    }
+    let mut placed: Vec<Option<(String, CommitDoc)>> = commits.into_iter().map(Some).collect();
+    for indices in slots.values().filter(|indices| indices.len() > 1) {
+        let mut group: Vec<(String, CommitDoc)> =
+            indices.iter().filter_map(|&i| placed[i].take()).collect();
+        group.sort_by_key(|(_, commit)| commit.first_version);
+        for (&i, item) in indices.iter().zip(group) {
+            placed[i] = Some(item);
+        }
+    }
+    placed.into_iter().flatten().collect()
+}
+
 #[derive(Default)]
 struct Work {
     discard: Vec<String>,
     sequenced: Vec<(String, CommitDoc)>,
     unsequenced: Vec<(String, CommitDoc)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::DateTime as BsonDateTime;
+
+    fn commit(kind: &str, id: &str, version: i64, at_millis: i64) -> (String, CommitDoc) {
+        (
+            format!("{kind}-{id}-{version}"),
+            CommitDoc {
+                id: format!("{kind}/{id}/{version:010}"),
+                aggregate_type: kind.into(),
+                aggregate_id: id.into(),
+                first_version: version,
+                last_version: version,
+                append_id: uuid::Uuid::now_v7().to_string(),
+                recorded_at: BsonDateTime::from_millis(at_millis),
+                correlation_id: String::new(),
+                causation_id: None,
+                actor: String::new(),
+                idempotency_key: None,
+                position: None,
+                events: Vec::new(),
+            },
+        )
+    }
+
+    fn order(commits: Vec<(String, CommitDoc)>) -> Vec<String> {
+        causal_order(commits).into_iter().map(|(id, _)| id).collect()
+    }
+
+    #[test]
+    fn commits_are_sequenced_in_the_order_they_were_written_across_streams() {
+        let batch = vec![
+            commit("thread", "t", 1, 30),
+            commit("user", "b", 1, 20),
+            commit("user", "a", 1, 10),
+        ];
+        assert_eq!(order(batch), ["user-a-1", "user-b-1", "thread-t-1"]);
+    }
+
+    #[test]
+    fn a_stream_keeps_version_order_even_when_its_clock_went_backwards() {
+        let batch = vec![
+            commit("job", "j", 2, 10),
+            commit("user", "u", 1, 15),
+            commit("job", "j", 1, 20),
+        ];
+        assert_eq!(order(batch), ["job-j-1", "user-u-1", "job-j-2"]);
+    }
 }
