@@ -1,1 +1,190 @@
-//! placeholder
+//! The query API of SimplePro: serves the read models over HTTP, paginated, cached and
+//! consistent on request.
+//!
+//! - [`routes`]: the `/v1` handlers, one module per resource; each checks the caller's role,
+//!   parses its parameters ([`params`]) into typed values, waits for `min_position` if asked,
+//!   and assembles its view with `read_models::query` over [`docs`].
+//! - [`docs`]: read-model documents by `(collection, _id)` from MongoDB behind a moka cache
+//!   weighed in bytes, with coalesced misses; it is the `DocSource` the queries read through.
+//! - [`freshness`]: the position the read models reached, kept from the projector's change
+//!   notices (which also invalidate cached documents) and a once-a-second checkpoint poll.
+//! - [`cursor`]: opaque HMAC-signed page cursors bound to route, filters and user.
+//! - [`respond`]: JSON bodies with `position`, strong ETags, 304s, problem documents.
+//! - [`metrics`]: Prometheus text on `/metrics`; [`openapi`]: the OpenAPI document.
+
+pub mod cursor;
+pub mod docs;
+pub mod freshness;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod respond;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::Parser;
+use domain::calendar::BusinessTimeZone;
+use platform::auth::JwtKeys;
+use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, Secret, TelemetryArgs};
+use platform::http::{health_routes, serve, Readiness};
+use platform::problem::Problem;
+use platform::shutdown::Shutdown;
+
+use crate::cursor::CursorCodec;
+use crate::docs::{CacheSettings, DocStore};
+use crate::freshness::Freshness;
+use crate::metrics::Metrics;
+use crate::routes::{App, AppState};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "query-api", about = "SimplePro query API")]
+pub struct Config {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub business: BusinessArgs,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SIMPLEPRO_QUERY_API_LISTEN",
+        default_value = "127.0.0.1:8082"
+    )]
+    pub listen: SocketAddr,
+    /// Capacity of the read-model document cache, in bytes.
+    #[arg(long, env = "SIMPLEPRO_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_max_bytes: u64,
+    /// Longest time a cached document is served; change notices normally drop it sooner.
+    #[arg(long, env = "SIMPLEPRO_CACHE_TTL_SECS", default_value_t = 60)]
+    pub cache_ttl_secs: u64,
+    /// Longest wait for `min_position` before answering 503 not-yet-consistent.
+    #[arg(long, env = "SIMPLEPRO_CONSISTENCY_WAIT_MS", default_value_t = 2000)]
+    pub consistency_wait_ms: u64,
+    /// Turn the document cache off: every request reads MongoDB (for benchmarks).
+    #[arg(long, env = "SIMPLEPRO_NO_CACHE")]
+    pub no_cache: bool,
+    /// Secret that signs page cursors (default: derived from the JWT secret).
+    #[arg(long, env = "SIMPLEPRO_CURSOR_SECRET", hide_env_values = true)]
+    pub cursor_secret: Option<Secret>,
+}
+
+/// In-flight requests get this long to finish after shutdown was requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the query API on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let time_zone = BusinessTimeZone::parse(&config.business.timezone)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))
+        .context("reading the business time zone")?;
+    let client = events::store::connect_client(&config.connection.mongodb_uri, "query-api")
+        .await
+        .context("connecting to MongoDB")?;
+    let database = client.database(&config.connection.mongodb_db);
+    let store = events::EventStore::open(database.clone())
+        .await
+        .context("opening the event store")?;
+    let nats = events::bus::connect_nats(&config.connection.nats_url, "query-api")
+        .await
+        .context("connecting to NATS")?;
+    let metrics = Arc::new(Metrics::default());
+    let docs = Arc::new(DocStore::new(
+        database.clone(),
+        CacheSettings {
+            max_bytes: (!config.no_cache).then_some(config.cache_max_bytes),
+            ttl: Duration::from_secs(config.cache_ttl_secs.max(1)),
+        },
+        metrics.clone(),
+    ));
+    let freshness = Freshness::load(docs.clone(), metrics.clone())
+        .await
+        .context("reading the read-model registry and checkpoints")?;
+    let subject = read_models::names::changes_subject(&config.connection.subject_prefix);
+    let subscriber = nats
+        .subscribe(subject.clone())
+        .await
+        .with_context(|| format!("subscribing to change notices on {subject}"))?;
+    tokio::spawn(
+        freshness
+            .clone()
+            .run(nats.clone(), subject, subscriber, shutdown.clone()),
+    );
+
+    let cursor_secret = config
+        .cursor_secret
+        .clone()
+        .unwrap_or_else(|| CursorCodec::derive_secret(&config.auth.jwt_secret));
+    let app = AppState(Arc::new(App {
+        keys: Arc::new(JwtKeys::new(&config.auth.jwt_secret)),
+        docs,
+        freshness,
+        cursors: CursorCodec::new(&cursor_secret),
+        store,
+        time_zone,
+        metrics,
+        consistency_wait: Duration::from_millis(config.consistency_wait_ms),
+    }));
+    let router = router(app, Readiness { database, nats });
+    tracing::info!(address = ?listener.local_addr().ok(), "query API listening");
+    serve(listener, router, shutdown, SHUTDOWN_GRACE)
+        .await
+        .context("serving HTTP")
+}
+
+fn router(app: AppState, readiness: Readiness) -> Router {
+    let v1 = Router::new()
+        .route("/v1/checkpoint", get(routes::service::checkpoint))
+        .route("/v1/events", get(routes::events::list_events))
+        .merge(routes::routes())
+        .route("/metrics", get(routes::service::metrics))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            count_requests,
+        ))
+        .with_state(app);
+    v1.merge(health_routes(readiness))
+}
+
+async fn count_requests(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    app.metrics
+        .count_request(&route, response.status().as_u16());
+    response
+}
+
+async fn not_found() -> Response {
+    Problem::not_found("no such resource; see /openapi.json").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this resource only answers GET",
+    )
+    .into_response()
+}

@@ -1,0 +1,243 @@
+//! Read-model documents by `(collection, _id)`: MongoDB point reads behind a moka cache.
+//!
+//! The cache holds decoded documents and known absences, weighed by their BSON size and
+//! bounded by `--cache-max-bytes`; identical concurrent misses are coalesced into one read.
+//! Entries live at most `--cache-ttl-secs`, but they are normally dropped long before by
+//! change notices (see [`crate::freshness`]).
+//!
+//! A read that was in flight while an invalidation ran could put a stale document back into
+//! the cache. Every invalidation bumps an epoch; a load that sees the epoch move while it
+//! read reads again, and the notice handler invalidates the same keys a second time shortly
+//! after (see `freshness`), which closes the remaining gap between the check and the insert.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{doc, Document, RawDocumentBuf};
+use moka::future::Cache;
+
+use read_models::cache::LoadError;
+use read_models::query::DocSource;
+
+use crate::metrics::{CacheGauges, Metrics};
+
+/// A document's address in the read models.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocKey {
+    pub collection: String,
+    pub id: String,
+}
+
+#[derive(Clone)]
+struct Cached {
+    doc: Option<Arc<Document>>,
+    bytes: u32,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("reading {collection}/{id}: {reason}")]
+pub struct DocReadError {
+    pub collection: String,
+    pub id: String,
+    pub reason: String,
+}
+
+pub struct CacheSettings {
+    /// `None` turns the cache off: every read goes to MongoDB.
+    pub max_bytes: Option<u64>,
+    pub ttl: Duration,
+}
+
+pub struct DocStore {
+    database: mongodb::Database,
+    cache: Option<Cache<DocKey, Cached>>,
+    max_bytes: u64,
+    epoch: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// Fixed cost per entry on top of the document: key strings, the `Arc`, moka's bookkeeping.
+const ENTRY_OVERHEAD: u32 = 96;
+/// Reads again at most this often when invalidations keep racing a load.
+const MAX_LOAD_ATTEMPTS: usize = 3;
+
+impl DocStore {
+    pub fn new(
+        database: mongodb::Database,
+        settings: CacheSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let cache = settings.max_bytes.map(|max_bytes| {
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .time_to_live(settings.ttl)
+                .weigher(|key: &DocKey, value: &Cached| {
+                    let key_bytes = (key.collection.len() + key.id.len()) as u32;
+                    value
+                        .bytes
+                        .saturating_add(key_bytes)
+                        .saturating_add(ENTRY_OVERHEAD)
+                })
+                .support_invalidation_closures()
+                .build()
+        });
+        DocStore {
+            database,
+            cache,
+            max_bytes: settings.max_bytes.unwrap_or(0),
+            epoch: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The document, from the cache when it holds it.
+    pub async fn fetch(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Document>>, DocReadError> {
+        let Some(cache) = &self.cache else {
+            return Ok(self.read(collection, id).await?.doc);
+        };
+        let key = DocKey {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+        };
+        let entry = cache
+            .entry(key)
+            .or_try_insert_with(self.load_consistently(collection, id))
+            .await
+            .map_err(|error| (*error).clone())?;
+        if entry.is_fresh() {
+            self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(entry.into_value().doc)
+    }
+
+    /// The document as MongoDB has it now, bypassing (and not filling) the cache.
+    pub async fn fetch_uncached(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Document>>, DocReadError> {
+        Ok(self.read(collection, id).await?.doc)
+    }
+
+    async fn load_consistently(&self, collection: &str, id: &str) -> Result<Cached, DocReadError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let before = self.epoch.load(Ordering::Acquire);
+            let loaded = self.read(collection, id).await?;
+            if self.epoch.load(Ordering::Acquire) == before || attempt >= MAX_LOAD_ATTEMPTS {
+                return Ok(loaded);
+            }
+        }
+    }
+
+    async fn read(&self, collection: &str, id: &str) -> Result<Cached, DocReadError> {
+        self.metrics.mongodb_reads.fetch_add(1, Ordering::Relaxed);
+        let error = |reason: String| DocReadError {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            reason,
+        };
+        let raw = self
+            .database
+            .collection::<RawDocumentBuf>(collection)
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        match raw {
+            None => Ok(Cached {
+                doc: None,
+                bytes: 0,
+            }),
+            Some(raw) => {
+                let bytes = u32::try_from(raw.as_bytes().len()).unwrap_or(u32::MAX);
+                let doc = raw.to_document().map_err(|e| error(e.to_string()))?;
+                Ok(Cached {
+                    doc: Some(Arc::new(doc)),
+                    bytes,
+                })
+            }
+        }
+    }
+
+    pub async fn invalidate(&self, keys: &[DocKey]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let Some(cache) = &self.cache else { return };
+        for key in keys {
+            cache.invalidate(key).await;
+        }
+    }
+
+    /// Drops every cached document of collections whose names start with `prefix` (one model).
+    pub fn invalidate_collections(&self, prefix: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let Some(cache) = &self.cache else { return };
+        let prefix = prefix.to_owned();
+        if cache
+            .invalidate_entries_if(move |key, _| key.collection.starts_with(&prefix))
+            .is_err()
+        {
+            cache.invalidate_all();
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    pub fn gauges(&self) -> CacheGauges {
+        match &self.cache {
+            Some(cache) => CacheGauges {
+                entries: cache.entry_count(),
+                weighted_bytes: cache.weighted_size(),
+                max_bytes: self.max_bytes,
+            },
+            None => CacheGauges {
+                entries: 0,
+                weighted_bytes: 0,
+                max_bytes: 0,
+            },
+        }
+    }
+
+    /// Runs moka's pending maintenance so the gauges are current.
+    pub async fn sync(&self) {
+        if let Some(cache) = &self.cache {
+            cache.run_pending_tasks().await;
+        }
+    }
+
+    pub fn database(&self) -> &mongodb::Database {
+        &self.database
+    }
+}
+
+impl DocSource for DocStore {
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
+        self.fetch(collection, id)
+            .await
+            .map_err(|e| LoadError::new(e.to_string()))
+    }
+}
+
+/// Reads straight from MongoDB: for the checkpoint poll, which must see what is stored now.
+pub struct Uncached<'a>(pub &'a DocStore);
+
+impl DocSource for Uncached<'_> {
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
+        self.0
+            .fetch_uncached(collection, id)
+            .await
+            .map_err(|e| LoadError::new(e.to_string()))
+    }
+}

@@ -1,0 +1,161 @@
+//! `GET /v1/events`: the raw event log in position order, for admins and analysts.
+//!
+//! Positions are dense, so a page is a run of point reads after `after_position`. With type
+//! filters the service reads ahead at most [`SCAN_BUDGET`] positions per request and returns
+//! a cursor after the last position it examined, so a rare type costs bounded work per page.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use domain::enums::Role;
+use domain::{crew_member, customer, job, thread, user, Aggregate, DomainEvent};
+use events::EventEnvelope;
+use platform::auth::Caller;
+
+use super::AppState;
+use crate::params::Params;
+use crate::respond::{json_ok, ApiError, PageBody};
+
+/// Positions examined at most per request when filtering by type.
+pub const SCAN_BUDGET: u64 = 5_000;
+/// Far beyond any real log, and far enough below `i64::MAX` that a scan cannot overflow.
+pub const MAX_AFTER_POSITION: u64 = 9_000_000_000_000_000_000;
+/// First read-ahead chunk when filtering; chunks double up to [`MAX_CHUNK`].
+const FIRST_CHUNK: u64 = 100;
+const MAX_CHUNK: u64 = 500;
+
+pub const AGGREGATE_TYPES: [&str; 5] = [
+    customer::Customer::TYPE,
+    job::Job::TYPE,
+    user::User::TYPE,
+    crew_member::CrewMember::TYPE,
+    thread::Thread::TYPE,
+];
+
+fn event_types() -> impl Iterator<Item = &'static str> {
+    customer::CustomerEvent::EVENT_TYPES
+        .iter()
+        .chain(job::JobEvent::EVENT_TYPES)
+        .chain(user::UserEvent::EVENT_TYPES)
+        .chain(crew_member::CrewMemberEvent::EVENT_TYPES)
+        .chain(thread::ThreadEvent::EVENT_TYPES)
+        .copied()
+}
+
+/// The raw event log after a position, optionally filtered by event and aggregate type.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(
+        ("after_position" = Option<u64>, Query, minimum = 0, maximum = 9_000_000_000_000_000_000_u64, description = "Return events after this position (0 = from the start). Pass the previous page's `next_cursor` here."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Events per page, 1..=100 (default 20)."),
+        ("type" = Option<String>, Query, description = "Only events of this type, e.g. `JobScheduled`."),
+        ("aggregate_type" = Option<super::schemas::AggregateTypeParam>, Query, description = "Only events of this aggregate type: customer, job, user, crew_member, thread."),
+        super::MinPositionQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of events in position order. `next_cursor` is the last position examined (pass it as `after_position`); with type filters at most 5,000 positions are examined per request, so a page may hold fewer than `limit` events while `has_more` is true. `has_more` is false only at the tail of the log. No `total`.", body = EventPage, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 304, description = "Not modified (If-None-Match matched)."),
+        (status = 400, description = "Invalid parameters.", body = platform::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid bearer token.", body = platform::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Only admin and analyst may read the event log.", body = platform::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not yet consistent with `min_position`.", body = platform::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_events(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin, Role::Analyst], "read the event log")?;
+    let mut params = Params::parse(&uri, &["after_position", "limit", "type", "aggregate_type"]);
+    let min_position = params.min_position(&headers);
+    let after = params
+        .integer("after_position", MAX_AFTER_POSITION)
+        .unwrap_or(0);
+    let limit = params.limit() as u64;
+    let event_type: Option<String> = params.parsed::<String>("type");
+    if let Some(t) = &event_type {
+        if !event_types().any(|known| known == t) {
+            params.push_error(
+                "type",
+                "not a known event type, e.g. CustomerRegistered or JobScheduled",
+            );
+        }
+    }
+    let aggregate_type: Option<String> = params.parsed::<String>("aggregate_type");
+    if let Some(t) = &aggregate_type {
+        if !AGGREGATE_TYPES.contains(&t.as_str()) {
+            params.push_error(
+                "aggregate_type",
+                format!("must be one of: {}", AGGREGATE_TYPES.join(", ")),
+            );
+        }
+    }
+    params.finish()?;
+    let position = app.consistent(min_position).await?;
+
+    let filtered = event_type.is_some() || aggregate_type.is_some();
+    let matches = |e: &EventEnvelope| {
+        event_type.as_deref().is_none_or(|t| e.event_type == t)
+            && aggregate_type
+                .as_deref()
+                .is_none_or(|t| e.aggregate_type == t)
+    };
+    let mut data = Vec::new();
+    let mut last = after;
+    let mut at_tail = false;
+    let mut chunk = if filtered {
+        FIRST_CHUNK.max(limit)
+    } else {
+        limit
+    };
+    'scan: while (data.len() as u64) < limit && last - after < SCAN_BUDGET {
+        let want = chunk.min(SCAN_BUDGET - (last - after));
+        let events = app
+            .store
+            .read_positions(last, want as usize)
+            .await
+            .map_err(|e| ApiError::internal("reading the event log", e))?;
+        let got = events.len() as u64;
+        for event in events {
+            last = event.position.unwrap_or(last + 1);
+            if matches(&event) {
+                data.push(event);
+                if data.len() as u64 == limit {
+                    break 'scan;
+                }
+            }
+        }
+        if got < want {
+            at_tail = true;
+            break;
+        }
+        chunk = (chunk * 2).min(MAX_CHUNK);
+    }
+    let body = PageBody {
+        data,
+        next_cursor: Some(last.to_string()),
+        has_more: !at_tail,
+        position,
+        total: None,
+    };
+    Ok(json_ok(&headers, position, &body))
+}
+
+/// A page of the event log (schema for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EventPage {
+    /// Events as stored: ids, stream, version, position, type, schema version, times,
+    /// correlation, causation, actor, payload.
+    #[schema(value_type = Vec<Object>)]
+    data: Vec<serde_json::Value>,
+    /// The last position examined; pass it as `after_position`.
+    next_cursor: Option<String>,
+    has_more: bool,
+    position: u64,
+}

@@ -1,0 +1,206 @@
+//! The HTTP surface: one module per resource, sharing the state and the consistency wait.
+
+pub mod events;
+pub mod inbox;
+pub mod lists;
+pub mod schemas;
+pub mod service;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::str::FromStr;
+
+use ::events::EventStore;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRef, Path};
+use axum::routing::get;
+use axum::Router;
+use domain::calendar::BusinessTimeZone;
+use platform::auth::JwtKeys;
+use platform::problem::{FieldProblem, Problem};
+use read_models::query::{CursorKey, Page, PageRequest, QueryError};
+use serde::Serialize;
+
+use crate::cursor::{CursorCodec, ListScope};
+use crate::docs::DocStore;
+use crate::freshness::Freshness;
+use crate::metrics::Metrics;
+use crate::respond::{ApiError, PageBody};
+
+pub struct App {
+    pub keys: Arc<JwtKeys>,
+    pub docs: Arc<DocStore>,
+    pub freshness: Arc<Freshness>,
+    pub cursors: CursorCodec,
+    pub store: EventStore,
+    pub time_zone: BusinessTimeZone,
+    pub metrics: Arc<Metrics>,
+    pub consistency_wait: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Arc<JwtKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.keys.clone()
+    }
+}
+
+/// The `/v1` read-model routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/dashboard", get(views::dashboard))
+        .route("/v1/calendar/week/{date}", get(views::calendar_week))
+        .route("/v1/me/threads", get(inbox::my_threads))
+        .route("/v1/me/unread-count", get(inbox::my_unread_count))
+        .route("/v1/threads/{id}/messages", get(inbox::thread_messages))
+        .route("/v1/customers", get(lists::list_customers))
+        .route("/v1/customers/{id}", get(lists::get_customer))
+        .route("/v1/jobs", get(lists::list_jobs))
+        .route("/v1/jobs/{id}", get(lists::get_job))
+}
+
+impl App {
+    /// The page request for `scope`: the first page, or the one after a cursor issued for
+    /// exactly this list.
+    pub fn page_request(
+        &self,
+        scope: &ListScope,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<PageRequest, ApiError> {
+        let after = match cursor {
+            None => None,
+            Some(cursor) => Some(CursorKey(
+                self.cursors
+                    .decode(scope, cursor)
+                    .map_err(|e| bad_parameter("cursor", e.to_string()))?,
+            )),
+        };
+        Ok(PageRequest { limit, after })
+    }
+
+    pub fn page_body<T: Serialize>(
+        &self,
+        scope: &ListScope,
+        page: Page<T>,
+        position: u64,
+    ) -> PageBody<T> {
+        let next_cursor = page.next.map(|key| self.cursors.encode(scope, &key.0));
+        PageBody {
+            data: page.items,
+            has_more: next_cursor.is_some(),
+            next_cursor,
+            position,
+            total: page.total,
+        }
+    }
+
+    /// The position the answer will reflect, after waiting for `min_position` if given.
+    pub async fn consistent(&self, min_position: Option<u64>) -> Result<u64, ApiError> {
+        match min_position {
+            None => Ok(self.freshness.position()),
+            Some(required) => self
+                .freshness
+                .wait_for(required, self.consistency_wait)
+                .await
+                .map_err(|not_yet| ApiError::not_yet_consistent(required, not_yet.current)),
+        }
+    }
+}
+
+/// `min_position` (query) and `X-Min-Position` (header), accepted by every `/v1` route.
+pub struct MinPositionQuery;
+
+const MIN_POSITION_DOC: &str = "Read your own writes: wait (up to the configured consistency wait, 2 s by default) until the read models reflect this position (as returned by the command API), then answer; if it is not reached in time the answer is 503 `not-yet-consistent` with `Retry-After: 1`, `required_position` and `current_position`.";
+
+impl utoipa::IntoParams for MinPositionQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let schema = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(0))
+                .maximum(Some(i64::MAX))
+                .build()
+        };
+        vec![
+            ParameterBuilder::new()
+                .name("min_position")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(MIN_POSITION_DOC))
+                .schema(Some(schema()))
+                .build(),
+            ParameterBuilder::new()
+                .name("X-Min-Position")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("Same as the `min_position` query parameter."))
+                .schema(Some(schema()))
+                .build(),
+        ]
+    }
+}
+
+pub fn bad_parameter(field: &str, reason: impl Into<String>) -> ApiError {
+    Problem::invalid_parameters(vec![FieldProblem {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }])
+    .into()
+}
+
+/// A query error: the caller's fault (a cursor or value the read model refused) is a 400,
+/// anything else a logged 500.
+pub fn query_failed(error: QueryError) -> ApiError {
+    match error {
+        QueryError::InvalidCursor(reason) => bad_parameter("cursor", reason),
+        QueryError::Invalid { field, reason } => bad_parameter(field, reason),
+        other => ApiError::internal("reading the read models", other),
+    }
+}
+
+/// A UUID path segment, or a 400 naming it.
+pub fn path_id<T: FromStr>(
+    path: Result<Path<String>, PathRejection>,
+    name: &str,
+) -> Result<T, ApiError> {
+    let Path(raw) = path.map_err(|e| bad_parameter(name, e.body_text()))?;
+    raw.parse::<T>()
+        .map_err(|_| bad_parameter(name, "must be a UUID"))
+}
+
+/// For a crew caller, the crew member they are (their lists and calendar are limited to
+/// it); `None` for every other role.
+///
+/// The read models do not (yet) map a user account to its crew member, so crew callers are
+/// refused rather than shown jobs that may not be theirs.
+pub async fn crew_member_of(
+    _app: &App,
+    caller: &platform::auth::Caller,
+) -> Result<Option<domain::ids::CrewMemberId>, ApiError> {
+    if caller.role != domain::enums::Role::Crew {
+        return Ok(None);
+    }
+    Err(Problem::forbidden(
+        "crew access to jobs and the calendar needs the user-to-crew-member lookup, which the read models do not provide yet",
+    )
+    .into())
+}

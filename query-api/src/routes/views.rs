@@ -1,0 +1,179 @@
+//! `GET /v1/dashboard` and `GET /v1/calendar/week/{date}`.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use chrono::{Days, Utc};
+use domain::calendar::week_start;
+use domain::enums::{JobStatus, Role};
+use domain::ids::CrewMemberId;
+use platform::auth::Caller;
+use platform::problem::Problem;
+use read_models::query::{self, CalendarWeekView};
+
+use super::{bad_parameter, query_failed, AppState};
+use crate::params::{parse_date, Params};
+use crate::respond::{json_ok, ApiError, ViewBody};
+
+/// Longest dashboard range: a year, leap day included.
+pub const MAX_RANGE_DAYS: u64 = 366;
+/// Default range: the 30 days ending today.
+const DEFAULT_RANGE_DAYS: u64 = 29;
+
+/// Business metrics for a range of local dates.
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, format = Date, description = "First local date (YYYY-MM-DD); default 29 days before `to`."),
+        ("to" = Option<String>, Query, format = Date, description = "Last local date (YYYY-MM-DD); default today in the business time zone. `from` ≤ `to`, at most 366 days apart."),
+        super::MinPositionQuery,
+    ),
+    responses(
+        (status = 200, description = "`data`: {from, to, totals, days[], today, service_types[], lead_sources[], crew[], monthly_revenue[]} — counts of jobs created/scheduled/completed/cancelled, revenue and average job value (minor units), leads and conversions, planned and crewed jobs; per service type, per referral source, per crew member; revenue of the 12 months ending this month.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 304, description = "Not modified (If-None-Match matched)."),
+        (status = 400, description = "Invalid parameters (malformed date, `from` after `to`, range over 366 days, unknown parameter).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Crew may not read the dashboard.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not yet consistent with `min_position`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn dashboard(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.require(
+        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
+        "read the dashboard",
+    )?;
+    let mut params = Params::parse(&uri, &["from", "to"]);
+    let min_position = params.min_position(&headers);
+    let from = params.date("from");
+    let to = params.date("to");
+    params.finish()?;
+    let today = app.time_zone.local_date(Utc::now());
+    let (from, to) = match (from, to) {
+        (Some(from), Some(to)) => (from, to),
+        (Some(from), None) => (from, today.max(from)),
+        (None, Some(to)) => (
+            to.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
+                .unwrap_or(to),
+            to,
+        ),
+        (None, None) => (
+            today
+                .checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
+                .unwrap_or(today),
+            today,
+        ),
+    };
+    if from > to {
+        return Err(bad_parameter("from", "must not be after `to`"));
+    }
+    if (to - from).num_days() > MAX_RANGE_DAYS as i64 {
+        return Err(bad_parameter(
+            "to",
+            format!("must be at most {MAX_RANGE_DAYS} days after `from`"),
+        ));
+    }
+    let position = app.consistent(min_position).await?;
+    let gens = app.freshness.generations();
+    let view = query::dashboard(app.docs.as_ref(), &gens, from, to, today)
+        .await
+        .map_err(query_failed)?;
+    Ok(json_ok(
+        &headers,
+        position,
+        &ViewBody {
+            data: view,
+            position,
+        },
+    ))
+}
+
+/// The jobs of the week (Monday to Sunday) containing a date.
+#[utoipa::path(
+    get,
+    path = "/v1/calendar/week/{date}",
+    tag = "reports",
+    params(
+        ("date" = String, Path, format = Date, description = "Any local date (YYYY-MM-DD) of the week."),
+        super::MinPositionQuery,
+    ),
+    responses(
+        (status = 200, description = "`data`: {week_start, days[7]: {date, scheduled, cancelled, jobs[]: {job_id, date, window {start, end}, customer_id, customer_name, service_type, crew[] {crew_member_id, name}, status}}}. Jobs sorted by window start, then job id; cancelled jobs stay listed with status `cancelled`. Crew callers see only jobs they are assigned to, with counts over those jobs.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 304, description = "Not modified (If-None-Match matched)."),
+        (status = 400, description = "Malformed date or unknown parameter.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Analysts may not read the calendar; crew users without a crew-member record may not either.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not yet consistent with `min_position`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn calendar_week(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(
+        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Crew],
+        "read the calendar",
+    )?;
+    let mut params = Params::parse(&uri, &[]);
+    let min_position = params.min_position(&headers);
+    let date = match path {
+        Ok(Path(raw)) => match parse_date(&raw) {
+            Ok(date) => Some(date),
+            Err(reason) => {
+                params.push_error("date", reason);
+                None
+            }
+        },
+        Err(rejection) => {
+            params.push_error("date", rejection.body_text());
+            None
+        }
+    };
+    params.finish()?;
+    let Some(date) = date else {
+        return Err(bad_parameter("date", "missing"));
+    };
+    let crew = super::crew_member_of(&app, &caller).await?;
+    let position = app.consistent(min_position).await?;
+    let gens = app.freshness.generations();
+    let mut view = query::calendar_week(app.docs.as_ref(), &gens, week_start(date))
+        .await
+        .map_err(query_failed)?;
+    if let Some(crew) = crew {
+        only_crew(&mut view, crew);
+    }
+    Ok(json_ok(
+        &headers,
+        position,
+        &ViewBody {
+            data: view,
+            position,
+        },
+    ))
+}
+
+/// Keeps the jobs `crew` is assigned to, and counts only those.
+fn only_crew(view: &mut CalendarWeekView, crew: CrewMemberId) {
+    for day in &mut view.days {
+        day.jobs
+            .retain(|job| job.crew.iter().any(|c| c.crew_member_id == crew));
+        day.cancelled = day
+            .jobs
+            .iter()
+            .filter(|job| job.status == JobStatus::Cancelled)
+            .count() as u64;
+        day.scheduled = day.jobs.len() as u64 - day.cancelled;
+    }
+}

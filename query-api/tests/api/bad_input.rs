@@ -1,0 +1,141 @@
+//! Every malformed request is a 400 problem naming each bad parameter; none crashes.
+
+use domain::enums::Role;
+
+use crate::support::Harness;
+
+#[tokio::test]
+async fn each_bad_parameter_is_named_in_a_400_problem() {
+    let h = Harness::new().await;
+    h.write_checkpoints(1).await;
+    let app = h.start().await;
+    let admin = h.user(Role::Admin);
+    let cases: &[(&str, &[&str])] = &[
+        ("/v1/customers?limit=0", &["limit"]),
+        ("/v1/customers?limit=-5", &["limit"]),
+        ("/v1/customers?limit=101", &["limit"]),
+        ("/v1/customers?limit=ten", &["limit"]),
+        ("/v1/customers?limit=", &["limit"]),
+        ("/v1/customers?status=vip&source=tv", &["status", "source"]),
+        ("/v1/customers?status=%24ne", &["status"]),
+        ("/v1/customers?search[$ne]=x", &["search[$ne]"]),
+        ("/v1/customers?sort=name", &["sort"]),
+        ("/v1/customers?limit=5&limit=6", &["limit"]),
+        ("/v1/jobs?status=done", &["status"]),
+        ("/v1/jobs?from=2025-13-01", &["from"]),
+        ("/v1/jobs?from=2025-03-10&to=2025-03-01", &["from"]),
+        ("/v1/jobs?crew=ana&customer=42", &["crew", "customer"]),
+        ("/v1/jobs/not-a-uuid", &["id"]),
+        ("/v1/customers/123", &["id"]),
+        (
+            "/v1/customers/00000000-0000-0000-0000-00000000000g",
+            &["id"],
+        ),
+        ("/v1/dashboard?from=2025-02-30", &["from"]),
+        ("/v1/dashboard?from=2025-03-10&to=2025-03-01", &["from"]),
+        ("/v1/dashboard?from=2024-01-01&to=2025-03-01", &["to"]),
+        (
+            "/v1/dashboard?from=yesterday&to=now&x=1",
+            &["from", "to", "x"],
+        ),
+        ("/v1/calendar/week/2025-W10", &["date"]),
+        ("/v1/calendar/week/20250310", &["date"]),
+        ("/v1/me/threads?unread_only=maybe", &["unread_only"]),
+        ("/v1/me/unread-count?limit=5", &["limit"]),
+        ("/v1/threads/xyz/messages", &["id"]),
+        ("/v1/checkpoint?min_position=-1", &["min_position"]),
+        (
+            "/v1/checkpoint?min_position=99999999999999999999",
+            &["min_position"],
+        ),
+        ("/v1/events?after_position=abc", &["after_position"]),
+    ];
+    for (path, fields) in cases {
+        let reply = h.get(&app, path, Some(&admin)).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        let mut named = reply.bad_fields();
+        named.sort();
+        let mut expected: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        expected.sort();
+        assert_eq!(named, expected, "{path}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn a_long_search_is_refused_and_operators_are_just_text() {
+    let h = Harness::new().await;
+    h.write_checkpoints(1).await;
+    let app = h.start().await;
+    let sales = h.user(Role::Sales);
+    let long = "a".repeat(101);
+    let reply = h
+        .get(&app, &format!("/v1/customers?search={long}"), Some(&sales))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.bad_fields(), vec!["search"]);
+    for text in ["%7B%22%24ne%22%3A1%7D", "%24where", ".*", "a%2Fb%5C"] {
+        let reply = h
+            .get(&app, &format!("/v1/customers?search={text}"), Some(&sales))
+            .await;
+        assert_eq!(reply.status, 200, "{text}: {}", reply.body);
+        assert_eq!(reply.body["data"], serde_json::json!([]), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems_too() {
+    let h = Harness::new().await;
+    let app = h.start().await;
+    let reply = h
+        .get(&app, "/v1/nothing-here", Some(&h.user(Role::Admin)))
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let post = h
+        .http
+        .post(format!("{}/v1/customers", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 405);
+    let spec = h
+        .http
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    let spec: serde_json::Value = spec.json().await.unwrap();
+    for path in [
+        "/v1/dashboard",
+        "/v1/calendar/week/{date}",
+        "/v1/me/threads",
+        "/v1/me/unread-count",
+        "/v1/threads/{id}/messages",
+        "/v1/customers",
+        "/v1/customers/{id}",
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/events",
+        "/v1/checkpoint",
+    ] {
+        assert!(
+            spec["paths"][path]["get"].is_object(),
+            "{path} missing from OpenAPI"
+        );
+        let params = spec["paths"][path]["get"]["parameters"].as_array().unwrap();
+        assert!(params.iter().any(|p| p["name"] == "min_position"), "{path}");
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(h.get(&app, "/readyz", None).await.status, 200);
+}

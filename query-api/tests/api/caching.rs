@@ -1,0 +1,207 @@
+//! The document cache follows the projector: notices invalidate across instances, the
+//! checkpoint poll makes up for lost notices; ETags make revalidation cheap.
+
+use std::time::{Duration, Instant};
+
+use crate::projection::Projector;
+use crate::script::*;
+use crate::support::{Harness, Instance, User};
+use crate::views::scripted_world;
+
+/// Polls `path` on `app` until `done` holds for the body, for at most `within`.
+async fn eventually(
+    h: &Harness,
+    app: &Instance,
+    path: &str,
+    user: &User,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = h.get(app, path, Some(user)).await;
+        if reply.status == 200 && done(&reply.body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{path} still answers {} after {within:?}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_serve_a_change_within_200_ms_of_its_notice() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let (first, second) = (h.start().await, h.start().await);
+    let path = format!("/v1/customers/{}", w.jane);
+    for app in [&first, &second] {
+        for _ in 0..2 {
+            let reply = h.get(app, &path, Some(&w.sales)).await;
+            assert_eq!(reply.body["data"]["status"], "lead", "{}", reply.body);
+        }
+    }
+    projector
+        .flush(
+            &h,
+            vec![customer_status(
+                w.jane,
+                "lead",
+                "inactive",
+                at("2025-03-10T10:00:00Z"),
+            )],
+        )
+        .await;
+    let announced = Instant::now();
+    for app in [&first, &second] {
+        eventually(
+            &h,
+            app,
+            &path,
+            &w.sales,
+            Duration::from_millis(200),
+            |body| body["data"]["status"] == "inactive",
+        )
+        .await;
+    }
+    assert!(announced.elapsed() < Duration::from_millis(400));
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", first.base))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("query_api_cache_hits_total"), "{text}");
+    let hits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("query_api_cache_hits_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(hits > 0, "the second read was not a cache hit:\n{text}");
+    assert!(text.contains("query_api_requests_total{route=\"/v1/customers/{id}\",status=\"200\"}"));
+}
+
+#[tokio::test]
+async fn a_change_without_a_notice_is_served_after_the_next_checkpoint_poll() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let app = h.start().await;
+    let path = format!("/v1/customers/{}", w.john);
+    assert_eq!(
+        h.get(&app, &path, Some(&w.sales)).await.body["data"]["status"],
+        "active"
+    );
+    projector
+        .flush_silently(
+            &h,
+            vec![customer_status(
+                w.john,
+                "active",
+                "inactive",
+                at("2025-03-10T10:00:00Z"),
+            )],
+        )
+        .await;
+    eventually(
+        &h,
+        &app,
+        &path,
+        &w.sales,
+        Duration::from_millis(2500),
+        |body| body["data"]["status"] == "inactive",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_the_cache_every_request_reads_mongodb() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let app = h.start_with(&["--no-cache"]).await;
+    let path = format!("/v1/customers/{}", w.john);
+    for _ in 0..3 {
+        assert_eq!(h.get(&app, &path, Some(&w.sales)).await.status, 200);
+    }
+    let text = h
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("query_api_cache_hits_total 0\n"), "{text}");
+    assert!(text.contains("query_api_cache_entries 0\n"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unchanged_answer_revalidates_to_304_and_a_changed_one_does_not() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let app = h.start().await;
+    let path = format!("/v1/jobs/{}", w.moved);
+    let first = h.get(&app, &path, Some(&w.dispatcher)).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("cache-control").as_deref(),
+        Some("private, no-cache")
+    );
+    let etag = first.header("etag").unwrap();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "not a strong ETag: {etag}"
+    );
+    let again = h
+        .get_with(
+            &app,
+            &path,
+            Some(&w.dispatcher),
+            &[("If-None-Match", &etag)],
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.body, serde_json::Value::Null);
+    assert_eq!(again.header("etag"), Some(etag.clone()));
+    let other = h
+        .get_with(
+            &app,
+            &path,
+            Some(&w.dispatcher),
+            &[("If-None-Match", "\"something-else\"")],
+        )
+        .await;
+    assert_eq!(other.status, 200);
+    let position = projector
+        .flush(
+            &h,
+            vec![customer_status(
+                w.jane,
+                "lead",
+                "active",
+                at("2025-03-11T10:00:00Z"),
+            )],
+        )
+        .await;
+    let after = h
+        .get_with(
+            &app,
+            &format!("{path}?min_position={position}"),
+            Some(&w.dispatcher),
+            &[("If-None-Match", &etag)],
+        )
+        .await;
+    assert_eq!(
+        after.status, 200,
+        "the position moved, so the answer changed"
+    );
+    assert_ne!(after.header("etag"), Some(etag));
+}
