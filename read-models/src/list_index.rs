@@ -1,0 +1,513 @@
+//! Ordered lists paged by keyset without scans: one directory document per list and bucket
+//! documents holding sorted runs of entries.
+//!
+//! A list is named by a key string (`customers|status=active`, `inbox|<user>|all`, …). Each
+//! entry has a sort key (a string; lists are ordered by it **descending**, and the models
+//! build keys such as `<created_at>|<id>` so that this is newest first) and a payload (the
+//! view item itself, so a page needs no further reads).
+//!
+//! Documents (collection kinds `list_dirs` and `list_buckets` of the owning model):
+//! - directory `_id = <list>`: `{list, total, next_no, buckets: [{no, lo, count}]}` with
+//!   buckets sorted by `lo` descending. Bucket `i` holds the keys in `[lo_i, lo_{i-1})` (the
+//!   first bucket has no upper bound, the last has `lo = ""`). Tier 1.
+//! - bucket `_id = <list>#<no>`: `{list, no, entries: [{key, item}]}`, entries sorted by key
+//!   descending, at most [`BUCKET_MAX`] of them. Tier 0.
+//!
+//! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers
+//! from `next_no`), and a bucket that falls below [`BUCKET_MIN`] after a removal is merged
+//! with a neighbour into a new bucket when the two fit in half a bucket. The replaced
+//! buckets are left as they are and never touched again (no longer in the directory): a
+//! bucket's content is only ever read by the event that retires it, which keeps re-applied
+//! events exact (see `cache`). Emptied buckets are dropped from the directory the same way.
+//!
+//! Reading a page after a cursor = the directory + the bucket holding the cursor + the
+//! following ones until the page is full (1–3 bucket reads: pages hold at most 200 items,
+//! buckets up to 500). The directory holds ~100 bytes per bucket, so a list of 10 million
+//! entries has a directory of a few MB.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
+use crate::query::{DocSource, QueryError};
+
+/// Most entries per bucket (tiny in tests, so that splits and merges happen).
+pub(crate) const BUCKET_MAX: usize = if cfg!(test) { 8 } else { 64 };
+/// A bucket below this after a removal is merged with a neighbour if they fit in half.
+pub(crate) const BUCKET_MIN: usize = BUCKET_MAX / 4;
+
+/// What a list entry carries.
+pub(crate) trait ListItem:
+    Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
+{
+}
+impl<T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static> ListItem for T {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Directory {
+    pub(crate) list: String,
+    pub(crate) total: i64,
+    pub(crate) next_no: i64,
+    pub(crate) buckets: Vec<BucketRef>,
+}
+
+impl ReadDoc for Directory {
+    const TIER: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BucketRef {
+    pub(crate) no: i64,
+    pub(crate) lo: String,
+    pub(crate) count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bucket<P> {
+    pub(crate) list: String,
+    pub(crate) no: i64,
+    pub(crate) entries: Vec<ListEntry<P>>,
+}
+
+impl<P> Default for Bucket<P> {
+    fn default() -> Self {
+        Bucket {
+            list: String::new(),
+            no: 0,
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<P: ListItem> ReadDoc for Bucket<P> {
+    const TIER: u8 = 0;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ListEntry<P> {
+    pub(crate) key: String,
+    pub(crate) item: P,
+}
+
+/// Where one model keeps its lists.
+#[derive(Debug, Clone)]
+pub(crate) struct ListStore {
+    pub(crate) dirs: String,
+    pub(crate) buckets: String,
+}
+
+/// One list membership of an item: which list, under which sort key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Membership {
+    pub(crate) list: String,
+    pub(crate) key: String,
+}
+
+pub(crate) fn bucket_id(list: &str, no: i64) -> String {
+    format!("{list}#{no}")
+}
+
+/// Index of the bucket whose range holds `key` (buckets sorted by `lo` descending).
+fn locate(dir: &Directory, key: &str) -> Option<usize> {
+    dir.buckets.iter().position(|b| b.lo.as_str() <= key)
+}
+
+/// Inserts into `entries` (sorted by key descending), replacing an entry with the same key.
+fn insert_sorted<P>(entries: &mut Vec<ListEntry<P>>, key: String, item: P) {
+    match entries.binary_search_by(|e| key.as_str().cmp(e.key.as_str())) {
+        Ok(i) => entries[i].item = item,
+        Err(i) => entries.insert(i, ListEntry { key, item }),
+    }
+}
+
+impl ListStore {
+    /// Brings an item's memberships from `old` to `new` (each with its payload): removes it
+    /// from lists it left or where its key changed, inserts it where it arrived, and
+    /// replaces the payload where it stayed.
+    pub(crate) async fn sync<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        old: &[Membership],
+        new: &[(Membership, P)],
+    ) -> Result<(), LoadError> {
+        for gone in old.iter().filter(|m| !new.iter().any(|(n, _)| n == *m)) {
+            self.remove::<P>(cache, loader, position, &gone.list, &gone.key)
+                .await?;
+        }
+        for (membership, item) in new {
+            if old.contains(membership) {
+                self.replace(cache, loader, position, membership, item.clone())
+                    .await?;
+            } else {
+                self.insert(cache, loader, position, membership, item.clone())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn directory(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        list: &str,
+    ) -> Result<Directory, LoadError> {
+        let dir = cache
+            .get_cloned::<Directory>(loader, &self.dirs, list)
+            .await?;
+        Ok(dir.unwrap_or_else(|| Directory {
+            list: list.to_owned(),
+            ..Directory::default()
+        }))
+    }
+
+    async fn bucket<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        list: &str,
+        no: i64,
+    ) -> Result<Vec<ListEntry<P>>, LoadError> {
+        let id = bucket_id(list, no);
+        let bucket = cache
+            .get_cloned::<Bucket<P>>(loader, &self.buckets, &id)
+            .await?;
+        Ok(bucket.map(|b| b.entries).unwrap_or_default())
+    }
+
+    async fn write_bucket<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        list: &str,
+        no: i64,
+        entries: Vec<ListEntry<P>>,
+    ) -> Result<(), LoadError> {
+        let id = bucket_id(list, no);
+        cache
+            .update::<Bucket<P>>(loader, &self.buckets, &id, position, |b| {
+                b.list = list.to_owned();
+                b.no = no;
+                b.entries = entries;
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn write_directory(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        dir: Directory,
+    ) -> Result<(), LoadError> {
+        let id = dir.list.clone();
+        cache
+            .update::<Directory>(loader, &self.dirs, &id, position, |d| *d = dir)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes a bucket in place (guarded like every document change).
+    async fn edit_bucket<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        list: &str,
+        no: i64,
+        change: impl FnOnce(&mut Vec<ListEntry<P>>),
+    ) -> Result<(), LoadError> {
+        let id = bucket_id(list, no);
+        cache
+            .update::<Bucket<P>>(loader, &self.buckets, &id, position, |b| {
+                b.list = list.to_owned();
+                b.no = no;
+                change(&mut b.entries);
+            })
+            .await?;
+        Ok(())
+    }
+
+    // Directory changes below are computed from the directory's own counts only, never
+    // from bucket contents: after a crash a bucket may already hold this event while its
+    // directory does not. Bucket contents are read only to retire a bucket (split or
+    // merge), and a retired bucket never changes again, so what is read is exact.
+
+    async fn insert<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        membership: &Membership,
+        item: P,
+    ) -> Result<(), LoadError> {
+        let list = membership.list.as_str();
+        let key = membership.key.clone();
+        let mut dir = self.directory(cache, loader, list).await?;
+        let index = match locate(&dir, &key) {
+            Some(index) => index,
+            None => {
+                // An empty list: its first bucket covers every key.
+                dir.buckets.push(BucketRef {
+                    no: dir.next_no,
+                    lo: String::new(),
+                    count: 0,
+                });
+                dir.next_no += 1;
+                dir.buckets.len() - 1
+            }
+        };
+        dir.total += 1;
+        let no = dir.buckets[index].no;
+        let count = dir.buckets[index].count + 1;
+        if count as usize <= BUCKET_MAX {
+            dir.buckets[index].count = count;
+            self.edit_bucket::<P>(cache, loader, position, list, no, |entries| {
+                insert_sorted(entries, key, item);
+            })
+            .await?;
+            return self.write_directory(cache, loader, position, dir).await;
+        }
+        // Split into two new buckets; the full one is retired untouched.
+        let mut entries = self.bucket::<P>(cache, loader, list, no).await?;
+        insert_sorted(&mut entries, key, item);
+        let lower = entries.split_off(entries.len() / 2);
+        let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
+        let (upper_no, lower_no) = (dir.next_no, dir.next_no + 1);
+        dir.next_no += 2;
+        let refs = [
+            BucketRef {
+                no: upper_no,
+                lo: upper_lo,
+                count: entries.len() as i64,
+            },
+            BucketRef {
+                no: lower_no,
+                lo: dir.buckets[index].lo.clone(),
+                count: lower.len() as i64,
+            },
+        ];
+        dir.buckets.splice(index..=index, refs);
+        self.write_bucket(cache, loader, position, list, upper_no, entries)
+            .await?;
+        self.write_bucket(cache, loader, position, list, lower_no, lower)
+            .await?;
+        self.write_directory(cache, loader, position, dir).await
+    }
+
+    async fn replace<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        membership: &Membership,
+        item: P,
+    ) -> Result<(), LoadError> {
+        let dir = self.directory(cache, loader, &membership.list).await?;
+        let Some(index) = locate(&dir, &membership.key) else {
+            return Ok(());
+        };
+        let key = membership.key.as_str();
+        let no = dir.buckets[index].no;
+        self.edit_bucket::<P>(cache, loader, position, &membership.list, no, |entries| {
+            if let Ok(i) = entries.binary_search_by(|e| key.cmp(e.key.as_str())) {
+                entries[i].item = item;
+            }
+        })
+        .await
+    }
+
+    async fn remove<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        list: &str,
+        key: &str,
+    ) -> Result<(), LoadError> {
+        let mut dir = self.directory(cache, loader, list).await?;
+        let Some(index) = locate(&dir, key) else {
+            return Ok(());
+        };
+        let no = dir.buckets[index].no;
+        let count = (dir.buckets[index].count - 1).max(0);
+        dir.total = (dir.total - 1).max(0);
+        let without = |entries: &mut Vec<ListEntry<P>>| {
+            if let Ok(i) = entries.binary_search_by(|e| key.cmp(e.key.as_str())) {
+                entries.remove(i);
+            }
+        };
+        if count == 0 {
+            // Drop the bucket; its range joins the neighbours'. Only the last bucket's range
+            // must be handed on explicitly (to the one before it).
+            self.edit_bucket::<P>(cache, loader, position, list, no, without)
+                .await?;
+            dir.buckets.remove(index);
+            if index == dir.buckets.len() {
+                if let Some(last) = dir.buckets.last_mut() {
+                    last.lo = String::new();
+                }
+            }
+            return self.write_directory(cache, loader, position, dir).await;
+        }
+        dir.buckets[index].count = count;
+        if let Some(neighbour) = merge_partner(&dir, index) {
+            let (upper, lower) = if neighbour > index {
+                (index, neighbour)
+            } else {
+                (neighbour, index)
+            };
+            let mut merged: Vec<ListEntry<P>> = Vec::new();
+            for i in [upper, lower] {
+                let mut entries = self
+                    .bucket::<P>(cache, loader, list, dir.buckets[i].no)
+                    .await?;
+                if i == index {
+                    without(&mut entries);
+                }
+                merged.extend(entries);
+            }
+            let merged_no = dir.next_no;
+            dir.next_no += 1;
+            let merged_ref = BucketRef {
+                no: merged_no,
+                lo: dir.buckets[lower].lo.clone(),
+                count: merged.len() as i64,
+            };
+            dir.buckets.splice(upper..=lower, [merged_ref]);
+            self.write_bucket(cache, loader, position, list, merged_no, merged)
+                .await?;
+        } else {
+            self.edit_bucket::<P>(cache, loader, position, list, no, without)
+                .await?;
+        }
+        self.write_directory(cache, loader, position, dir).await
+    }
+}
+
+/// The neighbour to merge bucket `index` with, when it has fallen below [`BUCKET_MIN`] and
+/// both fit in half a bucket (the lower neighbour preferred).
+fn merge_partner(dir: &Directory, index: usize) -> Option<usize> {
+    let count = dir.buckets.get(index)?.count as usize;
+    if count >= BUCKET_MIN {
+        return None;
+    }
+    let fits = |i: usize| {
+        dir.buckets
+            .get(i)
+            .is_some_and(|b| b.count as usize + count <= BUCKET_MAX / 2)
+    };
+    if fits(index + 1) {
+        Some(index + 1)
+    } else if index > 0 && fits(index - 1) {
+        Some(index - 1)
+    } else {
+        None
+    }
+}
+
+/// A page read from a list.
+#[derive(Debug, Clone)]
+pub(crate) struct ListPage<P> {
+    pub(crate) items: Vec<ListEntry<P>>,
+    /// Key of the last item (or last scanned entry) when more may follow.
+    pub(crate) next: Option<String>,
+    /// Entries in the whole list (whatever the bounds and filter).
+    pub(crate) total: Option<u64>,
+}
+
+/// How to read a page: entries with keys strictly below `before` (all if `None`) and at or
+/// above `floor`, kept by `keep`, scanning at most `budget` entries.
+pub(crate) struct PageSpec<'a, P> {
+    pub(crate) before: Option<String>,
+    pub(crate) floor: Option<String>,
+    pub(crate) limit: usize,
+    pub(crate) keep: &'a (dyn Fn(&P) -> bool + Sync),
+    pub(crate) budget: usize,
+}
+
+/// Reads one page of `list` from the documents in `dirs`/`buckets`.
+pub(crate) async fn read_page<P: ListItem>(
+    src: &impl DocSource,
+    dirs: &str,
+    buckets: &str,
+    list: &str,
+    spec: PageSpec<'_, P>,
+) -> Result<ListPage<P>, QueryError> {
+    let Some(dir) = crate::query::read::<Directory>(src, dirs, list).await? else {
+        return Ok(ListPage {
+            items: Vec::new(),
+            next: None,
+            total: Some(0),
+        });
+    };
+    let total = u64::try_from(dir.total).unwrap_or(0);
+    let start = match &spec.before {
+        // The bucket holding the largest key below `before`: the one whose range holds
+        // `before`, unless `before` is its lowest possible key (then the next one).
+        Some(before) => dir
+            .buckets
+            .iter()
+            .position(|b| b.lo.as_str() < before.as_str())
+            .unwrap_or(dir.buckets.len()),
+        None => 0,
+    };
+    let mut items = Vec::new();
+    let mut scanned = 0usize;
+    let mut last_scanned: Option<String> = None;
+    for bucket_ref in &dir.buckets[start..] {
+        let id = bucket_id(list, bucket_ref.no);
+        let Some(bucket) = crate::query::read::<Bucket<P>>(src, buckets, &id).await? else {
+            continue;
+        };
+        for entry in bucket.entries {
+            if spec
+                .before
+                .as_deref()
+                .is_some_and(|before| entry.key.as_str() >= before)
+            {
+                continue;
+            }
+            if spec
+                .floor
+                .as_deref()
+                .is_some_and(|floor| entry.key.as_str() < floor)
+            {
+                return Ok(ListPage {
+                    items,
+                    next: None,
+                    total: Some(total),
+                });
+            }
+            if items.len() == spec.limit {
+                let next = items.last().map(|e: &ListEntry<P>| e.key.clone());
+                return Ok(ListPage {
+                    items,
+                    next,
+                    total: Some(total),
+                });
+            }
+            if scanned == spec.budget {
+                return Ok(ListPage {
+                    items,
+                    next: last_scanned,
+                    total: Some(total),
+                });
+            }
+            scanned += 1;
+            last_scanned = Some(entry.key.clone());
+            if (spec.keep)(&entry.item) {
+                items.push(entry);
+            }
+        }
+    }
+    Ok(ListPage {
+        items,
+        next: None,
+        total: Some(total),
+    })
+}

@@ -1,0 +1,368 @@
+//! The inbox model: unread counts per user and each user's thread lists.
+//!
+//! Documents (collections `rm_inbox_g<n>_<kind>`):
+//! - `users`, `_id = <user_id>` (tier 0): `{unread, unread_threads, threads}` — totals over
+//!   the user's threads, changed with every change of one of the user's thread entries.
+//! - `list_dirs` / `list_buckets` (tiers 1 / 0): two ordered lists per user (see
+//!   `list_index`): `inbox|<user_id>|all` and `inbox|<user_id>|unread` (threads with unread
+//!   messages), keyed `<activity_at>|<thread_id>` (newest first), payload the
+//!   `ThreadListItem`. `MessagePosted` moves the thread to the top of every participant's
+//!   lists; `ThreadRead` changes the reader's entry and unread-list membership.
+//! - `user_threads`, `_id = <user_id>_<thread_id>` (tier 2): `{read_up_to, own_after:
+//!   [{from, to}], item}`: the user's read marker, the user's own message seqs after it (as
+//!   ranges; own messages never count as unread), and the user's current list item.
+//!   unread = (last_seq − read_up_to) − (own seqs after read_up_to). `own_after` only grows
+//!   while the user posts without marking read (16 bytes per run of own messages).
+//! - `threads`, `_id = <thread_id>` (tier 3): `{thread: {thread_id, kind, job_id, title,
+//!   participants [{user_id, name}], started_at, last_seq, last_message_at, preview,
+//!   last_author_id}}` from `ThreadStarted` and `MessagePosted`. At most 100 participants.
+//! - `user_names`, `_id = <user_id>` (tier 4): `{name}` from `UserRegistered`.
+//!
+//! A message in a thread of `k` participants changes `k` user-thread documents, `k` user
+//! documents and `2k` list entries (`k ≤ 100`).
+
+use chrono::{DateTime, Utc};
+use domain::ids::{JobId, ThreadId, UserId};
+use domain::thread::ThreadEvent;
+use domain::user::UserEvent;
+use serde::{Deserialize, Serialize};
+
+use super::messages::kind_view;
+use super::{name_of, set_name, time_key, At};
+use crate::apply::Decoded;
+use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
+use crate::list_index::{ListStore, Membership};
+use crate::query::{Participant, ThreadKindView, ThreadListItem};
+use crate::Model;
+
+pub(crate) const KINDS: &[&str] = &[
+    "users",
+    "user_threads",
+    "threads",
+    "user_names",
+    "list_dirs",
+    "list_buckets",
+];
+
+/// Characters of the last message shown in thread lists.
+pub(crate) const PREVIEW_CHARS: usize = 100;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct UserDoc {
+    pub(crate) unread: i64,
+    pub(crate) unread_threads: i64,
+    pub(crate) threads: i64,
+}
+
+impl ReadDoc for UserDoc {
+    const TIER: u8 = 0;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct UserThreadDoc {
+    read_up_to: u64,
+    own_after: Vec<SeqRange>,
+    item: Option<ThreadListItem>,
+}
+
+impl ReadDoc for UserThreadDoc {
+    const TIER: u8 = 2;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SeqRange {
+    from: u64,
+    to: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ThreadDoc {
+    thread: Option<ThreadState>,
+}
+
+impl ReadDoc for ThreadDoc {
+    const TIER: u8 = 3;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ThreadState {
+    thread_id: ThreadId,
+    kind: ThreadKindView,
+    job_id: Option<JobId>,
+    title: Option<String>,
+    participants: Vec<Participant>,
+    started_at: DateTime<Utc>,
+    last_seq: u64,
+    last_message_at: Option<DateTime<Utc>>,
+    preview: Option<String>,
+    last_author_id: Option<UserId>,
+}
+
+/// `inbox|<user>|all` or `inbox|<user>|unread`.
+pub(crate) fn list_name(user: UserId, unread_only: bool) -> String {
+    let which = if unread_only { "unread" } else { "all" };
+    format!("inbox|{user}|{which}")
+}
+
+pub(crate) fn list_key(item: &ThreadListItem) -> String {
+    format!("{}|{}", time_key(item.activity_at), item.thread_id)
+}
+
+pub(crate) fn preview(body: &str) -> String {
+    body.chars().take(PREVIEW_CHARS).collect()
+}
+
+fn memberships(user: UserId, item: &ThreadListItem) -> Vec<Membership> {
+    let key = list_key(item);
+    let mut lists = vec![Membership {
+        list: list_name(user, false),
+        key: key.clone(),
+    }];
+    if item.unread > 0 {
+        lists.push(Membership {
+            list: list_name(user, true),
+            key,
+        });
+    }
+    lists
+}
+
+fn own_count(ranges: &[SeqRange]) -> u64 {
+    ranges.iter().map(|r| r.to - r.from + 1).sum()
+}
+
+fn build_item(thread: &ThreadState, user: UserId, ut: &UserThreadDoc) -> ThreadListItem {
+    let participants = match thread.kind {
+        ThreadKindView::Direct => thread
+            .participants
+            .iter()
+            .filter(|p| p.user_id != user)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let unread = thread
+        .last_seq
+        .saturating_sub(ut.read_up_to)
+        .saturating_sub(own_count(&ut.own_after));
+    ThreadListItem {
+        thread_id: thread.thread_id,
+        kind: thread.kind,
+        job_id: thread.job_id,
+        title: thread.title.clone(),
+        participants,
+        unread,
+        last_seq: thread.last_seq,
+        last_message_at: thread.last_message_at,
+        preview: thread.preview.clone(),
+        last_author_id: thread.last_author_id,
+        activity_at: thread.last_message_at.unwrap_or(thread.started_at),
+    }
+}
+
+struct Collections {
+    users: String,
+    user_threads: String,
+    threads: String,
+    names: String,
+    lists: ListStore,
+}
+
+pub(crate) async fn apply(
+    at: &At<'_>,
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    event: &Decoded,
+) -> Result<(), LoadError> {
+    let c = Collections {
+        users: at.collection(Model::Inbox, "users"),
+        user_threads: at.collection(Model::Inbox, "user_threads"),
+        threads: at.collection(Model::Inbox, "threads"),
+        names: at.collection(Model::Inbox, "user_names"),
+        lists: ListStore {
+            dirs: at.collection(Model::Inbox, "list_dirs"),
+            buckets: at.collection(Model::Inbox, "list_buckets"),
+        },
+    };
+    let p = at.position;
+    match event {
+        Decoded::User(id, UserEvent::UserRegistered { display_name, .. }) => {
+            set_name(
+                cache,
+                loader,
+                &c.names,
+                &id.to_string(),
+                p,
+                display_name.as_str(),
+            )
+            .await?;
+        }
+        Decoded::Thread(thread_id, thread_event) => {
+            apply_thread(cache, loader, &c, p, *thread_id, thread_event).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn apply_thread(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    p: u64,
+    thread_id: ThreadId,
+    event: &ThreadEvent,
+) -> Result<(), LoadError> {
+    let id = thread_id.to_string();
+    match event {
+        ThreadEvent::ThreadStarted {
+            kind,
+            participants,
+            title,
+            started_at,
+            ..
+        } => {
+            let mut named = Vec::with_capacity(participants.len());
+            for user in participants {
+                let name = name_of(cache, loader, &c.names, &user.to_string()).await?;
+                named.push(Participant {
+                    user_id: *user,
+                    name,
+                });
+            }
+            named.sort_by_key(|p| p.user_id);
+            let (kind, job_id) = kind_view(kind);
+            let state = ThreadState {
+                thread_id,
+                kind,
+                job_id,
+                title: title.as_ref().map(|t| t.as_str().to_owned()),
+                participants: named,
+                started_at: *started_at,
+                last_seq: 0,
+                last_message_at: None,
+                preview: None,
+                last_author_id: None,
+            };
+            cache
+                .update::<ThreadDoc>(loader, &c.threads, &id, p, |doc| doc.thread = Some(state))
+                .await?;
+            for user in participants {
+                refresh(cache, loader, c, p, thread_id, *user, |_| {}).await?;
+            }
+        }
+        ThreadEvent::MessagePosted {
+            seq,
+            author,
+            body,
+            posted_at,
+            ..
+        } => {
+            let text = preview(body.as_str());
+            cache
+                .update_existing::<ThreadDoc>(loader, &c.threads, &id, p, |doc| {
+                    if let Some(t) = &mut doc.thread {
+                        if *seq >= t.last_seq {
+                            t.last_seq = *seq;
+                            t.last_message_at = Some(*posted_at);
+                            t.preview = Some(text);
+                            t.last_author_id = Some(*author);
+                        }
+                    }
+                })
+                .await?;
+            let participants: Vec<UserId> = cache
+                .get::<ThreadDoc>(loader, &c.threads, &id)
+                .await?
+                .and_then(|doc| doc.thread.as_ref())
+                .map(|t| t.participants.iter().map(|p| p.user_id).collect())
+                .unwrap_or_default();
+            for user in participants {
+                let own = user == *author;
+                refresh(cache, loader, c, p, thread_id, user, |ut| {
+                    if own && *seq > ut.read_up_to {
+                        match ut.own_after.last_mut() {
+                            Some(run) if run.to + 1 == *seq => run.to = *seq,
+                            _ => ut.own_after.push(SeqRange {
+                                from: *seq,
+                                to: *seq,
+                            }),
+                        }
+                    }
+                })
+                .await?;
+            }
+        }
+        ThreadEvent::ThreadRead {
+            user, up_to_seq, ..
+        } => {
+            refresh(cache, loader, c, p, thread_id, *user, |ut| {
+                ut.read_up_to = ut.read_up_to.max(*up_to_seq);
+                let read = ut.read_up_to;
+                ut.own_after.retain(|r| r.to > read);
+                if let Some(first) = ut.own_after.first_mut() {
+                    first.from = first.from.max(read + 1);
+                }
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `change` to one user's view of a thread and carries the result into the user's
+/// totals and lists.
+async fn refresh(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    p: u64,
+    thread_id: ThreadId,
+    user: UserId,
+    change: impl FnOnce(&mut UserThreadDoc),
+) -> Result<(), LoadError> {
+    let Some(thread) = cache
+        .get::<ThreadDoc>(loader, &c.threads, &thread_id.to_string())
+        .await?
+        .and_then(|doc| doc.thread.clone())
+    else {
+        return Ok(());
+    };
+    let id = format!("{user}_{thread_id}");
+    let old = cache
+        .get_cloned::<UserThreadDoc>(loader, &c.user_threads, &id)
+        .await?
+        .unwrap_or_default();
+    let mut new = old.clone();
+    change(&mut new);
+    let item = build_item(&thread, user, &new);
+    new.item = Some(item.clone());
+    let stored = new.clone();
+    cache
+        .update::<UserThreadDoc>(loader, &c.user_threads, &id, p, |doc| *doc = stored)
+        .await?;
+    let unread = |ut: &UserThreadDoc| ut.item.as_ref().map_or(0, |i| i.unread) as i64;
+    let (before, after) = (unread(&old), unread(&new));
+    let joined = i64::from(old.item.is_none());
+    let unread_threads = i64::from(after > 0) - i64::from(before > 0);
+    if joined != 0 || before != after {
+        cache
+            .update::<UserDoc>(loader, &c.users, &user.to_string(), p, |doc| {
+                doc.threads += joined;
+                doc.unread += after - before;
+                doc.unread_threads += unread_threads;
+            })
+            .await?;
+    }
+    let old_lists = old
+        .item
+        .as_ref()
+        .map(|i| memberships(user, i))
+        .unwrap_or_default();
+    let new_lists: Vec<(Membership, ThreadListItem)> = memberships(user, &item)
+        .into_iter()
+        .map(|m| (m, item.clone()))
+        .collect();
+    c.lists.sync(cache, loader, p, &old_lists, &new_lists).await
+}

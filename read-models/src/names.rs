@@ -1,0 +1,117 @@
+//! Names shared by the projector and the query API: collections, the registry, checkpoints
+//! and the change-notification subject.
+//!
+//! A model generation's collections are `rm_<model>_g<generation>_<kind>`; every model also
+//! has a `meta` kind holding `{_id: "checkpoint", position}`. The registry collection
+//! `rm_registry` holds `{_id: "<model>", generation}` per model (missing = generation 1).
+
+use bson::{doc, Bson, Document};
+
+use crate::Model;
+
+/// The registry collection: one document per model naming its live generation.
+pub const REGISTRY_COLLECTION: &str = "rm_registry";
+/// The kind of a generation's meta collection (checkpoint and projector state).
+pub const META_KIND: &str = "meta";
+/// `_id` of the checkpoint document in a generation's meta collection.
+pub const CHECKPOINT_ID: &str = "checkpoint";
+
+/// `rm_<model>_g<generation>_<kind>`, e.g. `rm_calendar_g1_weeks`.
+pub fn collection(model: Model, generation: u32, kind: &str) -> String {
+    format!("rm_{}_g{generation}_{kind}", model.as_str())
+}
+
+/// The prefix every collection of a generation starts with (`rm_<model>_g<n>_`), for
+/// dropping a whole generation.
+pub fn generation_prefix(model: Model, generation: u32) -> String {
+    format!("rm_{}_g{generation}_", model.as_str())
+}
+
+/// `rm_<model>_g<generation>_meta`.
+pub fn meta_collection(model: Model, generation: u32) -> String {
+    collection(model, generation, META_KIND)
+}
+
+/// Every collection a model generation writes, including `meta`.
+pub fn collections(model: Model, generation: u32) -> Vec<String> {
+    model
+        .kinds()
+        .iter()
+        .chain(std::iter::once(&META_KIND))
+        .map(|kind| collection(model, generation, kind))
+        .collect()
+}
+
+/// The checkpoint document: every event at or below `position` is applied.
+pub fn checkpoint_doc(position: u64) -> Document {
+    doc! {"_id": CHECKPOINT_ID, "position": position_i64(position)}
+}
+
+/// The checkpoint position a checkpoint document holds (0 when absent or malformed).
+pub fn checkpoint_position(doc: Option<&Document>) -> u64 {
+    doc.and_then(|d| number(d, "position")).unwrap_or(0)
+}
+
+/// The registry document that makes `generation` the live one of `model`.
+pub fn registry_doc(model: Model, generation: u32) -> Document {
+    doc! {"_id": model.as_str(), "generation": i64::from(generation)}
+}
+
+/// The generation a registry document names (1 when absent or malformed).
+pub fn registry_generation(doc: Option<&Document>) -> u32 {
+    doc.and_then(|d| number(d, "generation"))
+        .and_then(|g| u32::try_from(g).ok())
+        .filter(|g| *g >= 1)
+        .unwrap_or(1)
+}
+
+/// Core NATS subject of change notifications: `"<subject_prefix>-changes"`.
+pub fn changes_subject(subject_prefix: &str) -> String {
+    format!("{}-changes", subject_prefix.trim_end_matches('.'))
+}
+
+pub(crate) fn position_i64(position: u64) -> i64 {
+    i64::try_from(position).unwrap_or(i64::MAX)
+}
+
+fn number(doc: &Document, field: &str) -> Option<u64> {
+    match doc.get(field)? {
+        Bson::Int32(n) => u64::try_from(*n).ok(),
+        Bson::Int64(n) => u64::try_from(*n).ok(),
+        Bson::Double(n) if *n >= 0.0 && n.is_finite() => Some(*n as u64),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names_follow_the_contract() {
+        assert_eq!(
+            collection(Model::Calendar, 1, "weeks"),
+            "rm_calendar_g1_weeks"
+        );
+        assert_eq!(meta_collection(Model::Inbox, 3), "rm_inbox_g3_meta");
+        assert!(collections(Model::Lists, 2)
+            .iter()
+            .all(|c| c.starts_with(&generation_prefix(Model::Lists, 2))));
+        assert_eq!(
+            changes_subject("simplepro.events"),
+            "simplepro.events-changes"
+        );
+    }
+
+    #[test]
+    fn checkpoint_and_registry_documents_round_trip() {
+        assert_eq!(checkpoint_position(Some(&checkpoint_doc(42))), 42);
+        assert_eq!(checkpoint_position(None), 0);
+        assert_eq!(
+            registry_generation(Some(&registry_doc(Model::Messages, 4))),
+            4
+        );
+        assert_eq!(registry_generation(None), 1);
+        assert_eq!(registry_generation(Some(&doc! {"generation": 0})), 1);
+    }
+}

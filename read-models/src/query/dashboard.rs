@@ -1,0 +1,211 @@
+//! The dashboard view from month documents.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, Months, NaiveDate};
+
+use super::{
+    read, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat, MonthRevenue,
+    QueryError, ServiceTypeStat, Stats,
+};
+use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc};
+use crate::Model;
+
+/// Longest range the dashboard sums, in days.
+pub const MAX_DASHBOARD_DAYS: i64 = 366;
+
+/// Dashboard for `from..=to` (at most 366 days), with `today`'s stats and the 12 months
+/// ending with `today`'s month: at most 13 + 12 month documents, read once each.
+pub async fn dashboard(
+    src: &impl DocSource,
+    gens: &Generations,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<DashboardView, QueryError> {
+    if from > to {
+        return Err(QueryError::Invalid {
+            field: "from",
+            reason: format!("must not be after to ({from} > {to})"),
+        });
+    }
+    if (to - from).num_days() >= MAX_DASHBOARD_DAYS {
+        return Err(QueryError::Invalid {
+            field: "to",
+            reason: format!("the range may span at most {MAX_DASHBOARD_DAYS} days"),
+        });
+    }
+    let chart = chart_months(today);
+    let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
+    wanted.push(today);
+    wanted.extend(chart.iter().copied());
+    let collection = gens.collection(Model::Dashboard, "months");
+    let mut months: HashMap<String, MonthDoc> = HashMap::new();
+    for date in wanted {
+        let id = month_id(date);
+        if months.contains_key(&id) {
+            continue;
+        }
+        let doc = read::<MonthDoc>(src, &collection, &id)
+            .await?
+            .unwrap_or_default();
+        months.insert(id, doc);
+    }
+    let day = |date: NaiveDate| -> Option<&DayDoc> {
+        months.get(&month_id(date))?.days.get(&day_key(date))
+    };
+    let range: Vec<(NaiveDate, Option<&DayDoc>)> = dates(from, to).map(|d| (d, day(d))).collect();
+    let monthly_revenue = chart
+        .iter()
+        .map(|start| {
+            let (revenue_minor, completed) = months
+                .get(&month_id(*start))
+                .map(|m| {
+                    m.days.values().fold((0, 0), |(r, c), d| {
+                        (r + d.revenue_minor, c + count(d.completed))
+                    })
+                })
+                .unwrap_or((0, 0));
+            MonthRevenue {
+                month: month_id(*start),
+                revenue_minor,
+                completed,
+            }
+        })
+        .collect();
+    Ok(DashboardView {
+        from,
+        to,
+        totals: sum(range.iter().filter_map(|(_, d)| *d)),
+        days: range
+            .iter()
+            .map(|(date, d)| DayStats {
+                date: *date,
+                stats: sum(d.iter().copied()),
+            })
+            .collect(),
+        today: DayStats {
+            date: today,
+            stats: sum(day(today)),
+        },
+        service_types: service_types(range.iter().filter_map(|(_, d)| *d)),
+        lead_sources: lead_sources(range.iter().filter_map(|(_, d)| *d)),
+        crew: crew(range.iter().filter_map(|(_, d)| *d)),
+        monthly_revenue,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// `from..=to`.
+fn dates(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+fn first_of_month(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
+}
+
+/// First days of the 12 months ending with `today`'s month, oldest first.
+pub(crate) fn chart_months(today: NaiveDate) -> Vec<NaiveDate> {
+    let this_month = first_of_month(today);
+    (0..12u32)
+        .rev()
+        .filter_map(|back| this_month.checked_sub_months(Months::new(back)))
+        .collect()
+}
+
+fn sum<'a>(days: impl IntoIterator<Item = &'a DayDoc>) -> Stats {
+    let mut stats = Stats::default();
+    for d in days {
+        stats.jobs_created += count(d.created);
+        stats.jobs_scheduled += count(d.scheduled);
+        stats.jobs_completed += count(d.completed);
+        stats.jobs_cancelled += count(d.cancelled);
+        stats.revenue_minor += d.revenue_minor;
+        stats.leads += d.leads.iter().map(|l| count(l.count)).sum::<u64>();
+        stats.conversions += d.conversions.iter().map(|c| count(c.count)).sum::<u64>();
+        stats.planned_jobs += count(d.planned);
+        stats.crewed_jobs += count(d.crewed);
+    }
+    stats.average_job_value_minor = average(stats.revenue_minor, stats.jobs_completed);
+    stats
+}
+
+pub(crate) fn average(revenue: i64, completed: u64) -> i64 {
+    match i64::try_from(completed) {
+        Ok(n) if n > 0 => revenue / n,
+        _ => 0,
+    }
+}
+
+fn service_types<'a>(days: impl Iterator<Item = &'a DayDoc>) -> Vec<ServiceTypeStat> {
+    let mut by_type = BTreeMap::new();
+    for s in days.flat_map(|d| &d.services) {
+        let stat = by_type.entry(s.service_type).or_insert((0u64, 0i64));
+        stat.0 += count(s.count);
+        stat.1 += s.revenue_minor;
+    }
+    by_type
+        .into_iter()
+        .map(
+            |(service_type, (completed, revenue_minor))| ServiceTypeStat {
+                service_type,
+                completed,
+                revenue_minor,
+            },
+        )
+        .collect()
+}
+
+fn lead_sources<'a>(days: impl Iterator<Item = &'a DayDoc>) -> Vec<LeadSourceStat> {
+    let mut by_source = BTreeMap::new();
+    for d in days {
+        for l in &d.leads {
+            by_source.entry(l.source).or_insert((0u64, 0u64)).0 += count(l.count);
+        }
+        for c in &d.conversions {
+            by_source.entry(c.source).or_insert((0u64, 0u64)).1 += count(c.count);
+        }
+    }
+    by_source
+        .into_iter()
+        .map(|(source, (leads, conversions))| LeadSourceStat {
+            source,
+            leads,
+            conversions,
+        })
+        .collect()
+}
+
+fn crew<'a>(days: impl Iterator<Item = &'a DayDoc>) -> Vec<CrewStat> {
+    let mut by_member = BTreeMap::new();
+    for c in days.flat_map(|d| &d.crew) {
+        let stat = by_member
+            .entry(c.crew_member_id)
+            .or_insert_with(|| (c.name.clone(), 0u64));
+        stat.1 += count(c.count);
+    }
+    let mut crew: Vec<CrewStat> = by_member
+        .into_iter()
+        .map(|(crew_member_id, (name, completed_jobs))| CrewStat {
+            crew_member_id,
+            name,
+            completed_jobs,
+        })
+        .collect();
+    sort_crew(&mut crew);
+    crew
+}
+
+/// Most completed jobs first, then name, then id.
+pub(crate) fn sort_crew(crew: &mut [CrewStat]) {
+    crew.sort_by(|a, b| {
+        b.completed_jobs
+            .cmp(&a.completed_jobs)
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.crew_member_id.cmp(&b.crew_member_id))
+    });
+}

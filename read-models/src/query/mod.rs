@@ -1,0 +1,192 @@
+//! Assembling API views from point reads of the read-model documents.
+//!
+//! The query API implements [`DocSource`] (MongoDB behind a cache) and knows the live
+//! [`Generations`]; every function here reads a handful of documents by computed `_id`.
+//! Lists page by keyset: [`PageRequest::after`] is the opaque [`CursorKey`] of the last item
+//! of the previous page, so a page costs the same whatever its number.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bson::Document;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::LoadError;
+use crate::names;
+use crate::Model;
+
+mod calendar;
+mod dashboard;
+mod inbox;
+mod lists;
+mod messages;
+mod search;
+pub mod views;
+
+pub use calendar::calendar_week;
+pub(crate) use dashboard::{chart_months, sort_crew as dashboard_sort_crew};
+pub use dashboard::{dashboard, MAX_DASHBOARD_DAYS};
+pub use inbox::{unread_count, user_threads};
+pub use lists::{customer, customers, job, jobs, SCAN_BUDGET};
+pub use messages::{thread_messages, thread_meta};
+pub use views::*;
+
+/// Point reads of read-model documents (the query API: MongoDB behind a cache; tests: memory).
+pub trait DocSource: Send + Sync {
+    fn get(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Arc<Document>>, LoadError>> + Send;
+}
+
+/// The live generation of each model (1 unless the registry says otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Generations([u32; 5]);
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations([1; 5])
+    }
+}
+
+impl Generations {
+    /// Generation 1 for every model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, model: Model) -> u32 {
+        self.0[model.index()]
+    }
+
+    pub fn set(&mut self, model: Model, generation: u32) {
+        self.0[model.index()] = generation.max(1);
+    }
+
+    pub fn with(mut self, model: Model, generation: u32) -> Self {
+        self.set(model, generation);
+        self
+    }
+
+    /// Reads the registry documents (`rm_registry`, `_id` = model name) through `src`.
+    pub async fn load(src: &impl DocSource) -> Result<Self, QueryError> {
+        let mut generations = Generations::default();
+        for model in Model::ALL {
+            let doc = src.get(names::REGISTRY_COLLECTION, model.as_str()).await?;
+            generations.set(model, names::registry_generation(doc.as_deref()));
+        }
+        Ok(generations)
+    }
+
+    pub(crate) fn collection(&self, model: Model, kind: &str) -> String {
+        names::collection(model, self.get(model), kind)
+    }
+}
+
+/// Largest page the list functions return; larger limits are reduced to it.
+pub const MAX_PAGE_LIMIT: usize = 200;
+
+/// One page of a list: at most `limit` items after the `after` cursor (exclusive).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageRequest {
+    /// Clamped to `1..=MAX_PAGE_LIMIT`.
+    pub limit: usize,
+    pub after: Option<CursorKey>,
+}
+
+impl PageRequest {
+    pub fn first(limit: usize) -> Self {
+        PageRequest { limit, after: None }
+    }
+
+    pub(crate) fn clamped_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE_LIMIT)
+    }
+}
+
+/// Where a page ended. Opaque to callers: they encode (and sign) it and hand it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CursorKey(pub serde_json::Value);
+
+/// Items of one page, the cursor of the next page (`None` on the last page), and the total
+/// number of items in the list when it is known without scanning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<CursorKey>,
+    pub total: Option<u64>,
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Reading failed; retrying may work (5xx).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A stored document does not have the expected shape (5xx).
+    #[error("read-model document {collection}/{id} is malformed: {reason}")]
+    Corrupt {
+        collection: String,
+        id: String,
+        reason: String,
+    },
+    /// The cursor was not made by this list (400).
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// A parameter is out of range (400).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl QueryError {
+    /// True for errors caused by the request (cursor or parameters), false for the store.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            QueryError::InvalidCursor(_) | QueryError::Invalid { .. }
+        )
+    }
+}
+
+/// Reads and decodes one document.
+pub(crate) async fn read<T: DeserializeOwned>(
+    src: &impl DocSource,
+    collection: &str,
+    id: &str,
+) -> Result<Option<T>, QueryError> {
+    match src.get(collection, id).await? {
+        None => Ok(None),
+        Some(doc) => {
+            bson::from_document((*doc).clone())
+                .map(Some)
+                .map_err(|e| QueryError::Corrupt {
+                    collection: collection.to_owned(),
+                    id: id.to_owned(),
+                    reason: e.to_string(),
+                })
+        }
+    }
+}
+
+/// The checkpoint of one model's live generation (0 when it has none yet).
+pub async fn model_checkpoint(
+    src: &impl DocSource,
+    gens: &Generations,
+    model: Model,
+) -> Result<u64, QueryError> {
+    let collection = gens.collection(model, names::META_KIND);
+    let doc = src.get(&collection, names::CHECKPOINT_ID).await?;
+    Ok(names::checkpoint_position(doc.as_deref()))
+}
+
+/// The lowest checkpoint over the five models: every view reflects at least this position.
+pub async fn checkpoint(src: &impl DocSource, gens: &Generations) -> Result<u64, QueryError> {
+    let mut lowest = u64::MAX;
+    for model in Model::ALL {
+        lowest = lowest.min(model_checkpoint(src, gens, model).await?);
+    }
+    Ok(lowest)
+}

@@ -1,0 +1,113 @@
+//! Customer search over the postings documents: typo tolerant, no scans.
+//!
+//! A search reads the postings of its most specific query token (its prefix, the prefixes
+//! of its one-character deletions and transpositions, and its first two characters: about
+//! `2 × length` point reads), scores every candidate against all query tokens, and reads
+//! the summaries of the page's customers. Pages are keyset over (score desc, name, id).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use domain::ids::CustomerId;
+use serde::{Deserialize, Serialize};
+
+use super::lists::customer;
+use super::{
+    read, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, Page, PageRequest,
+    QueryError,
+};
+use crate::models::search::{customer_score, lookup_keys, query_tokens, Posting, PostingDoc};
+use crate::Model;
+
+/// Where a search page ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SearchCursor {
+    score: u32,
+    name: String,
+    id: CustomerId,
+}
+
+/// Best score first, then name, then id.
+fn rank(a: &SearchCursor, b: &SearchCursor) -> Ordering {
+    b.score
+        .cmp(&a.score)
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+pub(crate) async fn search_customers(
+    src: &impl DocSource,
+    gens: &Generations,
+    search: &str,
+    filter: &CustomerFilter,
+    page: PageRequest,
+) -> Result<Page<CustomerSummary>, QueryError> {
+    let after = page
+        .after
+        .as_ref()
+        .map(|c| {
+            serde_json::from_value::<SearchCursor>(c.0.clone())
+                .map_err(|_| QueryError::InvalidCursor("expected a search position".into()))
+        })
+        .transpose()?;
+    let tokens = query_tokens(search);
+    let Some(seed) = tokens.iter().max_by(|a, b| {
+        a.chars()
+            .count()
+            .cmp(&b.chars().count())
+            .then_with(|| b.cmp(a))
+    }) else {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+            total: Some(0),
+        });
+    };
+    let collection = gens.collection(Model::Lists, "search");
+    let mut candidates: BTreeMap<CustomerId, Posting> = BTreeMap::new();
+    for key in lookup_keys(seed) {
+        if let Some(doc) = read::<PostingDoc>(src, &collection, &key).await? {
+            for entry in doc.entries {
+                candidates.entry(entry.customer_id).or_insert(entry);
+            }
+        }
+    }
+    let mut ranked: Vec<SearchCursor> = candidates
+        .into_values()
+        .filter(|p| filter.status.is_none_or(|s| s == p.status))
+        .filter(|p| filter.source.is_none_or(|s| s == p.source))
+        .filter_map(|p| {
+            customer_score(&tokens, &p.tokens).map(|score| SearchCursor {
+                score,
+                name: p.name,
+                id: p.customer_id,
+            })
+        })
+        .collect();
+    ranked.sort_by(rank);
+    let total = ranked.len() as u64;
+    let start = match &after {
+        Some(cursor) => ranked.partition_point(|r| rank(r, cursor) != Ordering::Greater),
+        None => 0,
+    };
+    let limit = page.clamped_limit();
+    let chosen: Vec<&SearchCursor> = ranked[start..].iter().take(limit).collect();
+    let more = ranked.len() > start + chosen.len();
+    let mut items = Vec::with_capacity(chosen.len());
+    for hit in &chosen {
+        if let Some(summary) = customer(src, gens, hit.id).await? {
+            items.push(summary);
+        }
+    }
+    let next = match chosen.last() {
+        Some(last) if more => Some(CursorKey(serde_json::to_value(last).map_err(|e| {
+            QueryError::InvalidCursor(format!("cannot encode a search position: {e}"))
+        })?)),
+        _ => None,
+    };
+    Ok(Page {
+        items,
+        next,
+        total: Some(total),
+    })
+}

@@ -1,0 +1,211 @@
+//! The document cache's rules, one at a time.
+
+use bson::doc;
+use chrono::{TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::block_on;
+use super::pipeline::time_zone;
+use crate::cache::{flush_batches, DocCache, DocLoader, LoadError, ReadDoc};
+use crate::memory::MemoryStore;
+use crate::{apply, Model, ProjectionContext};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Leaf {
+    n: i64,
+}
+
+impl ReadDoc for Leaf {
+    const TIER: u8 = 0;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Lookup {
+    name: String,
+}
+
+impl ReadDoc for Lookup {
+    const TIER: u8 = 2;
+}
+
+struct Failing;
+
+impl DocLoader for Failing {
+    async fn load(&self, _: &str, _: &str) -> Result<Option<bson::Document>, LoadError> {
+        Err(LoadError::new("down"))
+    }
+}
+
+#[test]
+fn a_document_already_holding_the_event_is_not_changed_again() {
+    let store = MemoryStore::new();
+    store.put("c", "a", doc! {"_id": "a", "_pos": 5_i64, "n": 1_i64});
+    let mut cache = DocCache::new(10);
+    block_on(async {
+        cache.begin_event(5);
+        let ran = cache
+            .update::<Leaf>(&store, "c", "a", 5, |d| d.n += 1)
+            .await
+            .unwrap();
+        assert!(!ran);
+        cache.begin_event(6);
+        let ran = cache
+            .update::<Leaf>(&store, "c", "a", 6, |d| d.n += 1)
+            .await
+            .unwrap();
+        assert!(ran);
+        // The same event may change a document several times.
+        cache
+            .update::<Leaf>(&store, "c", "a", 6, |d| d.n += 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get::<Leaf>(&store, "c", "a").await.unwrap(),
+            Some(&Leaf { n: 12 })
+        );
+    });
+    let dirty = cache.take_dirty();
+    assert_eq!(dirty.len(), 1);
+    assert_eq!(
+        dirty[0].doc,
+        Some(doc! {"n": 12_i64, "_id": "a", "_pos": 6_i64})
+    );
+}
+
+#[test]
+fn a_flushed_higher_tier_document_makes_the_event_skip_lower_tiers() {
+    let store = MemoryStore::new();
+    store.put(
+        "lookups",
+        "x",
+        doc! {"_id": "x", "_pos": 9_i64, "name": "later"},
+    );
+    let mut cache = DocCache::new(10);
+    block_on(async {
+        cache.begin_event(7);
+        let lookup = cache
+            .get_cloned::<Lookup>(&store, "lookups", "x")
+            .await
+            .unwrap();
+        assert_eq!(lookup.map(|l| l.name).as_deref(), Some("later"));
+        let ran = cache
+            .update::<Leaf>(&store, "leaves", "y", 7, |d| d.n += 1)
+            .await
+            .unwrap();
+        assert!(!ran, "the leaf was flushed together with the lookup");
+        cache.end_event();
+        cache.begin_event(10);
+        cache.get::<Lookup>(&store, "lookups", "x").await.unwrap();
+        let ran = cache
+            .update::<Leaf>(&store, "leaves", "y", 10, |d| d.n += 1)
+            .await
+            .unwrap();
+        assert!(ran, "a later event applies normally");
+    });
+}
+
+#[test]
+fn dirty_documents_come_out_lowest_tier_first_and_clean_ones_are_evicted() {
+    let store = MemoryStore::new();
+    let mut cache = DocCache::new(1);
+    block_on(async {
+        cache.begin_event(1);
+        for id in ["a", "b"] {
+            cache
+                .update::<Lookup>(&store, "lookups", id, 1, |d| d.name = id.into())
+                .await
+                .unwrap();
+            cache
+                .update::<Leaf>(&store, "leaves", id, 1, |d| d.n = 1)
+                .await
+                .unwrap();
+        }
+    });
+    let dirty = cache.take_dirty();
+    let tiers: Vec<u8> = dirty.iter().map(|d| d.tier).collect();
+    assert_eq!(tiers, [0, 0, 2, 2]);
+    let batches = flush_batches(dirty);
+    assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(
+        cache.len(),
+        1,
+        "clean documents beyond the capacity are evicted"
+    );
+    assert_eq!(cache.dirty_count(), 0);
+    assert!(cache.take_dirty().is_empty());
+}
+
+#[test]
+fn a_failed_load_leaves_the_cache_as_it_was() {
+    let store = MemoryStore::new();
+    let ctx = ProjectionContext {
+        time_zone: time_zone(),
+        generation: 1,
+    };
+    let event = events::EventEnvelope {
+        event_id: uuid::Uuid::from_u128(1),
+        aggregate_type: "user".into(),
+        aggregate_id: uuid::Uuid::from_u128(2).to_string(),
+        version: 1,
+        position: Some(1),
+        event_type: "UserRegistered".into(),
+        schema_version: 1,
+        occurred_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        recorded_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        correlation_id: "c".into(),
+        causation_id: None,
+        actor: "a".into(),
+        payload: json!({"user_id": uuid::Uuid::from_u128(2), "display_name": "Dana",
+            "email": "dana@example.com", "role": "admin", "registered_at": "2025-01-01T00:00:00Z"}),
+    };
+    let mut cache = DocCache::new(10);
+    block_on(async {
+        let error = apply(Model::Messages, &ctx, &mut cache, &Failing, &event)
+            .await
+            .unwrap_err();
+        assert!(error.is_retryable() && !error.is_poison());
+        assert_eq!(cache.dirty_count(), 0);
+        apply(Model::Messages, &ctx, &mut cache, &store, &event)
+            .await
+            .unwrap();
+        assert_eq!(cache.dirty_count(), 1);
+
+        let mut broken = event.clone();
+        broken.payload = json!({"user_id": "nope"});
+        let error = apply(Model::Messages, &ctx, &mut cache, &store, &broken)
+            .await
+            .unwrap_err();
+        assert!(error.is_poison());
+        let mut unplaced = event.clone();
+        unplaced.position = None;
+        assert!(apply(Model::Inbox, &ctx, &mut cache, &store, &unplaced)
+            .await
+            .unwrap_err()
+            .is_poison());
+        let mut unknown = event.clone();
+        unknown.event_type = "UserPromotedToAstronaut".into();
+        apply(Model::Inbox, &ctx, &mut cache, &store, &unknown)
+            .await
+            .unwrap();
+        let mut foreign = event;
+        foreign.aggregate_type = "invoice".into();
+        apply(Model::Lists, &ctx, &mut cache, &store, &foreign)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_stored_document_of_the_wrong_shape_is_a_corrupt_load() {
+    let store = MemoryStore::new();
+    store.put(
+        "c",
+        "a",
+        doc! {"_id": "a", "_pos": 1_i64, "n": "not a number"},
+    );
+    let mut cache = DocCache::new(10);
+    let error = block_on(cache.get::<Leaf>(&store, "c", "a")).unwrap_err();
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("c/a"));
+}

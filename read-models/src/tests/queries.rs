@@ -1,0 +1,134 @@
+//! Query functions: parameters, cursors, registry and checkpoints.
+
+use chrono::NaiveDate;
+use domain::ids::ThreadId;
+use serde_json::json;
+
+use super::block_on;
+use super::history::history;
+use super::pipeline::{project, Plan};
+use crate::memory::MemoryStore;
+use crate::query::{
+    self, CursorKey, CustomerFilter, Generations, JobFilter, PageRequest, QueryError,
+};
+use crate::{names, Model};
+
+fn store() -> MemoryStore {
+    let plan = Plan {
+        capacity: 100,
+        flush_odds: 1,
+        crash_odds: 0,
+        fail_every: 0,
+        seed: 3,
+    };
+    block_on(project(&history(&[]), &plan))
+}
+
+#[test]
+fn jon_smith_finds_john_smith_first() {
+    let store = store();
+    let filter = CustomerFilter {
+        search: Some("Jon Smith".into()),
+        ..CustomerFilter::default()
+    };
+    let page = block_on(query::customers(
+        &store,
+        &Generations::default(),
+        &filter,
+        PageRequest::first(10),
+    ))
+    .unwrap();
+    let names: Vec<_> = page
+        .items
+        .iter()
+        .map(|c| format!("{} {}", c.first_name, c.last_name))
+        .collect();
+    assert_eq!(names, ["John Smith"]);
+    assert_eq!(page.total, Some(1));
+}
+
+#[test]
+fn malformed_cursors_and_ranges_are_bad_requests() {
+    let store = store();
+    let gens = Generations::default();
+    let bad = PageRequest {
+        limit: 5,
+        after: Some(CursorKey(json!({"nope": true}))),
+    };
+    let thread = ThreadId::from_uuid(uuid::Uuid::from_u128(5));
+    let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+    block_on(async {
+        let errors: Vec<QueryError> = vec![
+            query::customers(&store, &gens, &CustomerFilter::default(), bad.clone())
+                .await
+                .unwrap_err(),
+            query::jobs(&store, &gens, &JobFilter::default(), bad.clone())
+                .await
+                .unwrap_err(),
+            query::dashboard(&store, &gens, day(10), day(9), day(9))
+                .await
+                .unwrap_err(),
+            query::jobs(
+                &store,
+                &gens,
+                &JobFilter {
+                    from: Some(day(10)),
+                    to: Some(day(9)),
+                    ..JobFilter::default()
+                },
+                PageRequest::first(5),
+            )
+            .await
+            .unwrap_err(),
+        ];
+        assert!(errors.iter().all(QueryError::is_bad_request), "{errors:?}");
+        // An unknown thread has no messages, whatever the cursor.
+        let page = query::thread_messages(&store, &gens, thread, bad)
+            .await
+            .unwrap();
+        assert!(page.items.is_empty() && page.next.is_none());
+    });
+}
+
+#[test]
+fn generations_come_from_the_registry_and_the_checkpoint_is_the_lowest() {
+    let store = MemoryStore::new();
+    store.put(
+        names::REGISTRY_COLLECTION,
+        "calendar",
+        names::registry_doc(Model::Calendar, 3),
+    );
+    for (model, position) in [
+        (Model::Dashboard, 7),
+        (Model::Calendar, 4),
+        (Model::Inbox, 9),
+        (Model::Lists, 8),
+        (Model::Messages, 5),
+    ] {
+        let generation = if model == Model::Calendar { 3 } else { 1 };
+        store.put(
+            &names::meta_collection(model, generation),
+            names::CHECKPOINT_ID,
+            names::checkpoint_doc(position),
+        );
+    }
+    // A stale generation's checkpoint is ignored.
+    store.put(
+        &names::meta_collection(Model::Calendar, 1),
+        names::CHECKPOINT_ID,
+        names::checkpoint_doc(1),
+    );
+    block_on(async {
+        let gens = Generations::load(&store).await.unwrap();
+        assert_eq!(gens, Generations::new().with(Model::Calendar, 3));
+        assert_eq!(query::checkpoint(&store, &gens).await.unwrap(), 4);
+        assert_eq!(
+            query::model_checkpoint(&store, &gens, Model::Inbox)
+                .await
+                .unwrap(),
+            9
+        );
+    });
+    assert_eq!("lists".parse::<Model>(), Ok(Model::Lists));
+    assert!("nope".parse::<Model>().is_err());
+}
