@@ -1,1 +1,226 @@
-//! placeholder
+//! The projector of SimplePro: keeps every read model exactly up to date from the event stream,
+//! and rebuilds read models from the event store.
+//!
+//! - [`config`]: flags and environment ([`Config`], the `rebuild` subcommand, tuning).
+//! - `consumer`: the durable JetStream pull consumer (explicit acks, bounded pending).
+//! - `ordering`: the bounded reorder buffer that hands out events strictly by position.
+//! - `source`: the event store as the record: its tail, and ranges read by point reads or one
+//!   streaming cursor.
+//! - `projection`: one model generation being written (cache, checkpoint, dead letters).
+//! - `live`: the service loop; `rebuild`: new generations, `--verify`, the registry switch.
+//! - `state`: registry, checkpoint, parked and dead-letter documents; `notify`: change notices.
+//! - [`metrics`] and `http`: `/healthz`, `/readyz`, `/metrics`, `GET /v1/checkpoint`.
+//!
+//! # Guarantees and how they are enforced
+//!
+//! **Position order.** Positions are dense and global. Each live model generation keeps a
+//! checkpoint `P` (every position ≤ `P` applied). Deliveries go through a reorder buffer keyed
+//! by position: at or below the applied position is a duplicate (acked, skipped); above the
+//! next one it is held (bounded); only the run `applied + 1, applied + 2, …` is applied.
+//! A model never receives an event that does not continue its own applied position
+//! (`projection` refuses a gap), so per-aggregate version order follows from position order.
+//!
+//! **No waiting forever.** If `applied + 1` has not arrived within `gap_wait` (200 ms) while
+//! something later is held or the store's tail is past it, or the buffer is full, the missing
+//! range is read from the event store by point reads (a streaming cursor for long ranges).
+//! The tail is re-probed every `poll` (500 ms), so events JetStream lost or never delivered
+//! are applied from the store too; held messages beyond the store's tail were not published
+//! by the relay and are dropped (counted as invalid).
+//!
+//! **Exactly once.** The projector is the only writer of read-model documents. A batch is
+//! applied in memory, then its documents are written tier by tier (upserts by `_id`), then
+//! each model's checkpoint, then the change notice, and only then the JetStream acks. A crash
+//! anywhere re-applies events after the checkpoint; every document carries `_pos`, and the
+//! cache skips an event for a document persisted at or past it, so nothing counts twice.
+//! Any failure drops the caches and restarts from the persisted checkpoints by re-reading
+//! the store.
+//!
+//! **Poison events.** An event that a model cannot apply (undecodable, impossible; or whose
+//! upcast fails) is retried a few times with backoff, then written to `rm_dead_letters`
+//! (`<model>/<position>`) with the envelope and error, and its aggregate is parked for that
+//! model (persisted with the checkpoint): later events of the aggregate are dead-lettered as
+//! "parked behind <position>". The checkpoint still advances; nothing is dropped silently.
+//!
+//! **Restarts and rebuilds.** The durable consumer remembers what was acknowledged; the
+//! checkpoints say what is applied; at start each model catches up from its checkpoint to the
+//! store's tail (a model without a checkpoint builds from 0). The registry is re-read every
+//! poll; a model switched to a rebuilt generation is reopened at that generation's checkpoint
+//! and filled from the store up to the live position before the next batch.
+
+pub mod config;
+mod consumer;
+mod http;
+mod live;
+mod loader;
+pub mod metrics;
+mod notify;
+mod ordering;
+mod projection;
+mod rebuild;
+mod source;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::calendar::BusinessTimeZone;
+use events::{Bus, EventStore, Upcasters};
+use platform::http::Readiness;
+use platform::shutdown::Shutdown;
+use read_models::{Model, ProjectionContext};
+use tokio::net::TcpListener;
+
+pub use config::{Command, Config, RebuildArgs, Tuning};
+pub use metrics::{CheckpointView, Metrics, ModelStatus};
+pub use rebuild::{RebuildReport, VerifyReport};
+
+/// Failures inside the projection loop; each one makes the loop reload from the checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("event store: {0}")]
+    Store(#[from] events::StoreError),
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("applying an event: {0}")]
+    Apply(String),
+    #[error("{model} model is at {applied} but was handed position {next}")]
+    Gap {
+        model: String,
+        applied: u64,
+        next: u64,
+    },
+    #[error("verification: {0}")]
+    Verify(String),
+}
+
+/// What both the service and the rebuild command connect to.
+struct Connections {
+    db: mongodb::Database,
+    store: EventStore,
+    nats: async_nats::Client,
+    bus: Bus,
+    context: ProjectionContext,
+    changes_subject: String,
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Connections> {
+    let time_zone = BusinessTimeZone::parse(&config.business.timezone)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("reading the business time zone")?;
+    let client = events::store::connect_client(&config.connection.mongodb_uri, "projector")
+        .await
+        .context("connecting to MongoDB")?;
+    let db = client.database(&config.connection.mongodb_db);
+    let store = EventStore::open(db.clone())
+        .await
+        .context("opening the event store")?;
+    let nats = events::bus::connect_nats(&config.connection.nats_url, "projector")
+        .await
+        .context("connecting to NATS")?;
+    let bus = Bus::new(nats.clone(), config.connection.bus_config());
+    Ok(Connections {
+        changes_subject: read_models::names::changes_subject(&config.connection.subject_prefix),
+        db,
+        store,
+        nats,
+        bus,
+        context: ProjectionContext {
+            time_zone,
+            generation: 1,
+        },
+    })
+}
+
+fn shared(db: &mongodb::Database, metrics: Arc<Metrics>, tuning: &Tuning) -> projection::Shared {
+    projection::Shared {
+        db: db.clone(),
+        loader: loader::MongoLoader::new(db.clone()),
+        metrics,
+        poison_attempts: tuning.poison_attempts,
+    }
+}
+
+/// Serves health and metrics on `listener` and projects until `shutdown`; then it finishes
+/// the batch in hand, acknowledges it and returns.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let connections = connect(&config).await?;
+    let metrics = Arc::new(Metrics::default());
+    let router = http::router(
+        Readiness {
+            database: connections.db.clone(),
+            nats: connections.nats.clone(),
+        },
+        metrics.clone(),
+    );
+    let server = tokio::spawn(platform::http::serve(
+        listener,
+        router,
+        shutdown.clone(),
+        Duration::from_secs(5),
+    ));
+    let live = live::Live::new(
+        shared(&connections.db, metrics, &config.tuning),
+        connections.store,
+        Upcasters::new(),
+        config.tuning.clone(),
+        connections.context,
+        connections.nats.clone(),
+        connections.changes_subject,
+    );
+    live.run(connections.bus, config.durable_name(), shutdown)
+        .await;
+    if let Err(error) = connections.nats.flush().await {
+        tracing::debug!(%error, "final NATS flush failed");
+    }
+    server
+        .await
+        .context("the HTTP server task failed")?
+        .context("serving HTTP")?;
+    Ok(())
+}
+
+/// Rebuilds the named models (all when none is named), one after the other.
+pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<RebuildReport>> {
+    let models = if args.models.is_empty() {
+        Model::ALL.to_vec()
+    } else {
+        args.models
+            .iter()
+            .map(|name| {
+                name.parse::<Model>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown model {name:?}; expected one of: {}",
+                        Model::ALL.map(Model::as_str).join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let connections = connect(config).await?;
+    let rebuilder = rebuild::Rebuilder {
+        shared: shared(
+            &connections.db,
+            Arc::new(Metrics::default()),
+            &config.tuning,
+        ),
+        store: connections.store,
+        upcasters: Upcasters::new(),
+        context: connections.context,
+        nats: connections.nats.clone(),
+        changes_subject: connections.changes_subject,
+        flush_concurrency: config.tuning.flush_concurrency,
+    };
+    let mut reports = Vec::with_capacity(models.len());
+    for model in models {
+        let report = rebuilder
+            .rebuild(model, args)
+            .await
+            .with_context(|| format!("rebuilding the {} model", model.as_str()))?;
+        reports.push(report);
+    }
+    if let Err(error) = connections.nats.flush().await {
+        tracing::debug!(%error, "final NATS flush failed");
+    }
+    Ok(reports)
+}

@@ -1,0 +1,467 @@
+//! The live projector: JetStream deliveries in, position-ordered batches applied to every live
+//! model generation, documents and checkpoints flushed, change notices out, acks last.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::Stream as PullStream;
+use async_nats::jetstream::message::Acker;
+use events::{Bus, EventEnvelope, EventStore, Upcasters};
+use platform::shutdown::Shutdown;
+use read_models::{Model, ProjectionContext};
+use tokio::time::Instant;
+
+use crate::config::Tuning;
+use crate::consumer::{self, Delivery};
+use crate::metrics::ModelStatus;
+use crate::ordering::{Held, Offer, Reorder};
+use crate::projection::{self, ModelProjection, Prepared, Shared};
+use crate::source::{self, RangeReader};
+use crate::{notify, state, ProjectError};
+
+/// Events per chunk when reading a range from the store.
+const STORE_CHUNK: usize = 2_000;
+
+pub(crate) struct Live {
+    pub(crate) shared: Shared,
+    pub(crate) store: EventStore,
+    pub(crate) upcasters: Upcasters,
+    pub(crate) tuning: Tuning,
+    pub(crate) context: ProjectionContext,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) changes_subject: String,
+    models: Vec<ModelProjection>,
+    reorder: Reorder<Delivery>,
+    /// Messages whose events are handed to the models but not yet flushed.
+    unacked: Vec<(u64, Acker)>,
+    tail: u64,
+}
+
+impl Live {
+    pub(crate) fn new(
+        shared: Shared,
+        store: EventStore,
+        upcasters: Upcasters,
+        tuning: Tuning,
+        context: ProjectionContext,
+        nats: async_nats::Client,
+        changes_subject: String,
+    ) -> Self {
+        let reorder = Reorder::new(0, tuning.reorder_capacity, tuning.gap_wait());
+        Live {
+            shared,
+            store,
+            upcasters,
+            tuning,
+            context,
+            nats,
+            changes_subject,
+            models: Vec::new(),
+            reorder,
+            unacked: Vec::new(),
+            tail: 0,
+        }
+    }
+
+    /// Runs until `shutdown`; never returns early on a failure, it backs off and recovers.
+    pub(crate) async fn run(mut self, bus: Bus, durable: String, shutdown: Shutdown) {
+        let mut messages: Option<PullStream> = None;
+        let mut connect_at = Instant::now();
+        let mut last_poll = Instant::now();
+        let mut failures: u32 = 0;
+        let mut recovered = false;
+        while !shutdown.is_triggered() {
+            if !recovered {
+                match with_shutdown(&shutdown, self.recover()).await {
+                    None => break,
+                    Some(Ok(())) => {
+                        recovered = true;
+                        failures = 0;
+                    }
+                    Some(Err(error)) => {
+                        failures += 1;
+                        tracing::error!(%error, "projector start-up failed; retrying");
+                        if !backoff(&shutdown, failures).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if messages.is_none() && Instant::now() >= connect_at {
+                let pull = async {
+                    let durable_consumer =
+                        consumer::durable(&bus, &durable, self.tuning.max_ack_pending).await?;
+                    consumer::messages(&durable_consumer, self.tuning.batch_max).await
+                };
+                match pull.await {
+                    Ok(stream) => messages = Some(stream),
+                    Err(error) => {
+                        tracing::warn!(%error, "JetStream consumer unavailable; reading the event store meanwhile");
+                        connect_at = Instant::now() + Duration::from_secs(2);
+                    }
+                }
+            }
+            let idle = self.idle_wait(last_poll);
+            let received = match messages.as_mut() {
+                Some(stream) => {
+                    let next = consumer::next_batch(
+                        stream,
+                        self.tuning.batch_max,
+                        self.tuning.batch_wait(),
+                        idle,
+                    );
+                    match with_shutdown(&shutdown, next).await {
+                        None => break,
+                        Some(received) => received,
+                    }
+                }
+                None => match with_shutdown(&shutdown, tokio::time::sleep(idle)).await {
+                    None => break,
+                    Some(()) => Ok(Vec::new()),
+                },
+            };
+            match received {
+                Ok(deliveries) => self.offer(deliveries).await,
+                Err(error) => {
+                    tracing::warn!(%error, "JetStream message stream broke; re-creating it");
+                    messages = None;
+                    connect_at = Instant::now() + Duration::from_millis(500);
+                }
+            }
+            match self.step(&mut last_poll).await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    self.shared.metrics.batch_failed();
+                    tracing::error!(%error, failures, "projecting a batch failed; reloading from the checkpoints");
+                    if !backoff(&shutdown, failures).await {
+                        break;
+                    }
+                    recovered = false;
+                }
+            }
+        }
+        tracing::info!(position = self.min_applied(), "projector stopped");
+    }
+
+    /// How long to wait for deliveries: until the next poll or the next overdue gap.
+    fn idle_wait(&self, last_poll: Instant) -> Duration {
+        let now = Instant::now();
+        let mut until = last_poll + self.tuning.poll();
+        if let Some(deadline) = self.reorder.deadline() {
+            until = until.min(deadline);
+        }
+        until
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1))
+    }
+
+    async fn offer(&mut self, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            let Some(position) = delivery.position() else {
+                // Not an event envelope: nothing to apply, and the store holds every real event.
+                self.shared.metrics.invalid_message();
+                consumer::ack(&delivery.acker).await;
+                continue;
+            };
+            let (offer, returned) = self.reorder.offer(position, delivery);
+            if offer == Offer::Duplicate {
+                self.shared.metrics.duplicate();
+                if let Some(delivery) = returned {
+                    consumer::ack(&delivery.acker).await;
+                }
+            } else if offer == Offer::HeldAgain {
+                self.shared.metrics.duplicate();
+            }
+        }
+    }
+
+    /// Applies what is ready, re-reads the registry and the tail when due, and fills an overdue
+    /// gap from the store; repeats while that makes progress.
+    async fn step(&mut self, last_poll: &mut Instant) -> Result<(), ProjectError> {
+        loop {
+            let mut progressed = false;
+            loop {
+                let ready = self.reorder.take_ready(self.tuning.batch_max);
+                if ready.is_empty() {
+                    break;
+                }
+                progressed = true;
+                let mut events = Vec::with_capacity(ready.len());
+                for (position, held) in ready {
+                    let Held { item, copies } = held;
+                    self.unacked.push((position, item.acker));
+                    self.unacked
+                        .extend(copies.into_iter().map(|c| (position, c.acker)));
+                    if let Some(event) = item.event {
+                        events.push(event);
+                    }
+                }
+                self.commit(events).await?;
+            }
+            if last_poll.elapsed() >= self.tuning.poll() {
+                self.refresh().await?;
+                *last_poll = Instant::now();
+            }
+            if let Some((after, up_to)) = self.reorder.overdue_gap(Instant::now()) {
+                progressed |= self.fill_gap(after, up_to).await?;
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads a missing range from the store; returns whether anything was applied.
+    async fn fill_gap(&mut self, after: u64, up_to: Option<u64>) -> Result<bool, ProjectError> {
+        let target = match up_to {
+            Some(position) => position,
+            None => {
+                self.poll_tail().await?;
+                self.tail
+            }
+        };
+        let reached = self.catch_up_to(target).await?;
+        if reached > after {
+            self.shared.metrics.gap_filled((reached - after) as usize);
+            for held in self.reorder.advance_to(reached) {
+                ack_held(held).await;
+            }
+            return Ok(true);
+        }
+        // The store has nothing after `after`: whatever is held beyond its tail was not
+        // published by the relay (the relay publishes only what the log already holds).
+        self.poll_tail().await?;
+        while self.reorder.held() > 0 {
+            match self.reorder.drop_first() {
+                Some((position, held)) if position > self.tail => {
+                    tracing::warn!(
+                        position,
+                        tail = self.tail,
+                        "message beyond the store's tail dropped"
+                    );
+                    self.shared.metrics.invalid_message();
+                    ack_held(held).await;
+                }
+                Some((position, held)) => {
+                    // Back in: the store has caught up with it meanwhile.
+                    let Held { item, copies } = held;
+                    self.reorder.offer(position, item);
+                    for copy in copies {
+                        self.reorder.offer(position, copy);
+                    }
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.reorder.settle();
+        Ok(false)
+    }
+
+    /// Applies a dense run from JetStream, first filling any model that is behind it.
+    async fn commit(&mut self, events: Vec<EventEnvelope>) -> Result<(), ProjectError> {
+        let Some(first) = events.first().and_then(|e| e.position) else {
+            return Ok(());
+        };
+        if self.min_applied() + 1 < first {
+            let reached = self.catch_up_to(first - 1).await?;
+            if reached + 1 < first {
+                return Err(ProjectError::Gap {
+                    model: "all".into(),
+                    applied: reached,
+                    next: first,
+                });
+            }
+        }
+        let prepared = projection::prepare(&self.upcasters, events);
+        self.apply_and_flush(&prepared).await
+    }
+
+    /// Brings every model to `target` from the store; returns the lowest position reached.
+    async fn catch_up_to(&mut self, target: u64) -> Result<u64, ProjectError> {
+        let after = self.min_applied();
+        if target <= after {
+            return Ok(after);
+        }
+        let store = self.store.clone();
+        let mut reader = RangeReader::new(&store, after, target, STORE_CHUNK);
+        while let Some(chunk) = reader.next().await {
+            let prepared = projection::prepare(&self.upcasters, chunk?);
+            self.apply_and_flush(&prepared).await?;
+        }
+        Ok(self.min_applied())
+    }
+
+    /// One batch: apply to every model (concurrently: they share nothing), write the changed
+    /// documents, then the checkpoints, then announce, then acknowledge.
+    async fn apply_and_flush(&mut self, prepared: &[Prepared]) -> Result<(), ProjectError> {
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let shared = &self.shared;
+        futures::future::try_join_all(self.models.iter_mut().map(|m| m.apply(shared, prepared)))
+            .await?;
+        let dirty: Vec<_> = self
+            .models
+            .iter_mut()
+            .flat_map(|m| m.take_dirty())
+            .collect();
+        let changed =
+            projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
+        let db = &shared.db;
+        futures::future::try_join_all(self.models.iter_mut().map(|m| m.write_checkpoint(db)))
+            .await?;
+        tracing::debug!(
+            events = prepared.len(),
+            docs = changed.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "batch flushed"
+        );
+        self.shared
+            .metrics
+            .flushed(changed.len(), started.elapsed());
+        self.shared.metrics.applied(prepared.len());
+        self.report_models();
+        let position = self.min_applied();
+        notify::publish(&self.nats, &self.changes_subject, position, &changed, false).await;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unacked)
+            .into_iter()
+            .partition(|(p, _)| *p <= position);
+        self.unacked = waiting;
+        for (_, acker) in done {
+            consumer::ack(&acker).await;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the registry (switching models to a rebuilt generation) and the store's tail.
+    async fn refresh(&mut self) -> Result<(), ProjectError> {
+        let registry = state::registry(&self.shared.db).await?;
+        let mut switched = false;
+        for slot in &mut self.models {
+            let generation = registry.get(slot.model.as_str()).copied().unwrap_or(1);
+            if generation != slot.generation {
+                tracing::info!(
+                    model = slot.model.as_str(),
+                    from = slot.generation,
+                    to = generation,
+                    "read model switched to a new generation"
+                );
+                *slot = ModelProjection::open(
+                    &self.shared.db,
+                    slot.model,
+                    generation,
+                    self.context,
+                    self.tuning.cache_docs,
+                )
+                .await?;
+                switched = true;
+            }
+        }
+        if switched {
+            self.report_models();
+            let applied = self.reorder.applied();
+            self.catch_up_to(applied).await?;
+        }
+        self.poll_tail().await?;
+        if self.tail > self.reorder.applied() {
+            self.reorder.want_next();
+        }
+        Ok(())
+    }
+
+    async fn poll_tail(&mut self) -> Result<(), ProjectError> {
+        let known = self.tail.max(self.reorder.applied());
+        self.tail = source::store_tail(&self.store, known).await?;
+        self.shared.metrics.set_store_tail(self.tail);
+        Ok(())
+    }
+
+    /// (Re)opens every model at its live generation with an empty cache and catches up to the
+    /// store's tail: the start of the process and the way out of any failure.
+    async fn recover(&mut self) -> Result<(), ProjectError> {
+        let registry = state::registry(&self.shared.db).await?;
+        let mut models = Vec::with_capacity(Model::ALL.len());
+        for model in Model::ALL {
+            let generation = registry.get(model.as_str()).copied().unwrap_or(1);
+            models.push(
+                ModelProjection::open(
+                    &self.shared.db,
+                    model,
+                    generation,
+                    self.context,
+                    self.tuning.cache_docs,
+                )
+                .await?,
+            );
+        }
+        self.models = models;
+        self.report_models();
+        let lowest = self.min_applied();
+        self.tail = source::store_tail(&self.store, lowest).await?;
+        self.shared.metrics.set_store_tail(self.tail);
+        if self.tail > lowest {
+            tracing::info!(
+                from = lowest,
+                to = self.tail,
+                "catching up from the event store"
+            );
+        }
+        let reached = self
+            .catch_up_to(self.tail.max(self.reorder.applied()))
+            .await?;
+        for held in self.reorder.advance_to(reached) {
+            ack_held(held).await;
+        }
+        Ok(())
+    }
+
+    fn min_applied(&self) -> u64 {
+        self.models
+            .iter()
+            .map(ModelProjection::applied)
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn report_models(&self) {
+        for model in &self.models {
+            self.shared.metrics.set_model(
+                model.model.as_str(),
+                ModelStatus {
+                    generation: model.generation,
+                    position: model.persisted(),
+                },
+            );
+        }
+    }
+}
+
+async fn ack_held(held: Held<Delivery>) {
+    consumer::ack(&held.item.acker).await;
+    for copy in held.copies {
+        consumer::ack(&copy.acker).await;
+    }
+}
+
+/// Runs `work` unless shutdown comes first (`None`).
+async fn with_shutdown<T>(
+    shutdown: &Shutdown,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = shutdown.clone().wait() => None,
+        value = work => Some(value),
+    }
+}
+
+/// Sleeps 100 ms doubling up to 5 s; false when shutdown came first.
+async fn backoff(shutdown: &Shutdown, failures: u32) -> bool {
+    let wait = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+    with_shutdown(shutdown, tokio::time::sleep(wait))
+        .await
+        .is_some()
+}

@@ -1,0 +1,54 @@
+//! Change notices to the query services (core NATS, so they may be lost; the query services
+//! also poll the checkpoints).
+
+use serde::Serialize;
+
+/// Documents per notice; a large batch is announced in several notices so each stays far below
+/// the NATS payload limit.
+const DOCS_PER_NOTICE: usize = 2_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ChangedDoc {
+    pub(crate) collection: String,
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ChangeNotice<'a> {
+    position: u64,
+    docs: &'a [ChangedDoc],
+    registry: bool,
+}
+
+/// Publishes the changed documents and the new checkpoint. Failures are logged only: the
+/// readers' checkpoint polling is the safety net for lost notices.
+pub(crate) async fn publish(
+    client: &async_nats::Client,
+    subject: &str,
+    position: u64,
+    docs: &[ChangedDoc],
+    registry: bool,
+) {
+    let mut chunks: Vec<&[ChangedDoc]> = docs.chunks(DOCS_PER_NOTICE).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    for chunk in chunks {
+        let notice = ChangeNotice {
+            position,
+            docs: chunk,
+            registry,
+        };
+        let payload = match serde_json::to_vec(&notice) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::warn!(%error, "change notice not encoded");
+                return;
+            }
+        };
+        if let Err(error) = client.publish(subject.to_owned(), payload.into()).await {
+            tracing::warn!(%error, "change notice not published");
+            return;
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! One model generation being written: its document cache, the position applied in memory,
+//! the persisted checkpoint, and the aggregates parked behind a dead letter.
+//!
+//! Live projection and rebuilds share this code: apply a dense run of events, then flush the
+//! dirty documents, the parked list and the checkpoint, in that order.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bson::doc;
+use events::{EventEnvelope, Upcasters};
+use futures::StreamExt;
+use mongodb::Database;
+use read_models::cache::{flush_batches, DirtyDoc, DocCache};
+use read_models::{Model, ProjectionContext};
+
+use crate::loader::MongoLoader;
+use crate::metrics::Metrics;
+use crate::notify::ChangedDoc;
+use crate::state::{self, ParkedAggregate};
+use crate::ProjectError;
+
+/// An event ready for the models: upcast to the current schema, or the reason it could not be.
+pub(crate) struct Prepared {
+    pub(crate) event: EventEnvelope,
+    pub(crate) upcast_error: Option<String>,
+}
+
+pub(crate) fn prepare(upcasters: &Upcasters, events: Vec<EventEnvelope>) -> Vec<Prepared> {
+    events
+        .into_iter()
+        .map(|event| match upcasters.upcast(event.clone()) {
+            Ok(event) => Prepared {
+                event,
+                upcast_error: None,
+            },
+            Err(error) => Prepared {
+                event,
+                upcast_error: Some(error.to_string()),
+            },
+        })
+        .collect()
+}
+
+/// Shared by every model of one process.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) loader: MongoLoader,
+    pub(crate) metrics: std::sync::Arc<Metrics>,
+    pub(crate) poison_attempts: u32,
+}
+
+pub(crate) struct ModelProjection {
+    pub(crate) model: Model,
+    pub(crate) generation: u32,
+    /// Every event at or below it is in the cache (and, once flushed, in the database).
+    applied: u64,
+    /// What the checkpoint document says.
+    persisted: u64,
+    cache: DocCache,
+    context: ProjectionContext,
+    meta: String,
+    parked: HashMap<(String, String), i64>,
+    parked_changed: bool,
+}
+
+impl ModelProjection {
+    /// Opens a generation where its checkpoint says (0 when it has none: built from scratch).
+    pub(crate) async fn open(
+        db: &Database,
+        model: Model,
+        generation: u32,
+        context: ProjectionContext,
+        cache_docs: usize,
+    ) -> Result<Self, ProjectError> {
+        let meta = read_models::names::meta_collection(model, generation);
+        let checkpoint = state::checkpoint(db, &meta).await?.unwrap_or(0);
+        let parked = state::parked(db, &meta)
+            .await?
+            .into_iter()
+            .map(|p| ((p.aggregate_type, p.aggregate_id), p.position))
+            .collect();
+        Ok(ModelProjection {
+            model,
+            generation,
+            applied: checkpoint,
+            persisted: checkpoint,
+            cache: DocCache::new(cache_docs),
+            context: ProjectionContext {
+                generation,
+                ..context
+            },
+            meta,
+            parked,
+            parked_changed: false,
+        })
+    }
+
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    pub(crate) fn persisted(&self) -> u64 {
+        self.persisted
+    }
+
+    /// Applies the events above `applied`; they must continue it without a gap.
+    pub(crate) async fn apply(
+        &mut self,
+        shared: &Shared,
+        events: &[Prepared],
+    ) -> Result<(), ProjectError> {
+        for prepared in events {
+            let position = prepared.event.position.unwrap_or(0);
+            if position <= self.applied {
+                continue;
+            }
+            if position != self.applied + 1 {
+                return Err(ProjectError::Gap {
+                    model: self.model.as_str().to_owned(),
+                    applied: self.applied,
+                    next: position,
+                });
+            }
+            self.apply_one(shared, prepared).await?;
+            self.applied = position;
+        }
+        Ok(())
+    }
+
+    async fn apply_one(
+        &mut self,
+        shared: &Shared,
+        prepared: &Prepared,
+    ) -> Result<(), ProjectError> {
+        let event = &prepared.event;
+        let position = event.position.unwrap_or(0);
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if let Some(first) = self.parked.get(&key) {
+            let reason = format!("parked behind {first}");
+            return self.dead_letter(shared, event, &reason, 1).await;
+        }
+        if let Some(error) = &prepared.upcast_error {
+            return self.park(shared, event, error, 1).await;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match read_models::apply(
+                self.model,
+                &self.context,
+                &mut self.cache,
+                &shared.loader,
+                event,
+            )
+            .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_poison() => {
+                    if attempt >= shared.poison_attempts.max(1) {
+                        let reason = error.to_string();
+                        tracing::error!(
+                            model = self.model.as_str(),
+                            position,
+                            event_type = %event.event_type,
+                            %reason,
+                            "event cannot be applied; dead-lettered and its aggregate parked"
+                        );
+                        return self.park(shared, event, &reason, attempt).await;
+                    }
+                    // Backoff in case the failure depends on something transient after all.
+                    tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+                }
+                Err(error) => return Err(ProjectError::Apply(error.to_string())),
+            }
+        }
+    }
+
+    async fn park(
+        &mut self,
+        shared: &Shared,
+        event: &EventEnvelope,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), ProjectError> {
+        self.parked.insert(
+            (event.aggregate_type.clone(), event.aggregate_id.clone()),
+            event.position.unwrap_or(0) as i64,
+        );
+        self.parked_changed = true;
+        self.dead_letter(shared, event, reason, attempts).await
+    }
+
+    async fn dead_letter(
+        &mut self,
+        shared: &Shared,
+        event: &EventEnvelope,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), ProjectError> {
+        state::dead_letter(
+            &shared.db,
+            self.model.as_str(),
+            self.generation,
+            event,
+            reason,
+            attempts,
+        )
+        .await?;
+        shared.metrics.dead_lettered();
+        Ok(())
+    }
+
+    /// Takes the documents changed since the last flush (the cache marks them clean).
+    pub(crate) fn take_dirty(&mut self) -> Vec<DirtyDoc> {
+        self.cache.take_dirty()
+    }
+
+    /// Persists the parked list and the checkpoint; call after the documents are written.
+    pub(crate) async fn write_checkpoint(&mut self, db: &Database) -> Result<(), ProjectError> {
+        if self.parked_changed {
+            let parked: Vec<ParkedAggregate> = self
+                .parked
+                .iter()
+                .map(
+                    |((aggregate_type, aggregate_id), position)| ParkedAggregate {
+                        aggregate_type: aggregate_type.clone(),
+                        aggregate_id: aggregate_id.clone(),
+                        position: *position,
+                    },
+                )
+                .collect();
+            state::write_parked(db, &self.meta, &parked).await?;
+            self.parked_changed = false;
+        }
+        if self.applied != self.persisted {
+            state::write_checkpoint(db, &self.meta, self.applied).await?;
+            self.persisted = self.applied;
+        }
+        Ok(())
+    }
+}
+
+/// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
+/// for removed documents), tier by tier as the cache requires (a tier starts only once every
+/// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
+pub(crate) async fn write_docs(
+    db: &Database,
+    dirty: Vec<DirtyDoc>,
+    concurrency: usize,
+) -> Result<Vec<ChangedDoc>, ProjectError> {
+    let changed: Vec<ChangedDoc> = dirty
+        .iter()
+        .map(|d| ChangedDoc {
+            collection: d.collection.clone(),
+            id: d.id.clone(),
+        })
+        .collect();
+    for tier in flush_batches(dirty) {
+        let writes = tier.into_iter().map(|d| {
+            let collection = db.collection::<bson::Document>(&d.collection);
+            async move {
+                match d.doc {
+                    Some(document) => collection
+                        .replace_one(doc! {"_id": &d.id}, document)
+                        .upsert(true)
+                        .await
+                        .map(|_| ()),
+                    None => collection.delete_one(doc! {"_id": &d.id}).await.map(|_| ()),
+                }
+            }
+        });
+        let mut results = futures::stream::iter(writes).buffer_unordered(concurrency.max(1));
+        while let Some(result) = results.next().await {
+            result?;
+        }
+    }
+    Ok(changed)
+}

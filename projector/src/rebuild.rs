@@ -1,0 +1,322 @@
+//! `projector rebuild [MODEL...] [--verify]`: replays the event store into a new generation of
+//! each model, optionally compares it with the live one, switches the registry, and drops the
+//! old generation.
+//!
+//! The new generation is written with the same `apply` code as live projection, only with a
+//! larger cache and fewer flushes. The switch is one replace of the model's registry document;
+//! the live projector notices it and continues the new generation from its checkpoint.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use bson::{doc, Bson, Document};
+use events::EventStore;
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use read_models::{Model, ProjectionContext};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::config::RebuildArgs;
+use crate::projection::{self, ModelProjection, Shared};
+use crate::source::{self, RangeReader};
+use crate::{notify, state, ProjectError};
+
+/// Events per read from the store during a rebuild.
+const READ_CHUNK: usize = 5_000;
+/// Clean documents kept between flushes of a rebuild.
+const REBUILD_CACHE_DOCS: usize = 200_000;
+/// A rebuild switches once it is at most this far behind the tail.
+const CLOSE_ENOUGH: u64 = 100;
+/// Replays after the first; each one only covers what arrived during the previous.
+const MAX_ROUNDS: usize = 20;
+/// How long `--verify` waits for the live model to reach the rebuilt position.
+const LIVE_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub model: String,
+    pub generation: u32,
+    /// The rebuilt generation's checkpoint at the switch.
+    pub position: u64,
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub verify: Option<VerifyReport>,
+    pub switched: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub equal: u64,
+    pub different: u64,
+    /// Live documents changed after the rebuilt position, which cannot be compared.
+    pub skipped: u64,
+    /// A few `collection/_id` of differing documents.
+    pub examples: Vec<String>,
+}
+
+pub(crate) struct Rebuilder {
+    pub(crate) shared: Shared,
+    pub(crate) store: EventStore,
+    pub(crate) upcasters: events::Upcasters,
+    pub(crate) context: ProjectionContext,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) changes_subject: String,
+    pub(crate) flush_concurrency: usize,
+}
+
+impl Rebuilder {
+    pub(crate) async fn rebuild(
+        &self,
+        model: Model,
+        args: &RebuildArgs,
+    ) -> Result<RebuildReport, ProjectError> {
+        let db = &self.shared.db;
+        let live_generation = state::registry(db)
+            .await?
+            .get(model.as_str())
+            .copied()
+            .unwrap_or(1);
+        let generation = live_generation + 1;
+        let new_prefix = prefix(model, generation);
+        for leftover in state::generation_collections(db, &new_prefix).await? {
+            db.collection::<Document>(&leftover).drop().await?;
+        }
+        let mut projection =
+            ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE_DOCS).await?;
+        let started = Instant::now();
+        let mut tail = source::store_tail(&self.store, 0).await?;
+        let bar = progress_bar(model, tail);
+        for _ in 0..MAX_ROUNDS {
+            self.replay(&mut projection, tail, args.flush_every.max(1), &bar)
+                .await?;
+            tail = source::store_tail(&self.store, projection.applied()).await?;
+            bar.set_length(tail);
+            if tail.saturating_sub(projection.applied()) <= CLOSE_ENOUGH {
+                break;
+            }
+        }
+        self.replay(&mut projection, tail, usize::MAX, &bar).await?;
+        bar.finish_and_clear();
+        let position = projection.applied();
+        let seconds = started.elapsed().as_secs_f64();
+        let mut report = RebuildReport {
+            model: model.as_str().to_owned(),
+            generation,
+            position,
+            events: position,
+            seconds,
+            events_per_second: position as f64 / seconds.max(1e-9),
+            verify: None,
+            switched: false,
+        };
+        if args.verify {
+            let verify = self
+                .verify(model, live_generation, generation, position)
+                .await?;
+            let different = verify.different;
+            report.verify = Some(verify);
+            if different > 0 {
+                tracing::error!(
+                    model = model.as_str(),
+                    different,
+                    "rebuilt model differs from the live one; not switched"
+                );
+                return Ok(report);
+            }
+        }
+        state::switch_generation(db, model.as_str(), generation).await?;
+        report.switched = true;
+        notify::publish(&self.nats, &self.changes_subject, position, &[], true).await;
+        tracing::info!(
+            model = model.as_str(),
+            generation,
+            position,
+            "switched to the rebuilt generation"
+        );
+        if args.drop_delay_secs > 0 {
+            tokio::time::sleep(Duration::from_secs(args.drop_delay_secs)).await;
+        }
+        for old in state::generation_collections(db, &prefix(model, live_generation)).await? {
+            db.collection::<Document>(&old).drop().await?;
+        }
+        Ok(report)
+    }
+
+    /// Applies the store from the projection's position to `up_to`, flushing every
+    /// `flush_every` events and at the end.
+    async fn replay(
+        &self,
+        projection: &mut ModelProjection,
+        up_to: u64,
+        flush_every: usize,
+        bar: &ProgressBar,
+    ) -> Result<(), ProjectError> {
+        let mut reader = RangeReader::with_point_read_limit(
+            &self.store,
+            projection.applied(),
+            up_to,
+            READ_CHUNK,
+            CLOSE_ENOUGH,
+        );
+        let mut since_flush = 0usize;
+        while let Some(chunk) = reader.next().await {
+            let prepared = projection::prepare(&self.upcasters, chunk?);
+            projection.apply(&self.shared, &prepared).await?;
+            since_flush += prepared.len();
+            bar.set_position(projection.applied());
+            if since_flush >= flush_every {
+                self.flush(projection).await?;
+                since_flush = 0;
+            }
+        }
+        self.flush(projection).await
+    }
+
+    async fn flush(&self, projection: &mut ModelProjection) -> Result<(), ProjectError> {
+        let dirty = projection.take_dirty();
+        projection::write_docs(&self.shared.db, dirty, self.flush_concurrency).await?;
+        projection.write_checkpoint(&self.shared.db).await
+    }
+
+    /// Compares every document of the rebuilt generation with the live one, ignoring `_pos`
+    /// and skipping live documents changed after `position`.
+    async fn verify(
+        &self,
+        model: Model,
+        live: u32,
+        rebuilt: u32,
+        position: u64,
+    ) -> Result<VerifyReport, ProjectError> {
+        let db = &self.shared.db;
+        let live_meta = read_models::names::meta_collection(model, live);
+        let deadline = Instant::now() + LIVE_WAIT;
+        let live_checkpoint = loop {
+            let checkpoint = state::checkpoint(db, &live_meta).await?.unwrap_or(0);
+            if checkpoint >= position {
+                break checkpoint;
+            }
+            if Instant::now() >= deadline {
+                return Err(ProjectError::Verify(format!(
+                    "the live {} model is at {checkpoint}, behind the rebuilt position {position}; \
+                     is the projector running?",
+                    model.as_str()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (live_prefix, new_prefix) = (prefix(model, live), prefix(model, rebuilt));
+        let mut kinds: Vec<String> = state::generation_collections(db, &live_prefix)
+            .await?
+            .iter()
+            .filter_map(|c| c.strip_prefix(&live_prefix).map(str::to_owned))
+            .chain(
+                state::generation_collections(db, &new_prefix)
+                    .await?
+                    .iter()
+                    .filter_map(|c| c.strip_prefix(&new_prefix).map(str::to_owned)),
+            )
+            .filter(|kind| kind != "meta")
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut report = VerifyReport::default();
+        for kind in kinds {
+            let live_collection = format!("{live_prefix}{kind}");
+            let mut live_docs = all_docs(db, &live_collection).await?;
+            let new_docs = all_docs(db, &format!("{new_prefix}{kind}")).await?;
+            for (id, mut rebuilt_doc) in new_docs {
+                match live_docs.remove(&id) {
+                    Some(mut live_doc) => {
+                        if doc_pos(&live_doc) > position {
+                            report.skipped += 1;
+                            continue;
+                        }
+                        live_doc.remove("_pos");
+                        rebuilt_doc.remove("_pos");
+                        if live_doc == rebuilt_doc {
+                            report.equal += 1;
+                        } else {
+                            report.different(&live_collection, &id);
+                        }
+                    }
+                    // Removed from the live model after the rebuilt position, or missing.
+                    None if live_checkpoint > position => report.skipped += 1,
+                    None => report.different(&live_collection, &id),
+                }
+            }
+            for (id, live_doc) in live_docs {
+                if doc_pos(&live_doc) > position {
+                    report.skipped += 1;
+                } else {
+                    report.different(&live_collection, &id);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl VerifyReport {
+    fn different(&mut self, collection: &str, id: &str) {
+        self.different += 1;
+        if self.examples.len() < 10 {
+            self.examples.push(format!("{collection}/{id}"));
+        }
+    }
+}
+
+/// `rm_<model>_g<n>_`: the start of every collection name of one generation.
+fn prefix(model: Model, generation: u32) -> String {
+    read_models::names::generation_prefix(model, generation)
+}
+
+async fn all_docs(
+    db: &mongodb::Database,
+    collection: &str,
+) -> Result<HashMap<String, Document>, ProjectError> {
+    let docs: Vec<Document> = db
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .into_iter()
+        .map(|d| {
+            let id = match d.get("_id") {
+                Some(Bson::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            (id, d)
+        })
+        .collect())
+}
+
+fn doc_pos(doc: &Document) -> u64 {
+    match doc.get("_pos") {
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Events/s and ETA on a terminal; nothing when stderr is not one.
+fn progress_bar(model: Model, length: u64) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(length), target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>10} [{bar:30}] {pos}/{len} events, {per_sec}, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(model.as_str());
+    bar
+}

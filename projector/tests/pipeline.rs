@@ -1,0 +1,317 @@
+//! The projector end to end on the real servers: generated histories appended through the
+//! event store, published by the relay (or by hand, duplicated and out of order), projected,
+//! and every query compared with the reference fold of the same log.
+
+mod support;
+
+use std::time::Duration;
+
+use bson::{doc, Document};
+use events::{
+    AppendRequest, Bus, BusConfig, EventMetadata, Expected, NewEvent, Relay, RelayConfig, StreamId,
+};
+use futures::TryStreamExt;
+use projector::{Command, RebuildArgs};
+use support::history::History;
+use support::{compare, MongoSource, RunningProjector};
+use tests::TestEnv;
+
+const CATCH_UP: Duration = Duration::from_secs(120);
+
+async fn project_and_compare(seed: u64, events: usize) {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let projector = RunningProjector::start(&env).await;
+    let mut history = History::new(seed);
+    let total = support::append(&store, support::generate(&mut history, events)).await;
+    support::wait_sequenced(&store, total).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    let log = support::read_all(&store).await;
+    assert_eq!(log.len() as u64, total);
+    let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;
+    assert!(compared.views > 50, "too little compared: {compared:?}");
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&projector.get("/v1/checkpoint").await).expect("checkpoint JSON");
+    assert_eq!(checkpoint["position"], total);
+    assert_eq!(checkpoint["models"].as_object().map(|m| m.len()), Some(5));
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projected_read_models_equal_the_reference_fold_for_random_histories() {
+    for seed in [1, 2] {
+        project_and_compare(seed, 300).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_result() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    // The relay sequences the log but publishes to a stream nobody reads: this test delivers
+    // on the real stream itself.
+    let nats = env.nats().await;
+    let decoy = BusConfig {
+        stream_name: format!("{}_DECOY", env.bus_config.stream_name),
+        subject_prefix: format!("{}-decoy", env.bus_config.subject_prefix),
+        ..env.bus_config.clone()
+    };
+    let (trigger, stop) = platform::shutdown::channel();
+    let relay = Relay::new(
+        store.clone(),
+        Bus::new(nats, decoy),
+        RelayConfig {
+            poll_interval: Duration::from_millis(50),
+            ..RelayConfig::default()
+        },
+    );
+    let relay = tokio::spawn(relay.run(stop.wait()));
+    let mut history = History::new(7);
+    let total = support::append(&store, support::generate(&mut history, 400)).await;
+    support::wait_sequenced(&store, total).await;
+    let log = support::read_all(&store).await;
+
+    let projector = RunningProjector::start(&env).await;
+    let rng = history.rng();
+    let mut deliveries = Vec::new();
+    let mut withheld = 0;
+    for window in log.chunks(25) {
+        let mut window: Vec<_> = window.to_vec();
+        // Fisher–Yates over the window: later positions before earlier ones.
+        for i in (1..window.len()).rev() {
+            window.swap(i, rng.below(i + 1));
+        }
+        for event in window {
+            if rng.chance(2) {
+                withheld += 1; // never delivered: must come from the store
+                continue;
+            }
+            if rng.chance(15) {
+                let copy = log[rng.below(log.len())].clone();
+                deliveries.push((copy, format!("copy-{}", uuid::Uuid::now_v7())));
+            }
+            let id = event.event_id.to_string();
+            deliveries.push((event, id));
+        }
+    }
+    support::publish_raw(&env, &deliveries).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;
+    assert!(compared.views > 50, "too little compared: {compared:?}");
+    assert!(
+        projector
+            .metric("simplepro_projector_duplicates_skipped_total")
+            .await
+            >= 1.0
+    );
+    if withheld > 0 {
+        assert!(
+            projector
+                .metric("simplepro_projector_gap_fills_total")
+                .await
+                >= 1.0
+        );
+    }
+    projector.stop().await;
+    trigger.trigger();
+    let _ = relay.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let mut history = History::new(11);
+    let commits = support::generate(&mut history, 600);
+    let appender = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            let mut commits = commits.into_iter().peekable();
+            while commits.peek().is_some() {
+                let part: Vec<_> = commits.by_ref().take(60).collect();
+                total += support::append(&store, part).await;
+            }
+            total
+        })
+    };
+    for round in 0..4u64 {
+        let projector = RunningProjector::start(&env).await;
+        tokio::time::sleep(Duration::from_millis(300 + 170 * round)).await;
+        projector.kill().await;
+    }
+    let total = appender.await.expect("appender");
+    support::wait_sequenced(&store, total).await;
+    let projector = RunningProjector::start(&env).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    let log = support::read_all(&store).await;
+    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_projector_resumes_from_its_checkpoint() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let mut history = History::new(5);
+    let first = support::append(&store, support::generate(&mut history, 150)).await;
+    let projector = RunningProjector::start(&env).await;
+    support::wait_sequenced(&store, first).await;
+    support::wait_projected(&env, first, CATCH_UP).await;
+    projector.stop().await;
+
+    let more = support::append(&store, support::generate(&mut history, 150)).await;
+    let total = first + more;
+    support::wait_sequenced(&store, total).await;
+    let projector = RunningProjector::start(&env).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    // Everything before the checkpoint was already applied: at most the new events are.
+    let applied = projector
+        .metric("simplepro_projector_events_applied_total")
+        .await;
+    assert!(
+        applied <= more as f64,
+        "re-applied old events: {applied} > {more}"
+    );
+    let log = support::read_all(&store).await;
+    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let projector = RunningProjector::start(&env).await;
+    let mut history = History::new(3);
+    let total = support::append(&store, support::generate(&mut history, 300)).await;
+    support::wait_sequenced(&store, total).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+
+    let config = support::config(&env, &["rebuild", "--verify", "--drop-delay-secs", "1"]);
+    let Some(Command::Rebuild(args)) = config.command.clone() else {
+        panic!("rebuild arguments not parsed");
+    };
+    let reports = projector::rebuild(&config, &args).await.expect("rebuild");
+    assert_eq!(reports.len(), 5);
+    for report in &reports {
+        let verify = report.verify.as_ref().expect("verified");
+        assert_eq!(verify.different, 0, "{report:?}");
+        assert!(report.switched && report.generation == 2, "{report:?}");
+        assert!(report.position >= total, "{report:?}");
+    }
+    let registry: Vec<Document> = env
+        .database
+        .collection::<Document>("rm_registry")
+        .find(doc! {})
+        .await
+        .expect("registry")
+        .try_collect()
+        .await
+        .expect("registry");
+    assert_eq!(registry.len(), 5);
+    assert!(registry.iter().all(|d| d.get_i64("generation") == Ok(2)));
+    let names = env
+        .database
+        .list_collection_names()
+        .await
+        .expect("collections");
+    assert!(
+        names.iter().all(|n| !n.contains("_g1_")),
+        "old generation kept: {names:?}"
+    );
+
+    // The live projector continues the new generation.
+    let more = support::append(&store, support::generate(&mut history, 100)).await;
+    support::wait_sequenced(&store, total + more).await;
+    support::wait_projected(&env, total + more, CATCH_UP).await;
+    let log = support::read_all(&store).await;
+    compare::everything(&MongoSource(env.database.clone()), &log).await;
+
+    let unknown = RebuildArgs {
+        models: vec!["nope".into()],
+        ..args
+    };
+    assert!(projector::rebuild(&config, &unknown).await.is_err());
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let projector = RunningProjector::start(&env).await;
+    let mut history = History::new(9);
+    let before = support::append(&store, support::generate(&mut history, 100)).await;
+    // Sequenced first, so the broken events get the next two positions.
+    support::wait_sequenced(&store, before).await;
+    let job = uuid::Uuid::now_v7().to_string();
+    let broken = |event_type: &str| {
+        NewEvent::new(
+            event_type,
+            1,
+            chrono::Utc::now(),
+            serde_json::json!({"broken": true}),
+        )
+    };
+    let stream = StreamId::new("job", &job).expect("stream");
+    for (version, event_type) in [(0, "JobCreated"), (1, "JobScheduled")] {
+        store
+            .append(AppendRequest {
+                stream: stream.clone(),
+                expected: Expected::Version(version),
+                events: vec![broken(event_type)],
+                metadata: EventMetadata::default(),
+                idempotency: None,
+                snapshot: None,
+            })
+            .await
+            .expect("append broken event");
+        support::wait_sequenced(&store, before + version + 1).await;
+    }
+    let after = support::append(&store, support::generate(&mut history, 100)).await;
+    let total = before + 2 + after;
+    support::wait_sequenced(&store, total).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+
+    let poisoned = before + 1;
+    let dead: Vec<Document> = env
+        .database
+        .collection::<Document>("rm_dead_letters")
+        .find(doc! {})
+        .await
+        .expect("dead letters")
+        .try_collect()
+        .await
+        .expect("dead letters");
+    for model in read_models::Model::ALL {
+        let first = dead
+            .iter()
+            .find(|d| d.get_str("_id") == Ok(&format!("{}/{poisoned}", model.as_str())))
+            .unwrap_or_else(|| panic!("no dead letter for {model} in {dead:?}"));
+        assert!(first.get_str("error").is_ok_and(|e| !e.is_empty()));
+        assert!(first.get_document("event").is_ok());
+        let parked = dead
+            .iter()
+            .find(|d| d.get_str("_id") == Ok(&format!("{}/{}", model.as_str(), poisoned + 1)))
+            .unwrap_or_else(|| panic!("later event of the aggregate not parked for {model}"));
+        assert_eq!(
+            parked.get_str("error"),
+            Ok(format!("parked behind {poisoned}").as_str())
+        );
+    }
+    assert!(
+        projector
+            .metric("simplepro_projector_dead_letters_total")
+            .await
+            >= 10.0
+    );
+    let log = support::read_all(&store).await;
+    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    projector.stop().await;
+}
