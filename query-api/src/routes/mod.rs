@@ -188,19 +188,24 @@ pub fn path_id<T: FromStr>(
 }
 
 /// For a crew caller, the crew member they are (their lists and calendar are limited to
-/// it); `None` for every other role.
-///
-/// The read models do not (yet) map a user account to its crew member, so crew callers are
-/// refused rather than shown jobs that may not be theirs.
+/// it); `None` for every other role. A crew user with no crew-member record linked to their
+/// account sees nothing and is refused.
 pub async fn crew_member_of(
-    _app: &App,
+    app: &App,
     caller: &platform::auth::Caller,
 ) -> Result<Option<domain::ids::CrewMemberId>, ApiError> {
     if caller.role != domain::enums::Role::Crew {
         return Ok(None);
     }
-    Err(Problem::forbidden(
-        "crew access to jobs and the calendar needs the user-to-crew-member lookup, which the read models do not provide yet",
-    )
-    .into())
+    let gens = app.freshness.generations();
+    let member = read_models::query::crew_member_for_user(app.docs.as_ref(), &gens, caller.user_id)
+        .await
+        .map_err(query_failed)?;
+    match member {
+        Some(member) => Ok(Some(member)),
+        None => Err(Problem::forbidden(
+            "no crew member is registered for this user; crew see only the jobs they are assigned to",
+        )
+        .into()),
+    }
 }

@@ -351,18 +351,43 @@ async fn crew_callers_never_see_jobs_that_are_not_theirs() {
     let mut projector = Projector::new();
     let w = scripted_world(&h, &mut projector).await;
     let app = h.start().await;
-    // Until the read models map user accounts to crew members, crew access is refused
-    // outright rather than risk showing other crews' jobs.
-    for path in [
-        "/v1/jobs".to_owned(),
-        format!("/v1/jobs/{}", w.cancelled),
-        format!("/v1/jobs/{}", w.moved),
-        "/v1/calendar/week/2025-03-05".to_owned(),
-    ] {
-        let reply = h.get(&app, &path, Some(&w.crew)).await;
-        assert_eq!(reply.status, 403, "{path}: {}", reply.body);
-        assert!(!reply.body.to_string().contains(&w.cancelled.to_string()));
+    // Ana's user account is linked to crew member Ana, assigned to `moved` only.
+    let list = h.get(&app, "/v1/jobs", Some(&w.crew)).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let listed: Vec<String> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, vec![w.moved.to_string()]);
+    let own = h
+        .get(&app, &format!("/v1/jobs/{}", w.moved), Some(&w.crew))
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    let other = h
+        .get(&app, &format!("/v1/jobs/{}", w.cancelled), Some(&w.crew))
+        .await;
+    assert_eq!(other.status, 404, "{}", other.body);
+    // Asking for another crew's list through the filter does not widen the view.
+    let widened = h
+        .get(
+            &app,
+            "/v1/jobs?crew=00000000-0000-7000-8000-000000000000",
+            Some(&w.crew),
+        )
+        .await;
+    assert!(!widened.body.to_string().contains(&w.cancelled.to_string()));
+    for week in ["2025-03-03", "2025-03-05", "2025-03-10"] {
+        let calendar = h
+            .get(&app, &format!("/v1/calendar/week/{week}"), Some(&w.crew))
+            .await;
+        assert_eq!(calendar.status, 200, "{}", calendar.body);
+        assert!(!calendar.body.to_string().contains(&w.cancelled.to_string()));
     }
+    // A crew account with no crew-member record sees nothing.
+    let stranger = h.user(Role::Crew);
+    assert_eq!(h.get(&app, "/v1/jobs", Some(&stranger)).await.status, 403);
 }
 
 #[tokio::test]

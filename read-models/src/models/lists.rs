@@ -37,9 +37,20 @@ pub(crate) const KINDS: &[&str] = &[
     "jobs",
     "search",
     "crew_names",
+    "crew_users",
     "list_dirs",
     "list_buckets",
 ];
+
+/// `crew_users`, `_id = <user_id>` (tier 4): the crew member registered for that user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CrewUserDoc {
+    pub(crate) crew_member_id: String,
+}
+
+impl ReadDoc for CrewUserDoc {
+    const TIER: u8 = 4;
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CustomerDoc {
@@ -190,7 +201,7 @@ pub(crate) async fn apply(
         },
     };
     match event {
-        Decoded::Crew(id, CrewMemberEvent::CrewMemberRegistered { name, .. }) => {
+        Decoded::Crew(id, CrewMemberEvent::CrewMemberRegistered { name, user_id, .. }) => {
             let p = at.position;
             set_name(
                 ctx.cache,
@@ -201,6 +212,15 @@ pub(crate) async fn apply(
                 name.as_str(),
             )
             .await?;
+            // Lets the query API find the crew member a crew user's token stands for.
+            if let Some(user_id) = user_id {
+                let crew_users = at.collection(Model::Lists, "crew_users");
+                ctx.cache
+                    .update::<CrewUserDoc>(loader, &crew_users, &user_id.to_string(), p, |doc| {
+                        doc.crew_member_id = id.to_string();
+                    })
+                    .await?;
+            }
         }
         Decoded::Customer(id, customer_event) => {
             apply_customer(&mut ctx, *id, customer_event).await?;

@@ -60,6 +60,25 @@ pub async fn customer(
     Ok(doc.and_then(|d| d.summary))
 }
 
+/// The crew member registered for `user` (a crew user's own record), if any.
+pub async fn crew_member_for_user(
+    src: &impl DocSource,
+    gens: &Generations,
+    user: domain::ids::UserId,
+) -> Result<Option<domain::ids::CrewMemberId>, QueryError> {
+    let collection = gens.collection(Model::Lists, "crew_users");
+    let doc =
+        read::<crate::models::lists::CrewUserDoc>(src, &collection, &user.to_string()).await?;
+    doc.map(|d| {
+        d.crew_member_id.parse().map_err(|_| QueryError::Corrupt {
+            collection: collection.clone(),
+            id: user.to_string(),
+            reason: format!("crew member id `{}` is not a UUID", d.crew_member_id),
+        })
+    })
+    .transpose()
+}
+
 /// Jobs matching `filter`, by list date (scheduled date, or local creation date while
 /// unscheduled) newest first, then creation time and id.
 pub async fn jobs(
