@@ -120,16 +120,25 @@ impl RunningProjector {
 }
 
 /// Appends `commits` keeping each stream's order; commits of different streams go
-/// concurrently in small waves. Returns the number of events appended.
+/// concurrently in small waves. A commit that creates an aggregate is appended alone, after
+/// everything before it and before everything after it, as the command API does: it only
+/// accepts a job for an existing customer or a thread between registered users, so a
+/// reference is always appended after what it refers to. Returns the number of events.
 pub(crate) async fn append(store: &EventStore, commits: Vec<GeneratedCommit>) -> u64 {
     let mut total = 0;
     let mut wave: Vec<GeneratedCommit> = Vec::new();
     let mut streams = std::collections::HashSet::new();
     for commit in commits {
-        if wave.len() >= 16 || !streams.insert(commit.stream.clone()) {
+        let creates = commit.expected_version == 0;
+        if creates || wave.len() >= 16 || !streams.insert(commit.stream.clone()) {
             total += flush_wave(store, std::mem::take(&mut wave)).await;
             streams.clear();
             streams.insert(commit.stream.clone());
+        }
+        if creates {
+            total += flush_wave(store, vec![commit]).await;
+            streams.clear();
+            continue;
         }
         wave.push(commit);
     }
