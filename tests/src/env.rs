@@ -95,7 +95,9 @@ impl Drop for TestEnv {
         let nats_url = self.nats_url.clone();
         let stream = self.bus_config.stream_name.clone();
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             else {
                 return;
             };
@@ -109,7 +111,9 @@ impl Drop for TestEnv {
                 )
                 .await;
                 if let Ok(Ok(nats)) = connected {
-                    let _ = async_nats::jetstream::new(nats).delete_stream(&stream).await;
+                    let _ = async_nats::jetstream::new(nats)
+                        .delete_stream(&stream)
+                        .await;
                 }
             });
         });

@@ -491,7 +491,10 @@ mod tests {
     }
 
     fn order(commits: Vec<(String, CommitDoc)>) -> Vec<String> {
-        causal_order(commits).into_iter().map(|(id, _)| id).collect()
+        causal_order(commits)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     }
 
     #[test]

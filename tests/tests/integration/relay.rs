@@ -82,7 +82,7 @@ async fn every_appended_event_is_published_in_position_order() {
 #[tokio::test]
 async fn an_append_while_nats_is_down_is_published_after_it_restarts() {
     let mut nats = NatsServer::start();
-    let env = TestEnv::with_nats(TestEnv::new().await.mongodb_uri, nats.url()).await;
+    let env = TestEnv::with_nats(TestEnv::new().await.mongodb_uri.clone(), nats.url()).await;
     let store = env.store().await;
     let relay = env.start_relay(&store).await;
     let s = stream("customer");

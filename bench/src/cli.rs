@@ -1,0 +1,243 @@
+//! Command-line interface: `generate`, `load`, `seed`, `baseline-server`, `run`, `report`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+use domain::calendar::BusinessTimeZone;
+use platform::auth::JwtKeys;
+use platform::config::Secret;
+
+use crate::generator::{GenConfig, Size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "SimplePro benchmarks: read models against on-read aggregation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Data set size: S (smoke, a few thousand events), M (~100,000), L (~1,000,000).
+    #[arg(long, value_enum, default_value = "s")]
+    pub size: Size,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The data set's "today" (YYYY-MM-DD); default: today in the business time zone.
+    #[arg(long)]
+    pub anchor: Option<NaiveDate>,
+    #[arg(long, env = "SIMPLEPRO_TIMEZONE", default_value = "America/New_York")]
+    pub timezone: String,
+}
+
+impl DataArgs {
+    pub fn config(&self) -> anyhow::Result<GenConfig> {
+        let time_zone = BusinessTimeZone::parse(&self.timezone)
+            .map_err(|e| anyhow::anyhow!("timezone: {}", e.reason))?;
+        let anchor = self
+            .anchor
+            .unwrap_or_else(|| time_zone.local_date(Utc::now()));
+        Ok(GenConfig {
+            seed: self.seed,
+            size: self.size,
+            anchor,
+            time_zone,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Generates a data set and prints what it holds (optionally every event as JSON lines).
+    Generate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Writes the decided events, one JSON object per line.
+        #[arg(long)]
+        events_out: Option<PathBuf>,
+    },
+    /// Bulk-loads a generated data set into an empty event store and publishes it.
+    Load {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        connection: platform::config::ConnectionArgs,
+        /// Skip publishing to JetStream.
+        #[arg(long)]
+        no_publish: bool,
+    },
+    /// Sends a generated data set through a running command API.
+    Seed {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base URL of the command API, e.g. http://127.0.0.1:8081.
+        #[arg(long)]
+        via_http: String,
+        /// Bearer token for customer, job, user and crew commands (e.g. an admin's, from
+        /// `command-api mint-token`).
+        #[arg(long, env = "SIMPLEPRO_TOKEN")]
+        token: String,
+        /// The command API's JWT secret: lets thread commands be sent as their authors.
+        #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<Secret>,
+    },
+    /// Serves the on-read baseline design over HTTP.
+    BaselineServer {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(
+            long,
+            env = "MONGODB_URI",
+            default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
+        )]
+        mongodb_uri: String,
+        #[arg(long, env = "BENCH_BASELINE_DB", default_value = "bench_baseline")]
+        db: String,
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Secret,
+        /// Drops the database and fills it from a generated data set before serving.
+        #[arg(long)]
+        fill: bool,
+    },
+    /// Runs one size end to end and writes the report, JSON and chart.
+    Run(crate::run::RunArgs),
+    /// Rewrites the reports and the chart from the JSON results in a directory.
+    Report {
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Generate { data, events_out } => {
+            let dataset = crate::generate(data.config()?)?;
+            let commits = crate::decide::decide_all(data.seed, &dataset.ops)?;
+            let events: usize = commits.iter().map(|c| c.events.len()).sum();
+            let mut by_type = std::collections::BTreeMap::new();
+            for event in commits.iter().flat_map(|c| &c.events) {
+                *by_type.entry(event.event_type).or_insert(0usize) += 1;
+            }
+            println!(
+                "size {} seed {} anchor {}: {} commands, {} commits, {events} events",
+                data.size.as_str(),
+                data.seed,
+                dataset.config.anchor,
+                dataset.ops.len(),
+                commits.len()
+            );
+            for (kind, count) in by_type {
+                println!("  {kind:<24} {count}");
+            }
+            if let Some(path) = events_out {
+                use std::io::Write;
+                let mut file = std::io::BufWriter::new(
+                    std::fs::File::create(&path).context("creating the events file")?,
+                );
+                let mut position = 1;
+                for commit in &commits {
+                    for envelope in crate::loader::envelopes(commit, position) {
+                        serde_json::to_writer(&mut file, &envelope)?;
+                        writeln!(file)?;
+                    }
+                    position += commit.events.len() as u64;
+                }
+            }
+            Ok(())
+        }
+        Cmd::Load {
+            data,
+            connection,
+            no_publish,
+        } => {
+            let dataset = crate::generate(data.config()?)?;
+            let commits = crate::decide::decide_all(data.seed, &dataset.ops)?;
+            let client = events::store::connect_client(&connection.mongodb_uri, "bench").await?;
+            let database = client.database(&connection.mongodb_db);
+            let empty = database
+                .collection::<bson::Document>("events")
+                .estimated_document_count()
+                .await?
+                == 0;
+            anyhow::ensure!(
+                empty,
+                "database {} already holds events; load needs an empty store",
+                connection.mongodb_db
+            );
+            let bus = if no_publish {
+                None
+            } else {
+                Some((
+                    events::bus::connect_nats(&connection.nats_url, "bench").await?,
+                    connection.bus_config(),
+                ))
+            };
+            let stats = crate::loader::load(&database, bus, &commits, 1).await?;
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+            Ok(())
+        }
+        Cmd::Seed {
+            data,
+            via_http,
+            token,
+            jwt_secret,
+        } => {
+            let dataset = crate::generate(data.config()?)?;
+            let keys = jwt_secret.as_ref().map(JwtKeys::new);
+            let outcome = crate::seed::seed(&via_http, &token, keys.as_ref(), &dataset).await?;
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            Ok(())
+        }
+        Cmd::BaselineServer {
+            data,
+            mongodb_uri,
+            db,
+            listen,
+            jwt_secret,
+            fill,
+        } => {
+            let config = data.config()?;
+            let client = events::store::connect_client(&mongodb_uri, "bench-baseline").await?;
+            let database = client.database(&db);
+            if fill {
+                database
+                    .drop()
+                    .await
+                    .context("dropping the baseline database")?;
+                let dataset = crate::generate(config.clone())?;
+                crate::baseline::fill(
+                    &database,
+                    crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
+                )
+                .await?;
+            }
+            let state = crate::baseline::server::BaselineState {
+                database,
+                time_zone: config.time_zone,
+                keys: Arc::new(JwtKeys::new(&jwt_secret)),
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            crate::baseline::server::serve(state, listener, platform::shutdown::on_signals()).await
+        }
+        Cmd::Run(args) => crate::run::run(args).await,
+        Cmd::Report { out } => {
+            let all = crate::report::load_all(&out)?;
+            for results in &all {
+                crate::report::write_markdown(results, &out)?;
+            }
+            let chart = crate::chart::write(&out, &all)?;
+            println!("{} reports, chart {}", all.len(), chart.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Sequential latency: one request at a time on one kept-alive connection.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::Stats;
+
+/// Sends `GET url` up to `count` times (stopping early once `budget` is spent, for slow
+/// endpoints), after `warmup` unmeasured requests. A non-2xx answer is an error sample.
+pub async fn sequential(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    warmup: usize,
+    count: usize,
+    budget: Duration,
+) -> anyhow::Result<Stats> {
+    for _ in 0..warmup {
+        let response = client.get(url).bearer_auth(token).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "GET {url} answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+    }
+    let mut samples = Vec::with_capacity(count);
+    let mut errors = 0;
+    let started = Instant::now();
+    while samples.len() + errors < count {
+        let sent = Instant::now();
+        let ok = match client.get(url).bearer_auth(token).send().await {
+            Ok(response) => {
+                let success = response.status().is_success();
+                response.bytes().await.is_ok() && success
+            }
+            Err(_) => false,
+        };
+        if ok {
+            samples.push(sent.elapsed());
+        } else {
+            errors += 1;
+        }
+        if started.elapsed() > budget && samples.len() >= 3 {
+            break;
+        }
+    }
+    Ok(Stats::from_samples(samples, errors, started.elapsed()))
+}

@@ -1,0 +1,79 @@
+//! Measurements. Each produces plain numbers (milliseconds, per-second rates, KiB) that the
+//! report prints; none of them asserts anything.
+//!
+//! - [`latency`]: sequential requests, one at a time, on a kept-alive connection.
+//! - [`wrk`]: throughput at 64 connections with `wrk` and a Lua script for the token.
+//! - [`writes`]: commands per second and latency at 1, 16 and 64 concurrent clients, and the
+//!   outbox-to-JetStream delay.
+//! - [`projection`]: catch-up rate on a backlog and end-to-end lag at a steady rate.
+//! - [`rebuild`]: `projector rebuild` of every model.
+//! - [`memory`]: resident memory of each service.
+
+pub mod latency;
+pub mod memory;
+pub mod projection;
+pub mod rebuild;
+pub mod writes;
+pub mod wrk;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Latency percentiles in milliseconds and the rate achieved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub samples: usize,
+    pub errors: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub per_second: f64,
+}
+
+impl Stats {
+    /// From individual durations and the wall time they took together.
+    pub fn from_samples(mut samples: Vec<Duration>, errors: usize, wall: Duration) -> Stats {
+        samples.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let at = |q: f64| -> f64 {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            ms(samples[rank - 1])
+        };
+        Stats {
+            samples: samples.len(),
+            errors,
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: samples.last().copied().map(ms).unwrap_or(0.0),
+            per_second: if wall.is_zero() {
+                0.0
+            } else {
+                samples.len() as f64 / wall.as_secs_f64()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let stats = Stats::from_samples(samples, 2, Duration::from_secs(10));
+        assert_eq!(stats.p50_ms, 50.0);
+        assert_eq!(stats.p99_ms, 99.0);
+        assert_eq!(stats.max_ms, 100.0);
+        assert_eq!(stats.per_second, 10.0);
+        assert_eq!(stats.errors, 2);
+        assert_eq!(
+            Stats::from_samples(Vec::new(), 0, Duration::ZERO).p99_ms,
+            0.0
+        );
+    }
+}

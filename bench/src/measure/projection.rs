@@ -1,0 +1,143 @@
+//! Projection: catch-up rate on a backlog, and end-to-end lag at a steady command rate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::Stats;
+use crate::measure::writes::{CommandMix, Workload};
+
+/// `position` from a `GET /v1/checkpoint` body (projector or query API).
+pub async fn checkpoint(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<u64> {
+    let body: serde_json::Value = client
+        .get(format!("{url}/v1/checkpoint"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    body.get("position")
+        .and_then(|p| p.as_u64())
+        .context("checkpoint body has no position")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatchUp {
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Time from now until the projector's checkpoint reaches `target` (polled every 100 ms).
+pub async fn catch_up(
+    client: &reqwest::Client,
+    projector_url: &str,
+    token: &str,
+    from: u64,
+    target: u64,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<CatchUp> {
+    loop {
+        if let Ok(position) = checkpoint(client, projector_url, token).await {
+            if position >= target {
+                let seconds = started.elapsed().as_secs_f64();
+                let events = target - from;
+                return Ok(CatchUp {
+                    events,
+                    seconds,
+                    events_per_second: events as f64 / seconds,
+                });
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("the projector did not reach position {target} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lag {
+    pub commands_per_second: f64,
+    pub commands: usize,
+    /// Command accepted (response received) → visible through the query API.
+    pub lag: Stats,
+}
+
+/// Sends commands at `rate` per second for `duration` (open loop: one every 1/rate s, each on
+/// its own task) and, for each accepted command, reads `/v1/checkpoint?min_position=<p>`
+/// from the query API until it answers 200; the lag is accepted → visible.
+pub async fn steady_lag(
+    workload: Arc<Workload>,
+    query_url: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Lag> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(0usize));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut index = 0u64;
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        index += 1;
+        let (workload, client, samples, errors) = (
+            workload.clone(),
+            client.clone(),
+            samples.clone(),
+            errors.clone(),
+        );
+        let query_url = query_url.to_owned();
+        let mix = if index % 2 == 0 {
+            CommandMix::Message
+        } else {
+            CommandMix::Scheduling
+        };
+        tasks.push(tokio::spawn(async move {
+            let outcome = workload.send(&client, mix, index).await;
+            let Ok(Some(position)) = outcome.map(|o| o.position) else {
+                *errors.lock().await += 1;
+                return;
+            };
+            let accepted = Instant::now();
+            let token = workload.reader_token();
+            let url = format!("{query_url}/v1/checkpoint?min_position={position}");
+            loop {
+                match client.get(&url).bearer_auth(token).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        samples.lock().await.push(accepted.elapsed());
+                        return;
+                    }
+                    _ if accepted.elapsed() > Duration::from_secs(30) => {
+                        *errors.lock().await += 1;
+                        return;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            }
+        }));
+    }
+    let sent = started.elapsed();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let samples = std::mem::take(&mut *samples.lock().await);
+    let errors = *errors.lock().await;
+    let commands = samples.len() + errors;
+    Ok(Lag {
+        commands_per_second: commands as f64 / sent.as_secs_f64(),
+        commands,
+        lag: Stats::from_samples(samples, errors, sent),
+    })
+}

@@ -1,0 +1,374 @@
+//! The results of one run (JSON) and their Markdown report, with the goals checked.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::generator::Size;
+use crate::loader::LoadStats;
+use crate::measure::memory::Rss;
+use crate::measure::projection::{CatchUp, Lag};
+use crate::measure::rebuild::RebuildResult;
+use crate::measure::writes::WriteLevel;
+use crate::measure::Stats;
+
+pub const WARM: &str = "query API (cache)";
+pub const NO_CACHE: &str = "query API (--no-cache)";
+pub const BASELINE: &str = "baseline (on-read)";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub memory_gib: f64,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub rustc: String,
+    pub ferretdb: String,
+    pub nats: String,
+    pub wrk: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub ops: usize,
+    pub events: u64,
+    pub customers: usize,
+    pub jobs: usize,
+    pub threads: usize,
+    pub focus_user_threads: usize,
+    pub load: LoadStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadResult {
+    pub endpoint: String,
+    pub design: String,
+    pub sequential: Option<Stats>,
+    pub wrk: Option<Stats>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub size: Size,
+    pub seed: u64,
+    pub anchor: String,
+    pub quick: bool,
+    pub started_at: String,
+    pub command: String,
+    pub machine: Machine,
+    pub data: Option<DataSummary>,
+    pub catch_up: Option<CatchUp>,
+    pub reads: Vec<ReadResult>,
+    pub writes: Vec<WriteLevel>,
+    pub publish_delay: Option<Stats>,
+    pub lag: Option<Lag>,
+    pub rebuild: Option<RebuildResult>,
+    pub memory: Vec<Rss>,
+    pub cache_bound_mib: f64,
+    /// Sections that could not be measured, and why.
+    pub failures: Vec<String>,
+}
+
+impl Results {
+    pub fn read(&self, endpoint: &str, design: &str) -> Option<&ReadResult> {
+        self.reads
+            .iter()
+            .find(|r| r.endpoint == endpoint && r.design == design)
+    }
+
+    pub fn write_json(&self, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+        let path = dir.join(format!("results-{}.json", self.size.as_str()));
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn stats_cells(stats: Option<&Stats>) -> String {
+    match stats {
+        Some(s) => format!(
+            "{} | {} | {} | {:.0} | {}",
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms),
+            s.per_second,
+            s.errors
+        ),
+        None => "– | – | – | – | –".into(),
+    }
+}
+
+/// A goal line: met / missed / not measured.
+fn goal(
+    out: &mut String,
+    name: &str,
+    measured: Option<f64>,
+    target: f64,
+    higher_is_better: bool,
+    unit: &str,
+) {
+    let verdict = match measured {
+        Some(v) if (higher_is_better && v >= target) || (!higher_is_better && v <= target) => "met",
+        Some(_) => "**missed**",
+        None => "not measured",
+    };
+    let value = measured.map_or("–".to_owned(), |v| format!("{} {unit}", ms(v)));
+    let sign = if higher_is_better { "≥" } else { "≤" };
+    let _ = writeln!(
+        out,
+        "| {name} | {sign} {} {unit} | {value} | {verdict} |",
+        ms(target)
+    );
+}
+
+pub fn ratio(results: &Results, endpoint: &str, fast: &str) -> Option<f64> {
+    let base = results
+        .read(endpoint, BASELINE)?
+        .sequential
+        .as_ref()?
+        .p50_ms;
+    let fast = results.read(endpoint, fast)?.sequential.as_ref()?.p50_ms;
+    (fast > 0.0).then(|| base / fast)
+}
+
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::new();
+    let r = results;
+    let _ = writeln!(out, "# Benchmark report — size {}\n", r.size.as_str());
+    let _ = writeln!(
+        out,
+        "Command: `{}`  \nStarted: {} · seed {} · anchor (today) {}{}\n",
+        r.command,
+        r.started_at,
+        r.seed,
+        r.anchor,
+        if r.quick {
+            " · **quick mode** (few samples, short wrk runs)"
+        } else {
+            ""
+        }
+    );
+    let m = &r.machine;
+    let _ = writeln!(out, "Machine: {} cores ({}), {:.0} GiB RAM, kernel {}; {}; FerretDB {}; nats-server {}; {}. \
+        Everything (FerretDB and its backend, NATS, the services, the baseline, wrk) runs on this one machine.\n", m.nproc, m.cpu_model, m.memory_gib, m.kernel, m.rustc, m.ferretdb, m.nats, m.wrk);
+    if let Some(d) = &r.data {
+        let _ = writeln!(out, "## Data\n\n{} events ({} commands decided by the domain aggregates): {} customers, {} jobs, {} threads; the focus user takes part in {} threads. \
+            Loaded by bulk-inserting commit, event and head documents in the event store's shapes ({:.1} s), then published to JetStream in position order ({:.1} s).\n",
+            d.events, d.ops, d.customers, d.jobs, d.threads, d.focus_user_threads, d.load.insert_seconds, d.load.publish_seconds);
+    }
+    let _ = writeln!(out, "## Reads\n\nSequential: one request at a time on a kept-alive connection. wrk: 64 connections, 2 threads. Latencies in ms.\n");
+    let _ = writeln!(out, "| endpoint | design | seq p50 | seq p99 | seq max | seq req/s | errors | wrk p50 | wrk p99 | wrk max | wrk req/s | errors | note |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for read in &r.reads {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            read.endpoint,
+            read.design,
+            stats_cells(read.sequential.as_ref()),
+            stats_cells(read.wrk.as_ref()),
+            read.note.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(out, "\nRatios of sequential p50 (baseline ÷ query API):\n\n| endpoint | baseline ÷ warm | baseline ÷ no-cache |\n|---|---|---|");
+    let mut endpoints: Vec<&str> = r.reads.iter().map(|x| x.endpoint.as_str()).collect();
+    endpoints.dedup();
+    for endpoint in &endpoints {
+        let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}×"));
+        let _ = writeln!(
+            out,
+            "| {endpoint} | {} | {} |",
+            f(ratio(r, endpoint, WARM)),
+            f(ratio(r, endpoint, NO_CACHE))
+        );
+    }
+    let _ = writeln!(out, "\n## Writes\n\nMix: messages 50 %, rescheduling 20 %, new customers 10 %, new jobs 10 %, completions 10 % (jobs created, scheduled, crewed and started beforehand, untimed). Closed loop: each client sends its next command when the previous one is answered.\n");
+    let _ = writeln!(out, "| clients | p50 | p99 | max | commands/s | errors | events/s |\n|---|---|---|---|---|---|---|");
+    for level in &r.writes {
+        let s = &level.commands;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {} | {:.0} |",
+            level.concurrency,
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms),
+            s.per_second,
+            s.errors,
+            level.events_per_second
+        );
+    }
+    if let Some(d) = &r.publish_delay {
+        let _ = writeln!(out, "\nOutbox → JetStream (commit `recorded_at` → event received by a subscriber), {} events: p50 {} ms, p99 {} ms, max {} ms.", d.samples, ms(d.p50_ms), ms(d.p99_ms), ms(d.max_ms));
+    }
+    let _ = writeln!(out, "\n## Projection\n");
+    if let Some(c) = &r.catch_up {
+        let _ = writeln!(out, "Catch-up: the projector started on a backlog of {} events (the whole data set, loaded while it was stopped) and drained it in {:.1} s: **{:.0} events/s**.", c.events, c.seconds, c.events_per_second);
+    }
+    if let Some(l) = &r.lag {
+        let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?min_position=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {} errors.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), l.lag.errors);
+    }
+    if let Some(b) = &r.rebuild {
+        let _ = writeln!(out, "\nRebuild (`projector rebuild`, all five models, into new generations, then switched): {} events in {:.1} s: **{:.0} events/s**.", b.events, b.seconds, b.events_per_second);
+    }
+    let _ = writeln!(
+        out,
+        "\n## Memory (VmRSS after reads and writes)\n\n| service | RSS MiB |\n|---|---|"
+    );
+    for rss in &r.memory {
+        let _ = writeln!(out, "| {} | {:.1} |", rss.service, rss.rss_mib);
+    }
+    let _ = writeln!(
+        out,
+        "\nQuery API cache bound: {:.0} MiB.",
+        r.cache_bound_mib
+    );
+
+    let _ = writeln!(
+        out,
+        "\n## Goals\n\n| goal | target | measured | verdict |\n|---|---|---|---|"
+    );
+    for (endpoint, target) in [
+        ("dashboard 30 days", 50.0),
+        ("dashboard 365 days", 50.0),
+        ("calendar week", 10.0),
+        ("threads unread_only", 20.0),
+    ] {
+        goal(
+            &mut out,
+            &format!("{endpoint}: baseline ÷ warm (at M)"),
+            ratio(r, endpoint, WARM),
+            target,
+            true,
+            "×",
+        );
+    }
+    let worst = |design: &str| -> Option<f64> {
+        r.reads
+            .iter()
+            .filter(|x| x.design == design)
+            .filter_map(|x| x.sequential.as_ref().map(|s| s.p99_ms))
+            .reduce(f64::max)
+    };
+    goal(
+        &mut out,
+        "worst read p99, warm",
+        worst(WARM),
+        10.0,
+        false,
+        "ms",
+    );
+    goal(
+        &mut out,
+        "worst read p99, no cache",
+        worst(NO_CACHE),
+        25.0,
+        false,
+        "ms",
+    );
+    let warm_wrk = r
+        .reads
+        .iter()
+        .filter(|x| x.design == WARM)
+        .filter_map(|x| x.wrk.as_ref().map(|s| s.per_second))
+        .reduce(f64::min);
+    goal(
+        &mut out,
+        "lowest warm req/s at 64 connections",
+        warm_wrk,
+        15_000.0,
+        true,
+        "req/s",
+    );
+    let at64 = r.writes.iter().find(|w| w.concurrency == 64);
+    goal(
+        &mut out,
+        "commands/s at 64 in flight",
+        at64.map(|w| w.commands.per_second),
+        1_000.0,
+        true,
+        "/s",
+    );
+    goal(
+        &mut out,
+        "command p99 at 64 in flight",
+        at64.map(|w| w.commands.p99_ms),
+        50.0,
+        false,
+        "ms",
+    );
+    goal(
+        &mut out,
+        "projector catch-up",
+        r.catch_up.as_ref().map(|c| c.events_per_second),
+        5_000.0,
+        true,
+        "events/s",
+    );
+    goal(
+        &mut out,
+        "end-to-end lag p99 at 200 commands/s",
+        r.lag.as_ref().map(|l| l.lag.p99_ms),
+        100.0,
+        false,
+        "ms",
+    );
+    goal(
+        &mut out,
+        "rebuild",
+        r.rebuild.as_ref().map(|b| b.events_per_second),
+        50_000.0,
+        true,
+        "events/s",
+    );
+    if !r.failures.is_empty() {
+        let _ = writeln!(out, "\n## Not measured\n");
+        for failure in &r.failures {
+            let _ = writeln!(out, "- {failure}");
+        }
+    }
+    out
+}
+
+pub fn write_markdown(results: &Results, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join(format!("report-{}.md", results.size.as_str()));
+    std::fs::write(&path, markdown(results))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Every `results-*.json` in `dir`, smallest size first.
+pub fn load_all(dir: &Path) -> anyhow::Result<Vec<Results>> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("results-") && name.ends_with(".json") {
+            let text = std::fs::read_to_string(&path)?;
+            match serde_json::from_str::<Results>(&text) {
+                Ok(results) => all.push(results),
+                Err(error) => {
+                    tracing::warn!(%error, file = %path.display(), "skipping unreadable results")
+                }
+            }
+        }
+    }
+    all.sort_by_key(|r| r.size);
+    Ok(all)
+}

@@ -1,0 +1,618 @@
+//! `history verify`: walks the store and checks its invariants.
+//!
+//! - Version chains: each commit's `_id` names its stream and first version, its events are
+//!   numbered consecutively, and per stream the commits cover 1, 2, 3 … without gap or overlap.
+//! - Positions: `events` holds positions 1..N, each once, in order.
+//! - Log ≡ commits: every `events` document is the event its commit places at that position
+//!   (same event id, version and commit), and every sequenced commit's events are in the log.
+//! - Decoding: every event upcasts and decodes with the domain event enum of its aggregate.
+//! - Publication: every commit has a position and no outbox entry is older than the grace
+//!   period; younger ones are reported as pending, not as violations.
+//!
+//! Memory: cursors stream each collection; what is kept is one entry per stream (its next
+//! version), a fixed number of hash buckets, and commits that arrived out of chain order.
+//! Log ≡ commits is checked by summing a hash of (position, event id, version, commit) per
+//! bucket of positions from both sides; only buckets that differ are examined event by event.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use chrono::Utc;
+use events::store::Backend;
+use events::{EventEnvelope, EventStore};
+use futures::TryStreamExt;
+use mongodb::Collection;
+use serde::Deserialize;
+
+mod report;
+
+pub use report::{Check, Findings, Report};
+
+use crate::export::last_position;
+use crate::{decode_check, upcasters, HistoryError};
+
+/// Position buckets for the log ≡ commits comparison.
+const BUCKETS: u64 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Violations listed per check; all are counted.
+    pub max_shown: usize,
+    /// Commits and outbox entries younger than this may still be on their way.
+    pub publish_grace: Duration,
+    pub batch_size: u32,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            max_shown: 20,
+            publish_grace: Duration::from_secs(60),
+            batch_size: 10_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CommitRow {
+    #[serde(rename = "_id")]
+    id: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    first_version: i64,
+    last_version: i64,
+    recorded_at: bson::DateTime,
+    #[serde(default)]
+    correlation_id: String,
+    #[serde(default)]
+    causation_id: Option<String>,
+    #[serde(default)]
+    actor: String,
+    position: Option<i64>,
+    events: Vec<CommitEventRow>,
+}
+
+#[derive(Deserialize)]
+struct CommitEventRow {
+    event_id: String,
+    version: i64,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    schema_version: i32,
+    #[serde(default = "bson::DateTime::now")]
+    occurred_at: bson::DateTime,
+    #[serde(default)]
+    payload: Bson,
+}
+
+#[derive(Deserialize)]
+struct LogRow {
+    #[serde(rename = "_id")]
+    position: Bson,
+    event_id: String,
+    version: i64,
+    commit_id: String,
+}
+
+#[derive(Deserialize)]
+struct OutboxRow {
+    #[serde(rename = "_id")]
+    append_id: String,
+    commit_id: String,
+    created_at: bson::DateTime,
+}
+
+fn fingerprint(position: i64, event_id: &str, version: i64, commit_id: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (position, event_id, version, commit_id).hash(&mut hasher);
+    hasher.finish()
+}
+
+struct Buckets {
+    width: u64,
+    log: Vec<u64>,
+    commits: Vec<u64>,
+}
+
+impl Buckets {
+    fn new(expected_positions: u64) -> Self {
+        Buckets {
+            width: expected_positions.div_ceil(BUCKETS).max(1),
+            log: vec![0; BUCKETS as usize],
+            commits: vec![0; BUCKETS as usize],
+        }
+    }
+
+    fn index(&self, position: i64) -> usize {
+        let offset = u64::try_from(position.max(1) - 1).unwrap_or(0);
+        (offset / self.width).min(BUCKETS - 1) as usize
+    }
+
+    fn differing(&self) -> Vec<usize> {
+        (0..BUCKETS as usize)
+            .filter(|&i| self.log[i] != self.commits[i])
+            .collect()
+    }
+}
+
+/// Runs every check over the store's collections.
+pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Report, HistoryError> {
+    let started = Instant::now();
+    let db = store.database();
+    let log: Collection<RawDocumentBuf> = db.collection("events");
+    let commits: Collection<RawDocumentBuf> = db.collection("commits");
+    let outbox: Collection<RawDocumentBuf> = db.collection("outbox");
+    let mut report = Report {
+        max_shown: options.max_shown,
+        ..Report::default()
+    };
+    let mut buckets = Buckets::new(last_position(store).await?);
+    let log_projection = doc! {"event_id": 1, "version": 1, "commit_id": 1};
+
+    // 1. The log: dense, ordered positions, and its half of the bucket hashes.
+    let mut cursor = scan(
+        &log,
+        store.backend(),
+        options.batch_size,
+        Some(log_projection.clone()),
+    )
+    .await?;
+    let mut previous: i64 = 0;
+    while let Some(raw) = cursor.try_next().await? {
+        report.log_events += 1;
+        let Some(row) = parse::<LogRow>(&raw, &mut report, Check::Positions, "events document")
+        else {
+            continue;
+        };
+        let Some(position) = integer(&row.position) else {
+            report.violation(
+                Check::Positions,
+                format!(
+                    "events document with _id {} is not an integer position",
+                    row.position
+                ),
+            );
+            continue;
+        };
+        if position > previous + 1 {
+            let missing = if position == previous + 2 {
+                format!("position {} is missing", previous + 1)
+            } else {
+                format!("positions {}..{} are missing", previous + 1, position - 1)
+            };
+            report.violation(Check::Positions, missing);
+        } else if position <= previous {
+            report.violation(
+                Check::Positions,
+                format!("position {position} comes after {previous}: the log is out of order or holds a position twice"),
+            );
+        }
+        previous = previous.max(position);
+        let index = buckets.index(position);
+        buckets.log[index] = buckets.log[index].wrapping_add(fingerprint(
+            position,
+            &row.event_id,
+            row.version,
+            &row.commit_id,
+        ));
+    }
+    report.highest_position = u64::try_from(previous).unwrap_or(0);
+    if report.log_events != report.highest_position {
+        report.violation(
+            Check::Positions,
+            format!(
+                "the log holds {} events but its highest position is {}",
+                report.log_events, report.highest_position
+            ),
+        );
+    }
+
+    // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
+    let upcasters = upcasters();
+    let grace = chrono::Duration::from_std(options.publish_grace).unwrap_or(chrono::Duration::MAX);
+    let now = Utc::now();
+    let mut next_version: HashMap<String, u64> = HashMap::new();
+    let mut out_of_order: Vec<(String, u64, u64, String)> = Vec::new();
+    let mut sequenced_in_commits: u64 = 0;
+    let mut cursor = scan(&commits, store.backend(), options.batch_size, None).await?;
+    while let Some(raw) = cursor.try_next().await? {
+        report.commits += 1;
+        let Some(commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit") else {
+            continue;
+        };
+        report.events_in_commits += commit.events.len() as u64;
+        check_commit_shape(&commit, &mut report);
+        let (Ok(first), Ok(last)) = (
+            u64::try_from(commit.first_version),
+            u64::try_from(commit.last_version),
+        ) else {
+            continue;
+        };
+        let stream = format!("{}/{}", commit.aggregate_type, commit.aggregate_id);
+        let expected = next_version.get(&stream).copied().unwrap_or(1);
+        if first == expected {
+            next_version.insert(stream, last + 1);
+        } else {
+            out_of_order.push((stream, first, last, commit.id.clone()));
+        }
+        for event in &commit.events {
+            if let Err(reason) = decode(&commit, event, &upcasters) {
+                report.violation(
+                    Check::Decoding,
+                    format!(
+                        "commit {} event {} (version {}): {reason}",
+                        commit.id, event.event_id, event.version
+                    ),
+                );
+            }
+        }
+        match commit.position {
+            Some(first_position) => {
+                sequenced_in_commits += commit.events.len() as u64;
+                for (index, event) in commit.events.iter().enumerate() {
+                    let position = first_position + index as i64;
+                    if position < 1 || position > previous {
+                        report.violation(
+                            Check::LogMatchesCommits,
+                            format!("commit {} places event {} at position {position}, which the log does not hold", commit.id, event.event_id),
+                        );
+                        continue;
+                    }
+                    let bucket = buckets.index(position);
+                    buckets.commits[bucket] = buckets.commits[bucket].wrapping_add(fingerprint(
+                        position,
+                        &event.event_id,
+                        event.version,
+                        &commit.id,
+                    ));
+                }
+            }
+            None => {
+                let age = now - commit.recorded_at.to_chrono();
+                let message = format!(
+                    "commit {} recorded at {} ({} s ago) has no position",
+                    commit.id,
+                    crate::show::rfc3339(commit.recorded_at.to_chrono()),
+                    age.num_seconds()
+                );
+                if age > grace {
+                    report.violation(Check::Publication, message);
+                } else {
+                    report.pending(message);
+                }
+            }
+        }
+    }
+    resolve_chains(&mut next_version, out_of_order, &mut report);
+    report.streams = next_version.len() as u64;
+    if sequenced_in_commits != report.log_events {
+        report.violation(
+            Check::LogMatchesCommits,
+            format!(
+                "sequenced commits hold {sequenced_in_commits} events but the log holds {}",
+                report.log_events
+            ),
+        );
+    }
+
+    // 3. Only where the hashes differ: find the events that disagree.
+    let differing = buckets.differing();
+    if !differing.is_empty() {
+        locate_mismatches(
+            store,
+            options,
+            &buckets,
+            &differing,
+            log_projection,
+            &mut report,
+        )
+        .await?;
+    }
+
+    // 4. The outbox: entries older than the grace period were never published.
+    let mut cursor = outbox.find(doc! {}).batch_size(options.batch_size).await?;
+    while let Some(raw) = cursor.try_next().await? {
+        report.outbox_entries += 1;
+        let Some(entry) = parse::<OutboxRow>(&raw, &mut report, Check::Publication, "outbox entry")
+        else {
+            continue;
+        };
+        let age = now - entry.created_at.to_chrono();
+        let message = format!(
+            "outbox entry {} for commit {} is {} s old",
+            entry.append_id,
+            entry.commit_id,
+            age.num_seconds()
+        );
+        if age > grace {
+            report.violation(Check::Publication, message);
+        } else {
+            report.pending(message);
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// One cursor through a collection; MongoDB walks `_id` order, FerretDB returns insertion
+/// order (which is position order for `events`, as for `EventStore::read_all`) without
+/// sorting in memory.
+async fn scan(
+    collection: &Collection<RawDocumentBuf>,
+    backend: Backend,
+    batch_size: u32,
+    projection: Option<Document>,
+) -> Result<mongodb::Cursor<RawDocumentBuf>, HistoryError> {
+    let mut find = collection.find(doc! {}).batch_size(batch_size);
+    if let Some(projection) = projection {
+        find = find.projection(projection);
+    }
+    Ok(match backend {
+        Backend::FerretDb => find.await?,
+        Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
+    })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    raw: &RawDocumentBuf,
+    report: &mut Report,
+    check: Check,
+    what: &str,
+) -> Option<T> {
+    match bson::from_slice::<T>(raw.as_bytes()) {
+        Ok(row) => Some(row),
+        Err(error) => {
+            let id = raw
+                .get("_id")
+                .ok()
+                .flatten()
+                .map_or_else(|| "?".to_owned(), |id| format!("{id:?}"));
+            report.violation(check, format!("{what} {id} is malformed: {error}"));
+            None
+        }
+    }
+}
+
+fn integer(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int64(n) => Some(*n),
+        Bson::Int32(n) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+fn check_commit_shape(commit: &CommitRow, report: &mut Report) {
+    let expected_id = format!(
+        "{}/{}/{:010}",
+        commit.aggregate_type, commit.aggregate_id, commit.first_version
+    );
+    if commit.id != expected_id {
+        report.violation(
+            Check::Versions,
+            format!("commit {} should have _id {expected_id}", commit.id),
+        );
+    }
+    let count = commit.events.len() as i64;
+    if commit.first_version < 1 || commit.last_version - commit.first_version + 1 != count {
+        report.violation(
+            Check::Versions,
+            format!(
+                "commit {} spans versions {}..{} but holds {count} events",
+                commit.id, commit.first_version, commit.last_version
+            ),
+        );
+    }
+    let mut numbering = String::new();
+    for (index, event) in commit.events.iter().enumerate() {
+        if event.version != commit.first_version + index as i64 {
+            let _ = write!(numbering, " {}", event.version);
+        }
+    }
+    if !numbering.is_empty() {
+        report.violation(
+            Check::Versions,
+            format!(
+                "commit {} numbers its events out of sequence (unexpected versions:{numbering})",
+                commit.id
+            ),
+        );
+    }
+}
+
+fn decode(
+    commit: &CommitRow,
+    event: &CommitEventRow,
+    upcasters: &events::Upcasters,
+) -> Result<(), String> {
+    let envelope = EventEnvelope {
+        event_id: event
+            .event_id
+            .parse()
+            .map_err(|_| format!("event id `{}` is not a UUID", event.event_id))?,
+        aggregate_type: commit.aggregate_type.clone(),
+        aggregate_id: commit.aggregate_id.clone(),
+        version: u64::try_from(event.version).map_err(|_| "negative version".to_owned())?,
+        position: None,
+        event_type: event.event_type.clone(),
+        schema_version: u32::try_from(event.schema_version)
+            .map_err(|_| "negative schema version".to_owned())?,
+        occurred_at: event.occurred_at.to_chrono(),
+        recorded_at: commit.recorded_at.to_chrono(),
+        correlation_id: commit.correlation_id.clone(),
+        causation_id: commit.causation_id.clone(),
+        actor: commit.actor.clone(),
+        payload: event.payload.clone().into_relaxed_extjson(),
+    };
+    let current = upcasters.upcast(envelope).map_err(|e| e.to_string())?;
+    decode_check(
+        &current.aggregate_type,
+        &current.event_type,
+        current.payload,
+    )
+}
+
+/// Commits seen before their predecessor (possible when a collection is not returned in
+/// insertion order) are chained once all are known; what still does not fit is a gap or an
+/// overlap.
+fn resolve_chains(
+    next_version: &mut HashMap<String, u64>,
+    mut waiting: Vec<(String, u64, u64, String)>,
+    report: &mut Report,
+) {
+    waiting.sort();
+    loop {
+        let before = waiting.len();
+        waiting.retain(|(stream, first, last, _)| {
+            let expected = next_version.get(stream).copied().unwrap_or(1);
+            if *first == expected {
+                next_version.insert(stream.clone(), last + 1);
+                false
+            } else {
+                true
+            }
+        });
+        if waiting.len() == before {
+            break;
+        }
+    }
+    for (stream, first, last, id) in waiting {
+        let expected = next_version.get(&stream).copied().unwrap_or(1);
+        let kind = if first > expected { "gap" } else { "overlap" };
+        report.violation(
+            Check::Versions,
+            format!("{kind} in {stream}: the next version is {expected} but commit {id} covers {first}..{last}"),
+        );
+        next_version.entry(stream).or_insert(1);
+    }
+}
+
+/// Re-reads the positions of the buckets whose hashes differ and names each disagreement,
+/// from the log's side (a document whose commit does not place it there) and from the
+/// commits' side (a commit whose position holds another event).
+async fn locate_mismatches(
+    store: &EventStore,
+    options: &VerifyOptions,
+    buckets: &Buckets,
+    differing: &[usize],
+    log_projection: Document,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
+    let db = store.database();
+    let log: Collection<RawDocumentBuf> = db.collection("events");
+    let commits: Collection<RawDocumentBuf> = db.collection("commits");
+    let in_differing = |position: i64| differing.binary_search(&buckets.index(position)).is_ok();
+    let before = report
+        .violations
+        .get(&Check::LogMatchesCommits)
+        .map_or(0, |f| f.count);
+
+    let mut cached: Option<CommitRow> = None;
+    let mut cursor = scan(
+        &log,
+        store.backend(),
+        options.batch_size,
+        Some(log_projection),
+    )
+    .await?;
+    while let Some(raw) = cursor.try_next().await? {
+        let Ok(row) = bson::from_slice::<LogRow>(raw.as_bytes()) else {
+            continue;
+        };
+        let Some(position) = integer(&row.position) else {
+            continue;
+        };
+        if !in_differing(position) {
+            continue;
+        }
+        if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
+            cached = match commits.find_one(doc! {"_id": &row.commit_id}).await? {
+                Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),
+                None => None,
+            };
+        }
+        let problem = match &cached {
+            None => Some(format!(
+                "position {position} (event {}) names commit {}, which does not exist",
+                row.event_id, row.commit_id
+            )),
+            Some(commit) => {
+                let index = row.version - commit.first_version;
+                let placed = commit.position.map(|p| p + index);
+                let event = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| commit.events.get(i));
+                match (event, placed) {
+                    (Some(event), Some(placed)) if event.event_id == row.event_id && placed == position => None,
+                    (None, _) => Some(format!("position {position} holds version {} of commit {}, which has no such version", row.version, commit.id)),
+                    (Some(event), placed) => Some(format!(
+                        "position {position} holds event {} (version {}) of commit {}, but the commit places event {} there{}",
+                        row.event_id, row.version, commit.id, event.event_id,
+                        placed.map_or_else(|| " and has no position".to_owned(), |p| format!(" at position {p}"))
+                    )),
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            report.violation(Check::LogMatchesCommits, problem);
+        }
+    }
+
+    let mut cursor = scan(&commits, store.backend(), options.batch_size, None).await?;
+    while let Some(raw) = cursor.try_next().await? {
+        let Ok(commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
+            continue;
+        };
+        let Some(first_position) = commit.position else {
+            continue;
+        };
+        for (index, event) in commit.events.iter().enumerate() {
+            let position = first_position + index as i64;
+            if position < 1 || !in_differing(position) {
+                continue;
+            }
+            let Some(raw) = log.find_one(doc! {"_id": position}).await? else {
+                report.violation(
+                    Check::LogMatchesCommits,
+                    format!(
+                        "commit {} places event {} (version {}) at position {position}, but the log has no event there",
+                        commit.id, event.event_id, event.version
+                    ),
+                );
+                continue;
+            };
+            let Ok(row) = bson::from_slice::<LogRow>(raw.as_bytes()) else {
+                continue;
+            };
+            if row.commit_id != commit.id || row.event_id != event.event_id {
+                report.violation(
+                    Check::LogMatchesCommits,
+                    format!(
+                        "commit {} places event {} (version {}) at position {position}, but the log has event {} of commit {} there",
+                        commit.id, event.event_id, event.version, row.event_id, row.commit_id
+                    ),
+                );
+            }
+        }
+    }
+    let after = report
+        .violations
+        .get(&Check::LogMatchesCommits)
+        .map_or(0, |f| f.count);
+    if after == before {
+        let (first, last) = (differing[0], differing[differing.len() - 1]);
+        report.violation(
+            Check::LogMatchesCommits,
+            format!(
+                "log and commits disagree between positions {} and {}",
+                first as u64 * buckets.width + 1,
+                (last as u64 + 1) * buckets.width
+            ),
+        );
+    }
+    Ok(())
+}
