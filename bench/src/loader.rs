@@ -52,6 +52,7 @@ struct CommittedEvent {
 #[derive(Serialize)]
 struct LogDoc<'a> {
     #[serde(rename = "_id")]
+    id: String,
     position: i64,
     event_id: String,
     aggregate_type: &'a str,
@@ -214,6 +215,7 @@ fn documents(
             let payload = Bson::try_from(event.payload.clone()).context("payload to BSON")?;
             let version = (commit.first_version + index as u64) as i64;
             log_docs.push(bson::to_document(&LogDoc {
+                id: events::store::log_id(*first_position + index as u64),
                 position: (*first_position + index as u64) as i64,
                 event_id: event.event_id.to_string(),
                 aggregate_type: &commit.stream.aggregate_type,

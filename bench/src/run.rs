@@ -356,7 +356,10 @@ async fn measure_services(
     results: &mut Results,
     nats: &async_nats::Client,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    // Every request is bounded, so a stalled service fails a section instead of the run.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let reader = writes::reader(keys, dataset)?;
     let port = |p: u16| vec!["--listen".to_owned(), format!("127.0.0.1:{p}")];
 

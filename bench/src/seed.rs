@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context};
+use std::time::Duration as StdDuration;
+
 use chrono::Duration;
 use domain::crew_member::CrewMemberCommand;
 use domain::customer::CustomerCommand;
@@ -178,7 +180,9 @@ pub async fn seed(
     keys: Option<&JwtKeys>,
     dataset: &Dataset,
 ) -> anyhow::Result<SeedOutcome> {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(StdDuration::from_secs(30))
+        .build()?;
     let mut tokens: HashMap<UserId, String> = HashMap::new();
     if let Some(keys) = keys {
         for user in &dataset.users {

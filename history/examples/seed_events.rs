@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let store = events::EventStore::open(client.database(&seed.connection.mongodb_db))
         .await
         .context("opening the event store")?;
-    let first_position = history::export::last_position(&store)
+    let first_position = history::export::estimated_log_size(&store)
         .await
         .context("finding the end of the log")?
         + 1;
@@ -182,7 +182,8 @@ fn build_commit(
             "payload": payload.clone(),
         });
         logged.push(doc! {
-            "_id": first_position + index as i64,
+            "_id": events::store::log_id((first_position + index as i64) as u64),
+            "position": first_position + index as i64,
             "event_id": &event_id,
             "aggregate_type": "customer",
             "aggregate_id": &aggregate_id,

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use domain::calendar::BusinessTimeZone;
 use events::EventStore;
 use indicatif::{ProgressBar, ProgressStyle};
-use platform::config::ConnectionArgs;
+use platform::config::{ConnectionArgs, TelemetryArgs};
 
 use crate::export::{self, ExportOptions, Format};
 use crate::filter::{Filter, FilterArgs};
@@ -29,6 +29,8 @@ use crate::HistoryError;
 pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -253,13 +255,12 @@ fn prepare(command: &Command) -> Result<Prepared, HistoryError> {
     })
 }
 
-/// A bar over the positions the export will read; the highest position is found by a few
-/// point reads, so the bar costs nothing noticeable.
+/// A bar over the positions the export will read; the total is the log's estimated size.
 async fn progress_bar(
     store: &EventStore,
     options: &ExportOptions,
 ) -> Result<ProgressBar, HistoryError> {
-    let highest = export::last_position(store).await?;
+    let highest = export::estimated_log_size(store).await?;
     let end = options
         .filter
         .until_position

@@ -8,6 +8,7 @@ use history::HistoryError;
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    platform::telemetry::init(&cli.telemetry);
     let shutdown = platform::shutdown::on_signals();
     let result = tokio::select! {
         result = run(cli) => result,

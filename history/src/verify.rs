@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
-use events::store::Backend;
+use events::store::{log_id, Backend};
 use events::{EventEnvelope, EventStore};
 use futures::TryStreamExt;
 use mongodb::Collection;
@@ -32,7 +32,7 @@ mod report;
 
 pub use report::{Check, Findings, Report};
 
-use crate::export::last_position;
+use crate::export::estimated_log_size;
 use crate::{decode_check, upcasters, HistoryError};
 
 /// Position buckets for the log ≡ commits comparison.
@@ -93,6 +93,7 @@ struct CommitEventRow {
 #[derive(Deserialize)]
 struct LogRow {
     #[serde(rename = "_id")]
+    id: Bson,
     position: Bson,
     event_id: String,
     version: i64,
@@ -151,9 +152,13 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         max_shown: options.max_shown,
         ..Report::default()
     };
-    let mut buckets = Buckets::new(last_position(store).await?);
-    let log_projection = doc! {"event_id": 1, "version": 1, "commit_id": 1};
+    let mut buckets = Buckets::new(estimated_log_size(store).await?);
+    let log_projection = doc! {"position": 1, "event_id": 1, "version": 1, "commit_id": 1};
 
+    tracing::debug!(
+        expected = buckets.width * BUCKETS,
+        "verify: scanning the log"
+    );
     // 1. The log: dense, ordered positions, and its half of the bucket hashes.
     let mut cursor = scan(
         &log,
@@ -169,16 +174,26 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         else {
             continue;
         };
-        let Some(position) = integer(&row.position) else {
+        let Some(position) = integer(&row.position).filter(|p| *p >= 1) else {
             report.violation(
                 Check::Positions,
                 format!(
-                    "events document with _id {} is not an integer position",
-                    row.position
+                    "events document with _id {} has no positive integer position ({})",
+                    row.id, row.position
                 ),
             );
             continue;
         };
+        if row.id.as_str() != Some(log_id(position as u64).as_str()) {
+            report.violation(
+                Check::Positions,
+                format!(
+                    "events document with _id {} holds position {position}: its _id must be {:?}",
+                    row.id,
+                    log_id(position as u64)
+                ),
+            );
+        }
         if position > previous + 1 {
             let missing = if position == previous + 2 {
                 format!("position {} is missing", previous + 1)
@@ -212,6 +227,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         );
     }
 
+    tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
     let upcasters = upcasters();
     let grace = chrono::Duration::from_std(options.publish_grace).unwrap_or(chrono::Duration::MAX);
@@ -300,6 +316,10 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         );
     }
 
+    tracing::debug!(
+        commits = report.commits,
+        "verify: comparing log and commits"
+    );
     // 3. Only where the hashes differ: find the events that disagree.
     let differing = buckets.differing();
     if !differing.is_empty() {
@@ -314,6 +334,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         .await?;
     }
 
+    tracing::debug!("verify: scanning the outbox");
     // 4. The outbox: entries older than the grace period were never published.
     let mut cursor = outbox.find(doc! {}).batch_size(options.batch_size).await?;
     while let Some(raw) = cursor.try_next().await? {
@@ -575,7 +596,7 @@ async fn locate_mismatches(
             if position < 1 || !in_differing(position) {
                 continue;
             }
-            let Some(raw) = log.find_one(doc! {"_id": position}).await? else {
+            let Some(raw) = log.find_one(doc! {"_id": log_id(position as u64)}).await? else {
                 report.violation(
                     Check::LogMatchesCommits,
                     format!(

@@ -13,7 +13,7 @@ use domain::enums::{CustomerStatus, ReferralSource};
 use domain::ids::{CrewMemberId, CustomerId};
 use domain::values::{Address, AddressInput, Email, PersonName, Phone, Skill};
 use domain::DomainEvent;
-use events::store::ReadAllOptions;
+use events::store::{log_id, ReadAllOptions};
 use events::{
     AppendRequest, EventEnvelope, EventMetadata, EventStore, Expected, NewEvent, StreamId,
 };
@@ -543,11 +543,12 @@ async fn export_to_a_file_appears_only_when_complete_and_a_failed_one_leaves_not
     f.quiesce().await;
     let mut future = f
         .collection("events")
-        .find_one(doc! {"_id": 5i64})
+        .find_one(doc! {"_id": log_id(5)})
         .await
         .unwrap()
         .unwrap();
-    future.insert("_id", 6i64);
+    future.insert("_id", log_id(6));
+    future.insert("position", 6i64);
     future.insert("event_id", Uuid::now_v7().to_string());
     future.insert("schema_version", 99i32);
     f.collection("events").insert_one(future).await.unwrap();
@@ -634,7 +635,7 @@ async fn verify_catches_a_position_missing_from_the_log() {
     let mut f = fixture().await;
     f.quiesce().await;
     f.collection("events")
-        .delete_one(doc! {"_id": 3i64})
+        .delete_one(doc! {"_id": log_id(3)})
         .await
         .unwrap();
     let report = f.verify().await;
@@ -660,15 +661,42 @@ async fn verify_catches_a_position_missing_from_the_log() {
 async fn verify_catches_an_event_logged_at_two_positions() {
     let mut f = fixture().await;
     f.quiesce().await;
-    let log = f.collection("events");
-    let mut copy = log.find_one(doc! {"_id": 2i64}).await.unwrap().unwrap();
-    copy.insert("_id", 6i64);
-    // The unique index on event_id refuses an exact copy; the same commit and version with
-    // another id is the duplicate that can slip in.
-    copy.insert("event_id", Uuid::now_v7().to_string());
-    log.insert_one(copy).await.unwrap();
+    copy_logged_event(&f, 2, doc! {"_id": log_id(6), "position": 6i64}).await;
     let report = f.verify().await;
     assert_only(&report, Check::LogMatchesCommits, "position 6 holds event");
+}
+
+#[tokio::test]
+async fn verify_catches_a_position_held_twice() {
+    let mut f = fixture().await;
+    f.quiesce().await;
+    // A second document claiming position 4 under a foreign key: the log holds the position
+    // twice and the document's key does not match its position.
+    copy_logged_event(&f, 4, doc! {"_id": "duplicate-of-4"}).await;
+    let report = f.verify().await;
+    assert!(!report.is_clean());
+    let shown = &report.findings(Check::Positions).unwrap().shown;
+    let key_mismatch = |m: &String| m.contains("duplicate-of-4") && m.contains("position 4");
+    assert!(shown.iter().any(key_mismatch), "{shown:?}");
+    assert!(
+        shown.iter().any(|m| m.contains("holds a position twice")),
+        "{shown:?}"
+    );
+}
+
+/// Inserts a copy of the log document at `position` with `changes` applied and a fresh event
+/// id: the unique index on `event_id` refuses an exact copy, so this is the duplicate that can
+/// slip in.
+async fn copy_logged_event(f: &Fixture, position: u64, changes: Document) {
+    let log = f.collection("events");
+    let mut copy = log
+        .find_one(doc! {"_id": log_id(position)})
+        .await
+        .unwrap()
+        .unwrap();
+    copy.extend(changes);
+    copy.insert("event_id", Uuid::now_v7().to_string());
+    log.insert_one(copy).await.unwrap();
 }
 
 #[tokio::test]

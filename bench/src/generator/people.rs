@@ -247,5 +247,6 @@ pub(crate) fn address(rng: &mut Rng) -> Result<Address, GenError> {
 }
 
 pub(crate) fn message(rng: &mut Rng) -> Result<MessageBody, GenError> {
-    MessageBody::parse(*rng.pick(MESSAGE_TEXTS)).map_err(GenError::field)
+    let text: &str = rng.pick::<&str>(MESSAGE_TEXTS);
+    MessageBody::parse(text).map_err(GenError::field)
 }

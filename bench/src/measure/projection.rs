@@ -79,6 +79,7 @@ pub async fn steady_lag(
     duration: Duration,
 ) -> anyhow::Result<Lag> {
     let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
         .build()?;
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -99,7 +100,7 @@ pub async fn steady_lag(
             errors.clone(),
         );
         let query_url = query_url.to_owned();
-        let mix = if index % 2 == 0 {
+        let mix = if index.is_multiple_of(2) {
             CommandMix::Message
         } else {
             CommandMix::Scheduling

@@ -258,6 +258,7 @@ pub async fn run_level(
     first_index: u64,
 ) -> WriteLevel {
     let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap_or_default();

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::bus::Bus;
-use crate::store::docs::{to_u64, CommitDoc, LogDoc, OutboxDoc};
+use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc};
 use crate::store::{EventStore, StoreError};
 pub use lease::Lease;
 
@@ -338,7 +338,7 @@ impl Relay {
             let probes: Vec<_> = (0..PROBE_CHUNK as u64)
                 .map(|offset| {
                     let log = self.store.log.clone();
-                    async move { log.find_one(doc! {"_id": (next + offset) as i64}).await }
+                    async move { log.find_one(doc! {"_id": log_id(next + offset)}).await }
                 })
                 .collect();
             let found: Vec<Option<LogDoc>> = futures::stream::iter(probes)

@@ -84,6 +84,7 @@ impl CommitDoc {
             .iter()
             .enumerate()
             .map(|(index, event)| LogDoc {
+                id: log_id(to_u64(first_position + index as i64).unwrap_or_default()),
                 position: first_position + index as i64,
                 event_id: event.event_id.clone(),
                 aggregate_type: self.aggregate_type.clone(),
@@ -103,11 +104,20 @@ impl CommitDoc {
     }
 }
 
-/// One event of the global log (`events` collection), `_id` = its position. Written only by the
-/// relay, in position order, so the collection is also the store read forward.
+/// The `_id` of the log document at `position`: the position zero-padded to 20 digits, so that
+/// string order is position order. A string because FerretDB's SQLite backend answers a point
+/// read by a string `_id` from its index but scans the collection for an integer one.
+pub fn log_id(position: u64) -> String {
+    format!("{position:020}")
+}
+
+/// One event of the global log (`events` collection), `_id` = [`log_id`] of its position, which
+/// is also stored as a number. Written only by the relay, in position order, so the collection
+/// is also the store read forward.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogDoc {
     #[serde(rename = "_id")]
+    pub id: String,
     pub position: i64,
     pub event_id: String,
     pub aggregate_type: String,

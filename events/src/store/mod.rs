@@ -24,6 +24,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::{oneshot, Notify};
 
 pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapshot, StreamHead};
+pub use docs::log_id;
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc};

@@ -6,7 +6,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use super::append::StreamHead;
-use super::docs::{to_i64, to_u64, CommitDoc, LogDoc};
+use super::docs::{log_id, to_u64, CommitDoc, LogDoc};
 use super::{Backend, EventStore, StoreError};
 use crate::envelope::{EventEnvelope, StreamId};
 
@@ -177,7 +177,7 @@ impl EventStore {
         let filter = if options.after_position == 0 {
             doc! {}
         } else {
-            doc! {"_id": {"$gt": to_i64(options.after_position)?}}
+            doc! {"_id": {"$gt": log_id(options.after_position)}}
         };
         let find = self.log.find(filter).batch_size(batch_size as u32);
         let mut cursor = match self.backend {
@@ -211,8 +211,7 @@ impl EventStore {
             .map(|offset| {
                 let log = self.log.clone();
                 async move {
-                    let position = to_i64(after + offset)?;
-                    Ok::<_, StoreError>(log.find_one(doc! {"_id": position}).await?)
+                    Ok::<_, StoreError>(log.find_one(doc! {"_id": log_id(after + offset)}).await?)
                 }
             })
             .collect();
@@ -230,7 +229,7 @@ impl EventStore {
     /// The event at one position, if it is sequenced.
     pub async fn event_at(&self, position: u64) -> Result<Option<EventEnvelope>, StoreError> {
         self.log
-            .find_one(doc! {"_id": to_i64(position)?})
+            .find_one(doc! {"_id": log_id(position)})
             .await?
             .map(LogDoc::into_envelope)
             .transpose()
