@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::Tuning;
 use crate::consumer::{self, Delivery};
-use crate::metrics::ModelStatus;
+use crate::metrics::{Metrics, ModelStatus};
 use crate::ordering::{Held, Offer, Reorder};
 use crate::projection::{self, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
@@ -225,7 +225,7 @@ impl Live {
         if reached > after {
             self.shared.metrics.gap_filled((reached - after) as usize);
             for held in self.reorder.advance_to(reached) {
-                ack_held(held).await;
+                ack_held(held, &self.shared.metrics).await;
             }
             return Ok(true);
         }
@@ -241,7 +241,7 @@ impl Live {
                         "message beyond the store's tail dropped"
                     );
                     self.shared.metrics.invalid_message();
-                    ack_held(held).await;
+                    ack_held(held, &self.shared.metrics).await;
                 }
                 Some((position, held)) => {
                     // Back in: the store has caught up with it meanwhile.
@@ -413,7 +413,7 @@ impl Live {
             .catch_up_to(self.tail.max(self.reorder.applied()))
             .await?;
         for held in self.reorder.advance_to(reached) {
-            ack_held(held).await;
+            ack_held(held, &self.shared.metrics).await;
         }
         Ok(())
     }
@@ -439,9 +439,13 @@ impl Live {
     }
 }
 
-async fn ack_held(held: Held<Delivery>) {
+/// Acknowledges deliveries whose event was applied from the event store instead: each one is a
+/// duplicate skipped.
+async fn ack_held(held: Held<Delivery>, metrics: &Metrics) {
+    metrics.duplicate();
     consumer::ack(&held.item.acker).await;
     for copy in held.copies {
+        metrics.duplicate();
         consumer::ack(&copy.acker).await;
     }
 }

@@ -16,7 +16,9 @@ use support::history::History;
 use support::{compare, MongoSource, RunningProjector};
 use tests::TestEnv;
 
-const CATCH_UP: Duration = Duration::from_secs(120);
+/// A liveness bound, not a speed goal: generous because the whole suite shares two cores with
+/// the database.
+const CATCH_UP: Duration = Duration::from_secs(300);
 
 async fn project_and_compare(seed: u64, events: usize) {
     let env = TestEnv::new().await;
@@ -24,9 +26,13 @@ async fn project_and_compare(seed: u64, events: usize) {
     let _relay = env.start_relay(&store).await;
     let projector = RunningProjector::start(&env).await;
     let mut history = History::new(seed);
+    let t = std::time::Instant::now();
     let total = support::append(&store, support::generate(&mut history, events)).await;
+    eprintln!("TIMING append {:?}", t.elapsed());
     support::wait_sequenced(&store, total).await;
+    eprintln!("TIMING seq {:?}", t.elapsed());
     support::wait_projected(&env, total, CATCH_UP).await;
+    eprintln!("TIMING proj {:?}", t.elapsed());
     let log = support::read_all(&store).await;
     assert_eq!(log.len() as u64, total);
     let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;
@@ -39,7 +45,6 @@ async fn project_and_compare(seed: u64, events: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow and timing-sensitive on a loaded 2-core machine (120 s budget exceeded in runs beside other work); run with --ignored"]
 async fn projected_read_models_equal_the_reference_fold_for_random_histories() {
     for seed in [1, 2] {
         project_and_compare(seed, 300).await;
@@ -47,7 +52,6 @@ async fn projected_read_models_equal_the_reference_fold_for_random_histories() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "times out: with direct out-of-order publishes the projector made no progress within 120 s on this machine; under investigation"]
 async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_result() {
     let env = TestEnv::new().await;
     let store = env.store().await;
@@ -69,12 +73,14 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
         },
     );
     let relay = tokio::spawn(relay.run(stop.wait()));
+    // Started first, so that what it does not receive it must notice missing and fill from
+    // the store while it runs, not read at start-up.
+    let projector = RunningProjector::start(&env).await;
     let mut history = History::new(7);
     let total = support::append(&store, support::generate(&mut history, 400)).await;
     support::wait_sequenced(&store, total).await;
     let log = support::read_all(&store).await;
 
-    let projector = RunningProjector::start(&env).await;
     let rng = history.rng();
     let mut deliveries = Vec::new();
     let mut withheld = 0;
@@ -121,7 +127,6 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "times out: after repeated kills the projector had not drained the last 100 events within 120 s on this machine; under investigation"]
 async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
     let env = TestEnv::new().await;
     let store = env.store().await;
@@ -155,7 +160,6 @@ async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow and timing-sensitive on a loaded 2-core machine (120 s budget exceeded in runs beside other work); run with --ignored"]
 async fn a_restarted_projector_resumes_from_its_checkpoint() {
     let env = TestEnv::new().await;
     let store = env.store().await;
@@ -186,7 +190,6 @@ async fn a_restarted_projector_resumes_from_its_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow and timing-sensitive on a loaded 2-core machine (120 s budget exceeded in runs beside other work); run with --ignored"]
 async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     let env = TestEnv::new().await;
     let store = env.store().await;
@@ -246,7 +249,6 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow and timing-sensitive on a loaded 2-core machine (120 s budget exceeded in runs beside other work); run with --ignored"]
 async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     let env = TestEnv::new().await;
     let store = env.store().await;

@@ -22,7 +22,6 @@ fn ids(reply: &Reply, field: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "slow on FerretDB (writing the customers' search postings dominates); run with --ignored"]
 async fn paging_through_six_hundred_customers_while_others_arrive_skips_and_repeats_nothing() {
     let h = Harness::new().await;
     let mut projector = Projector::for_models(&[Model::Lists]);
