@@ -73,28 +73,22 @@ async fn spawn_app() -> TestApp {
 
 async fn spawn_on(env: Arc<TestEnv>) -> TestApp {
     let max_body = MAX_BODY.to_string();
-    let config = Config::try_parse_from([
-        "command-api",
-        "--mongodb-uri",
-        &env.mongodb_uri,
-        "--mongodb-db",
-        &env.db_name,
-        "--nats-url",
-        &env.nats_url,
-        "--nats-stream",
-        &env.bus_config.stream_name,
-        "--subject-prefix",
-        &env.bus_config.subject_prefix,
-        "--jwt-secret",
-        SECRET,
-        "--currency",
-        "USD",
-        "--max-body-bytes",
-        &max_body,
-        "--position-wait-ms",
-        "5000",
-    ])
-    .expect("test config parses");
+    let mut args = vec!["command-api".to_owned()];
+    args.extend(env.service_args());
+    args.extend(
+        [
+            "--jwt-secret",
+            SECRET,
+            "--currency",
+            "USD",
+            "--max-body-bytes",
+            &max_body,
+            "--position-wait-ms",
+            "5000",
+        ]
+        .map(str::to_owned),
+    );
+    let config = Config::try_parse_from(args).expect("test config parses");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, shutdown) = platform::shutdown::channel();
@@ -274,21 +268,11 @@ impl Drop for TestApp {
 }
 
 fn customer_body(email: &str) -> Value {
-    json!({
-        "first_name": "Ana", "last_name": "Silva", "email": email, "phone": "555-123-4567",
-        "referral_source": "google",
-        "address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "62701"}
-    })
+    tests::bodies::customer("Ana", "Silva", email, "555-123-4567")
 }
 
 fn job_body(customer: Uuid) -> Value {
-    json!({
-        "customer_id": customer, "service_type": "local_move",
-        "origin": {"line1": "1 Main St", "city": "Springfield"},
-        "destination": {"line1": "2 Oak Ave", "city": "Springfield"},
-        "estimated_price": {"amount_minor": 125000, "currency": "USD"},
-        "notes": "piano"
-    })
+    tests::bodies::job(customer)
 }
 
 fn slot(day: u32) -> Value {

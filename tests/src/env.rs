@@ -48,6 +48,25 @@ impl TestEnv {
         }
     }
 
+    /// The flags that point a service (command API, projector, query API) at this
+    /// environment's database, stream and subject prefix.
+    pub fn service_args(&self) -> Vec<String> {
+        [
+            "--mongodb-uri",
+            &self.mongodb_uri,
+            "--mongodb-db",
+            &self.db_name,
+            "--nats-url",
+            &self.nats_url,
+            "--nats-stream",
+            &self.bus_config.stream_name,
+            "--subject-prefix",
+            &self.bus_config.subject_prefix,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     pub async fn store(&self) -> EventStore {
         EventStore::open(self.database.clone())
             .await

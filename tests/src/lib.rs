@@ -1,7 +1,8 @@
 //! Fixtures for the integration tests: an isolated environment per test (fresh database name,
 //! fresh JetStream stream and subject prefix) on the shared local servers, and a private
-//! nats-server for tests that stop and restart NATS.
+//! nats-server for tests that stop and restart NATS; and valid command bodies (`bodies`).
 
+pub mod bodies;
 mod env;
 mod nats_server;
 

@@ -37,26 +37,18 @@ impl DocSource for MongoSource {
 }
 
 pub(crate) fn config(env: &TestEnv, extra: &[&str]) -> Config {
-    let mut args = vec![
-        "projector",
-        "--mongodb-uri",
-        &env.mongodb_uri,
-        "--mongodb-db",
-        &env.db_name,
-        "--nats-url",
-        &env.nats_url,
-        "--nats-stream",
-        &env.bus_config.stream_name,
-        "--subject-prefix",
-        &env.bus_config.subject_prefix,
+    let mut args = vec!["projector".to_owned()];
+    args.extend(env.service_args());
+    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
+    let tuning = [
         "--timezone",
         "America/New_York",
         "--poll-ms",
         "100",
+        "--log-filter",
+        &filter,
     ];
-    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into());
-    args.extend_from_slice(&["--log-filter", &filter]);
-    args.extend_from_slice(extra);
+    args.extend(tuning.iter().chain(extra).map(|a| (*a).to_owned()));
     Config::try_parse_from(args).expect("test configuration parses")
 }
 

@@ -178,6 +178,7 @@ pub async fn list_jobs(
         }
     }
     params.finish()?;
+    let position = app.consistent(min_position).await?;
     if let Some(own) = super::crew_member_of(&app, &caller).await? {
         if filter.crew.is_some_and(|asked| asked != own) {
             return Err(Problem::forbidden("crew members may only list their own jobs").into());
@@ -195,7 +196,6 @@ pub async fn list_jobs(
         ],
     );
     let page = app.page_request(&scope, limit, cursor.as_deref())?;
-    let position = app.consistent(min_position).await?;
     let gens = app.freshness.generations();
     let jobs = query::jobs(app.docs.as_ref(), &gens, &filter, page)
         .await
@@ -236,8 +236,8 @@ pub async fn get_job(
     let mut params = Params::parse(&uri, &[]);
     let min_position = params.min_position(&headers);
     params.finish()?;
-    let own_crew = super::crew_member_of(&app, &caller).await?;
     let position = app.consistent(min_position).await?;
+    let own_crew = super::crew_member_of(&app, &caller).await?;
     let gens = app.freshness.generations();
     let not_found = || Problem::not_found(format!("no job {id}"));
     let job = query::job(app.docs.as_ref(), &gens, id)

@@ -189,7 +189,8 @@ pub fn path_id<T: FromStr>(
 
 /// For a crew caller, the crew member they are (their lists and calendar are limited to
 /// it); `None` for every other role. A crew user with no crew-member record linked to their
-/// account sees nothing and is refused.
+/// account sees nothing and is refused. Call it after waiting for `min_position`: a record
+/// linked by the command the caller waits for must be found.
 pub async fn crew_member_of(
     app: &App,
     caller: &platform::auth::Caller,

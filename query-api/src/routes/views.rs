@@ -145,8 +145,8 @@ pub async fn calendar_week(
     let Some(date) = date else {
         return Err(bad_parameter("date", "missing"));
     };
-    let crew = super::crew_member_of(&app, &caller).await?;
     let position = app.consistent(min_position).await?;
+    let crew = super::crew_member_of(&app, &caller).await?;
     let gens = app.freshness.generations();
     let mut view = query::calendar_week(app.docs.as_ref(), &gens, week_start(date))
         .await

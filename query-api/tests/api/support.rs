@@ -93,24 +93,10 @@ impl Harness {
     }
 
     pub(crate) async fn start_with(&self, extra: &[&str]) -> Instance {
-        let mut args = vec![
-            "query-api".to_owned(),
-            "--mongodb-uri".into(),
-            self.env.mongodb_uri.clone(),
-            "--mongodb-db".into(),
-            self.env.db_name.clone(),
-            "--nats-url".into(),
-            self.env.nats_url.clone(),
-            "--nats-stream".into(),
-            self.env.bus_config.stream_name.clone(),
-            "--subject-prefix".into(),
-            self.env.bus_config.subject_prefix.clone(),
-            "--jwt-secret".into(),
-            JWT_SECRET.into(),
-            "--timezone".into(),
-            "America/New_York".into(),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let mut args = vec!["query-api".to_owned()];
+        args.extend(self.env.service_args());
+        let own = ["--jwt-secret", JWT_SECRET, "--timezone", "America/New_York"];
+        args.extend(own.iter().chain(extra).map(|a| (*a).to_owned()));
         let config = Config::parse_from(args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

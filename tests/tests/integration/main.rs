@@ -1,4 +1,5 @@
 //! All integration tests, in one binary, against the real servers started by `./dev test`.
 
+mod end_to_end;
 mod event_store;
 mod relay;
