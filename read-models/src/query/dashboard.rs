@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Datelike, Months, NaiveDate};
 
 use super::{
-    read, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat, MonthRevenue,
-    QueryError, ServiceTypeStat, Stats,
+    read_many, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat,
+    MonthRevenue, QueryError, ServiceTypeStat, Stats,
 };
 use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc};
 use crate::Model;
@@ -40,17 +40,15 @@ pub async fn dashboard(
     wanted.push(today);
     wanted.extend(chart.iter().copied());
     let collection = gens.collection(Model::Dashboard, "months");
-    let mut months: HashMap<String, MonthDoc> = HashMap::new();
-    for date in wanted {
-        let id = month_id(date);
-        if months.contains_key(&id) {
-            continue;
-        }
-        let doc = read::<MonthDoc>(src, &collection, &id)
-            .await?
-            .unwrap_or_default();
-        months.insert(id, doc);
-    }
+    let mut ids: Vec<String> = wanted.into_iter().map(month_id).collect();
+    ids.sort();
+    ids.dedup();
+    let docs = read_many::<MonthDoc>(src, &collection, &ids).await?;
+    let months: HashMap<String, MonthDoc> = ids
+        .into_iter()
+        .zip(docs)
+        .map(|(id, doc)| (id, doc.unwrap_or_default()))
+        .collect();
     let day = |date: NaiveDate| -> Option<&DayDoc> {
         months.get(&month_id(date))?.days.get(&day_key(date))
     };

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lists::customer;
 use super::{
-    read, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, Page, PageRequest,
-    QueryError,
+    read_many, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, Page,
+    PageRequest, QueryError,
 };
 use crate::models::search::{customer_score, lookup_keys, query_tokens, Posting, PostingDoc};
 use crate::Model;
@@ -65,11 +65,14 @@ pub(crate) async fn search_customers(
     };
     let collection = gens.collection(Model::Lists, "search");
     let mut candidates: BTreeMap<CustomerId, Posting> = BTreeMap::new();
-    for key in lookup_keys(seed) {
-        if let Some(doc) = read::<PostingDoc>(src, &collection, &key).await? {
-            for entry in doc.entries {
-                candidates.entry(entry.customer_id).or_insert(entry);
-            }
+    let keys: Vec<String> = lookup_keys(seed).into_iter().collect();
+    for doc in read_many::<PostingDoc>(src, &collection, &keys)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        for entry in doc.entries {
+            candidates.entry(entry.customer_id).or_insert(entry);
         }
     }
     let mut ranked: Vec<SearchCursor> = candidates
