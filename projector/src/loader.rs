@@ -1,4 +1,5 @@
-//! Loading read-model documents for the cache: one point read by `_id`.
+//! Loading read-model documents for the cache: one point read by `_id` in the document's
+//! partition.
 
 use bson::{doc, Document};
 use mongodb::Database;
@@ -18,7 +19,7 @@ impl MongoLoader {
 impl DocLoader for MongoLoader {
     async fn load(&self, collection: &str, id: &str) -> Result<Option<Document>, LoadError> {
         self.db
-            .collection::<Document>(collection)
+            .collection::<Document>(&read_models::names::partition(collection, id))
             .find_one(doc! {"_id": id})
             .await
             .map_err(|e| LoadError::new(format!("{collection}/{id}: {e}")))

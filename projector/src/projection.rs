@@ -259,7 +259,8 @@ pub(crate) async fn write_docs(
         .collect();
     for tier in flush_batches(dirty) {
         let writes = tier.into_iter().map(|d| {
-            let collection = db.collection::<bson::Document>(&d.collection);
+            let collection = db
+                .collection::<bson::Document>(&read_models::names::partition(&d.collection, &d.id));
             async move {
                 match d.doc {
                     Some(document) => collection

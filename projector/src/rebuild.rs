@@ -277,12 +277,16 @@ async fn all_docs(
     db: &mongodb::Database,
     collection: &str,
 ) -> Result<HashMap<String, Document>, ProjectError> {
-    let docs: Vec<Document> = db
-        .collection::<Document>(collection)
-        .find(doc! {})
-        .await?
-        .try_collect()
-        .await?;
+    let mut docs: Vec<Document> = Vec::new();
+    for partition in read_models::names::partitions(collection) {
+        let part: Vec<Document> = db
+            .collection::<Document>(&partition)
+            .find(doc! {})
+            .await?
+            .try_collect()
+            .await?;
+        docs.extend(part);
+    }
     Ok(docs
         .into_iter()
         .map(|d| {

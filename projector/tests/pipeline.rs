@@ -26,13 +26,9 @@ async fn project_and_compare(seed: u64, events: usize) {
     let _relay = env.start_relay(&store).await;
     let projector = RunningProjector::start(&env).await;
     let mut history = History::new(seed);
-    let t = std::time::Instant::now();
     let total = support::append(&store, support::generate(&mut history, events)).await;
-    eprintln!("TIMING append {:?}", t.elapsed());
     support::wait_sequenced(&store, total).await;
-    eprintln!("TIMING seq {:?}", t.elapsed());
     support::wait_projected(&env, total, CATCH_UP).await;
-    eprintln!("TIMING proj {:?}", t.elapsed());
     let log = support::read_all(&store).await;
     assert_eq!(log.len() as u64, total);
     let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;

@@ -147,7 +147,7 @@ impl DocStore {
         };
         let raw = self
             .database
-            .collection::<RawDocumentBuf>(collection)
+            .collection::<RawDocumentBuf>(&read_models::names::partition(collection, id))
             .find_one(doc! {"_id": id})
             .await
             .map_err(|e| error(e.to_string()))?;

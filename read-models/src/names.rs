@@ -4,6 +4,15 @@
 //! A model generation's collections are `rm_<model>_g<generation>_<kind>`; every model also
 //! has a `meta` kind holding `{_id: "checkpoint", position}`. The registry collection
 //! `rm_registry` holds `{_id: "<model>", generation}` per model (missing = generation 1).
+//!
+//! Every kind but `meta` is stored in [`PARTITIONS`] physical collections,
+//! `<collection>_p<nn>`, the document with `_id` = `id` in partition `fnv1a(id) % PARTITIONS`
+//! ([`partition`]). The reason is FerretDB 1.24's SQLite backend: its `_id` index is built on
+//! the expression `_ferretdb_sjson->"_id"` while its point reads filter on
+//! `_ferretdb_sjson->'$._id'`, which SQLite does not match to the index, so every point read
+//! and every update parses the JSON of every document in the collection. Partitioning divides
+//! that cost by `PARTITIONS`; on MongoDB each partition is an ordinary collection with its
+//! `_id` index, and the layout is the same on both.
 
 use bson::{doc, Bson, Document};
 
@@ -25,6 +34,40 @@ pub fn collection(model: Model, generation: u32, kind: &str) -> String {
 /// dropping a whole generation.
 pub fn generation_prefix(model: Model, generation: u32) -> String {
     format!("rm_{}_g{generation}_", model.as_str())
+}
+
+/// Physical collections per read-model collection (see the module documentation).
+pub const PARTITIONS: u32 = 32;
+
+/// The physical collection holding document `id` of the logical `collection`: itself for a
+/// generation's `meta`, the registry and anything outside the read models, otherwise
+/// `<collection>_p<nn>` with `nn` = 32-bit FNV-1a of the id's bytes modulo [`PARTITIONS`]
+/// (stable across processes, versions and languages, so any tool can find a document).
+pub fn partition(collection: &str, id: &str) -> String {
+    if !is_partitioned(collection) {
+        return collection.to_owned();
+    }
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{collection}_p{:02}", hash % PARTITIONS)
+}
+
+/// Every physical collection of the logical `collection`, in partition order.
+pub fn partitions(collection: &str) -> Vec<String> {
+    if !is_partitioned(collection) {
+        return vec![collection.to_owned()];
+    }
+    (0..PARTITIONS)
+        .map(|p| format!("{collection}_p{p:02}"))
+        .collect()
+}
+
+fn is_partitioned(collection: &str) -> bool {
+    collection.starts_with("rm_")
+        && collection.contains("_g")
+        && collection != REGISTRY_COLLECTION
+        && !collection.ends_with(&format!("_{META_KIND}"))
 }
 
 /// `rm_<model>_g<generation>_meta`.
@@ -101,6 +144,39 @@ mod tests {
             changes_subject("simplepro.events"),
             "simplepro.events-changes"
         );
+    }
+
+    #[test]
+    fn documents_are_spread_over_stable_partitions_except_meta() {
+        let weeks = collection(Model::Calendar, 1, "weeks");
+        // FNV-1a of "2026-W10" is fixed: tools outside this crate may compute it.
+        assert_eq!(
+            partition(&weeks, "2026-W10"),
+            format!("{weeks}_p{:02}", {
+                let h = "2026-W10".bytes().fold(0x811c_9dc5_u32, |h, b| {
+                    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+                });
+                h % PARTITIONS
+            })
+        );
+        assert_eq!(partition(&weeks, "a"), partition(&weeks, "a"));
+        let used: std::collections::HashSet<String> = (0..1000)
+            .map(|i| partition(&weeks, &format!("id-{i}")))
+            .collect();
+        assert_eq!(
+            used.len(),
+            PARTITIONS as usize,
+            "every partition gets documents"
+        );
+        assert!(used.iter().all(|p| partitions(&weeks).contains(p)));
+        let meta = meta_collection(Model::Calendar, 1);
+        assert_eq!(partition(&meta, CHECKPOINT_ID), meta);
+        assert_eq!(partitions(&meta), vec![meta.clone()]);
+        assert_eq!(
+            partition(REGISTRY_COLLECTION, "calendar"),
+            REGISTRY_COLLECTION
+        );
+        assert!(partition(&weeks, "x").starts_with(&generation_prefix(Model::Calendar, 1)));
     }
 
     #[test]

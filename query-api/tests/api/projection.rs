@@ -158,7 +158,8 @@ impl Projector {
 /// Writes one document as the projector does; FerretDB's SQLite backend answers concurrent
 /// writers with "database is locked" now and then, which is worth a retry.
 async fn write_doc(database: &mongodb::Database, dirty: DirtyDoc) -> (String, String) {
-    let collection = database.collection::<Document>(&dirty.collection);
+    let collection = database
+        .collection::<Document>(&read_models::names::partition(&dirty.collection, &dirty.id));
     let mut attempt = 0;
     loop {
         let result = match &dirty.doc {
