@@ -18,7 +18,7 @@ use tests::TestEnv;
 
 /// A liveness bound, not a speed goal: generous because the whole suite shares two cores with
 /// the database.
-const CATCH_UP: Duration = Duration::from_secs(300);
+const CATCH_UP: Duration = Duration::from_secs(600);
 
 async fn project_and_compare(seed: u64, events: usize) {
     let env = TestEnv::new().await;

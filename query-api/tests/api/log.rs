@@ -15,22 +15,27 @@ async fn append(
     event_type: &str,
     payload: serde_json::Value,
 ) {
+    let event = NewEvent::new(event_type, 1, Utc::now(), payload);
+    append_to_new_stream(store, aggregate_type, vec![event]).await;
+}
+
+/// Appends `events` as one commit that starts a new stream of `aggregate_type`.
+async fn append_to_new_stream(store: &EventStore, aggregate_type: &str, events: Vec<NewEvent>) {
     let id = uuid::Uuid::now_v7().to_string();
-    store
-        .append(AppendRequest {
-            stream: StreamId::new(aggregate_type, id).unwrap(),
-            expected: Expected::Any,
-            events: vec![NewEvent::new(event_type, 1, Utc::now(), payload)],
-            metadata: EventMetadata {
-                correlation_id: "test".into(),
-                causation_id: None,
-                actor: "system:test".into(),
-            },
-            idempotency: None,
-            snapshot: None,
-        })
-        .await
-        .unwrap();
+    let metadata = EventMetadata {
+        correlation_id: "test".into(),
+        causation_id: None,
+        actor: "system:test".into(),
+    };
+    let request = AppendRequest {
+        stream: StreamId::new(aggregate_type, id).unwrap(),
+        expected: Expected::Version(0),
+        events,
+        metadata,
+        idempotency: None,
+        snapshot: None,
+    };
+    store.append(request).await.unwrap();
 }
 
 /// Appends `count` events alternating customer and job types and waits until sequenced.
@@ -44,14 +49,9 @@ async fn log_of(h: &Harness, count: usize) -> EventStore {
             append(&store, "customer", "CustomerRegistered", json!({"n": i})).await;
         }
     }
-    for _ in 0..200 {
-        if store.event_at(count as u64).await.unwrap().is_some() {
-            relay.stop().await;
-            return store;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the relay did not sequence {count} events");
+    wait_sequenced(&store, count as u64).await;
+    relay.stop().await;
+    store
 }
 
 #[tokio::test]
@@ -82,6 +82,78 @@ async fn the_log_pages_in_position_order_to_the_tail() {
     }
     assert_eq!(seen, (1..=10).collect::<Vec<u64>>());
     assert_eq!(after, "10");
+}
+
+/// Appends one commit of `count` events to a new customer stream.
+async fn append_commit(store: &EventStore, count: usize) {
+    let events = (0..count)
+        .map(|n| NewEvent::new("CustomerRegistered", 1, Utc::now(), json!({"n": n})))
+        .collect();
+    append_to_new_stream(store, "customer", events).await;
+}
+
+async fn wait_sequenced(store: &EventStore, position: u64) {
+    for _ in 0..2_000 {
+        if store.event_at(position).await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the relay did not sequence position {position}");
+}
+
+#[tokio::test]
+async fn paging_through_thousands_of_events_while_more_arrive_skips_and_repeats_nothing() {
+    let h = Harness::new().await;
+    let store = h.env.store().await;
+    let relay = h.env.start_relay(&store).await;
+    // 3,000 events in commits of 100; more arrive while the pages are read.
+    for _ in 0..30 {
+        append_commit(&store, 100).await;
+    }
+    wait_sequenced(&store, 3_000).await;
+    let app = h.start().await;
+    let analyst = h.user(Role::Analyst);
+    let mut after = "0".to_owned();
+    let mut seen: Vec<u64> = Vec::new();
+    let mut arrived = 0u64;
+    for page in 0.. {
+        assert!(page < 100, "never reached the tail");
+        if page % 10 == 5 {
+            // Arrivals behind the cursor's future: the pages must still end at the new tail.
+            append_commit(&store, 50).await;
+            arrived += 50;
+            wait_sequenced(&store, 3_000 + arrived).await;
+        }
+        let reply = h
+            .get(
+                &app,
+                &format!("/v1/events?limit=100&after_position={after}"),
+                Some(&analyst),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        seen.extend(
+            reply.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["position"].as_u64().unwrap()),
+        );
+        after = reply.body["next_cursor"].as_str().unwrap().to_owned();
+        if !reply.body["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    relay.stop().await;
+    let total = 3_000 + arrived;
+    assert!(arrived >= 100, "events arrived while paging");
+    assert_eq!(
+        seen,
+        (1..=total).collect::<Vec<u64>>(),
+        "every position once, in order"
+    );
+    assert_eq!(after, total.to_string());
 }
 
 #[tokio::test]
