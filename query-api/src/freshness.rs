@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use read_models::query::{model_checkpoint, Generations};
+use read_models::query::{model_checkpoints, Generations};
 use read_models::{names, Model};
 
 use crate::docs::{DocKey, DocStore, Uncached};
@@ -188,12 +188,7 @@ impl Freshness {
     pub async fn poll(&self) -> anyhow::Result<()> {
         let source = Uncached(&self.docs);
         let generations = Generations::load(&source).await?;
-        let reads = Model::ALL.map(|model| model_checkpoint(&source, &generations, model));
-        let read = futures::future::try_join_all(reads).await?;
-        let mut stored = [0; 5];
-        for (slot, checkpoint) in stored.iter_mut().zip(read) {
-            *slot = checkpoint;
-        }
+        let stored = model_checkpoints(&source, &generations).await?;
         let previous = self.generations();
         let known = self.checkpoints();
         for (index, model) in Model::ALL.into_iter().enumerate() {

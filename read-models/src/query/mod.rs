@@ -196,10 +196,24 @@ pub async fn model_checkpoint(
     Ok(names::checkpoint_position(doc.as_deref()))
 }
 
-/// The lowest checkpoint over the five models: every view reflects at least this position.
-pub async fn checkpoint(src: &impl DocSource, gens: &Generations) -> Result<u64, QueryError> {
-    let checkpoints =
+/// Every model's checkpoint, in `Model::ALL` order, read concurrently.
+pub async fn model_checkpoints(
+    src: &impl DocSource,
+    gens: &Generations,
+) -> Result<[u64; Model::ALL.len()], QueryError> {
+    let read =
         futures::future::try_join_all(Model::ALL.map(|model| model_checkpoint(src, gens, model)))
             .await?;
-    Ok(checkpoints.into_iter().min().unwrap_or(0))
+    let mut checkpoints = [0; Model::ALL.len()];
+    checkpoints.copy_from_slice(&read);
+    Ok(checkpoints)
+}
+
+/// The lowest checkpoint over the five models: every view reflects at least this position.
+pub async fn checkpoint(src: &impl DocSource, gens: &Generations) -> Result<u64, QueryError> {
+    Ok(model_checkpoints(src, gens)
+        .await?
+        .into_iter()
+        .min()
+        .unwrap_or(0))
 }
