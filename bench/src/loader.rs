@@ -4,12 +4,13 @@
 //! JetStream in position order, as the relay would have. The result is indistinguishable
 //! from a store the command API and relay filled, only ~50× faster to produce.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bson::{doc, Bson, DateTime as BsonDateTime};
 use chrono::{DateTime, Utc};
+use events::store::{COMMITS, HEADS};
 use events::{Bus, BusConfig, EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
@@ -108,41 +109,67 @@ pub async fn load(
     EventStore::open(database.clone())
         .await
         .context("opening the event store")?;
-    let commit_col = database.collection::<bson::Document>("commits");
-    let log_col = database.collection::<bson::Document>("events");
     let mut first_positions = Vec::with_capacity(commits.len());
     let mut next = start_position;
     for commit in commits {
         first_positions.push(next);
         next += commit.events.len() as u64;
     }
-    let chunks: Vec<(usize, &[Commit])> = commits
-        .chunks(BATCH)
-        .enumerate()
-        .map(|(n, chunk)| (n * BATCH, chunk))
+    let log_col = database.collection::<bson::Document>("events");
+    // The log one batch after another in position order: FerretDB returns a collection in
+    // insertion order, and readers of the log rely on that order being position order.
+    let log = async {
+        for (chunk, positions) in commits.chunks(BATCH).zip(first_positions.chunks(BATCH)) {
+            let mut docs = Vec::with_capacity(chunk.len() * 2);
+            for (commit, first) in chunk.iter().zip(positions) {
+                docs.extend(log_documents(commit, *first)?);
+            }
+            log_col
+                .insert_many(docs)
+                .ordered(true)
+                .await
+                .context("inserting events")?;
+        }
+        anyhow::Ok(())
+    };
+    // Commits grouped by their partition, several batches at a time.
+    let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, commit) in commits.iter().enumerate() {
+        let id = commit.stream.commit_id(commit.first_version);
+        by_partition
+            .entry(COMMITS.collection_for(&id))
+            .or_default()
+            .push(index);
+    }
+    let batches: Vec<(String, Vec<usize>)> = by_partition
+        .into_iter()
+        .flat_map(|(name, indices)| {
+            indices
+                .chunks(BATCH)
+                .map(|chunk| (name.clone(), chunk.to_vec()))
+                .collect::<Vec<_>>()
+        })
         .collect();
-    futures::stream::iter(chunks)
-        .map(|(offset, chunk)| {
-            let (commit_col, log_col) = (commit_col.clone(), log_col.clone());
-            let positions = &first_positions[offset..offset + chunk.len()];
+    let commit_inserts = futures::stream::iter(batches)
+        .map(|(name, indices)| {
+            let positions = &first_positions;
             async move {
-                let (commit_docs, log_docs) = documents(chunk, positions)?;
-                commit_col
-                    .insert_many(commit_docs)
+                let docs = indices
+                    .iter()
+                    .map(|&i| commit_document(&commits[i], positions[i]))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                database
+                    .collection::<bson::Document>(&name)
+                    .insert_many(docs)
                     .ordered(false)
                     .await
-                    .context("inserting commits")?;
-                log_col
-                    .insert_many(log_docs)
-                    .ordered(false)
-                    .await
-                    .context("inserting events")?;
+                    .with_context(|| format!("inserting commits into {name}"))?;
                 anyhow::Ok(())
             }
         })
         .buffer_unordered(INSERTERS)
-        .try_collect::<Vec<()>>()
-        .await?;
+        .try_collect::<Vec<()>>();
+    tokio::try_join!(log, commit_inserts)?;
 
     let mut heads: HashMap<String, (u64, String, DateTime<Utc>)> = HashMap::new();
     for commit in commits {
@@ -168,13 +195,23 @@ pub async fn load(
         })
         .collect::<Result<_, _>>()
         .context("encoding heads")?;
-    let heads_col = database.collection::<bson::Document>("heads");
-    for chunk in head_docs.chunks(BATCH) {
-        heads_col
-            .insert_many(chunk.to_vec())
-            .ordered(false)
-            .await
-            .context("inserting heads")?;
+    let mut heads_by_partition: BTreeMap<String, Vec<bson::Document>> = BTreeMap::new();
+    for doc in head_docs {
+        let stream = doc.get_str("_id").context("head without _id")?;
+        heads_by_partition
+            .entry(HEADS.collection_for(stream))
+            .or_default()
+            .push(doc);
+    }
+    for (name, docs) in heads_by_partition {
+        for chunk in docs.chunks(BATCH) {
+            database
+                .collection::<bson::Document>(&name)
+                .insert_many(chunk.to_vec())
+                .ordered(false)
+                .await
+                .with_context(|| format!("inserting heads into {name}"))?;
+        }
     }
     database
         .collection::<bson::Document>("relay")
@@ -199,28 +236,28 @@ pub async fn load(
     })
 }
 
-fn documents(
-    chunk: &[Commit],
-    positions: &[u64],
-) -> anyhow::Result<(Vec<bson::Document>, Vec<bson::Document>)> {
-    let mut commit_docs = Vec::with_capacity(chunk.len());
-    let mut log_docs = Vec::with_capacity(chunk.len() * 2);
-    for (commit, first_position) in chunk.iter().zip(positions) {
-        let commit_id = commit.stream.commit_id(commit.first_version);
-        let recorded_at = millis(commit.occurred_at);
-        let correlation_id =
-            uuid::Uuid::from_u128(commit.events[0].event_id.as_u128() ^ 1).to_string();
-        let mut events = Vec::with_capacity(commit.events.len());
-        for (index, event) in commit.events.iter().enumerate() {
-            let payload = Bson::try_from(event.payload.clone()).context("payload to BSON")?;
-            let version = (commit.first_version + index as u64) as i64;
-            log_docs.push(bson::to_document(&LogDoc {
-                id: events::store::log_id(*first_position + index as u64),
-                position: (*first_position + index as u64) as i64,
+fn correlation_id(commit: &Commit) -> String {
+    uuid::Uuid::from_u128(commit.events[0].event_id.as_u128() ^ 1).to_string()
+}
+
+/// The log documents of `commit`, its first event at `first_position`.
+fn log_documents(commit: &Commit, first_position: u64) -> anyhow::Result<Vec<bson::Document>> {
+    let commit_id = commit.stream.commit_id(commit.first_version);
+    let recorded_at = millis(commit.occurred_at);
+    let correlation_id = correlation_id(commit);
+    commit
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let position = first_position + index as u64;
+            Ok(bson::to_document(&LogDoc {
+                id: events::store::log_id(position),
+                position: position as i64,
                 event_id: event.event_id.to_string(),
                 aggregate_type: &commit.stream.aggregate_type,
                 aggregate_id: &commit.stream.aggregate_id,
-                version,
+                version: (commit.first_version + index as u64) as i64,
                 event_type: event.event_type.to_owned(),
                 schema_version: event.schema_version as i32,
                 occurred_at: millis(event.occurred_at),
@@ -228,40 +265,50 @@ fn documents(
                 correlation_id: correlation_id.clone(),
                 causation_id: None,
                 actor: &commit.actor,
-                payload: payload.clone(),
+                payload: Bson::try_from(event.payload.clone()).context("payload to BSON")?,
                 commit_id: commit_id.clone(),
-            })?);
-            events.push(CommittedEvent {
+            })?)
+        })
+        .collect()
+}
+
+/// The commit document of `commit`, its first event at `first_position`.
+fn commit_document(commit: &Commit, first_position: u64) -> anyhow::Result<bson::Document> {
+    let events = commit
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            Ok(CommittedEvent {
                 event_id: event.event_id.to_string(),
-                version,
+                version: (commit.first_version + index as u64) as i64,
                 event_type: event.event_type.to_owned(),
                 schema_version: event.schema_version as i32,
                 occurred_at: millis(event.occurred_at),
-                payload,
-            });
-        }
-        commit_docs.push(bson::to_document(&CommitDoc {
-            id: commit_id,
-            aggregate_type: &commit.stream.aggregate_type,
-            aggregate_id: &commit.stream.aggregate_id,
-            first_version: commit.first_version as i64,
-            last_version: (commit.first_version + commit.events.len() as u64 - 1) as i64,
-            append_id: uuid::Uuid::from_u128(commit.events[0].event_id.as_u128() ^ 2).to_string(),
-            recorded_at,
-            correlation_id,
-            causation_id: None,
-            actor: &commit.actor,
-            idempotency_key: None,
-            position: Some(*first_position as i64),
-            events,
-        })?);
-    }
-    Ok((commit_docs, log_docs))
+                payload: Bson::try_from(event.payload.clone()).context("payload to BSON")?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(bson::to_document(&CommitDoc {
+        id: commit.stream.commit_id(commit.first_version),
+        aggregate_type: &commit.stream.aggregate_type,
+        aggregate_id: &commit.stream.aggregate_id,
+        first_version: commit.first_version as i64,
+        last_version: (commit.first_version + commit.events.len() as u64 - 1) as i64,
+        append_id: uuid::Uuid::from_u128(commit.events[0].event_id.as_u128() ^ 2).to_string(),
+        recorded_at: millis(commit.occurred_at),
+        correlation_id: correlation_id(commit),
+        causation_id: None,
+        actor: &commit.actor,
+        idempotency_key: None,
+        position: Some(first_position as i64),
+        events,
+    })?)
 }
 
 /// The envelopes of `commit` as the relay publishes them.
 pub fn envelopes(commit: &Commit, first_position: u64) -> Vec<EventEnvelope> {
-    let correlation_id = uuid::Uuid::from_u128(commit.events[0].event_id.as_u128() ^ 1).to_string();
+    let correlation_id = correlation_id(commit);
     commit
         .events
         .iter()

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
-use events::store::{log_id, Backend};
+use events::store::{log_id, Backend, COMMITS};
 use events::{EventEnvelope, EventStore};
-use futures::TryStreamExt;
-use mongodb::Collection;
+use futures::{StreamExt, TryStreamExt};
+use mongodb::{Collection, Database};
 use serde::Deserialize;
 
 mod report;
@@ -146,7 +146,6 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
     let started = Instant::now();
     let db = store.database();
     let log: Collection<RawDocumentBuf> = db.collection("events");
-    let commits: Collection<RawDocumentBuf> = db.collection("commits");
     let outbox: Collection<RawDocumentBuf> = db.collection("outbox");
     let mut report = Report {
         max_shown: options.max_shown,
@@ -235,7 +234,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
     let mut next_version: HashMap<String, u64> = HashMap::new();
     let mut out_of_order: Vec<(String, u64, u64, String)> = Vec::new();
     let mut sequenced_in_commits: u64 = 0;
-    let mut cursor = scan(&commits, store.backend(), options.batch_size, None).await?;
+    let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         report.commits += 1;
         let Some(commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit") else {
@@ -377,6 +376,22 @@ async fn scan(
         Backend::FerretDb => find.await?,
         Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
     })
+}
+
+/// Every commit, partition after partition; within a partition a stream's commits come in the
+/// order they were written (on MongoDB, in `_id` order: by stream, then version).
+fn scan_commits(
+    db: &Database,
+    backend: Backend,
+    batch_size: u32,
+) -> impl futures::Stream<Item = Result<RawDocumentBuf, HistoryError>> + '_ {
+    futures::stream::iter(COMMITS.collections())
+        .then(move |name| async move {
+            let commits: Collection<RawDocumentBuf> = db.collection(&name);
+            scan(&commits, backend, batch_size, None).await
+        })
+        .map_ok(|cursor| cursor.map_err(HistoryError::from))
+        .try_flatten()
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(
@@ -525,7 +540,6 @@ async fn locate_mismatches(
 ) -> Result<(), HistoryError> {
     let db = store.database();
     let log: Collection<RawDocumentBuf> = db.collection("events");
-    let commits: Collection<RawDocumentBuf> = db.collection("commits");
     let in_differing = |position: i64| differing.binary_search(&buckets.index(position)).is_ok();
     let before = report
         .violations
@@ -551,6 +565,8 @@ async fn locate_mismatches(
             continue;
         }
         if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
+            let commits: Collection<RawDocumentBuf> =
+                db.collection(&COMMITS.collection_for(&row.commit_id));
             cached = match commits.find_one(doc! {"_id": &row.commit_id}).await? {
                 Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),
                 None => None,
@@ -583,7 +599,7 @@ async fn locate_mismatches(
         }
     }
 
-    let mut cursor = scan(&commits, store.backend(), options.batch_size, None).await?;
+    let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         let Ok(commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
             continue;

@@ -13,7 +13,7 @@ use domain::enums::{CustomerStatus, ReferralSource};
 use domain::ids::{CrewMemberId, CustomerId};
 use domain::values::{Address, AddressInput, Email, PersonName, Phone, Skill};
 use domain::DomainEvent;
-use events::store::{log_id, ReadAllOptions};
+use events::store::{log_id, ReadAllOptions, COMMITS};
 use events::{
     AppendRequest, EventEnvelope, EventMetadata, EventStore, Expected, NewEvent, StreamId,
 };
@@ -243,6 +243,11 @@ impl Fixture {
 
     fn collection(&self, name: &str) -> Collection<Document> {
         self.env.database.collection(name)
+    }
+
+    /// The partition of `commits` holding the commit with this `_id`.
+    fn commits_of(&self, commit_id: &str) -> Collection<Document> {
+        self.collection(&COMMITS.collection_for(commit_id))
     }
 
     async fn verify(&self) -> verify::Report {
@@ -602,8 +607,8 @@ fn assert_only(report: &verify::Report, check: Check, needle: &str) {
 async fn verify_catches_a_commit_that_skips_versions() {
     let mut f = fixture().await;
     f.quiesce().await;
-    let commits = f.collection("commits");
     let stream = format!("customer/{}", f.customer);
+    let commits = f.commits_of(&format!("{stream}/0000000001"));
     let mut last = commits
         .find_one(doc! {"_id": format!("{stream}/0000000003")})
         .await
@@ -703,8 +708,8 @@ async fn copy_logged_event(f: &Fixture, position: u64, changes: Document) {
 async fn verify_catches_a_payload_the_current_schema_cannot_decode() {
     let mut f = fixture().await;
     f.quiesce().await;
-    let commits = f.collection("commits");
     let id = format!("crew_member/{}/0000000001", f.crew_member);
+    let commits = f.commits_of(&id);
     commits
         .update_one(
             doc! {"_id": &id},
@@ -728,7 +733,7 @@ async fn verify_catches_an_unsequenced_commit_with_an_old_outbox_entry() {
         deactivated_at: at("2026-11-25T09:00:00Z"),
     }
     .to_payload();
-    f.collection("commits")
+    f.commits_of(&commit_id)
         .insert_one(doc! {
             "_id": &commit_id, "aggregate_type": "crew_member", "aggregate_id": &aggregate_id,
             "first_version": 1i64, "last_version": 1i64, "append_id": &append_id,

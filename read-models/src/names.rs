@@ -7,12 +7,8 @@
 //!
 //! Every kind but `meta` is stored in [`PARTITIONS`] physical collections,
 //! `<collection>_p<nn>`, the document with `_id` = `id` in partition `fnv1a(id) % PARTITIONS`
-//! ([`partition`]). The reason is FerretDB 1.24's SQLite backend: its `_id` index is built on
-//! the expression `_ferretdb_sjson->"_id"` while its point reads filter on
-//! `_ferretdb_sjson->'$._id'`, which SQLite does not match to the index, so every point read
-//! and every update parses the JSON of every document in the collection. Partitioning divides
-//! that cost by `PARTITIONS`; on MongoDB each partition is an ordinary collection with its
-//! `_id` index, and the layout is the same on both.
+//! ([`partition`]; see [`events::partition`] for why): every projector write and every query
+//! is a point read or update by `_id`, which FerretDB 1.24 answers by scanning the collection.
 
 use bson::{doc, Bson, Document};
 
@@ -41,16 +37,12 @@ pub const PARTITIONS: u32 = 32;
 
 /// The physical collection holding document `id` of the logical `collection`: itself for a
 /// generation's `meta`, the registry and anything outside the read models, otherwise
-/// `<collection>_p<nn>` with `nn` = 32-bit FNV-1a of the id's bytes modulo [`PARTITIONS`]
-/// (stable across processes, versions and languages, so any tool can find a document).
+/// `<collection>_p<nn>` (see [`events::partition::physical_name`]).
 pub fn partition(collection: &str, id: &str) -> String {
     if !is_partitioned(collection) {
         return collection.to_owned();
     }
-    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    format!("{collection}_p{:02}", hash % PARTITIONS)
+    events::partition::physical_name(collection, id, PARTITIONS)
 }
 
 /// Every physical collection of the logical `collection`, in partition order.
@@ -58,9 +50,7 @@ pub fn partitions(collection: &str) -> Vec<String> {
     if !is_partitioned(collection) {
         return vec![collection.to_owned()];
     }
-    (0..PARTITIONS)
-        .map(|p| format!("{collection}_p{p:02}"))
-        .collect()
+    events::partition::physical_names(collection, PARTITIONS)
 }
 
 fn is_partitioned(collection: &str) -> bool {

@@ -200,7 +200,7 @@ impl Relay {
         let reads: Vec<_> = entries
             .iter()
             .map(|entry| {
-                let commits = self.store.commits.clone();
+                let commits = self.store.commits.of(&entry.commit_id).clone();
                 let id = entry.commit_id.clone();
                 async move { commits.find_one(doc! {"_id": id}).await }
             })
@@ -289,7 +289,7 @@ impl Relay {
         let updates: Vec<_> = positions
             .into_iter()
             .map(|(id, position)| {
-                let commits = self.store.commits.clone();
+                let commits = self.store.commits.of(&id).clone();
                 async move {
                     commits
                         .update_one(doc! {"_id": id}, doc! {"$set": {"position": position}})

@@ -161,7 +161,7 @@ impl EventStore {
             created_at: commit.recorded_at,
         };
         self.outbox.insert_one(&outbox).await?;
-        if let Err(error) = self.commits.insert_one(&commit).await {
+        if let Err(error) = self.commits.of(&commit.id).insert_one(&commit).await {
             if !is_duplicate_key(&error) {
                 // The outcome is unknown (the insert may have landed): the outbox entry stays
                 // so that the relay publishes the commit if it exists.
@@ -171,7 +171,10 @@ impl EventStore {
                 .delete_one(doc! {"_id": &commit.append_id})
                 .await?;
             if let Some(key) = &request.idempotency {
-                self.idempotency.delete_one(doc! {"_id": &key.key}).await?;
+                self.idempotency
+                    .of(&key.key)
+                    .delete_one(doc! {"_id": &key.key})
+                    .await?;
             }
             let actual = self.head(&request.stream).await?.version;
             return Err(AppendError::Conflict {
@@ -191,7 +194,12 @@ impl EventStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<AppendOutcome>, AppendError> {
-        match self.idempotency.find_one(doc! {"_id": &key.key}).await? {
+        match self
+            .idempotency
+            .of(&key.key)
+            .find_one(doc! {"_id": &key.key})
+            .await?
+        {
             None => Ok(None),
             Some(claim) => match self.resolve_claim(claim, key).await? {
                 Claim::Done(outcome) => Ok(Some(outcome)),
@@ -215,7 +223,7 @@ impl EventStore {
         };
         // Two rounds: a stale claim found in the first is removed and the insert tried again.
         for _ in 0..2 {
-            match self.idempotency.insert_one(&claim).await {
+            match self.idempotency.of(&claim.key).insert_one(&claim).await {
                 Ok(_) => return Ok(None),
                 Err(error) if is_duplicate_key(&error) => {
                     if let Some(done) = self.idempotent_outcome(key).await? {
@@ -238,6 +246,7 @@ impl EventStore {
         }
         let commit = self
             .commits
+            .of(&claim.commit_id)
             .find_one(doc! {"_id": &claim.commit_id})
             .await?;
         match commit {
@@ -248,6 +257,7 @@ impl EventStore {
             // ago before writing: the key is free again.
             Some(_) => {
                 self.idempotency
+                    .of(&claim.key)
                     .delete_one(doc! {"_id": &claim.key})
                     .await?;
                 Ok(Claim::Free)
@@ -256,6 +266,7 @@ impl EventStore {
                 let age = Utc::now() - claim.created_at.to_chrono();
                 if age.to_std().unwrap_or_default() > ABANDONED_CLAIM_AGE {
                     self.idempotency
+                        .of(&claim.key)
                         .delete_one(doc! {"_id": &claim.key})
                         .await?;
                     Ok(Claim::Free)
@@ -269,9 +280,11 @@ impl EventStore {
     /// Finds the head of a stream: start at the hint in `heads`, then follow the chain of
     /// commits by `_id` until the next one is missing.
     pub async fn head(&self, stream: &StreamId) -> Result<StreamHead, StoreError> {
+        let stream_key = stream.to_string();
         let hint = self
             .heads
-            .find_one(doc! {"_id": stream.to_string()})
+            .of(&stream_key)
+            .find_one(doc! {"_id": &stream_key})
             .await?;
         let (version, commit_id) = match hint {
             Some(hint) => (to_u64(hint.version)?, hint.commit_id),
@@ -282,11 +295,11 @@ impl EventStore {
             version,
             commit_id,
         };
-        while let Some(next) = self
-            .commits
-            .find_one(doc! {"_id": stream.commit_id(head.version + 1)})
-            .await?
-        {
+        loop {
+            let id = stream.commit_id(head.version + 1);
+            let Some(next) = self.commits.of(&id).find_one(doc! {"_id": &id}).await? else {
+                break;
+            };
             head.version = to_u64(next.last_version)?;
             head.commit_id = Some(next.id);
         }
@@ -319,12 +332,14 @@ impl EventStore {
                     updated_at: commit.recorded_at,
                 };
                 self.heads
+                    .of(&stream)
                     .replace_one(doc! {"_id": &stream}, &head)
                     .upsert(true)
                     .await
             }
             None => {
                 self.heads
+                    .of(&stream)
                     .update_one(
                         doc! {"_id": &stream},
                         doc! {"$set": {

@@ -3,12 +3,16 @@
 //! Collections (all access on hot paths is an insert or a point read by `_id`):
 //! - `commits`: one document per append, `_id` = `<stream>/<first_version>` (the concurrency
 //!   guard), holding the append's events.
-//! - `events`: the global log, one document per event, `_id` = position; written only by the
-//!   relay, in position order.
+//! - `events`: the global log, one document per event, `_id` = [`log_id`] of its position;
+//!   written only by the relay, in position order.
 //! - `outbox`: pending publications, written before the commit and deleted once published.
 //! - `heads`: per stream, a hint of its head version and an optional aggregate snapshot.
 //! - `idempotency`: claims of idempotency keys.
 //! - `relay`: the relay's lease and sequencer hint.
+//!
+//! `commits`, `heads` and `idempotency` grow with the data and are read by `_id` on every
+//! command, so each is split into hash partitions ([`COMMITS`], [`HEADS`], [`IDEMPOTENCY`];
+//! see [`crate::partition`] for why). The log is read in order on batch paths and stays whole.
 
 mod append;
 pub(crate) mod docs;
@@ -28,6 +32,35 @@ pub use docs::log_id;
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc};
+
+use crate::partition::{whole_id, Layout, Partitioned};
+
+/// Commits: one per append, so the largest collection after the log. Partitioned by stream,
+/// so that a stream's commits share a partition in the order they were written.
+pub const COMMITS: Layout = Layout {
+    name: "commits",
+    partitions: 256,
+    key: commit_stream,
+};
+/// Head hints and snapshots: one per stream.
+pub const HEADS: Layout = Layout {
+    name: "heads",
+    partitions: 64,
+    key: whole_id,
+};
+/// Idempotency claims: one per keyed request.
+pub const IDEMPOTENCY: Layout = Layout {
+    name: "idempotency",
+    partitions: 64,
+    key: whole_id,
+};
+
+/// The stream part of a commit `_id` (`<stream>/<first_version>`).
+pub fn commit_stream(commit_id: &str) -> &str {
+    commit_id
+        .rsplit_once('/')
+        .map_or(commit_id, |(stream, _)| stream)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,11 +147,11 @@ impl PositionWaiters {
 pub struct EventStore {
     pub(crate) db: Database,
     pub(crate) backend: Backend,
-    pub(crate) commits: Collection<CommitDoc>,
+    pub(crate) commits: Partitioned<CommitDoc>,
     pub(crate) log: Collection<LogDoc>,
     pub(crate) outbox: Collection<OutboxDoc>,
-    pub(crate) heads: Collection<HeadDoc>,
-    pub(crate) idempotency: Collection<IdempotencyDoc>,
+    pub(crate) heads: Partitioned<HeadDoc>,
+    pub(crate) idempotency: Partitioned<IdempotencyDoc>,
     /// Wakes the relay as soon as a commit lands instead of at its next poll.
     pub(crate) appended: Arc<Notify>,
     pub(crate) waiters: Arc<PositionWaiters>,
@@ -143,11 +176,11 @@ impl EventStore {
     pub async fn open(db: Database) -> Result<Self, StoreError> {
         let backend = detect_backend(&db).await?;
         let store = EventStore {
-            commits: db.collection("commits"),
+            commits: Partitioned::new(&db, COMMITS),
             log: db.collection("events"),
             outbox: db.collection("outbox"),
-            heads: db.collection("heads"),
-            idempotency: db.collection("idempotency"),
+            heads: Partitioned::new(&db, HEADS),
+            idempotency: Partitioned::new(&db, IDEMPOTENCY),
             db,
             backend,
             appended: Arc::new(Notify::new()),
@@ -173,22 +206,13 @@ impl EventStore {
     /// Creates the indexes the store relies on; safe to run at every start.
     ///
     /// `events.event_id` unique: a commit can never be sequenced twice, even by two relays.
-    /// `commits` by stream and version: MongoDB serves `history` reads of a stream with it;
-    /// FerretDB only enforces it. Indexes are created one per call (FerretDB needs that).
+    /// A commit's `_id` (stream and first version) is its only key: stream reads walk it.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
         let unique = IndexOptions::builder().unique(true).build();
         self.log
             .create_index(
                 IndexModel::builder()
                     .keys(doc! {"event_id": 1})
-                    .options(unique.clone())
-                    .build(),
-            )
-            .await?;
-        self.commits
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"aggregate_type": 1, "aggregate_id": 1, "first_version": 1})
                     .options(unique)
                     .build(),
             )
@@ -219,7 +243,12 @@ impl EventStore {
                 Ok(Ok(position)) => return Some(position),
                 Ok(Err(_)) => notified = self.waiters.register(commit_id),
                 Err(_) => {
-                    if let Ok(Some(commit)) = self.commits.find_one(doc! {"_id": commit_id}).await {
+                    if let Ok(Some(commit)) = self
+                        .commits
+                        .of(commit_id)
+                        .find_one(doc! {"_id": commit_id})
+                        .await
+                    {
                         if let Some(position) = commit.position {
                             self.waiters.forget(commit_id);
                             return u64::try_from(position).ok();
@@ -242,7 +271,8 @@ async fn detect_backend(db: &Database) -> Result<Backend, StoreError> {
 }
 
 /// Whether a MongoDB error is a unique-index violation (code 11000), however it is wrapped.
-pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+/// Whether a write failed because a document with the same `_id` (or unique key) exists.
+pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
@@ -252,5 +282,21 @@ pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
             .is_some_and(|errors| errors.iter().any(|e| e.code == 11000)),
         ErrorKind::Command(e) => e.code == 11000,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamId;
+
+    #[test]
+    fn a_stream_keeps_its_commits_in_one_partition() {
+        let stream = StreamId::new("thread", "t1").unwrap();
+        assert_eq!(commit_stream(&stream.commit_id(3)), "thread/t1");
+        assert_eq!(
+            COMMITS.collection_for(&stream.commit_id(1)),
+            COMMITS.collection_for(&stream.commit_id(250))
+        );
     }
 }

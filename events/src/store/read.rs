@@ -56,9 +56,11 @@ impl EventStore {
     /// after it by `_id`. The cost depends on how many commits follow the snapshot, not on the
     /// length of the stream.
     pub async fn load(&self, stream: &StreamId) -> Result<LoadedStream, StoreError> {
+        let stream_key = stream.to_string();
         let hint = self
             .heads
-            .find_one(doc! {"_id": stream.to_string()})
+            .of(&stream_key)
+            .find_one(doc! {"_id": &stream_key})
             .await?;
         let mut snapshot = None;
         let mut head = StreamHead {
@@ -94,10 +96,8 @@ impl EventStore {
         stream: &StreamId,
         first_version: u64,
     ) -> Result<Option<CommitDoc>, StoreError> {
-        Ok(self
-            .commits
-            .find_one(doc! {"_id": stream.commit_id(first_version)})
-            .await?)
+        let id = stream.commit_id(first_version);
+        Ok(self.commits.of(&id).find_one(doc! {"_id": &id}).await?)
     }
 
     /// All events of a stream with a version of at least `from_version`, in version order.
