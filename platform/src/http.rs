@@ -80,3 +80,75 @@ pub async fn serve(
         }
     }
 }
+
+/// Middleware running the rest of a request in a task of its own. A client that hangs up makes
+/// the server drop its request's future; the MongoDB driver must not have operations dropped
+/// halfway (an overload of abandoned reads left a service's pool unable to serve anything until
+/// restarted), and a command that got as far as its append should finish it.
+pub async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "request task failed");
+            Problem::internal().into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app(finished: Arc<AtomicBool>, detached: bool) -> Router {
+        let router = Router::new().route(
+            "/work",
+            get(move || {
+                let finished = finished.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    finished.store(true, Ordering::SeqCst);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        if detached {
+            router.layer(axum::middleware::from_fn(run_to_completion))
+        } else {
+            router
+        }
+    }
+
+    /// Sends a request and gives up on it after 20 ms, as a client that hangs up would.
+    async fn abandoned_request(finished: &Arc<AtomicBool>, detached: bool) -> bool {
+        let request = Request::get("/work").body(Body::empty()).unwrap();
+        let call = app(finished.clone(), detached).oneshot(request);
+        assert!(tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        finished.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_client_hangs_up_still_runs_to_completion() {
+        let finished = Arc::new(AtomicBool::new(false));
+        assert!(abandoned_request(&finished, true).await);
+    }
+
+    #[tokio::test]
+    async fn without_the_layer_an_abandoned_request_stops_halfway() {
+        // The behaviour the layer exists for: the handler's future is simply dropped.
+        let finished = Arc::new(AtomicBool::new(false));
+        assert!(!abandoned_request(&finished, false).await);
+    }
+}

@@ -160,6 +160,7 @@ fn router(app: AppState, readiness: Readiness) -> Router {
             app.clone(),
             count_requests,
         ))
+        .layer(axum::middleware::from_fn(platform::http::run_to_completion))
         .with_state(app);
     v1.merge(health_routes(readiness))
 }

@@ -59,6 +59,7 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             observe::correlate,
         ))
+        .layer(axum::middleware::from_fn(platform::http::run_to_completion))
         .with_state(state)
 }
 
