@@ -211,10 +211,13 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
         changes_subject: connections.changes_subject,
         flush_concurrency: config.tuning.flush_concurrency,
     };
+    // One model after another: on FerretDB, SQLite's single writer makes concurrent rebuilds
+    // wait on each other's write locks (measured: slower in total than in sequence).
+    let bars = rebuild::progress_block();
     let mut reports = Vec::with_capacity(models.len());
     for model in models {
         let report = rebuilder
-            .rebuild(model, args)
+            .rebuild(model, args, &bars)
             .await
             .with_context(|| format!("rebuilding the {} model", model.as_str()))?;
         reports.push(report);

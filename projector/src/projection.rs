@@ -4,7 +4,7 @@
 //! Live projection and rebuilds share this code: apply a dense run of events, then flush the
 //! dirty documents, the parked list and the checkpoint, in that order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bson::doc;
@@ -245,6 +245,34 @@ impl ModelProjection {
 /// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
 /// for removed documents), tier by tier as the cache requires (a tier starts only once every
 /// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
+/// New documents per insert call.
+const INSERT_BATCH: usize = 500;
+
+/// Inserts `docs` (all of one physical collection); if any already exists (the cache's
+/// `stored` flag is a hint, not a guarantee), writes each of them as a replace instead.
+async fn insert_or_replace(
+    collection: mongodb::Collection<bson::Document>,
+    docs: Vec<(String, bson::Document)>,
+) -> Result<(), mongodb::error::Error> {
+    let inserted = collection
+        .insert_many(docs.iter().map(|(_, d)| d))
+        .ordered(false)
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if events::store::is_duplicate_key(&error) => {
+            for (id, document) in docs {
+                collection
+                    .replace_one(doc! {"_id": &id}, document)
+                    .upsert(true)
+                    .await?;
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 pub(crate) async fn write_docs(
     db: &Database,
     dirty: Vec<DirtyDoc>,
@@ -258,7 +286,31 @@ pub(crate) async fn write_docs(
         })
         .collect();
     for tier in flush_batches(dirty) {
-        let writes = tier.into_iter().map(|d| {
+        // Documents the database does not hold yet are inserted, many per call and partition:
+        // on FerretDB an insert does not scan the collection, while a replace does.
+        let (new, known): (Vec<DirtyDoc>, Vec<DirtyDoc>) =
+            tier.into_iter().partition(|d| d.doc.is_some() && !d.stored);
+        let mut inserts: BTreeMap<String, Vec<(String, bson::Document)>> = BTreeMap::new();
+        for d in new {
+            if let Some(document) = d.doc {
+                inserts
+                    .entry(read_models::names::partition(&d.collection, &d.id))
+                    .or_default()
+                    .push((d.id, document));
+            }
+        }
+        let insert_batches = inserts.into_iter().flat_map(|(name, docs)| {
+            let collection = db.collection::<bson::Document>(&name);
+            docs.chunks(INSERT_BATCH)
+                .map(|chunk| insert_or_replace(collection.clone(), chunk.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        let mut results =
+            futures::stream::iter(insert_batches).buffer_unordered(concurrency.max(1));
+        while let Some(result) = results.next().await {
+            result?;
+        }
+        let writes = known.into_iter().map(|d| {
             let collection = db
                 .collection::<bson::Document>(&read_models::names::partition(&d.collection, &d.id));
             async move {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bson::{doc, Bson, Document};
 use events::EventStore;
 use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use read_models::{Model, ProjectionContext};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -72,6 +72,7 @@ impl Rebuilder {
         &self,
         model: Model,
         args: &RebuildArgs,
+        bars: &MultiProgress,
     ) -> Result<RebuildReport, ProjectError> {
         let db = &self.shared.db;
         let live_generation = state::registry(db)
@@ -88,7 +89,7 @@ impl Rebuilder {
             ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE_DOCS).await?;
         let started = Instant::now();
         let mut tail = source::store_tail(&self.store, 0).await?;
-        let bar = progress_bar(model, tail);
+        let bar = progress_bar(bars, model, tail);
         for _ in 0..MAX_ROUNDS {
             self.replay(&mut projection, tail, args.flush_every.max(1), &bar)
                 .await?;
@@ -309,13 +310,18 @@ fn doc_pos(doc: &Document) -> u64 {
 }
 
 /// Events/s and ETA on a terminal; nothing when stderr is not one.
-fn progress_bar(model: Model, length: u64) -> ProgressBar {
+/// The bars of models rebuilt together, drawn as one block on a terminal.
+pub(crate) fn progress_block() -> MultiProgress {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     };
-    let bar = ProgressBar::with_draw_target(Some(length), target);
+    MultiProgress::with_draw_target(target)
+}
+
+fn progress_bar(bars: &MultiProgress, model: Model, length: u64) -> ProgressBar {
+    let bar = bars.add(ProgressBar::new(length));
     if let Ok(style) = ProgressStyle::with_template(
         "{prefix:>10} [{bar:30}] {pos}/{len} events, {per_sec}, ETA {eta}",
     ) {

@@ -96,6 +96,10 @@ pub struct DirtyDoc {
     pub id: String,
     pub doc: Option<Document>,
     pub tier: u8,
+    /// Whether the database held the document when this cache last read or wrote it. `false`
+    /// lets a writer insert instead of replace (FerretDB inserts without scanning the
+    /// collection); a writer must still fall back to a replace if the insert finds it.
+    pub stored: bool,
 }
 
 /// Splits `take_dirty` output into batches of one tier each, lowest first: write each batch
@@ -146,6 +150,8 @@ struct Entry {
     pos: u64,
     dirty: bool,
     last_used: u64,
+    /// The database held the document at the last read or write (see [`DirtyDoc::stored`]).
+    stored: bool,
 }
 
 impl Entry {
@@ -157,6 +163,7 @@ impl Entry {
             pos: self.pos,
             dirty: self.dirty,
             last_used: self.last_used,
+            stored: self.stored,
         }
     }
 }
@@ -244,6 +251,7 @@ impl DocCache {
         self.tick += 1;
         if !self.entries.contains_key(&key) {
             let stored = loader.load(collection, id).await?;
+            let found = stored.is_some();
             let (value, persisted_pos) = match stored {
                 Some(doc) => {
                     let pos = stored_pos(&doc);
@@ -262,6 +270,7 @@ impl DocCache {
                     pos: persisted_pos,
                     dirty: false,
                     last_used: self.tick,
+                    stored: found,
                 },
             );
         }
@@ -383,6 +392,7 @@ impl DocCache {
         self.save_undo(&key);
         self.tick += 1;
         let tick = self.tick;
+        // Not read first, so whether it is stored is unknown: assume it is.
         let entry = self.entries.entry(key).or_insert_with(|| Entry {
             value: None,
             tier: 0,
@@ -390,6 +400,7 @@ impl DocCache {
             pos: 0,
             dirty: false,
             last_used: tick,
+            stored: true,
         });
         entry.value = None;
         entry.pos = entry.pos.max(position);
@@ -423,11 +434,14 @@ impl DocCache {
             };
             entry.dirty = false;
             entry.persisted_pos = entry.pos;
+            let stored = entry.stored;
+            entry.stored = doc.is_some();
             out.push(DirtyDoc {
                 collection: collection.clone(),
                 id: id.clone(),
                 doc,
                 tier: entry.tier,
+                stored,
             });
         }
         out.sort_by(|a, b| (a.tier, &a.collection, &a.id).cmp(&(b.tier, &b.collection, &b.id)));

@@ -209,3 +209,52 @@ fn a_stored_document_of_the_wrong_shape_is_a_corrupt_load() {
     assert!(!error.is_retryable());
     assert!(error.to_string().contains("c/a"));
 }
+
+#[test]
+fn dirty_documents_say_whether_the_database_held_them() {
+    let store = MemoryStore::new();
+    store.put("c", "old", doc! {"_id": "old", "_pos": 1_i64, "n": 1_i64});
+    let mut cache = DocCache::new(10);
+    let stored = |dirty: Vec<crate::cache::DirtyDoc>| -> Vec<(String, bool)> {
+        dirty.into_iter().map(|d| (d.id, d.stored)).collect()
+    };
+    block_on(async {
+        cache.begin_event(2);
+        for id in ["old", "new"] {
+            cache
+                .update::<Leaf>(&store, "c", id, 2, |d| d.n += 1)
+                .await
+                .unwrap();
+        }
+    });
+    // A new document may be inserted; one that was read from the database must be replaced.
+    assert_eq!(
+        stored(cache.take_dirty()),
+        [("new".to_owned(), false), ("old".to_owned(), true)]
+    );
+    block_on(async {
+        cache.begin_event(3);
+        cache
+            .update::<Leaf>(&store, "c", "new", 3, |d| d.n += 1)
+            .await
+            .unwrap();
+    });
+    // Written by the last flush: stored from now on.
+    assert_eq!(stored(cache.take_dirty()), [("new".to_owned(), true)]);
+    cache.delete("c", "new", 4);
+    cache.delete("c", "never-read", 4);
+    // Deletes are always sent; the flag says what the cache knew before.
+    assert_eq!(
+        stored(cache.take_dirty()),
+        [("never-read".to_owned(), true), ("new".to_owned(), true)]
+    );
+    block_on(async {
+        cache.begin_event(5);
+        cache
+            .update::<Leaf>(&store, "c", "new", 5, |d| d.n = 7)
+            .await
+            .unwrap();
+    });
+    // Deleted by the last flush: absent again.
+    assert_eq!(stored(cache.take_dirty()), [("new".to_owned(), false)]);
+}
