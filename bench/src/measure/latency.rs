@@ -50,3 +50,32 @@ pub async fn sequential(
     }
     Ok(Stats::from_samples(samples, errors, started.elapsed()))
 }
+
+/// Waits until `url` answers within `3 × typical` again (at most `max_wait`): a load run
+/// leaves the requests it gave up on queued in the service and the database, and the next
+/// measurement must not pay for them.
+pub async fn settle(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    typical: Duration,
+    max_wait: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let enough = (typical * 3).max(Duration::from_millis(5));
+    while started.elapsed() < max_wait {
+        let sent = Instant::now();
+        let answered = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if answered && sent.elapsed() <= enough {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    started.elapsed()
+}

@@ -56,6 +56,19 @@ impl Stats {
             },
         }
     }
+
+    /// The p99 to hold against a latency goal: `None` without any request, and infinite when
+    /// more than 1 % of the requests failed (a failed request is slower than any answer).
+    pub fn p99_for_goal(&self) -> Option<f64> {
+        let total = self.samples + self.errors;
+        if total == 0 {
+            None
+        } else if self.errors * 100 > total {
+            Some(f64::INFINITY)
+        } else {
+            Some(self.p99_ms)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +87,28 @@ mod tests {
         assert_eq!(
             Stats::from_samples(Vec::new(), 0, Duration::ZERO).p99_ms,
             0.0
+        );
+    }
+
+    #[test]
+    fn a_latency_goal_counts_failed_requests() {
+        let fast = |n: u64| (0..n).map(|_| Duration::from_millis(1)).collect::<Vec<_>>();
+        let wall = Duration::from_secs(1);
+        assert_eq!(
+            Stats::from_samples(Vec::new(), 0, wall).p99_for_goal(),
+            None
+        );
+        assert_eq!(
+            Stats::from_samples(Vec::new(), 3_001, wall).p99_for_goal(),
+            Some(f64::INFINITY)
+        );
+        assert_eq!(
+            Stats::from_samples(fast(98), 2, wall).p99_for_goal(),
+            Some(f64::INFINITY)
+        );
+        assert_eq!(
+            Stats::from_samples(fast(99), 1, wall).p99_for_goal(),
+            Some(1.0)
         );
     }
 }

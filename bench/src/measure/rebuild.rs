@@ -9,21 +9,30 @@ use crate::services::{Environment, Service};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RebuildResult {
+    /// The models rebuilt; empty means all of them.
+    #[serde(default)]
+    pub models: Vec<String>,
     pub events: u64,
     pub seconds: f64,
     pub events_per_second: f64,
 }
 
-pub async fn rebuild_all(env: &Environment, events: u64) -> anyhow::Result<RebuildResult> {
+/// Rebuilds `models` (all when empty) and times it.
+pub async fn rebuild(
+    env: &Environment,
+    events: u64,
+    models: &[&str],
+) -> anyhow::Result<RebuildResult> {
     let started = Instant::now();
     let port = crate::services::free_port()?;
-    let args = vec![
+    let mut args = vec![
         "--listen".to_owned(),
         format!("127.0.0.1:{port}"),
         "rebuild".to_owned(),
         "--drop-delay-secs".to_owned(),
         "0".to_owned(),
     ];
+    args.extend(models.iter().map(|m| (*m).to_owned()));
     let mut child = Service::start(env, "projector-rebuild", "projector", &args, None).await?;
     let status = child.wait(Duration::from_secs(3_600)).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -31,6 +40,7 @@ pub async fn rebuild_all(env: &Environment, events: u64) -> anyhow::Result<Rebui
         bail!("projector rebuild exited with {status}; see projector-rebuild.log");
     }
     Ok(RebuildResult {
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
         events,
         seconds,
         events_per_second: events as f64 / seconds,

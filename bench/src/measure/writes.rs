@@ -78,7 +78,7 @@ impl Workload {
                 .context("focus token")?,
             admin_token,
             tokens,
-            threads: dataset.threads.clone(),
+            threads: authors_of_threads(dataset),
             reschedulable: dataset
                 .jobs
                 .iter()
@@ -250,11 +250,38 @@ pub struct WriteLevel {
     pub events_per_second: f64,
 }
 
+/// Each thread with the participants who may post in it: analysts read threads but may not post.
+fn authors_of_threads(dataset: &Dataset) -> Vec<ThreadInfo> {
+    let may_post: std::collections::HashSet<UserId> = dataset
+        .users
+        .iter()
+        .filter(|u| u.role != Role::Analyst)
+        .map(|u| u.id)
+        .collect();
+    dataset
+        .threads
+        .iter()
+        .filter_map(|thread| {
+            let authors: Vec<UserId> = thread
+                .participants
+                .iter()
+                .copied()
+                .filter(|id| may_post.contains(id))
+                .collect();
+            (!authors.is_empty()).then_some(ThreadInfo {
+                id: thread.id,
+                participants: authors,
+            })
+        })
+        .collect()
+}
+
 /// `total` commands of the mix at `concurrency` clients, closed loop.
 pub async fn run_level(
     workload: Arc<Workload>,
     concurrency: usize,
     total: usize,
+    budget: Duration,
     first_index: u64,
 ) -> WriteLevel {
     let client = reqwest::Client::builder()
@@ -269,8 +296,10 @@ pub async fn run_level(
         tokio::spawn(async move {
             let (mut samples, mut errors, mut events) = (Vec::new(), 0usize, 0usize);
             loop {
+                // Stops at `total` commands or once the budget is spent, whichever comes first:
+                // the rate is commands completed over the wall time either way.
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= total {
+                if n >= total || started.elapsed() > budget {
                     break;
                 }
                 let index = first_index + n as u64;
