@@ -49,11 +49,11 @@ pub fn whole_id(id: &str) -> &str {
 impl Layout {
     /// The physical collection holding the document with this `_id`.
     pub fn collection_for(&self, id: &str) -> String {
-        physical_name(self.name, (self.key)(id), self.partitions)
+        numbered(self.name, self.index_for(id))
     }
 
-    fn index_for(&self, id: &str) -> usize {
-        (fnv1a((self.key)(id)) % self.partitions.max(1)) as usize
+    fn index_for(&self, id: &str) -> u32 {
+        fnv1a((self.key)(id)) % self.partitions.max(1)
     }
 
     /// Every physical collection, in partition order.
@@ -92,16 +92,7 @@ impl<T: Send + Sync> Partitioned<T> {
 
     /// The partition holding the document with this `_id`.
     pub fn of(&self, id: &str) -> &Collection<T> {
-        &self.parts[self.layout.index_for(id)]
-    }
-
-    /// Every partition, for batch paths that read the whole logical collection.
-    pub fn all(&self) -> &[Collection<T>] {
-        &self.parts
-    }
-
-    pub fn layout(&self) -> Layout {
-        self.layout
+        &self.parts[self.layout.index_for(id) as usize]
     }
 }
 

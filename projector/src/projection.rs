@@ -242,9 +242,6 @@ impl ModelProjection {
     }
 }
 
-/// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
-/// for removed documents), tier by tier as the cache requires (a tier starts only once every
-/// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
 /// New documents per insert call.
 const INSERT_BATCH: usize = 500;
 
@@ -273,6 +270,9 @@ async fn insert_or_replace(
     }
 }
 
+/// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
+/// for removed documents), tier by tier as the cache requires (a tier starts only once every
+/// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
 pub(crate) async fn write_docs(
     db: &Database,
     dirty: Vec<DirtyDoc>,
@@ -299,12 +299,15 @@ pub(crate) async fn write_docs(
                     .push((d.id, document));
             }
         }
-        let insert_batches = inserts.into_iter().flat_map(|(name, docs)| {
+        let mut insert_batches = Vec::new();
+        for (name, mut docs) in inserts {
             let collection = db.collection::<bson::Document>(&name);
-            docs.chunks(INSERT_BATCH)
-                .map(|chunk| insert_or_replace(collection.clone(), chunk.to_vec()))
-                .collect::<Vec<_>>()
-        });
+            while !docs.is_empty() {
+                let rest = docs.split_off(docs.len().min(INSERT_BATCH));
+                insert_batches.push(insert_or_replace(collection.clone(), docs));
+                docs = rest;
+            }
+        }
         let mut results =
             futures::stream::iter(insert_batches).buffer_unordered(concurrency.max(1));
         while let Some(result) = results.next().await {
