@@ -372,9 +372,10 @@ async fn measure_services(
     nats: &async_nats::Client,
     database: &mongodb::Database,
 ) -> anyhow::Result<()> {
-    // Every request is bounded, so a stalled service fails a section instead of the run.
+    // Every request is bounded, so a stalled service fails a section instead of the run; the
+    // bound leaves room for the baseline's threads endpoint (22–30 s per request at S).
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(120))
         .build()?;
     let reader = writes::reader(keys, dataset)?;
     let port = |p: u16| vec!["--listen".to_owned(), format!("127.0.0.1:{p}")];
