@@ -18,8 +18,10 @@ use crate::projection::{self, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
 use crate::{notify, state, ProjectError};
 
-/// Events per chunk when reading a range from the store.
-const STORE_CHUNK: usize = 2_000;
+/// Events per chunk when reading a range from the store; each chunk is applied and flushed as
+/// one batch. Large, because a document changed by many events of a backlog (a month of the
+/// dashboard, a busy list) is then written once per chunk instead of once per small batch.
+const STORE_CHUNK: usize = 10_000;
 
 pub(crate) struct Live {
     pub(crate) shared: Shared,
@@ -308,6 +310,7 @@ impl Live {
             .iter_mut()
             .flat_map(|m| m.take_dirty())
             .collect();
+        let applied_ms = started.elapsed().as_millis() as u64;
         let changed =
             projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
         let db = &shared.db;
@@ -316,6 +319,7 @@ impl Live {
         tracing::debug!(
             events = prepared.len(),
             docs = changed.len(),
+            applied_ms,
             took_ms = started.elapsed().as_millis() as u64,
             "batch flushed"
         );

@@ -76,6 +76,12 @@ impl ModelProjection {
     ) -> Result<Self, ProjectError> {
         let meta = read_models::names::meta_collection(model, generation);
         let checkpoint = state::checkpoint(db, &meta).await?.unwrap_or(0);
+        let mut cache = DocCache::new(cache_docs);
+        if checkpoint == 0 && holds_no_documents(db, model, generation, &meta).await? {
+            // Built from scratch into empty collections (a first start, a rebuild): the
+            // cache knows every document it will find, so it creates them without reading.
+            cache.starting_from_empty_store();
+        }
         let parked = state::parked(db, &meta)
             .await?
             .into_iter()
@@ -86,7 +92,7 @@ impl ModelProjection {
             generation,
             applied: checkpoint,
             persisted: checkpoint,
-            cache: DocCache::new(cache_docs),
+            cache,
             context: ProjectionContext {
                 generation,
                 ..context
@@ -240,6 +246,21 @@ impl ModelProjection {
         }
         Ok(())
     }
+}
+
+/// Whether no collection of the generation but its `meta` exists: one listing of collection
+/// names, where checking each partition would be a read per collection.
+async fn holds_no_documents(
+    db: &Database,
+    model: Model,
+    generation: u32,
+    meta: &str,
+) -> Result<bool, ProjectError> {
+    let prefix = read_models::names::generation_prefix(model, generation);
+    Ok(state::generation_collections(db, &prefix)
+        .await?
+        .iter()
+        .all(|name| name == meta))
 }
 
 /// New documents per insert call.

@@ -90,14 +90,20 @@ impl Rebuilder {
         let started = Instant::now();
         let mut tail = source::store_tail(&self.store, 0).await?;
         let bar = progress_bar(bars, model, tail);
+        let mut behind = u64::MAX;
         for _ in 0..MAX_ROUNDS {
             self.replay(&mut projection, tail, args.flush_every.max(1), &bar)
                 .await?;
             tail = source::store_tail(&self.store, projection.applied()).await?;
             bar.set_length(tail);
-            if tail.saturating_sub(projection.applied()) <= CLOSE_ENOUGH {
+            let now_behind = tail.saturating_sub(projection.applied());
+            // Near enough, or not getting nearer: appends arrive as fast as a round replays
+            // them (on FerretDB each round reads the log with a scan of all of it). The live
+            // projector fills whatever is left after the switch.
+            if now_behind <= CLOSE_ENOUGH || now_behind.saturating_mul(2) > behind {
                 break;
             }
+            behind = now_behind;
         }
         self.replay(&mut projection, tail, usize::MAX, &bar).await?;
         bar.finish_and_clear();
@@ -155,13 +161,7 @@ impl Rebuilder {
         flush_every: usize,
         bar: &ProgressBar,
     ) -> Result<(), ProjectError> {
-        let mut reader = RangeReader::with_point_read_limit(
-            &self.store,
-            projection.applied(),
-            up_to,
-            READ_CHUNK,
-            CLOSE_ENOUGH,
-        );
+        let mut reader = RangeReader::new(&self.store, projection.applied(), up_to, READ_CHUNK);
         let mut since_flush = 0usize;
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);

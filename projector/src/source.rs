@@ -4,42 +4,19 @@
 use events::store::{EventBatches, ReadAllOptions};
 use events::{EventEnvelope, EventStore, StoreError};
 
-/// Ranges longer than this are read with one streaming cursor instead of point reads (on
-/// FerretDB the cursor's `_id > after` filter is a scan, which only pays off for long ranges).
-const POINT_READ_LIMIT: u64 = 20_000;
+/// Ranges longer than this are read with one streaming cursor instead of point reads. On
+/// FerretDB both scan the whole log (a point read in SQL, the cursor's `_id > after` filter in
+/// FerretDB itself, which costs about two point reads), so only a few point reads pay off; on
+/// MongoDB either is an index walk.
+const POINT_READ_LIMIT: u64 = 8;
 /// Point reads per call to `read_positions`.
 const POINT_READ_CHUNK: usize = 500;
 
-/// The highest sequenced position, found by galloping and bisecting with point reads from a
-/// position known to exist (or 0). Positions are dense, so "exists" is monotone.
+/// The highest sequenced position as far as the relay's sequencer has recorded it (never below
+/// `known`, a position known to exist). Probing the log for its tail would cost a scan of the
+/// whole log per probe on FerretDB; the sequencer's hint costs one small point read.
 pub(crate) async fn store_tail(store: &EventStore, known: u64) -> Result<u64, StoreError> {
-    let exists = |p: u64| async move { Ok::<_, StoreError>(store.event_at(p).await?.is_some()) };
-    let mut low = known;
-    if !exists(low + 1).await? {
-        return Ok(low);
-    }
-    low += 1;
-    let mut step = 1u64;
-    let high = loop {
-        let probe = low + step;
-        if exists(probe).await? {
-            low = probe;
-            step = step.saturating_mul(2);
-        } else {
-            break probe;
-        }
-    };
-    // `low` exists, `high` does not.
-    let (mut low, mut high) = (low, high);
-    while high - low > 1 {
-        let middle = low + (high - low) / 2;
-        if exists(middle).await? {
-            low = middle;
-        } else {
-            high = middle;
-        }
-    }
-    Ok(low)
+    Ok(events::relay::sequenced_tail(store).await?.max(known))
 }
 
 /// Reads positions `after + 1 ..= up_to` in order, in chunks: point reads for short ranges,
@@ -55,18 +32,7 @@ pub(crate) struct RangeReader<'a> {
 
 impl<'a> RangeReader<'a> {
     pub(crate) fn new(store: &'a EventStore, after: u64, up_to: u64, chunk: usize) -> Self {
-        Self::with_point_read_limit(store, after, up_to, chunk, POINT_READ_LIMIT)
-    }
-
-    /// Like [`RangeReader::new`], with the range length above which a cursor is used.
-    pub(crate) fn with_point_read_limit(
-        store: &'a EventStore,
-        after: u64,
-        up_to: u64,
-        chunk: usize,
-        point_read_limit: u64,
-    ) -> Self {
-        let cursor = (up_to.saturating_sub(after) > point_read_limit).then(|| {
+        let cursor = (up_to.saturating_sub(after) > POINT_READ_LIMIT).then(|| {
             store.read_all(ReadAllOptions {
                 after_position: after,
                 batch_size: chunk.max(1),

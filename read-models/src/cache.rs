@@ -182,6 +182,9 @@ pub struct DocCache {
     /// First-change copies of this event's documents, to roll back a failed apply.
     undo: Vec<(Key, Option<Entry>)>,
     undo_keys: HashSet<Key>,
+    /// Every document the store holds, when this cache has written all of them itself (see
+    /// [`DocCache::starting_from_empty_store`]): a miss outside it needs no read.
+    stored_keys: Option<HashSet<Key>>,
 }
 
 impl DocCache {
@@ -196,7 +199,19 @@ impl DocCache {
             skip_below: 0,
             undo: Vec::new(),
             undo_keys: HashSet::new(),
+            stored_keys: None,
         }
+    }
+
+    /// Declares that the store holds none of the documents this cache will ask for and that
+    /// this cache is their only writer. From then on the cache remembers the keys it has
+    /// written and answers a miss on any other key as "no such document" without calling the
+    /// loader. A projection built from position 0 into empty collections would otherwise pay
+    /// a point read for every document it creates, and on FerretDB each point read scans
+    /// the collection. Costs one key per stored document; documents evicted from the cache
+    /// are still read back when needed.
+    pub fn starting_from_empty_store(&mut self) {
+        self.stored_keys = Some(HashSet::new());
     }
 
     /// Number of documents held (clean and dirty).
@@ -250,7 +265,15 @@ impl DocCache {
         let key = (collection.to_owned(), id.to_owned());
         self.tick += 1;
         if !self.entries.contains_key(&key) {
-            let stored = loader.load(collection, id).await?;
+            let known_absent = self
+                .stored_keys
+                .as_ref()
+                .is_some_and(|stored| !stored.contains(&key));
+            let stored = if known_absent {
+                None
+            } else {
+                loader.load(collection, id).await?
+            };
             let found = stored.is_some();
             let (value, persisted_pos) = match stored {
                 Some(doc) => {
@@ -436,6 +459,14 @@ impl DocCache {
             entry.persisted_pos = entry.pos;
             let stored = entry.stored;
             entry.stored = doc.is_some();
+            if let Some(stored_keys) = &mut self.stored_keys {
+                let key = (collection.clone(), id.clone());
+                if doc.is_some() {
+                    stored_keys.insert(key);
+                } else {
+                    stored_keys.remove(&key);
+                }
+            }
             out.push(DirtyDoc {
                 collection: collection.clone(),
                 id: id.clone(),

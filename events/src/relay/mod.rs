@@ -68,6 +68,26 @@ struct SequencerDoc {
 const SEQUENCER_ID: &str = "sequencer";
 const PROBE_CHUNK: usize = 64;
 
+/// The highest position the sequencer has recorded as written: its hint of the next free
+/// position, minus one (0 before the first batch). One point read of the small `relay`
+/// collection, where finding the tail by probing the log would read `events` itself (on
+/// FerretDB every point read of a collection scans it, and the log is the largest one).
+///
+/// Never above the log's true tail (the hint is saved after its batch is inserted); below it
+/// only while a relay that crashed between the two writes has no successor yet, and such a
+/// batch was not published either.
+pub async fn sequenced_tail(store: &EventStore) -> Result<u64, StoreError> {
+    let next = store
+        .database()
+        .collection::<SequencerDoc>("relay")
+        .find_one(doc! {"_id": SEQUENCER_ID})
+        .await?
+        .map(|doc| to_u64(doc.next_position))
+        .transpose()?
+        .unwrap_or(1);
+    Ok(next.saturating_sub(1))
+}
+
 pub struct Relay {
     store: EventStore,
     bus: Bus,

@@ -258,3 +258,43 @@ fn dirty_documents_say_whether_the_database_held_them() {
     // Deleted by the last flush: absent again.
     assert_eq!(stored(cache.take_dirty()), [("new".to_owned(), false)]);
 }
+
+#[test]
+fn a_cache_that_wrote_every_stored_document_reads_back_only_what_it_evicted() {
+    // Capacity 0: every document is evicted as soon as it is written.
+    let mut cache = DocCache::new(0);
+    cache.starting_from_empty_store();
+    block_on(async {
+        cache.begin_event(1);
+        // Nothing is stored yet: misses are answered without the (failing) loader.
+        assert_eq!(cache.get::<Leaf>(&Failing, "leaves", "a").await, Ok(None));
+        cache
+            .update::<Leaf>(&Failing, "leaves", "a", 1, |d| d.n = 1)
+            .await
+            .unwrap();
+    });
+    let dirty = cache.take_dirty();
+    assert_eq!(dirty.len(), 1);
+    assert!(!dirty[0].stored, "a new document is inserted, not replaced");
+    block_on(async {
+        cache.begin_event(2);
+        assert_eq!(cache.get::<Leaf>(&Failing, "leaves", "b").await, Ok(None));
+        // "a" is stored now and no longer cached: it has to be read back.
+        assert_eq!(
+            cache.get::<Leaf>(&Failing, "leaves", "a").await,
+            Err(LoadError::new("down"))
+        );
+    });
+}
+
+#[test]
+fn without_the_empty_store_declaration_every_miss_is_read() {
+    let mut cache = DocCache::new(10);
+    block_on(async {
+        cache.begin_event(1);
+        assert_eq!(
+            cache.get::<Leaf>(&Failing, "leaves", "a").await,
+            Err(LoadError::new("down"))
+        );
+    });
+}
