@@ -9,7 +9,14 @@
 //! the cache. Every invalidation bumps an epoch; a load that sees the epoch move while it
 //! read reads again, and the notice handler invalidates the same keys a second time shortly
 //! after (see `freshness`), which closes the remaining gap between the check and the insert.
+//!
+//! Beside the documents the store keeps **rendered views**: the encoded JSON of a view that
+//! is expensive to assemble (a year of the dashboard decodes 13 month documents of up to
+//! 140 KB each). A rendered view is keyed by the view and the epoch it was rendered at, and
+//! every invalidation drops them all and bumps the epoch before and after dropping documents,
+//! so no view outlives a change of anything it was built from.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +51,20 @@ pub struct DocReadError {
 }
 
 pub struct CacheSettings {
-    /// `None` turns the cache off: every read goes to MongoDB.
+    /// `None` turns the cache off: every read goes to MongoDB and every view is rendered.
+    /// Of the bound, one eighth is for rendered views and the rest for documents.
     pub max_bytes: Option<u64>,
     pub ttl: Duration,
 }
 
+/// A rendered view's address: what the view is (route and normalized parameters) and the
+/// invalidation epoch it was rendered at.
+type RenderedKey = (String, u64);
+
 pub struct DocStore {
     database: mongodb::Database,
     cache: Option<Cache<DocKey, Cached>>,
+    rendered: Option<Cache<RenderedKey, Arc<Vec<u8>>>>,
     max_bytes: u64,
     epoch: AtomicU64,
     metrics: Arc<Metrics>,
@@ -68,9 +81,21 @@ impl DocStore {
         settings: CacheSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let cache = settings.max_bytes.map(|max_bytes| {
+        let views_max_bytes = settings.max_bytes.map(|max_bytes| max_bytes / 8);
+        let rendered = views_max_bytes.map(|max_bytes| {
             Cache::builder()
                 .max_capacity(max_bytes)
+                .time_to_live(settings.ttl)
+                .weigher(|key: &RenderedKey, value: &Arc<Vec<u8>>| {
+                    u32::try_from(key.0.len() + value.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(ENTRY_OVERHEAD)
+                })
+                .build()
+        });
+        let cache = settings.max_bytes.map(|max_bytes| {
+            Cache::builder()
+                .max_capacity(max_bytes - max_bytes / 8)
                 .time_to_live(settings.ttl)
                 .weigher(|key: &DocKey, value: &Cached| {
                     let key_bytes = (key.collection.len() + key.id.len()) as u32;
@@ -85,6 +110,7 @@ impl DocStore {
         DocStore {
             database,
             cache,
+            rendered,
             max_bytes: settings.max_bytes.unwrap_or(0),
             epoch: AtomicU64::new(0),
             metrics,
@@ -115,6 +141,40 @@ impl DocStore {
             self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
         Ok(entry.into_value().doc)
+    }
+
+    /// The encoded view named `view`, rendered by `render` unless the same view was rendered
+    /// since the last invalidation (concurrent renderings of one view are coalesced). `view`
+    /// must name everything the rendering depends on besides the documents: route, parameters,
+    /// the caller's scope.
+    pub async fn rendered<E, F>(&self, view: String, render: F) -> Result<Arc<Vec<u8>>, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Vec<u8>, E>>,
+    {
+        let Some(rendered) = &self.rendered else {
+            return render.await.map(Arc::new);
+        };
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let entry = rendered
+            .entry((view, epoch))
+            .or_try_insert_with(async { render.await.map(Arc::new) })
+            .await
+            .map_err(|error| (*error).clone())?;
+        if entry.is_fresh() {
+            self.metrics.views_rendered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.metrics.views_reused.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(entry.into_value())
+    }
+
+    /// Marks every rendered view stale; called before and after documents are dropped.
+    fn views_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(rendered) = &self.rendered {
+            rendered.invalidate_all();
+        }
     }
 
     /// The document as MongoDB has it now, bypassing (and not filling) the cache.
@@ -168,16 +228,17 @@ impl DocStore {
     }
 
     pub async fn invalidate(&self, keys: &[DocKey]) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.views_changed();
         let Some(cache) = &self.cache else { return };
         for key in keys {
             cache.invalidate(key).await;
         }
+        self.views_changed();
     }
 
     /// Drops every cached document of collections whose names start with `prefix` (one model).
     pub fn invalidate_collections(&self, prefix: &str) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.views_changed();
         let Some(cache) = &self.cache else { return };
         let prefix = prefix.to_owned();
         if cache
@@ -186,20 +247,23 @@ impl DocStore {
         {
             cache.invalidate_all();
         }
+        self.views_changed();
     }
 
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.views_changed();
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
+        self.views_changed();
     }
 
     pub fn gauges(&self) -> CacheGauges {
         match &self.cache {
             Some(cache) => CacheGauges {
                 entries: cache.entry_count(),
-                weighted_bytes: cache.weighted_size(),
+                weighted_bytes: cache.weighted_size()
+                    + self.rendered.as_ref().map_or(0, |r| r.weighted_size()),
                 max_bytes: self.max_bytes,
             },
             None => CacheGauges {
@@ -214,6 +278,9 @@ impl DocStore {
     pub async fn sync(&self) {
         if let Some(cache) = &self.cache {
             cache.run_pending_tasks().await;
+        }
+        if let Some(rendered) = &self.rendered {
+            rendered.run_pending_tasks().await;
         }
     }
 

@@ -64,7 +64,8 @@ pub struct Config {
         default_value = "127.0.0.1:8082"
     )]
     pub listen: SocketAddr,
-    /// Capacity of the read-model document cache, in bytes.
+    /// Capacity of the read-model cache in bytes: documents, and (one eighth of it) the encoded
+    /// dashboard and calendar views rendered from them.
     #[arg(long, env = "SIMPLEPRO_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: u64,
     /// Longest time a cached document is served; change notices normally drop it sooner.
@@ -73,7 +74,7 @@ pub struct Config {
     /// Longest wait for `min_position` before answering 503 not-yet-consistent.
     #[arg(long, env = "SIMPLEPRO_CONSISTENCY_WAIT_MS", default_value_t = 2000)]
     pub consistency_wait_ms: u64,
-    /// Turn the document cache off: every request reads MongoDB (for benchmarks).
+    /// Turn the cache off: every request reads MongoDB and renders its view (for benchmarks).
     #[arg(long, env = "SIMPLEPRO_NO_CACHE")]
     pub no_cache: bool,
     /// Secret that signs page cursors (default: derived from the JWT secret).

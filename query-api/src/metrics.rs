@@ -9,6 +9,9 @@ use std::sync::Mutex;
 pub struct Metrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Views encoded from their documents, and views answered from the rendered-view cache.
+    pub views_rendered: AtomicU64,
+    pub views_reused: AtomicU64,
     /// Documents dropped because a change notice named them.
     pub invalidated_docs: AtomicU64,
     /// Whole-model or whole-cache drops (registry change, checkpoint moved without a notice).
@@ -70,6 +73,18 @@ impl Metrics {
             format!("{ratio:.4}"),
         );
         metric(
+            "query_api_views_rendered_total",
+            "counter",
+            "Dashboard and calendar views encoded from their documents.",
+            load(&self.views_rendered).to_string(),
+        );
+        metric(
+            "query_api_views_reused_total",
+            "counter",
+            "Dashboard and calendar views answered from the rendered-view cache.",
+            load(&self.views_reused).to_string(),
+        );
+        metric(
             "query_api_cache_entries",
             "gauge",
             "Documents (and known absences) in the cache.",
@@ -78,7 +93,7 @@ impl Metrics {
         metric(
             "query_api_cache_weighted_size_bytes",
             "gauge",
-            "Approximate bytes held by the cache.",
+            "Approximate bytes held by the cache (documents and rendered views).",
             cache.weighted_bytes.to_string(),
         );
         metric(

@@ -72,10 +72,22 @@ impl ApiError {
 
 /// Serializes `body` and answers 200 with a strong ETag, or 304 when the client has it.
 pub fn json_ok(request_headers: &HeaderMap, position: u64, body: &impl Serialize) -> Response {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
-        Err(error) => return ApiError::internal("encoding a response", error).into_response(),
-    };
+    match serde_json::to_vec(body) {
+        Ok(bytes) => encoded_ok(request_headers, position, bytes),
+        Err(error) => ApiError::internal("encoding a response", error).into_response(),
+    }
+}
+
+/// Like [`json_ok`] for a [`ViewBody`] whose `data` is already encoded JSON (a rendered view).
+pub fn view_ok(request_headers: &HeaderMap, position: u64, data: &[u8]) -> Response {
+    let mut bytes = Vec::with_capacity(data.len() + 40);
+    bytes.extend_from_slice(b"{\"data\":");
+    bytes.extend_from_slice(data);
+    bytes.extend_from_slice(format!(",\"position\":{position}}}").as_bytes());
+    encoded_ok(request_headers, position, bytes)
+}
+
+fn encoded_ok(request_headers: &HeaderMap, position: u64, bytes: Vec<u8>) -> Response {
     let etag = format!(
         "\"{}\"",
         URL_SAFE_NO_PAD.encode(&Sha256::digest(&bytes)[..18])
@@ -142,5 +154,25 @@ mod tests {
         assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(second.headers()[header::ETAG], etag);
         assert_eq!(second.headers()[POSITION_HEADER], "7");
+    }
+
+    #[test]
+    fn a_rendered_view_answers_exactly_what_the_typed_view_would() {
+        let data = serde_json::json!({"days": [{"date": "2026-11-25", "jobs": 3}], "name": "a\"b"});
+        let typed = json_ok(
+            &HeaderMap::new(),
+            42,
+            &ViewBody {
+                data: &data,
+                position: 42,
+            },
+        );
+        let encoded = serde_json::to_vec(&data).unwrap();
+        let rendered = view_ok(&HeaderMap::new(), 42, &encoded);
+        assert_eq!(
+            typed.headers()[header::ETAG],
+            rendered.headers()[header::ETAG]
+        );
+        assert_eq!(rendered.headers()[POSITION_HEADER], "42");
     }
 }

@@ -10,11 +10,12 @@ use domain::enums::{JobStatus, Role};
 use domain::ids::CrewMemberId;
 use platform::auth::Caller;
 use platform::problem::Problem;
-use read_models::query::{self, CalendarWeekView};
+use read_models::query::{self, CalendarWeekView, QueryError};
+use read_models::Model;
 
 use super::{bad_parameter, query_failed, AppState};
 use crate::params::{parse_date, Params};
-use crate::respond::{json_ok, ApiError, ViewBody};
+use crate::respond::{view_ok, ApiError};
 
 /// Longest dashboard range: a year, leap day included.
 pub const MAX_RANGE_DAYS: u64 = 366;
@@ -83,17 +84,21 @@ pub async fn dashboard(
     }
     let position = app.consistent(min_position).await?;
     let gens = app.freshness.generations();
-    let view = query::dashboard(app.docs.as_ref(), &gens, from, to, today)
+    let view = format!(
+        "dashboard|g{}|{from}|{to}|{today}",
+        gens.get(Model::Dashboard)
+    );
+    let data = app
+        .docs
+        .rendered(view, async {
+            let view = query::dashboard(app.docs.as_ref(), &gens, from, to, today)
+                .await
+                .map_err(RenderError::Query)?;
+            encode(&view)
+        })
         .await
-        .map_err(query_failed)?;
-    Ok(json_ok(
-        &headers,
-        position,
-        &ViewBody {
-            data: view,
-            position,
-        },
-    ))
+        .map_err(RenderError::into_api)?;
+    Ok(view_ok(&headers, position, &data))
 }
 
 /// The jobs of the week (Monday to Sunday) containing a date.
@@ -148,20 +153,44 @@ pub async fn calendar_week(
     let position = app.consistent(min_position).await?;
     let crew = super::crew_member_of(&app, &caller).await?;
     let gens = app.freshness.generations();
-    let mut view = query::calendar_week(app.docs.as_ref(), &gens, week_start(date))
+    let week = week_start(date);
+    let scope = crew.map_or_else(|| "all".to_owned(), |crew| crew.to_string());
+    let view = format!("calendar|g{}|{week}|{scope}", gens.get(Model::Calendar));
+    let data = app
+        .docs
+        .rendered(view, async {
+            let mut view = query::calendar_week(app.docs.as_ref(), &gens, week)
+                .await
+                .map_err(RenderError::Query)?;
+            if let Some(crew) = crew {
+                only_crew(&mut view, crew);
+            }
+            encode(&view)
+        })
         .await
-        .map_err(query_failed)?;
-    if let Some(crew) = crew {
-        only_crew(&mut view, crew);
+        .map_err(RenderError::into_api)?;
+    Ok(view_ok(&headers, position, &data))
+}
+
+/// Why a view could not be rendered (kept apart from [`ApiError`], which is a finished
+/// response: a failed rendering is shared by every request that waited for it).
+#[derive(Debug, Clone)]
+enum RenderError {
+    Query(QueryError),
+    Encode(String),
+}
+
+impl RenderError {
+    fn into_api(self) -> ApiError {
+        match self {
+            RenderError::Query(error) => query_failed(error),
+            RenderError::Encode(reason) => ApiError::internal("encoding a view", reason),
+        }
     }
-    Ok(json_ok(
-        &headers,
-        position,
-        &ViewBody {
-            data: view,
-            position,
-        },
-    ))
+}
+
+fn encode(view: &impl serde::Serialize) -> Result<Vec<u8>, RenderError> {
+    serde_json::to_vec(view).map_err(|error| RenderError::Encode(error.to_string()))
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.

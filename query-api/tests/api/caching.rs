@@ -32,6 +32,12 @@ async fn eventually(
     }
 }
 
+/// The instance's `/metrics` page.
+async fn metrics_text(h: &Harness, app: &Instance) -> String {
+    let reply = h.http.get(format!("{}/metrics", app.base)).send().await;
+    reply.unwrap().text().await.unwrap()
+}
+
 #[tokio::test]
 async fn two_instances_serve_a_change_within_200_ms_of_its_notice() {
     let h = Harness::new().await;
@@ -69,13 +75,7 @@ async fn two_instances_serve_a_change_within_200_ms_of_its_notice() {
         .await;
     }
     assert!(announced.elapsed() < Duration::from_millis(400));
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", first.base))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = metrics_text(&h, &first).await;
     assert!(text.contains("query_api_cache_hits_total"), "{text}");
     let hits = text
         .lines()
@@ -129,15 +129,7 @@ async fn without_the_cache_every_request_reads_mongodb() {
     for _ in 0..3 {
         assert_eq!(h.get(&app, &path, Some(&w.sales)).await.status, 200);
     }
-    let text = h
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&h, &app).await;
     assert!(text.contains("query_api_cache_hits_total 0\n"), "{text}");
     assert!(text.contains("query_api_cache_entries 0\n"), "{text}");
 }
@@ -204,4 +196,57 @@ async fn an_unchanged_answer_revalidates_to_304_and_a_changed_one_does_not() {
         "the position moved, so the answer changed"
     );
     assert_ne!(after.header("etag"), Some(etag));
+}
+
+#[tokio::test]
+async fn a_rendered_dashboard_is_reused_until_a_change_and_then_follows_it() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let app = h.start().await;
+    let uncached = h.start_with(&["--no-cache"]).await;
+    let path = "/v1/dashboard?from=2025-03-01&to=2025-03-31";
+    let first = h.get(&app, path, Some(&w.dispatcher)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = h.get(&app, path, Some(&w.dispatcher)).await;
+    assert_eq!(again.body, first.body);
+    let metrics = metrics_text(&h, &app).await;
+    assert!(
+        metrics.contains("query_api_views_rendered_total 1\n")
+            && metrics.contains("query_api_views_reused_total 1\n"),
+        "{metrics}"
+    );
+    let position = projector
+        .flush(
+            &h,
+            vec![customer_registered(
+                new_id(),
+                "Lena",
+                "Late",
+                "website",
+                at("2025-03-11T10:00:00Z"),
+            )],
+        )
+        .await;
+    let fresh = h
+        .get(
+            &uncached,
+            &format!("{path}&min_position={position}"),
+            Some(&w.dispatcher),
+        )
+        .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert_ne!(
+        fresh.body["data"], first.body["data"],
+        "the change shows in the dashboard"
+    );
+    eventually(
+        &h,
+        &app,
+        path,
+        &w.dispatcher,
+        Duration::from_millis(200),
+        |body| body["data"] == fresh.body["data"],
+    )
+    .await;
 }
