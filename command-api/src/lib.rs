@@ -69,6 +69,10 @@ pub struct Config {
     /// How long a command waits for its events' global position (the consistency token).
     #[arg(long, env = "SIMPLEPRO_POSITION_WAIT_MS", default_value_t = 1_000)]
     pub position_wait_ms: u64,
+    /// Most requests worked on at once; beyond it a request is answered 503 `overloaded` with
+    /// `Retry-After: 1` instead of waiting in memory.
+    #[arg(long, env = "SIMPLEPRO_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -125,6 +129,7 @@ pub(crate) struct AppState {
     pub(crate) emails: email::Reservations,
     pub(crate) counters: Arc<observe::ResponseCounters>,
     pub(crate) locks: Arc<execute::StreamLocks>,
+    pub(crate) in_flight: platform::http::InFlightLimit,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<JwtKeys> {
@@ -162,6 +167,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         emails: email::Reservations::new(&database),
         counters: Arc::default(),
         locks: Arc::default(),
+        in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
     };
     let readiness = platform::http::Readiness { database, nats };
     let router = routes::router(state).merge(platform::http::health_routes(readiness));

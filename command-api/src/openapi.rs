@@ -605,7 +605,7 @@ fn command_operation(operation: &Operation) -> utoipa::openapi::path::Operation 
         ("415", "Body is not application/json"),
         ("422", "Invalid fields, all listed in `errors`, or an Idempotency-Key reused for another request"),
         ("500", "Internal error (logged)"),
-        ("503", "A dependency is unavailable; retry"),
+        ("503", "A dependency is unavailable, or the service is `overloaded` (more requests in progress than `--max-in-flight`); retry after `Retry-After` seconds"),
     ]);
     for (status, description) in problems {
         builder = builder.response(status, problem(description));

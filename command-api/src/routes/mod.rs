@@ -59,6 +59,10 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             observe::correlate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.in_flight.clone(),
+            platform::http::shed_when_busy,
+        ))
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
         .with_state(state)
 }
