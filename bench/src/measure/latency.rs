@@ -6,8 +6,10 @@ use anyhow::bail;
 
 use super::Stats;
 
-/// Sends `GET url` up to `count` times (stopping early once `budget` is spent, for slow
-/// endpoints), after `warmup` unmeasured requests. A non-2xx answer is an error sample.
+/// Sends `GET url` up to `count` times after `warmup` unmeasured requests. A non-2xx answer or
+/// a timeout is an error sample. For slow endpoints it stops early once `budget` is spent and
+/// three requests were made, or one that alone took longer than the whole budget (the on-read
+/// baseline at large sizes, where each request takes minutes or times out).
 pub async fn sequential(
     client: &reqwest::Client,
     url: &str,
@@ -29,6 +31,7 @@ pub async fn sequential(
     }
     let mut samples = Vec::with_capacity(count);
     let mut errors = 0;
+    let mut slowest = Duration::ZERO;
     let started = Instant::now();
     while samples.len() + errors < count {
         let sent = Instant::now();
@@ -39,12 +42,15 @@ pub async fn sequential(
             }
             Err(_) => false,
         };
+        let took = sent.elapsed();
+        slowest = slowest.max(took);
         if ok {
-            samples.push(sent.elapsed());
+            samples.push(took);
         } else {
             errors += 1;
         }
-        if started.elapsed() > budget && samples.len() >= 3 {
+        let enough = samples.len() + errors >= 3 || slowest > budget;
+        if started.elapsed() > budget && enough {
             break;
         }
     }
