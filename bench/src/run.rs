@@ -265,6 +265,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .drop()
         .await
         .context("dropping the benchmark database")?;
+    mongo
+        .database(&platform::config::default_read_models_db(&env.database))
+        .drop()
+        .await
+        .context("dropping the benchmark's read-model database")?;
     baseline_db
         .drop()
         .await

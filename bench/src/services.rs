@@ -27,6 +27,10 @@ impl Environment {
         command
             .env("MONGODB_URI", &self.mongodb_uri)
             .env("MONGODB_DB", &self.database)
+            .env(
+                "MONGODB_READ_MODELS_DB",
+                platform::config::default_read_models_db(&self.database),
+            )
             .env("NATS_URL", &self.nats_url)
             .env("SIMPLEPRO_NATS_STREAM", &self.stream)
             .env("SIMPLEPRO_SUBJECT_PREFIX", &self.subject_prefix)

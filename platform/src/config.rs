@@ -15,9 +15,16 @@ pub struct ConnectionArgs {
         default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
     )]
     pub mongodb_uri: String,
-    /// Database holding the event store and the read models.
+    /// Database holding the event store (events, commits, outbox, relay state).
     #[arg(long, env = "MONGODB_DB", default_value = "simplepro")]
     pub mongodb_db: String,
+    /// Database holding the read models, the projector's checkpoints and its dead letters
+    /// [default: `<mongodb-db>_read_models`]. Kept apart from the event store because on
+    /// FerretDB's SQLite backend each database is one file with one write lock and one
+    /// collection list that every query copies: appends do not wait behind projector writes,
+    /// and the store's queries do not pay for the read models' thousands of collections.
+    #[arg(long, env = "MONGODB_READ_MODELS_DB")]
+    pub mongodb_read_models_db: Option<String>,
     /// NATS server(s), comma-separated.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:34222")]
     pub nats_url: String,
@@ -41,7 +48,20 @@ pub struct ConnectionArgs {
     pub nats_replicas: usize,
 }
 
+/// The read-model database that goes with the event store database `event_store_db` when
+/// none is named.
+pub fn default_read_models_db(event_store_db: &str) -> String {
+    format!("{event_store_db}_read_models")
+}
+
 impl ConnectionArgs {
+    /// The database of the read models: the one named, or the default beside the event store.
+    pub fn read_models_db(&self) -> String {
+        self.mongodb_read_models_db
+            .clone()
+            .unwrap_or_else(|| default_read_models_db(&self.mongodb_db))
+    }
+
     pub fn bus_config(&self) -> events::BusConfig {
         events::BusConfig {
             stream_name: self.nats_stream.clone(),

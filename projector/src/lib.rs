@@ -111,8 +111,8 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
     let client = events::store::connect_client(&config.connection.mongodb_uri, "projector")
         .await
         .context("connecting to MongoDB")?;
-    let db = client.database(&config.connection.mongodb_db);
-    let store = EventStore::open(db.clone())
+    let db = client.database(&config.connection.read_models_db());
+    let store = EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
     let nats = events::bus::connect_nats(&config.connection.nats_url, "projector")

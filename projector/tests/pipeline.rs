@@ -31,7 +31,7 @@ async fn project_and_compare(seed: u64, events: usize) {
     support::wait_projected(&env, total, CATCH_UP).await;
     let log = support::read_all(&store).await;
     assert_eq!(log.len() as u64, total);
-    let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;
+    let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     assert!(compared.views > 50, "too little compared: {compared:?}");
     let checkpoint: serde_json::Value =
         serde_json::from_str(&projector.get("/v1/checkpoint").await).expect("checkpoint JSON");
@@ -101,7 +101,7 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
     }
     support::publish_raw(&env, &deliveries).await;
     support::wait_projected(&env, total, CATCH_UP).await;
-    let compared = compare::everything(&MongoSource(env.database.clone()), &log).await;
+    let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     assert!(compared.views > 50, "too little compared: {compared:?}");
     assert!(
         projector
@@ -151,7 +151,7 @@ async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
     let projector = RunningProjector::start(&env).await;
     support::wait_projected(&env, total, CATCH_UP).await;
     let log = support::read_all(&store).await;
-    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     projector.stop().await;
 }
 
@@ -181,7 +181,7 @@ async fn a_restarted_projector_resumes_from_its_checkpoint() {
         "re-applied old events: {applied} > {more}"
     );
     let log = support::read_all(&store).await;
-    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     projector.stop().await;
 }
 
@@ -209,7 +209,7 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
         assert!(report.position >= total, "{report:?}");
     }
     let registry: Vec<Document> = env
-        .database
+        .read_models
         .collection::<Document>("rm_registry")
         .find(doc! {})
         .await
@@ -220,7 +220,7 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     assert_eq!(registry.len(), 5);
     assert!(registry.iter().all(|d| d.get_i64("generation") == Ok(2)));
     let names = env
-        .database
+        .read_models
         .list_collection_names()
         .await
         .expect("collections");
@@ -234,7 +234,7 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     support::wait_sequenced(&store, total + more).await;
     support::wait_projected(&env, total + more, CATCH_UP).await;
     let log = support::read_all(&store).await;
-    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    compare::everything(&MongoSource(env.read_models.clone()), &log).await;
 
     let unknown = RebuildArgs {
         models: vec!["nope".into()],
@@ -285,7 +285,7 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
 
     let poisoned = before + 1;
     let dead: Vec<Document> = env
-        .database
+        .read_models
         .collection::<Document>("rm_dead_letters")
         .find(doc! {})
         .await
@@ -316,6 +316,6 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
             >= 10.0
     );
     let log = support::read_all(&store).await;
-    compare::everything(&MongoSource(env.database.clone()), &log).await;
+    compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     projector.stop().await;
 }

@@ -97,8 +97,8 @@ pub async fn run(
     let client = events::store::connect_client(&config.connection.mongodb_uri, "query-api")
         .await
         .context("connecting to MongoDB")?;
-    let database = client.database(&config.connection.mongodb_db);
-    let store = events::EventStore::open(database.clone())
+    let database = client.database(&config.connection.read_models_db());
+    let store = events::EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
     let nats = events::bus::connect_nats(&config.connection.nats_url, "query-api")

@@ -11,7 +11,10 @@ pub struct TestEnv {
     pub db_name: String,
     pub bus_config: BusConfig,
     pub client: mongodb::Client,
+    /// The event store's database.
     pub database: mongodb::Database,
+    /// The read models' database, named as the services name it by default.
+    pub read_models: mongodb::Database,
 }
 
 impl TestEnv {
@@ -33,6 +36,7 @@ impl TestEnv {
             .expect("MongoDB client (is `./dev up` running?)");
         let db_name = format!("test_{tag}");
         let database = client.database(&db_name);
+        let read_models = client.database(&platform::config::default_read_models_db(&db_name));
         TestEnv {
             bus_config: BusConfig {
                 stream_name: format!("TEST_{tag}"),
@@ -45,6 +49,7 @@ impl TestEnv {
             db_name,
             client,
             database,
+            read_models,
         }
     }
 
@@ -56,6 +61,8 @@ impl TestEnv {
             &self.mongodb_uri,
             "--mongodb-db",
             &self.db_name,
+            "--mongodb-read-models-db",
+            self.read_models.name(),
             "--nats-url",
             &self.nats_url,
             "--nats-stream",
@@ -103,7 +110,7 @@ impl TestEnv {
 }
 
 impl Drop for TestEnv {
-    /// Drops the test's database so repeated runs do not pile up databases on the shared server.
+    /// Drops the test's databases so repeated runs do not pile up databases on the shared server.
     /// A fresh client on its own thread: the test's runtime may already be shutting down.
     fn drop(&mut self) {
         if std::env::var_os("SIMPLEPRO_KEEP_TEST_DATA").is_some() {
@@ -123,6 +130,8 @@ impl Drop for TestEnv {
             runtime.block_on(async move {
                 if let Ok(client) = events::store::connect_client(&uri, "tests-cleanup").await {
                     let _ = client.database(&name).drop().await;
+                    let read_models = platform::config::default_read_models_db(&name);
+                    let _ = client.database(&read_models).drop().await;
                 }
                 let connected = tokio::time::timeout(
                     Duration::from_secs(2),

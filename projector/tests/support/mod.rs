@@ -186,7 +186,7 @@ pub(crate) async fn wait_sequenced(store: &EventStore, tail: u64) {
 
 /// Waits until every live model's checkpoint reaches `tail`.
 pub(crate) async fn wait_projected(env: &TestEnv, tail: u64, within: Duration) {
-    let src = MongoSource(env.database.clone());
+    let src = MongoSource(env.read_models.clone());
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let gens = Generations::load(&src).await.expect("registry");

@@ -117,7 +117,7 @@ async fn the_position_is_the_slowest_models_checkpoint() {
     let h = Harness::new().await;
     h.write_checkpoints(10).await;
     h.env
-        .database
+        .read_models
         .collection::<bson::Document>("rm_inbox_g1_meta")
         .replace_one(
             bson::doc! {"_id": "checkpoint"},

@@ -142,7 +142,7 @@ impl Projector {
             }
             for batch in flush_batches(cache.take_dirty()) {
                 self.mirror.write(batch.clone());
-                let database = &h.env.database;
+                let database = &h.env.read_models;
                 let written: Vec<(String, String)> = futures::stream::iter(batch)
                     .map(|dirty| write_doc(database, dirty))
                     .buffer_unordered(8)

@@ -180,7 +180,7 @@ impl Harness {
     pub(crate) async fn write_checkpoints(&self, position: u64) {
         for model in MODELS {
             self.env
-                .database
+                .read_models
                 .collection::<bson::Document>(&format!("rm_{model}_g1_meta"))
                 .replace_one(
                     doc! {"_id": "checkpoint"},
