@@ -214,10 +214,10 @@ pub async fn load(
         }
     }
     database
-        .collection::<bson::Document>("relay")
+        .collection::<bson::Document>(events::relay::RELAY_COLLECTION)
         .replace_one(
-            doc! {"_id": "sequencer"},
-            doc! {"_id": "sequencer", "next_position": next as i64},
+            doc! {"_id": events::relay::SEQUENCER_ID},
+            doc! {"_id": events::relay::SEQUENCER_ID, "next_position": next as i64},
         )
         .upsert(true)
         .await

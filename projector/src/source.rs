@@ -9,8 +9,6 @@ use events::{EventEnvelope, EventStore, StoreError};
 /// FerretDB itself, which costs about two point reads), so only a few point reads pay off; on
 /// MongoDB either is an index walk.
 const POINT_READ_LIMIT: u64 = 8;
-/// Point reads per call to `read_positions`.
-const POINT_READ_CHUNK: usize = 500;
 
 /// The highest sequenced position as far as the relay's sequencer has recorded it (never below
 /// `known`, a position known to exist). Probing the log for its tail would cost a scan of the
@@ -68,7 +66,7 @@ impl<'a> RangeReader<'a> {
                 }
             },
             None => {
-                let count = (self.up_to - self.last).min(self.chunk.min(POINT_READ_CHUNK) as u64);
+                let count = (self.up_to - self.last).min(self.chunk as u64);
                 self.store.read_positions(self.last, count as usize).await
             }
         };

@@ -65,7 +65,11 @@ struct SequencerDoc {
     next_position: i64,
 }
 
-const SEQUENCER_ID: &str = "sequencer";
+/// The collection of the relay's lease epochs and the sequencer's hint.
+pub const RELAY_COLLECTION: &str = "relay";
+/// `_id` of the sequencer's hint in [`RELAY_COLLECTION`]; its `next_position` is the next
+/// free position of the log.
+pub const SEQUENCER_ID: &str = "sequencer";
 const PROBE_CHUNK: usize = 64;
 
 /// The highest position the sequencer has recorded as written: its hint of the next free
@@ -79,7 +83,7 @@ const PROBE_CHUNK: usize = 64;
 pub async fn sequenced_tail(store: &EventStore) -> Result<u64, StoreError> {
     let next = store
         .database()
-        .collection::<SequencerDoc>("relay")
+        .collection::<SequencerDoc>(RELAY_COLLECTION)
         .find_one(doc! {"_id": SEQUENCER_ID})
         .await?
         .map(|doc| to_u64(doc.next_position))
@@ -102,7 +106,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(store: EventStore, bus: Bus, config: RelayConfig) -> Self {
-        let lease = Lease::new(store.database().collection("relay"), &config);
+        let lease = Lease::new(store.database().collection(RELAY_COLLECTION), &config);
         Relay {
             store,
             bus,
