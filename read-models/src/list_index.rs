@@ -20,6 +20,15 @@
 //! bucket's content is only ever read by the event that retires it, which keeps re-applied
 //! events exact (see `cache`). Emptied buckets are dropped from the directory the same way.
 //!
+//! One split is cheaper: when the new entry sorts before every entry of the full bucket
+//! (lists keyed newest first grow at the front: customers by creation, inboxes by last
+//! message), it starts a bucket of its own in front and the full bucket stays, live and
+//! unchanged. Full buckets then stay full and nothing is retired, where halving would leave
+//! a half-empty bucket and a retired copy behind every 32 insertions. Deciding this reads
+//! the live bucket, which after a crash may hold later events than the directory; the
+//! answer is the same either way: after a front split every later entry of that bucket
+//! sorts below the new key, and after a halving split the bucket is retired and frozen.
+//!
 //! Reading a page after a cursor = the directory + the bucket holding the cursor + the
 //! following ones until the page is full (1–3 bucket reads: pages hold at most 200 items,
 //! buckets up to 500). The directory holds ~100 bytes per bucket, so a list of 10 million
@@ -234,8 +243,9 @@ impl ListStore {
 
     // Directory changes below are computed from the directory's own counts only, never
     // from bucket contents: after a crash a bucket may already hold this event while its
-    // directory does not. Bucket contents are read only to retire a bucket (split or
-    // merge), and a retired bucket never changes again, so what is read is exact.
+    // directory does not. Bucket contents are read only to split or merge: a retired bucket
+    // never changes again, so what is read is exact, and the one decision taken from a live
+    // bucket (a front split) comes out the same whatever later events it holds.
 
     async fn insert<P: ListItem>(
         &self,
@@ -272,8 +282,26 @@ impl ListStore {
             .await?;
             return self.write_directory(cache, loader, position, dir).await;
         }
-        // Split into two new buckets; the full one is retired untouched.
         let mut entries = self.bucket::<P>(cache, loader, list, no).await?;
+        // A front split (see the module documentation). An empty bucket the directory counts
+        // as full can only be one that later events of a front split emptied.
+        if entries.first().is_none_or(|first| key > first.key) {
+            let front_no = dir.next_no;
+            dir.next_no += 1;
+            dir.buckets.insert(
+                index,
+                BucketRef {
+                    no: front_no,
+                    lo: key.clone(),
+                    count: 1,
+                },
+            );
+            let front = vec![ListEntry { key, item }];
+            self.write_bucket(cache, loader, position, list, front_no, front)
+                .await?;
+            return self.write_directory(cache, loader, position, dir).await;
+        }
+        // Split into two new buckets; the full one is retired untouched.
         insert_sorted(&mut entries, key, item);
         let lower = entries.split_off(entries.len() / 2);
         let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();

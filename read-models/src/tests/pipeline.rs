@@ -239,14 +239,13 @@ fn a_store_built_in_one_go_equals_one_built_through_crashes() {
     assert!(differing.is_empty(), "documents differ: {differing:#?}");
 }
 
-#[test]
-fn generated_histories_split_and_merge_list_buckets() {
+/// The list directories of a 300-step generated history, projected with a flush per event.
+fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let steps = steps(300..301)
         .new_tree(&mut runner)
         .map(|tree| tree.current())
         .expect("steps generate");
-    let events = history(&steps);
     let plan = Plan {
         capacity: 100_000,
         flush_odds: 1,
@@ -254,14 +253,19 @@ fn generated_histories_split_and_merge_list_buckets() {
         fail_every: 0,
         seed: 1,
     };
-    let store = block_on(project(&events, &plan));
-    let directories: Vec<crate::list_index::Directory> = store
+    let store = block_on(project(&history(&steps), &plan));
+    store
         .snapshot()
         .into_iter()
         .filter(|(name, _)| name.ends_with("list_dirs"))
         .flat_map(|(_, docs)| docs.into_values())
         .map(|doc| bson::from_document((*doc).clone()).expect("directory decodes"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn generated_histories_split_and_merge_list_buckets() {
+    let directories = list_directories_of_a_generated_history();
     assert!(
         directories.iter().any(|d| d.buckets.len() > 1),
         "some list spans several buckets"
@@ -271,5 +275,30 @@ fn generated_histories_split_and_merge_list_buckets() {
             .iter()
             .any(|d| d.next_no > 2 && d.buckets.len() == 1),
         "some list split and later merged back or emptied"
+    );
+}
+
+#[test]
+fn a_list_that_grows_at_the_front_keeps_full_buckets_and_retires_none() {
+    // Customers are registered in clock order and listed newest first, so every registration
+    // lands in front of the whole `customers` list.
+    let customers = list_directories_of_a_generated_history()
+        .into_iter()
+        .find(|d| d.list == "customers")
+        .expect("the customers list exists");
+    let max = crate::list_index::BUCKET_MAX as i64;
+    assert!(customers.buckets.len() > 2, "{customers:?}");
+    assert!(
+        customers.buckets[1..].iter().all(|b| b.count == max),
+        "every bucket behind the front one is full: {customers:?}"
+    );
+    assert_eq!(
+        customers.next_no,
+        customers.buckets.len() as i64,
+        "no bucket was retired: {customers:?}"
+    );
+    assert_eq!(
+        customers.total,
+        customers.buckets.iter().map(|b| b.count).sum::<i64>()
     );
 }
