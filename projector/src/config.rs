@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use platform::config::{BusinessArgs, ConnectionArgs, TelemetryArgs};
 
+use crate::projection::CacheLimits;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "projector",
@@ -83,9 +85,13 @@ pub struct Tuning {
     /// and start failing with SQLITE_BUSY (measured: 4 in flight is its best rate).
     #[arg(long, default_value_t = 4)]
     pub flush_concurrency: usize,
-    /// Clean documents each model keeps cached between batches.
+    /// Documents each model keeps cached between batches.
     #[arg(long, default_value_t = 20_000)]
     pub cache_docs: usize,
+    /// Encoded size of the documents each model keeps cached between batches (MiB): the
+    /// bound of the projector's memory, about five times this plus the batch in hand.
+    #[arg(long, default_value_t = 64)]
+    pub cache_mib: usize,
     /// Attempts at applying an event that fails as undecodable before it is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub poison_attempts: u32,
@@ -97,6 +103,15 @@ pub struct Tuning {
     pub max_ack_pending: i64,
 }
 
+impl Tuning {
+    pub(crate) fn cache_limits(&self) -> CacheLimits {
+        CacheLimits {
+            docs: self.cache_docs,
+            bytes: self.cache_mib.saturating_mul(1 << 20),
+        }
+    }
+}
+
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
@@ -106,6 +121,7 @@ impl Default for Tuning {
             reorder_capacity: 5_000,
             flush_concurrency: 4,
             cache_docs: 20_000,
+            cache_mib: 64,
             poison_attempts: 3,
             poll_ms: 500,
             max_ack_pending: 10_000,

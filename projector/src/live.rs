@@ -358,7 +358,7 @@ impl Live {
                     slot.model,
                     generation,
                     self.context,
-                    self.tuning.cache_docs,
+                    self.tuning.cache_limits(),
                 )
                 .await?;
                 switched = true;
@@ -396,7 +396,7 @@ impl Live {
                     model,
                     generation,
                     self.context,
-                    self.tuning.cache_docs,
+                    self.tuning.cache_limits(),
                 )
                 .await?,
             );

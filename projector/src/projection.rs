@@ -51,6 +51,14 @@ pub(crate) struct Shared {
     pub(crate) poison_attempts: u32,
 }
 
+/// What a model's document cache may hold after each flush.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheLimits {
+    pub(crate) docs: usize,
+    /// Encoded size of the documents held.
+    pub(crate) bytes: usize,
+}
+
 pub(crate) struct ModelProjection {
     pub(crate) model: Model,
     pub(crate) generation: u32,
@@ -72,11 +80,11 @@ impl ModelProjection {
         model: Model,
         generation: u32,
         context: ProjectionContext,
-        cache_docs: usize,
+        cache: CacheLimits,
     ) -> Result<Self, ProjectError> {
         let meta = read_models::names::meta_collection(model, generation);
         let checkpoint = state::checkpoint(db, &meta).await?.unwrap_or(0);
-        let mut cache = DocCache::new(cache_docs);
+        let mut cache = DocCache::new(cache.docs).with_byte_limit(cache.bytes);
         if checkpoint == 0 && holds_no_documents(db, model, generation, &meta).await? {
             // Built from scratch into empty collections (a first start, a rebuild): the
             // cache knows every document it will find, so it creates them without reading.

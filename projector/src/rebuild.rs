@@ -19,14 +19,19 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::RebuildArgs;
-use crate::projection::{self, ModelProjection, Shared};
+use crate::projection::{self, CacheLimits, ModelProjection, Shared};
 use crate::source::{self, RangeReader};
 use crate::{notify, state, ProjectError};
 
 /// Events per read from the store during a rebuild.
 const READ_CHUNK: usize = 5_000;
-/// Clean documents kept between flushes of a rebuild.
-const REBUILD_CACHE_DOCS: usize = 200_000;
+/// What a rebuild's cache keeps between flushes: more than the live projector's, as a
+/// rebuild runs one model at a time and re-reading an evicted document costs a scan of its
+/// partition on FerretDB.
+const REBUILD_CACHE: CacheLimits = CacheLimits {
+    docs: 200_000,
+    bytes: 1024 << 20,
+};
 /// A rebuild switches once it is at most this far behind the tail.
 const CLOSE_ENOUGH: u64 = 100;
 /// Replays after the first; each one only covers what arrived during the previous.
@@ -86,7 +91,7 @@ impl Rebuilder {
             db.collection::<Document>(&leftover).drop().await?;
         }
         let mut projection =
-            ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE_DOCS).await?;
+            ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
         let started = Instant::now();
         let mut tail = source::store_tail(&self.store, 0).await?;
         let bar = progress_bar(bars, model, tail);

@@ -152,6 +152,9 @@ struct Entry {
     last_used: u64,
     /// The database held the document at the last read or write (see [`DirtyDoc::stored`]).
     stored: bool,
+    /// Encoded (BSON) size of the document when last read or written: what the byte bound
+    /// counts. 0 for an absent document and for one created since the last flush.
+    bytes: usize,
 }
 
 impl Entry {
@@ -164,6 +167,7 @@ impl Entry {
             dirty: self.dirty,
             last_used: self.last_used,
             stored: self.stored,
+            bytes: self.bytes,
         }
     }
 }
@@ -173,6 +177,7 @@ impl Entry {
 /// collection names differ).
 pub struct DocCache {
     capacity: usize,
+    capacity_bytes: usize,
     entries: HashMap<Key, Entry>,
     tick: u64,
     /// The event being applied, if any.
@@ -188,11 +193,12 @@ pub struct DocCache {
 }
 
 impl DocCache {
-    /// A cache keeping at most `capacity_docs` clean documents after each flush (dirty
-    /// documents are always kept until taken).
+    /// A cache keeping at most `capacity_docs` documents after each flush, evicting clean
+    /// ones (dirty documents are always kept until taken).
     pub fn new(capacity_docs: usize) -> Self {
         DocCache {
             capacity: capacity_docs,
+            capacity_bytes: usize::MAX,
             entries: HashMap::new(),
             tick: 0,
             event: None,
@@ -201,6 +207,19 @@ impl DocCache {
             undo_keys: HashSet::new(),
             stored_keys: None,
         }
+    }
+
+    /// Also keeps the documents held after each flush within `bytes` of their encoded size,
+    /// evicting clean ones least recently used first. A document count alone bounds nothing:
+    /// read-model documents range from a hundred bytes to hundreds of kilobytes.
+    pub fn with_byte_limit(mut self, bytes: usize) -> Self {
+        self.capacity_bytes = bytes;
+        self
+    }
+
+    /// Encoded size of the documents held, as of their last read or flush.
+    pub fn bytes(&self) -> usize {
+        self.entries.values().map(|e| e.bytes).sum()
     }
 
     /// Declares that the store holds none of the documents this cache will ask for and that
@@ -275,14 +294,15 @@ impl DocCache {
                 loader.load(collection, id).await?
             };
             let found = stored.is_some();
-            let (value, persisted_pos) = match stored {
+            let (value, persisted_pos, bytes) = match stored {
                 Some(doc) => {
                     let pos = stored_pos(&doc);
+                    let bytes = encoded_len(&doc);
                     let value: T = bson::from_document(doc)
                         .map_err(|e| LoadError::corrupt(collection, id, e))?;
-                    (Some(Box::new(value) as Box<dyn ErasedDoc>), pos)
+                    (Some(Box::new(value) as Box<dyn ErasedDoc>), pos, bytes)
                 }
-                None => (None, 0),
+                None => (None, 0, 0),
             };
             self.entries.insert(
                 key.clone(),
@@ -294,6 +314,7 @@ impl DocCache {
                     dirty: false,
                     last_used: self.tick,
                     stored: found,
+                    bytes,
                 },
             );
         }
@@ -424,6 +445,7 @@ impl DocCache {
             dirty: false,
             last_used: tick,
             stored: true,
+            bytes: 0,
         });
         entry.value = None;
         entry.pos = entry.pos.max(position);
@@ -457,6 +479,7 @@ impl DocCache {
             };
             entry.dirty = false;
             entry.persisted_pos = entry.pos;
+            entry.bytes = doc.as_ref().map_or(0, encoded_len);
             let stored = entry.stored;
             entry.stored = doc.is_some();
             if let Some(stored_keys) = &mut self.stored_keys {
@@ -481,7 +504,8 @@ impl DocCache {
     }
 
     fn evict(&mut self) {
-        if self.entries.len() <= self.capacity {
+        let mut bytes = self.bytes();
+        if self.entries.len() <= self.capacity && bytes <= self.capacity_bytes {
             return;
         }
         let mut clean: Vec<(u64, Key)> = self
@@ -491,11 +515,20 @@ impl DocCache {
             .map(|(k, e)| (e.last_used, k.clone()))
             .collect();
         clean.sort_unstable();
-        let excess = self.entries.len() - self.capacity;
-        for (_, key) in clean.into_iter().take(excess) {
-            self.entries.remove(&key);
+        for (_, key) in clean {
+            if self.entries.len() <= self.capacity && bytes <= self.capacity_bytes {
+                break;
+            }
+            if let Some(entry) = self.entries.remove(&key) {
+                bytes -= entry.bytes;
+            }
         }
     }
+}
+
+/// The size of `doc` as BSON.
+fn encoded_len(doc: &Document) -> usize {
+    bson::to_vec(doc).map_or(0, |encoded| encoded.len())
 }
 
 fn stored_pos(doc: &Document) -> u64 {

@@ -298,3 +298,41 @@ fn without_the_empty_store_declaration_every_miss_is_read() {
         );
     });
 }
+
+#[test]
+fn the_byte_limit_evicts_the_least_recently_used_clean_documents() {
+    let store = MemoryStore::new();
+    let name = "x".repeat(1_000);
+    // Four documents of about 1 KB each fit in 4.5 KB; ten do not.
+    let mut cache = DocCache::new(100).with_byte_limit(4_500);
+    block_on(async {
+        cache.begin_event(1);
+        for i in 0..10 {
+            cache
+                .update::<Lookup>(&store, "lookups", &format!("d{i}"), 1, |d| {
+                    d.name = name.clone()
+                })
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(
+        cache.take_dirty().len(),
+        10,
+        "dirty documents are never evicted"
+    );
+    assert_eq!(cache.len(), 4);
+    assert!(cache.bytes() <= 4_500, "{} bytes held", cache.bytes());
+    assert!(cache.bytes() > 4_000, "{} bytes held", cache.bytes());
+    block_on(async {
+        for i in 6..10 {
+            let kept = cache
+                .get::<Lookup>(&Failing, "lookups", &format!("d{i}"))
+                .await
+                .expect("a recently used document is still held");
+            assert_eq!(kept.map(|d| d.name.len()), Some(1_000));
+        }
+        let evicted = cache.get::<Lookup>(&Failing, "lookups", "d0").await;
+        assert!(evicted.is_err(), "the oldest was evicted and is read again");
+    });
+}
