@@ -523,7 +523,13 @@ async fn measure_services(
                 )
                 .await
                 {
-                    Ok(stats) => read.wrk = Some(stats),
+                    Ok(Some(stats)) => read.wrk = Some(stats),
+                    Ok(None) => {
+                        read.note = Some(format!(
+                            "wrk: none of 64 concurrent requests completed within {} s",
+                            plan.wrk_seconds
+                        ))
+                    }
                     Err(error) => results
                         .failures
                         .push(format!("wrk {name} ({design}): {error:#}")),

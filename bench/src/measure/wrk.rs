@@ -33,14 +33,15 @@ pub async fn ensure_installed() -> anyhow::Result<()> {
 }
 
 /// Runs `wrk -t2 -c<connections> -d<duration> --latency` against `url` with the bearer token
-/// set by a Lua script written to `work_dir`.
+/// set by a Lua script written to `work_dir`. `None`: no request completed within the run, a
+/// result of its own (each request outlasted the run while the others queued beside it).
 pub async fn run(
     url: &str,
     token: &str,
     connections: usize,
     duration: Duration,
     work_dir: &Path,
-) -> anyhow::Result<Stats> {
+) -> anyhow::Result<Option<Stats>> {
     let script = work_dir.join("auth.lua");
     std::fs::write(
         &script,
@@ -70,7 +71,16 @@ pub async fn run(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse(&text).with_context(|| format!("reading wrk output:\n{text}"))
+    outcome(&text)
+}
+
+/// The stats of a wrk report, or `None` when it says no request completed.
+fn outcome(text: &str) -> anyhow::Result<Option<Stats>> {
+    match parse(text) {
+        Ok(stats) => Ok(Some(stats)),
+        Err(_) if text.contains(" 0 requests in ") => Ok(None),
+        Err(error) => Err(error.context(format!("reading wrk output:\n{text}"))),
+    }
 }
 
 fn millis(value: &str) -> Option<f64> {
@@ -135,5 +145,12 @@ mod tests {
         assert_eq!(stats.per_second, 18000.5);
         assert_eq!(stats.errors, 8);
         assert!(parse("nothing here").is_err());
+    }
+
+    #[test]
+    fn a_run_in_which_nothing_completed_is_a_result_and_garbage_is_an_error() {
+        let nothing = "Running 8s test @ http://127.0.0.1:1/x\n  2 threads and 64 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     0.00us    0.00us   0.00us    -nan%\n  0 requests in 8.02s, 0.00B read\nRequests/sec:      0.00\nTransfer/sec:       0.00B\n";
+        assert!(outcome(nothing).unwrap().is_none());
+        assert!(outcome("wrk: something else went wrong").is_err());
     }
 }
