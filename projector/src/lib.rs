@@ -115,6 +115,13 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
     let store = EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
+    let store_id = store
+        .identity()
+        .await
+        .context("reading the event store's identity")?;
+    ensure_built_from(&db, &store_id)
+        .await
+        .context("checking which event store the read models were built from")?;
     let nats = events::bus::connect_nats(&config.connection.nats_url, "projector")
         .await
         .context("connecting to NATS")?;
@@ -130,6 +137,26 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
             generation: 1,
         },
     })
+}
+
+/// Read models built from another event store (its database dropped and filled again under
+/// the same name, the read models' database kept) would take the new store's positions for
+/// ones they already hold and skip them. Such read models are dropped, and projected again
+/// from the new store's start.
+async fn ensure_built_from(db: &mongodb::Database, store_id: &str) -> mongodb::error::Result<()> {
+    match state::source(db).await? {
+        Some(recorded) if recorded == store_id => return Ok(()),
+        Some(recorded) => {
+            tracing::warn!(
+                built_from = %recorded,
+                event_store = %store_id,
+                "the read models were built from another event store: dropping them to project this one from its start"
+            );
+            db.drop().await?;
+        }
+        None => {}
+    }
+    state::record_source(db, store_id).await
 }
 
 fn shared(db: &mongodb::Database, metrics: Arc<Metrics>, tuning: &Tuning) -> projection::Shared {

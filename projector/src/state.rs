@@ -15,6 +15,31 @@ pub(crate) const DEAD_LETTERS: &str = "rm_dead_letters";
 const CHECKPOINT_ID: &str = read_models::names::CHECKPOINT_ID;
 const PARKED_ID: &str = "parked";
 
+/// Which event store the read models were built from: `{_id: "store", store_id}`.
+pub(crate) const SOURCE: &str = "rm_source";
+const SOURCE_ID: &str = "store";
+
+/// The identity of the event store the read models in `db` were built from, if recorded.
+pub(crate) async fn source(db: &Database) -> mongodb::error::Result<Option<String>> {
+    let found = db
+        .collection::<Document>(SOURCE)
+        .find_one(doc! {"_id": SOURCE_ID})
+        .await?;
+    Ok(found.and_then(|d| d.get_str("store_id").ok().map(str::to_owned)))
+}
+
+/// Records that the read models in `db` are built from the event store `store_id`.
+pub(crate) async fn record_source(db: &Database, store_id: &str) -> mongodb::error::Result<()> {
+    db.collection::<Document>(SOURCE)
+        .replace_one(
+            doc! {"_id": SOURCE_ID},
+            doc! {"_id": SOURCE_ID, "store_id": store_id},
+        )
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
 /// The live generation of every model named in the registry (missing = generation 1).
 pub(crate) async fn registry(db: &Database) -> mongodb::error::Result<BTreeMap<String, u32>> {
     use futures::TryStreamExt;

@@ -319,3 +319,34 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     projector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_of_a_dropped_event_store_are_projected_again_from_the_new_one() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let relay = env.start_relay(&store).await;
+    let first = support::append(&store, support::generate(&mut History::new(11), 150)).await;
+    support::wait_sequenced(&store, first).await;
+    let projector = RunningProjector::start(&env).await;
+    support::wait_projected(&env, first, CATCH_UP).await;
+    projector.stop().await;
+    relay.stop().await;
+
+    // The event store's database is dropped and filled again with other, fewer events under
+    // the same name; the read models' database is kept.
+    env.database.drop().await.expect("drop the event store");
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let second = support::append(&store, support::generate(&mut History::new(12), 60)).await;
+    assert!(second < first, "{second} events after {first}");
+    support::wait_sequenced(&store, second).await;
+    let projector = RunningProjector::start(&env).await;
+    // Answers once it has connected, i.e. after it has checked where the read models are from.
+    projector.get("/v1/checkpoint").await;
+    support::wait_projected(&env, second, CATCH_UP).await;
+    let log = support::read_all(&store).await;
+    assert_eq!(log.len() as u64, second);
+    let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
+    assert!(compared.views > 10, "too little compared: {compared:?}");
+    projector.stop().await;
+}

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::doc;
+use bson::{doc, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::{oneshot, Notify};
@@ -158,6 +158,16 @@ pub struct EventStore {
     pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
 }
 
+/// The collection holding the store's identity (see [`EventStore::identity`]).
+pub const IDENTITY_COLLECTION: &str = "store_identity";
+const IDENTITY_ID: &str = "store";
+
+fn identity_of(doc: &Document) -> Result<String, StoreError> {
+    doc.get_str("store_id")
+        .map(str::to_owned)
+        .map_err(|_| StoreError::corrupt("the store identity has no store_id"))
+}
+
 /// Connects a client with settings that suit both FerretDB and MongoDB.
 pub async fn connect_client(uri: &str, app_name: &str) -> Result<Client, StoreError> {
     let mut options = ClientOptions::parse(uri).await?;
@@ -218,6 +228,30 @@ impl EventStore {
             )
             .await?;
         Ok(())
+    }
+
+    /// The store's identity: a random id recorded the first time it is asked for, in the
+    /// one-document collection [`IDENTITY_COLLECTION`]. Derived data (the read models) records
+    /// it to tell its own store from a new one under the same database name, such as after
+    /// the event store's database was dropped and filled again.
+    pub async fn identity(&self) -> Result<String, StoreError> {
+        let identities = self.db.collection::<Document>(IDENTITY_COLLECTION);
+        let filter = doc! {"_id": IDENTITY_ID};
+        if let Some(found) = identities.find_one(filter.clone()).await? {
+            return identity_of(&found);
+        }
+        let fresh = uuid::Uuid::now_v7().to_string();
+        let created =
+            doc! {"_id": IDENTITY_ID, "store_id": &fresh, "created_at": bson::DateTime::now()};
+        match identities.insert_one(created).await {
+            Ok(_) => Ok(fresh),
+            // Another process recorded one first: that one is the store's.
+            Err(error) if is_duplicate_key(&error) => match identities.find_one(filter).await? {
+                Some(found) => identity_of(&found),
+                None => Err(StoreError::corrupt("the store identity vanished")),
+            },
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Checks that the database answers.
