@@ -26,6 +26,7 @@ use moka::future::Cache;
 
 use read_models::cache::LoadError;
 use read_models::query::DocSource;
+use serde_json::value::RawValue;
 
 use crate::metrics::{CacheGauges, Metrics};
 
@@ -60,11 +61,13 @@ pub struct CacheSettings {
 /// A rendered view's address: what the view is (route and normalized parameters) and the
 /// invalidation epoch it was rendered at.
 type RenderedKey = (String, u64);
+/// A rendered view: its `data`, encoded once and copied verbatim into every answer.
+pub type RenderedView = Arc<Box<RawValue>>;
 
 pub struct DocStore {
     database: mongodb::Database,
     cache: Option<Cache<DocKey, Cached>>,
-    rendered: Option<Cache<RenderedKey, Arc<Vec<u8>>>>,
+    rendered: Option<Cache<RenderedKey, RenderedView>>,
     max_bytes: u64,
     epoch: AtomicU64,
     metrics: Arc<Metrics>,
@@ -86,8 +89,8 @@ impl DocStore {
             Cache::builder()
                 .max_capacity(max_bytes)
                 .time_to_live(settings.ttl)
-                .weigher(|key: &RenderedKey, value: &Arc<Vec<u8>>| {
-                    u32::try_from(key.0.len() + value.len())
+                .weigher(|key: &RenderedKey, value: &RenderedView| {
+                    u32::try_from(key.0.len() + value.get().len())
                         .unwrap_or(u32::MAX)
                         .saturating_add(ENTRY_OVERHEAD)
                 })
@@ -147,10 +150,10 @@ impl DocStore {
     /// since the last invalidation (concurrent renderings of one view are coalesced). `view`
     /// must name everything the rendering depends on besides the documents: route, parameters,
     /// the caller's scope.
-    pub async fn rendered<E, F>(&self, view: String, render: F) -> Result<Arc<Vec<u8>>, E>
+    pub async fn rendered<E, F>(&self, view: String, render: F) -> Result<RenderedView, E>
     where
         E: Clone + Send + Sync + 'static,
-        F: Future<Output = Result<Vec<u8>, E>>,
+        F: Future<Output = Result<Box<RawValue>, E>>,
     {
         let Some(rendered) = &self.rendered else {
             return render.await.map(Arc::new);

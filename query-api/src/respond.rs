@@ -72,22 +72,10 @@ impl ApiError {
 
 /// Serializes `body` and answers 200 with a strong ETag, or 304 when the client has it.
 pub fn json_ok(request_headers: &HeaderMap, position: u64, body: &impl Serialize) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => encoded_ok(request_headers, position, bytes),
-        Err(error) => ApiError::internal("encoding a response", error).into_response(),
-    }
-}
-
-/// Like [`json_ok`] for a [`ViewBody`] whose `data` is already encoded JSON (a rendered view).
-pub fn view_ok(request_headers: &HeaderMap, position: u64, data: &[u8]) -> Response {
-    let mut bytes = Vec::with_capacity(data.len() + 40);
-    bytes.extend_from_slice(b"{\"data\":");
-    bytes.extend_from_slice(data);
-    bytes.extend_from_slice(format!(",\"position\":{position}}}").as_bytes());
-    encoded_ok(request_headers, position, bytes)
-}
-
-fn encoded_ok(request_headers: &HeaderMap, position: u64, bytes: Vec<u8>) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::internal("encoding a response", error).into_response(),
+    };
     let etag = format!(
         "\"{}\"",
         URL_SAFE_NO_PAD.encode(&Sha256::digest(&bytes)[..18])
@@ -167,8 +155,15 @@ mod tests {
                 position: 42,
             },
         );
-        let encoded = serde_json::to_vec(&data).unwrap();
-        let rendered = view_ok(&HeaderMap::new(), 42, &encoded);
+        let encoded = serde_json::value::to_raw_value(&data).unwrap();
+        let rendered = json_ok(
+            &HeaderMap::new(),
+            42,
+            &ViewBody {
+                data: &encoded,
+                position: 42,
+            },
+        );
         assert_eq!(
             typed.headers()[header::ETAG],
             rendered.headers()[header::ETAG]

@@ -15,7 +15,7 @@ use read_models::Model;
 
 use super::{bad_parameter, query_failed, AppState};
 use crate::params::{parse_date, Params};
-use crate::respond::{view_ok, ApiError};
+use crate::respond::{json_ok, ApiError, ViewBody};
 
 /// Longest dashboard range: a year, leap day included.
 pub const MAX_RANGE_DAYS: u64 = 366;
@@ -98,7 +98,14 @@ pub async fn dashboard(
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(view_ok(&headers, position, &data))
+    Ok(json_ok(
+        &headers,
+        position,
+        &ViewBody {
+            data: &*data,
+            position,
+        },
+    ))
 }
 
 /// The jobs of the week (Monday to Sunday) containing a date.
@@ -169,7 +176,14 @@ pub async fn calendar_week(
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(view_ok(&headers, position, &data))
+    Ok(json_ok(
+        &headers,
+        position,
+        &ViewBody {
+            data: &*data,
+            position,
+        },
+    ))
 }
 
 /// Why a view could not be rendered (kept apart from [`ApiError`], which is a finished
@@ -189,8 +203,8 @@ impl RenderError {
     }
 }
 
-fn encode(view: &impl serde::Serialize) -> Result<Vec<u8>, RenderError> {
-    serde_json::to_vec(view).map_err(|error| RenderError::Encode(error.to_string()))
+fn encode(view: &impl serde::Serialize) -> Result<Box<serde_json::value::RawValue>, RenderError> {
+    serde_json::value::to_raw_value(view).map_err(|error| RenderError::Encode(error.to_string()))
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.
