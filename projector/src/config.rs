@@ -59,9 +59,11 @@ pub struct RebuildArgs {
     /// so running projectors and query services notice the switch first.
     #[arg(long, default_value_t = 5)]
     pub drop_delay_secs: u64,
-    /// Events applied between two flushes of the new generation.
-    #[arg(long, default_value_t = 20_000)]
-    pub flush_every: usize,
+    /// Changed documents the new generation holds in memory before writing them: fewer
+    /// flushes rewrite busy documents less often, and documents new to the store are inserted
+    /// rather than updated (see `--catch-up-docs` of the live projector).
+    #[arg(long, default_value_t = 100_000)]
+    pub flush_docs: usize,
 }
 
 /// Knobs with defaults that suit both FerretDB and MongoDB.
@@ -92,6 +94,16 @@ pub struct Tuning {
     /// bound of the projector's memory, about five times this plus the batch in hand.
     #[arg(long, default_value_t = 64)]
     pub cache_mib: usize,
+    /// Events per read from the event store when catching up.
+    #[arg(long, default_value_t = 10_000)]
+    pub store_chunk: usize,
+    /// Changed documents (over all models) a catch-up from the event store holds in memory
+    /// before writing them. A backlog's busy documents are then written once per flush rather
+    /// than once per chunk of 10,000 events, and documents new to the store are inserted
+    /// rather than updated (on FerretDB an update scans its collection, an insert does not);
+    /// memory grows with it (measured in BENCHMARKS.md).
+    #[arg(long, default_value_t = 100_000)]
+    pub catch_up_docs: usize,
     /// Attempts at applying an event that fails as undecodable before it is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub poison_attempts: u32,
@@ -122,6 +134,8 @@ impl Default for Tuning {
             flush_concurrency: 4,
             cache_docs: 20_000,
             cache_mib: 64,
+            store_chunk: 10_000,
+            catch_up_docs: 100_000,
             poison_attempts: 3,
             poll_ms: 500,
             max_ack_pending: 10_000,

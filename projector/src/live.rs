@@ -18,11 +18,6 @@ use crate::projection::{self, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
 use crate::{notify, state, ProjectError};
 
-/// Events per chunk when reading a range from the store; each chunk is applied and flushed as
-/// one batch. Large, because a document changed by many events of a backlog (a month of the
-/// dashboard, a busy list) is then written once per chunk instead of once per small batch.
-const STORE_CHUNK: usize = 10_000;
-
 pub(crate) struct Live {
     pub(crate) shared: Shared,
     pub(crate) store: EventStore,
@@ -35,6 +30,10 @@ pub(crate) struct Live {
     reorder: Reorder<Delivery>,
     /// Messages whose events are handed to the models but not yet flushed.
     unacked: Vec<(u64, Acker)>,
+    /// When the first event not yet flushed was handed to the models.
+    unflushed_since: Option<Instant>,
+    /// Time spent applying the events not yet flushed.
+    unflushed_apply: Duration,
     tail: u64,
 }
 
@@ -60,6 +59,8 @@ impl Live {
             models: Vec::new(),
             reorder,
             unacked: Vec::new(),
+            unflushed_since: None,
+            unflushed_apply: Duration::ZERO,
             tail: 0,
         }
     }
@@ -281,52 +282,85 @@ impl Live {
     }
 
     /// Brings every model to `target` from the store; returns the lowest position reached.
+    ///
+    /// Applies the range chunk after chunk (`Tuning::store_chunk` events) and writes the
+    /// changed documents once they number `Tuning::catch_up_docs`, and at the end: a document
+    /// changed by many events of a backlog (a month of the dashboard, a busy list) is written
+    /// once per flush, and into an empty store mostly inserted rather than updated.
     async fn catch_up_to(&mut self, target: u64) -> Result<u64, ProjectError> {
         let after = self.min_applied();
         if target <= after {
             return Ok(after);
         }
         let store = self.store.clone();
-        let mut reader = RangeReader::new(&store, after, target, STORE_CHUNK);
+        let mut reader = RangeReader::new(&store, after, target, self.tuning.store_chunk.max(1));
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);
-            self.apply_and_flush(&prepared).await?;
+            self.apply(&prepared).await?;
+            if self.dirty_docs() >= self.tuning.catch_up_docs {
+                self.flush().await?;
+            }
         }
+        self.flush().await?;
         Ok(self.min_applied())
     }
 
-    /// One batch: apply to every model (concurrently: they share nothing), write the changed
-    /// documents, then the checkpoints, then announce, then acknowledge.
+    /// One batch: applied, then flushed.
     async fn apply_and_flush(&mut self, prepared: &[Prepared]) -> Result<(), ProjectError> {
+        self.apply(prepared).await?;
+        self.flush().await
+    }
+
+    /// Applies events to every model (concurrently: they share nothing), in memory.
+    async fn apply(&mut self, prepared: &[Prepared]) -> Result<(), ProjectError> {
         if prepared.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
+        self.unflushed_since.get_or_insert(started);
         let shared = &self.shared;
         futures::future::try_join_all(self.models.iter_mut().map(|m| m.apply(shared, prepared)))
             .await?;
+        self.unflushed_apply += started.elapsed();
+        self.shared.metrics.applied(prepared.len());
+        Ok(())
+    }
+
+    /// Documents changed in memory and not yet written, over all models.
+    fn dirty_docs(&self) -> usize {
+        self.models.iter().map(ModelProjection::dirty_count).sum()
+    }
+
+    /// Writes the changed documents, then the checkpoints, then announces, then acknowledges
+    /// the messages whose events are now persisted.
+    async fn flush(&mut self) -> Result<(), ProjectError> {
+        let Some(started) = self.unflushed_since.take() else {
+            return Ok(());
+        };
+        let applied_ms = std::mem::take(&mut self.unflushed_apply).as_millis() as u64;
+        let written = Instant::now();
+        let shared = &self.shared;
         let dirty: Vec<_> = self
             .models
             .iter_mut()
             .flat_map(|m| m.take_dirty())
             .collect();
-        let applied_ms = started.elapsed().as_millis() as u64;
         let changed =
             projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
         let db = &shared.db;
         futures::future::try_join_all(self.models.iter_mut().map(|m| m.write_checkpoint(db)))
             .await?;
         tracing::debug!(
-            events = prepared.len(),
+            position = self.min_applied(),
             docs = changed.len(),
             applied_ms,
+            written_ms = written.elapsed().as_millis() as u64,
             took_ms = started.elapsed().as_millis() as u64,
             "batch flushed"
         );
         self.shared
             .metrics
             .flushed(changed.len(), started.elapsed());
-        self.shared.metrics.applied(prepared.len());
         self.report_models();
         let position = self.min_applied();
         notify::publish(&self.nats, &self.changes_subject, position, &changed, false).await;
@@ -402,6 +436,8 @@ impl Live {
             );
         }
         self.models = models;
+        self.unflushed_since = None;
+        self.unflushed_apply = Duration::ZERO;
         self.report_models();
         let lowest = self.min_applied();
         self.tail = source::store_tail(&self.store, lowest).await?;

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bson::doc;
+use bson::{doc, RawDocumentBuf};
 use events::{EventEnvelope, Upcasters};
 use futures::StreamExt;
 use mongodb::Database;
@@ -227,6 +227,10 @@ impl ModelProjection {
     }
 
     /// Takes the documents changed since the last flush (the cache marks them clean).
+    pub(crate) fn dirty_count(&self) -> usize {
+        self.cache.dirty_count()
+    }
+
     pub(crate) fn take_dirty(&mut self) -> Vec<DirtyDoc> {
         self.cache.take_dirty()
     }
@@ -277,8 +281,8 @@ const INSERT_BATCH: usize = 500;
 /// Inserts `docs` (all of one physical collection); if any already exists (the cache's
 /// `stored` flag is a hint, not a guarantee), writes each of them as a replace instead.
 async fn insert_or_replace(
-    collection: mongodb::Collection<bson::Document>,
-    docs: Vec<(String, bson::Document)>,
+    collection: mongodb::Collection<RawDocumentBuf>,
+    docs: Vec<(String, RawDocumentBuf)>,
 ) -> Result<(), mongodb::error::Error> {
     let inserted = collection
         .insert_many(docs.iter().map(|(_, d)| d))
@@ -319,7 +323,7 @@ pub(crate) async fn write_docs(
         // on FerretDB an insert does not scan the collection, while a replace does.
         let (new, known): (Vec<DirtyDoc>, Vec<DirtyDoc>) =
             tier.into_iter().partition(|d| d.doc.is_some() && !d.stored);
-        let mut inserts: BTreeMap<String, Vec<(String, bson::Document)>> = BTreeMap::new();
+        let mut inserts: BTreeMap<String, Vec<(String, RawDocumentBuf)>> = BTreeMap::new();
         for d in new {
             if let Some(document) = d.doc {
                 inserts
@@ -330,7 +334,7 @@ pub(crate) async fn write_docs(
         }
         let mut insert_batches = Vec::new();
         for (name, mut docs) in inserts {
-            let collection = db.collection::<bson::Document>(&name);
+            let collection = db.collection::<RawDocumentBuf>(&name);
             while !docs.is_empty() {
                 let rest = docs.split_off(docs.len().min(INSERT_BATCH));
                 insert_batches.push(insert_or_replace(collection.clone(), docs));
@@ -344,7 +348,7 @@ pub(crate) async fn write_docs(
         }
         let writes = known.into_iter().map(|d| {
             let collection = db
-                .collection::<bson::Document>(&read_models::names::partition(&d.collection, &d.id));
+                .collection::<RawDocumentBuf>(&read_models::names::partition(&d.collection, &d.id));
             async move {
                 match d.doc {
                     Some(document) => collection

@@ -97,7 +97,7 @@ impl Rebuilder {
         let bar = progress_bar(bars, model, tail);
         let mut behind = u64::MAX;
         for _ in 0..MAX_ROUNDS {
-            self.replay(&mut projection, tail, args.flush_every.max(1), &bar)
+            self.replay(&mut projection, tail, args.flush_docs.max(1), &bar)
                 .await?;
             tail = source::store_tail(&self.store, projection.applied()).await?;
             bar.set_length(tail);
@@ -157,25 +157,22 @@ impl Rebuilder {
         Ok(report)
     }
 
-    /// Applies the store from the projection's position to `up_to`, flushing every
-    /// `flush_every` events and at the end.
+    /// Applies the store from the projection's position to `up_to`, flushing whenever
+    /// `flush_docs` documents have changed and at the end.
     async fn replay(
         &self,
         projection: &mut ModelProjection,
         up_to: u64,
-        flush_every: usize,
+        flush_docs: usize,
         bar: &ProgressBar,
     ) -> Result<(), ProjectError> {
         let mut reader = RangeReader::new(&self.store, projection.applied(), up_to, READ_CHUNK);
-        let mut since_flush = 0usize;
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);
             projection.apply(&self.shared, &prepared).await?;
-            since_flush += prepared.len();
             bar.set_position(projection.applied());
-            if since_flush >= flush_every {
+            if projection.dirty_count() >= flush_docs {
                 self.flush(projection).await?;
-                since_flush = 0;
             }
         }
         self.flush(projection).await

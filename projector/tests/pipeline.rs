@@ -142,7 +142,11 @@ async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
         })
     };
     for round in 0..4u64 {
-        let projector = RunningProjector::start(&env).await;
+        // Catch-ups read the store in small chunks and flush every few of them, so kills also
+        // land between the chunks of one flush.
+        let projector =
+            RunningProjector::start_with(&env, &["--store-chunk", "25", "--catch-up-docs", "300"])
+                .await;
         tokio::time::sleep(Duration::from_millis(300 + 170 * round)).await;
         projector.kill().await;
     }
@@ -170,7 +174,8 @@ async fn a_restarted_projector_resumes_from_its_checkpoint() {
     let more = support::append(&store, support::generate(&mut history, 150)).await;
     let total = first + more;
     support::wait_sequenced(&store, total).await;
-    let projector = RunningProjector::start(&env).await;
+    // The backlog is read in several chunks and written in one flush.
+    let projector = RunningProjector::start_with(&env, &["--store-chunk", "40"]).await;
     support::wait_projected(&env, total, CATCH_UP).await;
     // Everything before the checkpoint was already applied: at most the new events are.
     let applied = projector

@@ -30,7 +30,7 @@ use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use bson::Document;
+use bson::{Document, RawDocumentBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -89,12 +89,14 @@ impl LoadError {
 }
 
 /// A document to write: `doc` is the full replacement (with `_id` and `_pos`), or `None` to
-/// delete it. Write every document of a `tier` before any of a higher tier.
+/// delete it. Write every document of a `tier` before any of a higher tier. Encoded BSON, not
+/// a [`Document`]: a large catch-up flush holds every changed document at once, and a parsed
+/// `Document` takes several times its encoded size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirtyDoc {
     pub collection: String,
     pub id: String,
-    pub doc: Option<Document>,
+    pub doc: Option<RawDocumentBuf>,
     pub tier: u8,
     /// Whether the database held the document when this cache last read or wrote it. `false`
     /// lets a writer insert instead of replace (FerretDB inserts without scanning the
@@ -123,6 +125,7 @@ trait ErasedDoc: Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn clone_box(&self) -> Box<dyn ErasedDoc>;
     fn encode(&self) -> Result<Document, bson::ser::Error>;
+    fn encode_raw(&self) -> Result<RawDocumentBuf, bson::ser::Error>;
 }
 
 impl<T: ReadDoc> ErasedDoc for T {
@@ -137,6 +140,9 @@ impl<T: ReadDoc> ErasedDoc for T {
     }
     fn encode(&self) -> Result<Document, bson::ser::Error> {
         bson::to_document(self)
+    }
+    fn encode_raw(&self) -> Result<RawDocumentBuf, bson::ser::Error> {
+        bson::to_raw_document_buf(self)
     }
 }
 
@@ -463,10 +469,11 @@ impl DocCache {
         for ((collection, id), entry) in self.entries.iter_mut().filter(|(_, e)| e.dirty) {
             let doc = match &entry.value {
                 None => None,
-                Some(value) => match value.encode() {
+                Some(value) => match value.encode_raw() {
                     Ok(mut doc) => {
-                        doc.insert("_id", id.clone());
-                        doc.insert("_pos", position_i64(entry.pos));
+                        // The document types have neither field (see `ReadDoc`).
+                        doc.append("_id", id.clone());
+                        doc.append("_pos", position_i64(entry.pos));
                         Some(doc)
                     }
                     Err(error) => {
@@ -479,7 +486,7 @@ impl DocCache {
             };
             entry.dirty = false;
             entry.persisted_pos = entry.pos;
-            entry.bytes = doc.as_ref().map_or(0, encoded_len);
+            entry.bytes = doc.as_ref().map_or(0, |d| d.as_bytes().len());
             let stored = entry.stored;
             entry.stored = doc.is_some();
             if let Some(stored_keys) = &mut self.stored_keys {

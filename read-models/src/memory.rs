@@ -30,9 +30,13 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner);
         for doc in dirty {
             let collection = collections.entry(doc.collection).or_default();
-            match doc.doc {
-                Some(document) => {
+            match doc.doc.map(|raw| raw.to_document()) {
+                Some(Ok(document)) => {
                     collection.insert(doc.id, Arc::new(document));
+                }
+                Some(Err(error)) => {
+                    // The cache encoded it: unreachable, but a test should say so.
+                    panic!("{} is not valid BSON: {error}", doc.id);
                 }
                 None => {
                     collection.remove(&doc.id);

@@ -61,12 +61,17 @@ pub(crate) struct RunningProjector {
 
 impl RunningProjector {
     pub(crate) async fn start(env: &TestEnv) -> Self {
+        Self::start_with(env, &[]).await
+    }
+
+    /// Starts the projector with extra command-line arguments.
+    pub(crate) async fn start_with(env: &TestEnv, args: &[&str]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
         let addr = listener.local_addr().expect("local address");
         let (trigger, stop) = shutdown::channel();
-        let config = config(env, &[]);
+        let config = config(env, args);
         platform::telemetry::init(&config.telemetry);
         let task = tokio::spawn(projector::run(config, listener, stop));
         RunningProjector {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use bson::{doc, Document};
+use bson::{doc, RawDocumentBuf};
 use chrono::{DateTime, Utc};
 use domain::calendar::BusinessTimeZone;
 use domain::DomainEvent;
@@ -159,7 +159,7 @@ impl Projector {
 /// writers with "database is locked" now and then, which is worth a retry.
 async fn write_doc(database: &mongodb::Database, dirty: DirtyDoc) -> (String, String) {
     let collection = database
-        .collection::<Document>(&read_models::names::partition(&dirty.collection, &dirty.id));
+        .collection::<RawDocumentBuf>(&read_models::names::partition(&dirty.collection, &dirty.id));
     let mut attempt = 0;
     loop {
         let result = match &dirty.doc {
