@@ -92,6 +92,8 @@ pub enum ProjectError {
     },
     #[error("verification: {0}")]
     Verify(String),
+    #[error("the {0} model holds part of an event that failed to apply; it must be reloaded")]
+    Torn(String),
 }
 
 /// What both the service and the rebuild command connect to.

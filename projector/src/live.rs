@@ -340,11 +340,10 @@ impl Live {
         let applied_ms = std::mem::take(&mut self.unflushed_apply).as_millis() as u64;
         let written = Instant::now();
         let shared = &self.shared;
-        let dirty: Vec<_> = self
-            .models
-            .iter_mut()
-            .flat_map(|m| m.take_dirty())
-            .collect();
+        let mut dirty = Vec::new();
+        for model in &mut self.models {
+            dirty.extend(model.take_dirty()?);
+        }
         let changed =
             projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
         let db = &shared.db;

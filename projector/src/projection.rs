@@ -84,7 +84,11 @@ impl ModelProjection {
     ) -> Result<Self, ProjectError> {
         let meta = read_models::names::meta_collection(model, generation);
         let checkpoint = state::checkpoint(db, &meta).await?.unwrap_or(0);
-        let mut cache = DocCache::new(cache.docs).with_byte_limit(cache.bytes);
+        // No rollback copies: after any failed apply the projector drops this projection and
+        // opens the model again from its checkpoint (`Live::recover`, a failed rebuild).
+        let mut cache = DocCache::new(cache.docs)
+            .with_byte_limit(cache.bytes)
+            .without_rollback();
         if checkpoint == 0 && holds_no_documents(db, model, generation, &meta).await? {
             // Built from scratch into empty collections (a first start, a rebuild): the
             // cache knows every document it will find, so it creates them without reading.
@@ -226,13 +230,18 @@ impl ModelProjection {
         Ok(())
     }
 
-    /// Takes the documents changed since the last flush (the cache marks them clean).
+    /// Documents changed since the last flush.
     pub(crate) fn dirty_count(&self) -> usize {
         self.cache.dirty_count()
     }
 
-    pub(crate) fn take_dirty(&mut self) -> Vec<DirtyDoc> {
-        self.cache.take_dirty()
+    /// Takes the documents changed since the last flush (the cache marks them clean).
+    pub(crate) fn take_dirty(&mut self) -> Result<Vec<DirtyDoc>, ProjectError> {
+        if self.cache.is_torn() {
+            // Unreachable: a failed apply returns its error before anything is flushed.
+            return Err(ProjectError::Torn(self.model.as_str().to_owned()));
+        }
+        Ok(self.cache.take_dirty())
     }
 
     /// Persists the parked list and the checkpoint; call after the documents are written.

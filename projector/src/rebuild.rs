@@ -179,7 +179,7 @@ impl Rebuilder {
     }
 
     async fn flush(&self, projection: &mut ModelProjection) -> Result<(), ProjectError> {
-        let dirty = projection.take_dirty();
+        let dirty = projection.take_dirty()?;
         projection::write_docs(&self.shared.db, dirty, self.flush_concurrency).await?;
         projection.write_checkpoint(&self.shared.db).await
     }

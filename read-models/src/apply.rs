@@ -195,7 +195,8 @@ pub(crate) fn decode(event: &EventEnvelope) -> Result<Option<Decoded>, ApplyErro
 ///
 /// Unknown aggregate or event types are ignored. On error the cache is left as it was before
 /// the call, so the caller may retry the same event (after a [`ApplyError::Load`]) or skip it
-/// (after a [`ApplyError::Poison`]).
+/// (after a [`ApplyError::Poison`]); a cache made [`DocCache::without_rollback`] is torn
+/// instead by a [`ApplyError::Load`] and must be dropped.
 pub async fn apply(
     model: Model,
     ctx: &ProjectionContext,

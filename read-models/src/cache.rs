@@ -25,6 +25,13 @@
 //! [`crate::apply`] calls `begin_event`; the first change of each document in the event
 //! saves a copy, and a failed apply (a load error half-way) restores them, so retrying the
 //! event does not apply its first half twice.
+//!
+//! Those copies cost a clone of every document an event changes (a 64-entry list bucket, a
+//! dashboard month of 200 KB), which made up most of the projector's apply time. A writer that
+//! never retries on the same cache turns them off with [`DocCache::without_rollback`]: after
+//! a failed apply the cache is *torn* ([`DocCache::is_torn`]): its changes must not be
+//! written, and it must be dropped. The projector reloads the model from its checkpoint after
+//! any failed apply anyway.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -193,6 +200,10 @@ pub struct DocCache {
     /// First-change copies of this event's documents, to roll back a failed apply.
     undo: Vec<(Key, Option<Entry>)>,
     undo_keys: HashSet<Key>,
+    /// Whether events save the copies a rollback needs (see the module documentation).
+    rollback: bool,
+    /// A failed apply left part of an event behind, with no copies to undo it.
+    torn: bool,
     /// Every document the store holds, when this cache has written all of them itself (see
     /// [`DocCache::starting_from_empty_store`]): a miss outside it needs no read.
     stored_keys: Option<HashSet<Key>>,
@@ -211,8 +222,22 @@ impl DocCache {
             skip_below: 0,
             undo: Vec::new(),
             undo_keys: HashSet::new(),
+            rollback: true,
+            torn: false,
             stored_keys: None,
         }
+    }
+
+    /// Saves no copies for rollbacks: a failed apply leaves the cache torn (see the module
+    /// documentation), for a writer that drops its cache after every failure.
+    pub fn without_rollback(mut self) -> Self {
+        self.rollback = false;
+        self
+    }
+
+    /// A failed apply left part of an event in a cache without rollback: drop it.
+    pub fn is_torn(&self) -> bool {
+        self.torn
     }
 
     /// Also keeps the documents held after each flush within `bytes` of their encoded size,
@@ -266,6 +291,9 @@ impl DocCache {
     }
 
     pub(crate) fn rollback_event(&mut self) {
+        if !self.rollback {
+            self.torn = true;
+        }
         for (key, saved) in self.undo.drain(..).rev() {
             match saved {
                 Some(entry) => {
@@ -355,7 +383,7 @@ impl DocCache {
     }
 
     fn save_undo(&mut self, key: &Key) {
-        if self.event.is_some() && self.undo_keys.insert(key.clone()) {
+        if self.rollback && self.event.is_some() && self.undo_keys.insert(key.clone()) {
             let saved = self.entries.get(key).map(Entry::snapshot);
             self.undo.push((key.clone(), saved));
         }

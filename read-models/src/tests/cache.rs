@@ -106,6 +106,42 @@ fn a_flushed_higher_tier_document_makes_the_event_skip_lower_tiers() {
 }
 
 #[test]
+fn a_rollback_undoes_the_event_and_a_cache_without_rollback_is_torn_instead() {
+    let store = MemoryStore::new();
+    store.put("leaves", "a", doc! {"_id": "a", "_pos": 1_i64, "n": 1_i64});
+    for rollback in [true, false] {
+        let mut cache = DocCache::new(10);
+        if !rollback {
+            cache = cache.without_rollback();
+        }
+        block_on(async {
+            cache.begin_event(2);
+            for id in ["a", "b"] {
+                cache
+                    .update::<Leaf>(&store, "leaves", id, 2, |d| d.n += 1)
+                    .await
+                    .unwrap();
+            }
+            cache.rollback_event();
+            let a = cache
+                .get::<Leaf>(&store, "leaves", "a")
+                .await
+                .unwrap()
+                .cloned();
+            if rollback {
+                assert!(!cache.is_torn());
+                assert_eq!(a, Some(Leaf { n: 1 }));
+                assert_eq!(cache.dirty_count(), 0);
+            } else {
+                assert!(cache.is_torn());
+                assert_eq!(a, Some(Leaf { n: 2 }), "nothing was copied to restore");
+                assert_eq!(cache.dirty_count(), 2);
+            }
+        });
+    }
+}
+
+#[test]
 fn dirty_documents_come_out_lowest_tier_first_and_clean_ones_are_evicted() {
     let store = MemoryStore::new();
     let mut cache = DocCache::new(1);
