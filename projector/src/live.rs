@@ -292,6 +292,10 @@ impl Live {
         if target <= after {
             return Ok(after);
         }
+        for model in &mut self.models {
+            let backlog = target.saturating_sub(model.applied());
+            model.create_collections(&self.shared.db, backlog).await?;
+        }
         let store = self.store.clone();
         let mut reader = RangeReader::new(&store, after, target, self.tuning.store_chunk.max(1));
         while let Some(chunk) = reader.next().await {

@@ -71,7 +71,14 @@ pub(crate) struct ModelProjection {
     meta: String,
     parked: HashMap<(String, String), i64>,
     parked_changed: bool,
+    /// Built from empty collections, none of which is created yet (see
+    /// [`ModelProjection::create_collections`]).
+    uncreated: bool,
 }
+
+/// A backlog at least this long makes a projection built from empty create its collections
+/// before applying it: a backlog that size writes to nearly all of them anyway.
+pub(crate) const CREATE_COLLECTIONS_BACKLOG: u64 = 10_000;
 
 impl ModelProjection {
     /// Opens a generation where its checkpoint says (0 when it has none: built from scratch).
@@ -89,7 +96,8 @@ impl ModelProjection {
         let mut cache = DocCache::new(cache.docs)
             .with_byte_limit(cache.bytes)
             .without_rollback();
-        if checkpoint == 0 && holds_no_documents(db, model, generation, &meta).await? {
+        let empty = checkpoint == 0 && holds_no_documents(db, model, generation, &meta).await?;
+        if empty {
             // Built from scratch into empty collections (a first start, a rebuild): the
             // cache knows every document it will find, so it creates them without reading.
             cache.starting_from_empty_store();
@@ -112,6 +120,7 @@ impl ModelProjection {
             meta,
             parked,
             parked_changed: false,
+            uncreated: empty,
         })
     }
 
@@ -230,6 +239,36 @@ impl ModelProjection {
         Ok(())
     }
 
+    /// Creates every physical collection of a projection built from empty, one after the
+    /// other, ahead of a backlog of `backlog` events that is at least
+    /// [`CREATE_COLLECTIONS_BACKLOG`]; otherwise the first writes create them as they go. On
+    /// FerretDB's SQLite backend each new table makes every other connection re-parse the
+    /// whole schema (about 1,440 collections and their indexes) before its next statement:
+    /// created by the first inserts of four concurrent writers, that happened to nearly every
+    /// write of a catch-up's first flush. (A restart before the first checkpoint then finds the
+    /// collections and reads before creating documents: slower, equally right.)
+    pub(crate) async fn create_collections(
+        &mut self,
+        db: &Database,
+        backlog: u64,
+    ) -> Result<(), ProjectError> {
+        if !self.uncreated || backlog < CREATE_COLLECTIONS_BACKLOG {
+            return Ok(());
+        }
+        for kind in self.model.kinds() {
+            let collection = read_models::names::collection(self.model, self.generation, kind);
+            for name in read_models::names::partitions(&collection) {
+                match db.create_collection(&name).await {
+                    Ok(()) => {}
+                    Err(error) if already_exists(&error) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        self.uncreated = false;
+        Ok(())
+    }
+
     /// Documents changed since the last flush.
     pub(crate) fn dirty_count(&self) -> usize {
         self.cache.dirty_count()
@@ -282,6 +321,11 @@ async fn holds_no_documents(
         .await?
         .iter()
         .all(|name| name == meta))
+}
+
+/// MongoDB's `NamespaceExists` (48): another writer created the collection first.
+fn already_exists(error: &mongodb::error::Error) -> bool {
+    matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Command(e) if e.code == 48)
 }
 
 /// New documents per insert call.

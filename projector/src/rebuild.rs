@@ -166,6 +166,10 @@ impl Rebuilder {
         flush_docs: usize,
         bar: &ProgressBar,
     ) -> Result<(), ProjectError> {
+        let backlog = up_to.saturating_sub(projection.applied());
+        projection
+            .create_collections(&self.shared.db, backlog)
+            .await?;
         let mut reader = RangeReader::new(&self.store, projection.applied(), up_to, READ_CHUNK);
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);
