@@ -175,3 +175,65 @@ async fn a_second_relay_does_not_sequence_while_the_first_leads() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_relay_whose_hint_is_behind_the_log_finds_the_tail_before_sequencing() {
+    // Simulates a relay that died after inserting a batch into the log but before saving its
+    // hint of the next free position: its successor takes the hint on trust, collides with the
+    // batch already there, and must place new events after it, not over it or past a gap.
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let relay = env.start_relay(&store).await;
+    let s = stream("job");
+    store
+        .append(request(&s, Expected::Version(0), vec![event(1)]))
+        .await
+        .unwrap();
+    let second = store
+        .append(request(&s, Expected::Version(1), vec![event(2), event(3)]))
+        .await
+        .unwrap();
+    store
+        .wait_for_position(&second.commit_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    relay.stop().await;
+    let hints = env
+        .database
+        .collection::<bson::Document>(events::relay::RELAY_COLLECTION);
+    hints
+        .update_one(
+            bson::doc! {"_id": events::relay::SEQUENCER_ID},
+            bson::doc! {"$set": {"next_position": 2_i64}},
+        )
+        .await
+        .unwrap();
+
+    let relay = env.start_relay(&store).await;
+    let third = store
+        .append(request(&s, Expected::Version(3), vec![event(4)]))
+        .await
+        .unwrap();
+    let position = store
+        .wait_for_position(&third.commit_id, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        position,
+        Some(4),
+        "the new event follows the log's real tail"
+    );
+    let bus = env.bus().await;
+    let got = read_subjects(&env, &bus, 4).await;
+    assert_eq!(
+        got.iter().map(|e| e.position.unwrap()).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(got[3].event_id, third.event_ids[0]);
+    relay.stop().await;
+    let hint = hints
+        .find_one(bson::doc! {"_id": events::relay::SEQUENCER_ID})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hint.get_i64("next_position").unwrap(), 5);
+}
