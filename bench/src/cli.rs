@@ -87,6 +87,31 @@ pub enum Cmd {
         #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<Secret>,
     },
+    /// Sends the write mix to a running command API, one level per client count, and prints
+    /// each level's figures: the write section of `run` alone, to profile a loaded store.
+    Writes {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base URL of the command API, e.g. http://127.0.0.1:8081.
+        #[arg(long)]
+        via_http: String,
+        /// The command API's JWT secret: commands are sent as the data set's users.
+        #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Secret,
+        /// Concurrent clients of each level.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Commands per level (fewer when the level's time runs out).
+        #[arg(long, default_value_t = 300)]
+        commands: usize,
+        /// Longest time one level runs, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Index of the first command: new jobs take their ids from it, so another run
+        /// against the same store needs another index.
+        #[arg(long, default_value_t = 2_000_000)]
+        first_index: u64,
+    },
     /// Serves the on-read baseline design over HTTP.
     BaselineServer {
         #[command(flatten)]
@@ -153,13 +178,52 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Writes {
+            data,
+            via_http,
+            jwt_secret,
+            clients,
+            commands,
+            seconds,
+            first_index,
+        } => {
+            use crate::measure::writes;
+            let dataset = crate::generate(data.config()?)?;
+            let keys = JwtKeys::new(&jwt_secret);
+            let workload = Arc::new(writes::Workload::new(&via_http, &keys, &dataset)?);
+            let client = reqwest::Client::new();
+            let completions = clients.len() * (commands / 10 + 1);
+            workload
+                .prepare_completions(&client, completions, writes::PREPARE_SEED + first_index)
+                .await
+                .context("preparing started jobs to complete")?;
+            let mut first = first_index;
+            for concurrency in clients {
+                let level = writes::run_level(
+                    workload.clone(),
+                    concurrency,
+                    commands,
+                    std::time::Duration::from_secs(seconds),
+                    first,
+                )
+                .await;
+                let stats = &level.commands;
+                println!(
+                    "{concurrency:>3} clients: {:.1} commands/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} done, {} errors, {:.1} events/s",
+                    stats.per_second, stats.p50_ms, stats.p99_ms, stats.max_ms, stats.samples, stats.errors, level.events_per_second
+                );
+                first += commands as u64;
+            }
+            Ok(())
+        }
         Cmd::Load {
             data,
             connection,
             no_publish,
         } => {
             let dataset = crate::generate(data.config()?)?;
-            let commits = crate::decide::decide_all(data.seed, &dataset.ops)?;
+            let (commits, snapshots) =
+                crate::decide::decide_with_snapshots(data.seed, &dataset.ops)?;
             let client = events::store::connect_client(&connection.mongodb_uri, "bench").await?;
             let database = client.database(&connection.mongodb_db);
             let empty = database
@@ -180,7 +244,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     connection.bus_config(),
                 ))
             };
-            let stats = crate::loader::load(&database, bus, &commits, 1).await?;
+            let stats = crate::loader::load(&database, bus, &commits, &snapshots, 1).await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
             Ok(())
         }

@@ -12,6 +12,7 @@ use domain::job::{Job, JobCommand};
 use domain::thread::{Thread, ThreadCommand};
 use domain::user::{User, UserCommand};
 use domain::DomainError;
+use events::store::Snapshot;
 use events::StreamId;
 use uuid::Uuid;
 
@@ -25,6 +26,11 @@ pub enum DecideError {
         index: usize,
         stream: String,
         error: DomainError,
+    },
+    #[error("the state of {stream} does not serialize: {error}")]
+    Snapshot {
+        stream: String,
+        error: serde_json::Error,
     },
     #[error("invalid stream name: {0}")]
     Stream(#[from] events::envelope::InvalidStreamId),
@@ -72,6 +78,31 @@ impl<A: Aggregate, K: Hash + Eq + Copy> States<A, K> {
         }
         *version += events.len() as u64;
         Ok((events, first))
+    }
+}
+
+impl<A: Aggregate> States<A, Uuid> {
+    /// Each stream's state as the command API would have stored it with its last append.
+    fn snapshots(
+        &self,
+        kind: &str,
+        into: &mut HashMap<String, Snapshot>,
+    ) -> Result<(), DecideError> {
+        for (id, (state, _)) in &self.streams {
+            let stream = StreamId::new(kind, id.to_string())?;
+            let state = serde_json::to_value(state).map_err(|error| DecideError::Snapshot {
+                stream: stream.to_string(),
+                error,
+            })?;
+            into.insert(
+                stream.to_string(),
+                Snapshot {
+                    schema: A::SNAPSHOT_VERSION,
+                    state,
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +167,20 @@ impl Decider {
     }
 }
 
+impl Decider {
+    /// The state of every stream after the ops decided so far, keyed by stream name: what
+    /// the command API keeps as each stream's snapshot.
+    pub fn snapshots(&self) -> Result<HashMap<String, Snapshot>, DecideError> {
+        let mut snapshots = HashMap::new();
+        self.users.snapshots("user", &mut snapshots)?;
+        self.crew.snapshots("crew_member", &mut snapshots)?;
+        self.customers.snapshots("customer", &mut snapshots)?;
+        self.jobs.snapshots("job", &mut snapshots)?;
+        self.threads.snapshots("thread", &mut snapshots)?;
+        Ok(snapshots)
+    }
+}
+
 type Decided = (StreamId, u64, Vec<(&'static str, u32, serde_json::Value)>);
 
 fn run<A: Aggregate>(
@@ -197,6 +242,14 @@ pub fn command_time(command: &Command) -> DateTime<Utc> {
 
 /// Decides every op of a data set.
 pub fn decide_all(seed: u64, ops: &[Op]) -> Result<Vec<Commit>, DecideError> {
+    Ok(decide_with_snapshots(seed, ops)?.0)
+}
+
+/// Decides every op of a data set, and takes each stream's final state as its snapshot.
+pub fn decide_with_snapshots(
+    seed: u64,
+    ops: &[Op],
+) -> Result<(Vec<Commit>, HashMap<String, Snapshot>), DecideError> {
     let mut decider = Decider::new(seed);
     let mut commits = Vec::with_capacity(ops.len());
     for op in ops {
@@ -204,5 +257,5 @@ pub fn decide_all(seed: u64, ops: &[Op]) -> Result<Vec<Commit>, DecideError> {
             commits.push(commit);
         }
     }
-    Ok(commits)
+    Ok((commits, decider.snapshots()?))
 }

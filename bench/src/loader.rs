@@ -1,6 +1,7 @@
 //! Writes decided commits straight into the event store: bulk inserts of `commits`, `events`
-//! (the global log with dense positions 1, 2, 3…) and `heads` documents in the exact shapes
-//! of `events::store::docs`, the relay's sequencer hint, and then publishes every event on
+//! (the global log with dense positions 1, 2, 3…) and `heads` documents (with each stream's
+//! final state as its snapshot) in the exact shapes of `events::store::docs`, the relay's
+//! sequencer hint, and then publishes every event on
 //! JetStream in position order, as the relay would have. The result is indistinguishable
 //! from a store the command API and relay filled, only ~50× faster to produce.
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bson::{doc, Bson, DateTime as BsonDateTime};
 use chrono::{DateTime, Utc};
-use events::store::{COMMITS, HEADS};
+use events::store::{Snapshot, COMMITS, HEADS};
 use events::{Bus, BusConfig, EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
@@ -71,14 +72,26 @@ struct LogDoc<'a> {
     commit_id: String,
 }
 
-/// Mirrors `events::store::docs::HeadDoc` (without a snapshot: loads replay from version 1).
+/// Mirrors `events::store::docs::HeadDoc`.
 #[derive(Serialize)]
 struct HeadDoc {
     #[serde(rename = "_id")]
     stream: String,
     version: i64,
     commit_id: Option<String>,
+    snapshot: Option<SnapshotDoc>,
     updated_at: BsonDateTime,
+}
+
+/// Mirrors `events::store::docs::SnapshotDoc`: the stream's state at its head, as the command
+/// API stores it with every append. Without it a command's load would replay the stream from
+/// version 1 (one point read per commit), which no store the command API filled does.
+#[derive(Serialize)]
+struct SnapshotDoc {
+    version: i64,
+    commit_id: String,
+    schema: i32,
+    state: Bson,
 }
 
 const BATCH: usize = 1_000;
@@ -102,6 +115,7 @@ pub async fn load(
     database: &Database,
     bus: Option<(async_nats::Client, BusConfig)>,
     commits: &[Commit],
+    snapshots: &HashMap<String, Snapshot>,
     start_position: u64,
 ) -> anyhow::Result<LoadStats> {
     let started = Instant::now();
@@ -186,15 +200,28 @@ pub async fn load(
     let head_docs: Vec<bson::Document> = heads
         .into_iter()
         .map(|(stream, (version, commit_id, at))| {
+            let snapshot = snapshots
+                .get(&stream)
+                .map(|snapshot| {
+                    anyhow::Ok(SnapshotDoc {
+                        version: version as i64,
+                        commit_id: commit_id.clone(),
+                        schema: snapshot.schema as i32,
+                        state: Bson::try_from(snapshot.state.clone())
+                            .with_context(|| format!("the snapshot of {stream}"))?,
+                    })
+                })
+                .transpose()?;
             bson::to_document(&HeadDoc {
                 stream,
                 version: version as i64,
                 commit_id: Some(commit_id),
+                snapshot,
                 updated_at: millis(at),
             })
+            .context("encoding heads")
         })
-        .collect::<Result<_, _>>()
-        .context("encoding heads")?;
+        .collect::<anyhow::Result<_>>()?;
     let mut heads_by_partition: BTreeMap<String, Vec<bson::Document>> = BTreeMap::new();
     for doc in head_docs {
         let stream = doc.get_str("_id").context("head without _id")?;

@@ -258,7 +258,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     tracing::info!(size = size.as_str(), "generating");
     let dataset = crate::generate(config.clone())?;
-    let commits = crate::decide::decide_all(config.seed, &dataset.ops)?;
+    let (commits, snapshots) = crate::decide::decide_with_snapshots(config.seed, &dataset.ops)?;
     let mongo = events::store::connect_client(&args.mongodb_uri, "bench").await?;
     let database = mongo.database(&env.database);
     let baseline_db = mongo.database(&format!("{}_baseline", env.database));
@@ -290,6 +290,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         &database,
         Some((nats.clone(), bus_config.clone())),
         &commits,
+        &snapshots,
         1,
     )
     .await?;
@@ -555,7 +556,10 @@ async fn measure_services(
 
     let workload = Arc::new(writes::Workload::new(&command.url(), keys, dataset)?);
     let completions: usize = plan.write_levels.iter().map(|(_, n)| n / 10 + 1).sum();
-    match workload.prepare_completions(&client, completions).await {
+    match workload
+        .prepare_completions(&client, completions, writes::PREPARE_SEED)
+        .await
+    {
         Ok(()) => {
             let delay = writes::PublishDelay::start(nats, &env.subject_prefix).await?;
             let mut first = 1_000_000u64;

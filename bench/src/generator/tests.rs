@@ -65,3 +65,46 @@ fn schedule_dates_peak_on_weekdays() {
     }
     assert!(by_day[4] > by_day[5] && by_day[5] > by_day[6], "{by_day:?}");
 }
+
+/// Replays the decided events of every stream of `kind` and compares the state with the
+/// snapshot the loader stores for it.
+fn assert_snapshots_replay<A: domain::aggregate::Aggregate>(
+    kind: &str,
+    commits: &[crate::decide::Commit],
+    snapshots: &std::collections::HashMap<String, events::store::Snapshot>,
+) -> usize {
+    use domain::aggregate::DomainEvent;
+    let mut states: std::collections::HashMap<String, A::State> = Default::default();
+    for commit in commits.iter().filter(|c| c.stream.aggregate_type == kind) {
+        let state = states.entry(commit.stream.to_string()).or_default();
+        for event in &commit.events {
+            let event = A::Event::from_payload(event.event_type, event.payload.clone()).unwrap();
+            *state = A::evolve(std::mem::take(state), &event);
+        }
+    }
+    for (stream, state) in &states {
+        let snapshot = &snapshots[stream];
+        assert_eq!(snapshot.schema, A::SNAPSHOT_VERSION, "{stream}");
+        let stored: A::State = serde_json::from_value(snapshot.state.clone()).unwrap();
+        assert_eq!(&stored, state, "{stream}");
+    }
+    states.len()
+}
+
+#[test]
+fn each_stream_snapshot_is_the_state_its_events_replay_to() {
+    use domain::{crew_member, customer, job, thread, user};
+    let dataset = generate(config(11)).unwrap();
+    let (commits, snapshots) = crate::decide::decide_with_snapshots(11, &dataset.ops).unwrap();
+    let streams = assert_snapshots_replay::<user::User>("user", &commits, &snapshots)
+        + assert_snapshots_replay::<crew_member::CrewMember>("crew_member", &commits, &snapshots)
+        + assert_snapshots_replay::<customer::Customer>("customer", &commits, &snapshots)
+        + assert_snapshots_replay::<job::Job>("job", &commits, &snapshots)
+        + assert_snapshots_replay::<thread::Thread>("thread", &commits, &snapshots);
+    assert_eq!(
+        streams,
+        snapshots.len(),
+        "one snapshot per stream, no other"
+    );
+    assert!(streams > 500, "S has hundreds of streams, got {streams}");
+}

@@ -213,14 +213,17 @@ impl Workload {
 
     /// Untimed preparation: `count` jobs created, scheduled, crewed and started, ready for
     /// the completions of the mix.
+    /// Their ids derive from `seed`: another preparation against the same store needs
+    /// another seed.
     pub async fn prepare_completions(
         &self,
         client: &reqwest::Client,
         count: usize,
+        seed: u64,
     ) -> anyhow::Result<()> {
         let results = futures::stream::iter(0..count)
             .map(|i| async move {
-                let mut rng = Rng::new(0xC0FFEE + i as u64);
+                let mut rng = Rng::new(seed + i as u64);
                 let (_, job) = self.create_job(client, &mut rng).await?;
                 let admin = &self.admin_token;
                 self.post(client, admin, &format!("/v1/jobs/{job}/schedule"),
@@ -276,7 +279,11 @@ fn authors_of_threads(dataset: &Dataset) -> Vec<ThreadInfo> {
         .collect()
 }
 
-/// `total` commands of the mix at `concurrency` clients, closed loop.
+/// The seed of [`Workload::prepare_completions`] in `bench run`.
+pub const PREPARE_SEED: u64 = 0xC0FFEE;
+
+/// `total` commands of the mix at `concurrency` clients, closed loop. New jobs and the
+/// targets of the other commands derive from the command's index, from `first_index` on.
 pub async fn run_level(
     workload: Arc<Workload>,
     concurrency: usize,
