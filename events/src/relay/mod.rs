@@ -15,7 +15,7 @@
 
 mod lease;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -102,6 +102,14 @@ pub struct Relay {
     /// Whether `next_position` is the sequencer's saved hint, taken on trust and not yet
     /// confirmed by an insert at it (see [`Relay::adopt_hint`]).
     hint_unconfirmed: bool,
+    /// The commits of the outbox entries already read, by append id, with the positions this
+    /// relay gave them: an entry waits in the outbox for several passes while its batch is
+    /// published, and on FerretDB each read of a commit scans its partition. Commits are never
+    /// changed but for the position, which only the leading relay records; the map is
+    /// emptied whenever this relay (re)takes the lead or resyncs.
+    known_commits: HashMap<String, CommitDoc>,
+    /// Whether this relay holds the lead, as last told to the store's position waiters.
+    leading: bool,
     stream_ready: bool,
     publish_retry_at: Option<Instant>,
     publish_backoff: Duration,
@@ -117,6 +125,8 @@ impl Relay {
             lease,
             next_position: None,
             hint_unconfirmed: false,
+            known_commits: HashMap::new(),
+            leading: false,
             stream_ready: false,
             publish_retry_at: None,
             publish_backoff: Duration::from_millis(100),
@@ -154,6 +164,7 @@ impl Relay {
                 _ = &mut shutdown => {
                     self.publish_retry_at = None;
                     self.tick().await;
+                    self.set_leading(false);
                     self.lease.release().await;
                     tracing::info!("relay stopped");
                     return;
@@ -165,13 +176,15 @@ impl Relay {
     /// One pass if this relay leads; true when more work is waiting.
     pub async fn tick(&mut self) -> bool {
         match self.lease.hold().await {
-            Ok(true) => {}
+            Ok(true) => self.set_leading(true),
             Ok(false) => {
+                self.set_leading(false);
                 self.next_position = None;
                 return false;
             }
             Err(error) => {
                 tracing::warn!(%error, "relay lease check failed");
+                self.set_leading(false);
                 self.next_position = None;
                 return false;
             }
@@ -183,6 +196,15 @@ impl Relay {
                 self.next_position = None;
                 false
             }
+        }
+    }
+
+    /// Tells the store's position waiters whether to expect this relay's answers or to read
+    /// commits for a relay in another process.
+    fn set_leading(&mut self, leading: bool) {
+        if self.leading != leading {
+            self.leading = leading;
+            self.store.waiters.set_local_leader(leading);
         }
     }
 
@@ -222,7 +244,7 @@ impl Relay {
         Ok(full && published)
     }
 
-    async fn classify(&self, mut entries: Vec<OutboxDoc>) -> Result<Work, StoreError> {
+    async fn classify(&mut self, mut entries: Vec<OutboxDoc>) -> Result<Work, StoreError> {
         // Version order within a stream, so a stream's commits get increasing positions.
         entries.sort_by(|a, b| {
             (&a.aggregate_type, &a.aggregate_id, a.first_version).cmp(&(
@@ -231,12 +253,25 @@ impl Relay {
                 b.first_version,
             ))
         });
+        let pending: HashSet<&str> = entries.iter().map(|e| e.append_id.as_str()).collect();
+        self.known_commits
+            .retain(|append_id, _| pending.contains(append_id.as_str()));
+        let known = &self.known_commits;
         let reads: Vec<_> = entries
             .iter()
             .map(|entry| {
+                let cached = known
+                    .get(&entry.append_id)
+                    .cloned()
+                    .or_else(|| self.store.landed.take(&entry.append_id));
                 let commits = self.store.commits.of(&entry.commit_id).clone();
                 let id = entry.commit_id.clone();
-                async move { commits.find_one(doc! {"_id": id}).await }
+                async move {
+                    match cached {
+                        Some(commit) => Ok(Some(commit)),
+                        None => commits.find_one(doc! {"_id": id}).await,
+                    }
+                }
             })
             .collect();
         let commits: Vec<Option<CommitDoc>> = futures::stream::iter(reads)
@@ -252,6 +287,8 @@ impl Relay {
             }
             match commit {
                 Some(commit) if commit.append_id == entry.append_id => {
+                    self.known_commits
+                        .insert(entry.append_id.clone(), commit.clone());
                     if commit.position.is_some() {
                         work.sequenced.push((entry.append_id, commit));
                     } else {
@@ -298,7 +335,16 @@ impl Relay {
             sequenced.push((append_id, commit));
         }
         match self.store.log.insert_many(&log).ordered(true).await {
-            Ok(_) => self.hint_unconfirmed = false,
+            Ok(_) => {
+                self.hint_unconfirmed = false;
+                // The positions are final once the log holds them: waiting commands need not
+                // wait for the commits and the hint below.
+                for (_, commit) in &sequenced {
+                    if let Some(position) = commit.position {
+                        self.store.waiters.complete(&commit.id, position as u64);
+                    }
+                }
+            }
             Err(error) if self.hint_unconfirmed && is_duplicate_key(&error) => {
                 // The hint was behind the log: a relay died between a batch and its hint. The
                 // ordered insert stopped at its first event, so nothing of this batch was
@@ -317,13 +363,11 @@ impl Relay {
         )
         .await?;
         self.next_position = Some(next);
+        for (append_id, commit) in &sequenced {
+            self.known_commits.insert(append_id.clone(), commit.clone());
+        }
         self.save_hint(next).await?;
         self.store.metrics.sequenced(log.len());
-        for (_, commit) in &sequenced {
-            if let Some(position) = commit.position {
-                self.store.waiters.complete(&commit.id, position as u64);
-            }
-        }
         Ok(sequenced)
     }
 
@@ -373,6 +417,8 @@ impl Relay {
     /// which on FerretDB scans the whole log: about 2 s at 100,000 events, and the resync's
     /// 64 concurrent probes kept the command API waiting 40 s after every start.
     async fn adopt_hint(&mut self) -> Result<(), StoreError> {
+        self.known_commits.clear();
+        self.store.landed.clear();
         self.next_position = Some(self.saved_hint().await?);
         self.hint_unconfirmed = true;
         Ok(())
@@ -404,6 +450,7 @@ impl Relay {
     /// forward until a position is missing. Every event found past the hint belongs to a batch
     /// whose commits may not have recorded their positions yet, so they are recorded again.
     async fn resync(&mut self) -> Result<(), StoreError> {
+        self.known_commits.clear();
         let mut next = self.saved_hint().await?;
         let mut first_positions: BTreeMap<String, i64> = BTreeMap::new();
         loop {
@@ -499,6 +546,12 @@ impl Relay {
             .map_err(|e| e.to_string())?;
         self.store.metrics.published(envelopes.len());
         Ok(())
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.set_leading(false);
     }
 }
 

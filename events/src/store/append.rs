@@ -184,6 +184,9 @@ impl EventStore {
             });
         }
         self.metrics.appended(commit.events.len());
+        if self.waiters.local_relay_leads() {
+            self.landed.add(&commit);
+        }
         self.appended.notify_one();
         self.record_head(&commit, request.snapshot).await;
         Ok(AppendOutcome::from_commit(&commit, false)?)

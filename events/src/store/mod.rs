@@ -18,7 +18,8 @@ mod append;
 pub(crate) mod docs;
 mod read;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,32 +114,113 @@ pub enum Backend {
 /// Waiters for the position of a commit, completed by the relay when it sequences the commit.
 #[derive(Default)]
 pub(crate) struct PositionWaiters {
-    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<u64>>>>,
+    state: Mutex<WaiterState>,
+    /// Relays of this process that hold the lead (0 or 1 but in tests that start two).
+    local_leaders: AtomicUsize,
 }
 
+#[derive(Default)]
+struct WaiterState {
+    waiting: HashMap<String, Vec<oneshot::Sender<u64>>>,
+    /// Positions the local relay gave lately, for a waiter that registers only after its
+    /// commit was sequenced; the oldest are dropped beyond [`RECENT_POSITIONS`].
+    recent: HashMap<String, u64>,
+    recent_order: VecDeque<String>,
+}
+
+/// How many of the latest sequenced commits keep their position for late waiters: far more
+/// than the commits appended while one append returns and its caller starts waiting.
+const RECENT_POSITIONS: usize = 4_096;
+
 impl PositionWaiters {
+    /// A receiver of the commit's position; already answered when the local relay sequenced
+    /// the commit lately.
     fn register(&self, commit_id: &str) -> oneshot::Receiver<u64> {
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.entry(commit_id.to_owned()).or_default().push(tx);
+        if let Ok(mut state) = self.state.lock() {
+            match state.recent.get(commit_id) {
+                Some(&position) => {
+                    let _ = tx.send(position);
+                }
+                None => state
+                    .waiting
+                    .entry(commit_id.to_owned())
+                    .or_default()
+                    .push(tx),
+            }
         }
         rx
     }
 
     pub(crate) fn complete(&self, commit_id: &str, position: u64) {
-        let senders = self
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut waiting| waiting.remove(commit_id));
+        let senders = self.state.lock().ok().and_then(|mut state| {
+            if state
+                .recent
+                .insert(commit_id.to_owned(), position)
+                .is_none()
+            {
+                state.recent_order.push_back(commit_id.to_owned());
+            }
+            while state.recent_order.len() > RECENT_POSITIONS {
+                if let Some(oldest) = state.recent_order.pop_front() {
+                    state.recent.remove(&oldest);
+                }
+            }
+            state.waiting.remove(commit_id)
+        });
         for sender in senders.into_iter().flatten() {
             let _ = sender.send(position);
         }
     }
 
     fn forget(&self, commit_id: &str) {
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.remove(commit_id);
+        if let Ok(mut state) = self.state.lock() {
+            state.waiting.remove(commit_id);
+        }
+    }
+
+    /// Records that a relay of this process took (`true`) or lost the lead.
+    pub(crate) fn set_local_leader(&self, leads: bool) {
+        if leads {
+            self.local_leaders.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.local_leaders.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn local_relay_leads(&self) -> bool {
+        self.local_leaders.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// Commits inserted by this process while its relay leads, handed to that relay so that it
+/// need not read them back (on FerretDB a read scans the commit's partition). Emptied when a
+/// relay takes the lead; bounded by [`LANDED_LIMIT`], past which the relay reads commits as
+/// it reads other processes' commits.
+#[derive(Default)]
+pub(crate) struct LandedCommits {
+    commits: Mutex<HashMap<String, CommitDoc>>,
+}
+
+const LANDED_LIMIT: usize = 10_000;
+
+impl LandedCommits {
+    pub(crate) fn add(&self, commit: &CommitDoc) {
+        if let Ok(mut commits) = self.commits.lock() {
+            if commits.len() < LANDED_LIMIT {
+                commits.insert(commit.append_id.clone(), commit.clone());
+            }
+        }
+    }
+
+    /// The landed commit of an append, taken out.
+    pub(crate) fn take(&self, append_id: &str) -> Option<CommitDoc> {
+        self.commits.lock().ok()?.remove(append_id)
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut commits) = self.commits.lock() {
+            commits.clear();
         }
     }
 }
@@ -155,6 +237,9 @@ pub struct EventStore {
     /// Wakes the relay as soon as a commit lands instead of at its next poll.
     pub(crate) appended: Arc<Notify>,
     pub(crate) waiters: Arc<PositionWaiters>,
+    /// Commits this process inserted and the local relay has not classified yet, by append
+    /// id: the relay knows they landed without reading them back.
+    pub(crate) landed: Arc<LandedCommits>,
     pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
 }
 
@@ -195,6 +280,7 @@ impl EventStore {
             backend,
             appended: Arc::new(Notify::new()),
             waiters: Arc::new(PositionWaiters::default()),
+            landed: Arc::new(LandedCommits::default()),
             metrics: Arc::new(crate::metrics::StoreMetrics::default()),
         };
         store.ensure_indexes().await?;
@@ -261,7 +347,11 @@ impl EventStore {
     }
 
     /// The position of a commit once the relay has sequenced it, waiting at most `timeout`.
-    /// The local relay answers at once; a relay in another process is noticed by polling.
+    /// The local relay answers at once, also when it sequenced the commit before the wait
+    /// began; a relay in another process is noticed by reading the commit. While the local
+    /// relay leads, the commit is read only once more at the deadline (a relay that led
+    /// before it may have sequenced the commit): on FerretDB each read scans the commit's
+    /// partition, and under load the polls of many waiters slowed the relay they waited for.
     pub async fn wait_for_position(&self, commit_id: &str, timeout: Duration) -> Option<u64> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut notified = self.waiters.register(commit_id);
@@ -270,28 +360,33 @@ impl EventStore {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 self.waiters.forget(commit_id);
-                return None;
+                return self.recorded_position(commit_id).await;
             }
             let wait = poll_every.min(deadline - now);
             match tokio::time::timeout(wait, &mut notified).await {
                 Ok(Ok(position)) => return Some(position),
                 Ok(Err(_)) => notified = self.waiters.register(commit_id),
+                Err(_) if self.waiters.local_relay_leads() => {}
                 Err(_) => {
-                    if let Ok(Some(commit)) = self
-                        .commits
-                        .of(commit_id)
-                        .find_one(doc! {"_id": commit_id})
-                        .await
-                    {
-                        if let Some(position) = commit.position {
-                            self.waiters.forget(commit_id);
-                            return u64::try_from(position).ok();
-                        }
+                    if let Some(position) = self.recorded_position(commit_id).await {
+                        self.waiters.forget(commit_id);
+                        return Some(position);
                     }
                     poll_every = (poll_every * 2).min(Duration::from_millis(200));
                 }
             }
         }
+    }
+
+    /// The position recorded on a commit, if it has one yet.
+    async fn recorded_position(&self, commit_id: &str) -> Option<u64> {
+        let commit = self
+            .commits
+            .of(commit_id)
+            .find_one(doc! {"_id": commit_id})
+            .await
+            .ok()??;
+        u64::try_from(commit.position?).ok()
     }
 }
 
@@ -331,6 +426,35 @@ mod tests {
         assert_eq!(
             COMMITS.collection_for(&stream.commit_id(1)),
             COMMITS.collection_for(&stream.commit_id(250))
+        );
+    }
+
+    #[test]
+    fn a_waiter_gets_its_position_also_when_the_commit_was_sequenced_before_it_waited() {
+        let waiters = PositionWaiters::default();
+        let mut early = waiters.register("job/a/0000000001");
+        waiters.complete("job/a/0000000001", 7);
+        assert_eq!(early.try_recv(), Ok(7));
+        waiters.complete("job/b/0000000001", 8);
+        let mut late = waiters.register("job/b/0000000001");
+        assert_eq!(late.try_recv(), Ok(8), "sequenced before the wait began");
+        let mut other = waiters.register("job/c/0000000001");
+        assert!(other.try_recv().is_err(), "not sequenced yet");
+    }
+
+    #[test]
+    fn only_the_latest_positions_are_kept_for_late_waiters() {
+        let waiters = PositionWaiters::default();
+        for n in 0..RECENT_POSITIONS + 10 {
+            waiters.complete(&format!("job/{n}/0000000001"), n as u64 + 1);
+        }
+        assert!(waiters.register("job/0/0000000001").try_recv().is_err());
+        let newest = RECENT_POSITIONS + 9;
+        assert_eq!(
+            waiters
+                .register(&format!("job/{newest}/0000000001"))
+                .try_recv(),
+            Ok(newest as u64 + 1)
         );
     }
 }
