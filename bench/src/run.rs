@@ -352,18 +352,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The highest position the relay has sequenced, from its hint (a count of the log would
-/// scan it on FerretDB).
-async fn sequenced_tail(database: &mongodb::Database) -> anyhow::Result<u64> {
-    let hint = database
-        .collection::<bson::Document>(events::relay::RELAY_COLLECTION)
-        .find_one(bson::doc! {"_id": events::relay::SEQUENCER_ID})
-        .await?
-        .context("the relay has not sequenced anything")?;
-    let next = hint.get_i64("next_position")?;
-    Ok(u64::try_from(next - 1)?)
-}
-
 fn finish(results: &Results, out: &Path) -> anyhow::Result<()> {
     let json = results.write_json(out)?;
     let md = report::write_markdown(results, out)?;
@@ -620,19 +608,19 @@ async fn measure_services(
         // what that appended: measured on top of a backlog, the lag would be the backlog's.
         tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
         let drain_started = Instant::now();
-        let drained = match sequenced_tail(database).await {
-            Ok(tail) => projection::catch_up(
+        let drained = match events::relay::next_free_position(database).await {
+            Ok(next) => projection::catch_up(
                 &client,
                 &projector.url(),
                 &reader,
                 0,
-                tail,
+                next - 1,
                 drain_started,
                 catch_up_timeout,
             )
             .await
             .map(|_| ()),
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         };
         match drained {
             Ok(()) => tracing::info!(

@@ -81,15 +81,22 @@ const PROBE_CHUNK: usize = 64;
 /// only after a relay crashed between the two writes, until its successor sequences its next
 /// batch or is about to publish that batch, and such a batch was not published either.
 pub async fn sequenced_tail(store: &EventStore) -> Result<u64, StoreError> {
-    let next = store
-        .database()
+    Ok(next_free_position(store.database())
+        .await?
+        .saturating_sub(1))
+}
+
+/// The sequencer's hint of the next free position in the event store's database `db` (1
+/// before the first batch). See [`sequenced_tail`] for what it may be trusted with.
+pub async fn next_free_position(db: &mongodb::Database) -> Result<u64, StoreError> {
+    Ok(db
         .collection::<SequencerDoc>(RELAY_COLLECTION)
         .find_one(doc! {"_id": SEQUENCER_ID})
         .await?
         .map(|doc| to_u64(doc.next_position))
         .transpose()?
-        .unwrap_or(1);
-    Ok(next.saturating_sub(1))
+        .unwrap_or(1)
+        .max(1))
 }
 
 pub struct Relay {
@@ -419,7 +426,7 @@ impl Relay {
     async fn adopt_hint(&mut self) -> Result<(), StoreError> {
         self.known_commits.clear();
         self.store.landed.clear();
-        self.next_position = Some(self.saved_hint().await?);
+        self.next_position = Some(next_free_position(self.store.database()).await?);
         self.hint_unconfirmed = true;
         Ok(())
     }
@@ -434,24 +441,12 @@ impl Relay {
         })
     }
 
-    async fn saved_hint(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .lease
-            .collection::<SequencerDoc>()
-            .find_one(doc! {"_id": SEQUENCER_ID})
-            .await?
-            .map(|doc| to_u64(doc.next_position))
-            .transpose()?
-            .unwrap_or(1)
-            .max(1))
-    }
-
     /// Finds the tail of the log when the hint was behind it: from the saved hint, read
     /// forward until a position is missing. Every event found past the hint belongs to a batch
     /// whose commits may not have recorded their positions yet, so they are recorded again.
     async fn resync(&mut self) -> Result<(), StoreError> {
         self.known_commits.clear();
-        let mut next = self.saved_hint().await?;
+        let mut next = next_free_position(self.store.database()).await?;
         let mut first_positions: BTreeMap<String, i64> = BTreeMap::new();
         loop {
             let probes: Vec<_> = (0..PROBE_CHUNK as u64)
