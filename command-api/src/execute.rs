@@ -9,7 +9,10 @@
 //!
 //! Within one process, commands to one stream take turns ([`StreamLocks`]): they would only
 //! lose the append race to each other and burn their retries. The unique commit id stays the
-//! guard between processes.
+//! guard between processes, and it is also why the first load of a command may stop at the
+//! stream's head hint instead of looking for a later commit (on FerretDB, looking for a
+//! commit that does not exist scans its partition): a decision from a stale head cannot be
+//! appended, and an answer without an append is given only from a current load.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -143,12 +146,29 @@ pub(crate) async fn load<A: Aggregate>(
     app: &AppState,
     id: Uuid,
 ) -> Result<(A::State, StreamHead), Problem> {
+    load_as::<A>(app, id, Freshness::Current).await
+}
+
+/// How current a load must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// The stream's head when read.
+    Current,
+    /// The head hint's: possibly behind, which only an append can tell (a conflict).
+    AtHint,
+}
+
+async fn load_as<A: Aggregate>(
+    app: &AppState,
+    id: Uuid,
+    freshness: Freshness,
+) -> Result<(A::State, StreamHead), Problem> {
     let stream = stream_of::<A>(id);
-    let loaded = app
-        .store
-        .load(&stream)
-        .await
-        .map_err(|e| errors::store(&e))?;
+    let loaded = match freshness {
+        Freshness::Current => app.store.load(&stream).await,
+        Freshness::AtHint => app.store.load_at_hint(&stream).await,
+    }
+    .map_err(|e| errors::store(&e))?;
     let from_snapshot = match loaded.snapshot {
         None => Some(A::State::default()),
         Some((_, schema, state)) if schema == A::SNAPSHOT_VERSION => {
@@ -280,28 +300,31 @@ where
     } else {
         ATTEMPTS
     };
+    // The first load stops at the head hint, which this process moved at its last append of
+    // the stream (see `StreamLocks`): one read fewer. Whatever is decided from a stale head is
+    // either an append, which then conflicts and is retried from a current load, or an
+    // answer without one (unchanged, refused, a stale If-Match), which is decided again from
+    // a current load before it is given.
+    let mut freshness = Freshness::AtHint;
     let mut last_conflict = 0;
-    for attempt in 0..attempts {
+    let mut attempt = 0;
+    while attempt < attempts {
         if attempt > 0 {
             // Another process won; a little jitter keeps the losers from colliding again.
             let jitter = Uuid::new_v4().as_u128() % 20;
             tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
         }
-        let (state, head) = load::<A>(app, id).await?;
-        if let Some(expected) = context.if_match {
-            if expected != head.version() {
-                return Err(errors::stale(expected, head.version()));
+        let (state, head) = load_as::<A>(app, id, freshness).await?;
+        let decided = decide_for::<A, F>(&state, &head, id, context, &mut command);
+        let events = match decided {
+            Ok(Some(events)) => events,
+            Ok(None) | Err(_) if freshness == Freshness::AtHint => {
+                freshness = Freshness::Current;
+                continue;
             }
-        }
-        let command = match command(&state)? {
-            Decision::Run(command) => command,
-            Decision::Unchanged => return Ok(unchanged(id, &head)),
+            Ok(None) => return Ok(unchanged(id, &head)),
+            Err(problem) => return Err(problem),
         };
-        let events =
-            A::decide(&state, command).map_err(|e| errors::domain(&e, A::TYPE, &id.to_string()))?;
-        if events.is_empty() {
-            return Ok(unchanged(id, &head));
-        }
         let new_state = events.iter().fold(state, A::evolve);
         let now = Utc::now();
         let snapshot = match serde_json::to_value(&new_state) {
@@ -350,6 +373,12 @@ where
                     replayed: false,
                 });
             }
+            Err(AppendError::Conflict { .. }) if freshness == Freshness::AtHint => {
+                // The hint was behind the stream: decided again from the current head, which
+                // does not count as an attempt.
+                freshness = Freshness::Current;
+                continue;
+            }
             Err(AppendError::Conflict { actual, .. }) => {
                 if let Some(expected) = context.if_match {
                     return Err(errors::stale(expected, actual));
@@ -358,8 +387,35 @@ where
             }
             Err(error) => return Err(errors::append(&error)),
         }
+        attempt += 1;
     }
     Err(errors::version_conflict(last_conflict))
+}
+
+/// The events `command` decides on `state`, or `None` when nothing is to change.
+fn decide_for<A, F>(
+    state: &A::State,
+    head: &StreamHead,
+    id: Uuid,
+    context: &CommandContext,
+    command: &mut F,
+) -> Result<Option<Vec<A::Event>>, Problem>
+where
+    A: Aggregate,
+    F: FnMut(&A::State) -> Result<Decision<A::Command>, Problem>,
+{
+    if let Some(expected) = context.if_match {
+        if expected != head.version() {
+            return Err(errors::stale(expected, head.version()));
+        }
+    }
+    let command = match command(state)? {
+        Decision::Run(command) => command,
+        Decision::Unchanged => return Ok(None),
+    };
+    let events =
+        A::decide(state, command).map_err(|e| errors::domain(&e, A::TYPE, &id.to_string()))?;
+    Ok((!events.is_empty()).then_some(events))
 }
 
 fn unchanged<A: Aggregate>(id: Uuid, head: &StreamHead) -> Accepted<A> {

@@ -1075,6 +1075,106 @@ async fn posting_the_300th_message_loads_a_snapshot_not_the_history() {
     );
 }
 
+/// A command first loads its stream up to the head hint; a hint left behind (its update lost
+/// in a crash, or another process appended since) must neither lose a command, nor repeat a
+/// version, nor answer from the stale state.
+#[tokio::test]
+async fn a_head_hint_left_behind_changes_no_answer() {
+    let app = spawn_app().await;
+    let sales = app.role_token(Role::Sales);
+    let id = app.customer().await;
+    let stream_key = stream("customer", id).to_string();
+    let heads = app
+        .env
+        .database
+        .collection::<bson::Document>(&events::store::HEADS.collection_for(&stream_key));
+    let hint_at_one = heads
+        .find_one(bson::doc! {"_id": &stream_key})
+        .await
+        .unwrap()
+        .expect("the head hint is written with the commit");
+    let put_hint_back = || async {
+        heads
+            .replace_one(bson::doc! {"_id": &stream_key}, &hint_at_one)
+            .await
+            .unwrap();
+    };
+    let status = format!("/v1/customers/{id}/status");
+    let active = json!({"status": "active"});
+
+    let reply = app.post(&status, &sales, active.clone()).await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+
+    // From the hint the customer is still a lead; in fact it is active already.
+    put_hint_back().await;
+    let reply = app.post(&status, &sales, active.clone()).await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 2),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["event_ids"], json!([]));
+
+    put_hint_back().await;
+    let reply = app
+        .post(
+            &format!("/v1/customers/{id}/contact"),
+            &sales,
+            json!({"phone": "555-000-2222"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 3),
+        "{}",
+        reply.body
+    );
+
+    // If-Match is checked against the stream's head, not the hint's.
+    put_hint_back().await;
+    let reply = app
+        .post_with(&status, &sales, active.clone(), &[("if-match", "3")])
+        .await;
+    assert_eq!(
+        (reply.status, reply.version()),
+        (StatusCode::OK, 3),
+        "{}",
+        reply.body
+    );
+    put_hint_back().await;
+    let reply = app
+        .post_with(
+            &status,
+            &sales,
+            json!({"status": "inactive"}),
+            &[("if-match", "1")],
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        reply.body
+    );
+
+    let versions: Vec<u64> = app
+        .store()
+        .await
+        .read_stream(&stream("customer", id), 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+}
+
 #[tokio::test]
 async fn health_metrics_and_openapi_are_served() {
     let app = spawn_app().await;
