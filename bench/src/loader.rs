@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bson::{doc, Bson, DateTime as BsonDateTime};
 use chrono::{DateTime, Utc};
-use events::store::{Snapshot, COMMITS, HEADS};
+use events::store::{Snapshot, COMMITS, HEADS, POSITIONS};
 use events::{Bus, BusConfig, EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
@@ -34,8 +34,16 @@ struct CommitDoc<'a> {
     causation_id: Option<String>,
     actor: &'a str,
     idempotency_key: Option<String>,
-    position: Option<i64>,
     events: Vec<CommittedEvent>,
+}
+
+/// What a batch of inserts writes for each commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// The commit (`events::store::docs::CommitDoc`).
+    Commit,
+    /// Its first position (`events::store::docs::PositionDoc`).
+    Position,
 }
 
 /// Mirrors `events::store::docs::CommittedEvent`.
@@ -146,31 +154,39 @@ pub async fn load(
         }
         anyhow::Ok(())
     };
-    // Commits grouped by their partition, several batches at a time.
-    let mut by_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Commits and their positions grouped by partition, several batches at a time.
+    let mut by_partition: BTreeMap<(String, Kind), Vec<usize>> = BTreeMap::new();
     for (index, commit) in commits.iter().enumerate() {
         let id = commit.stream.commit_id(commit.first_version);
-        by_partition
-            .entry(COMMITS.collection_for(&id))
-            .or_default()
-            .push(index);
+        for (layout, kind) in [(COMMITS, Kind::Commit), (POSITIONS, Kind::Position)] {
+            by_partition
+                .entry((layout.collection_for(&id), kind))
+                .or_default()
+                .push(index);
+        }
     }
-    let batches: Vec<(String, Vec<usize>)> = by_partition
+    let batches: Vec<(String, Kind, Vec<usize>)> = by_partition
         .into_iter()
-        .flat_map(|(name, indices)| {
+        .flat_map(|((name, kind), indices)| {
             indices
                 .chunks(BATCH)
-                .map(|chunk| (name.clone(), chunk.to_vec()))
+                .map(|chunk| (name.clone(), kind, chunk.to_vec()))
                 .collect::<Vec<_>>()
         })
         .collect();
     let commit_inserts = futures::stream::iter(batches)
-        .map(|(name, indices)| {
+        .map(|(name, kind, indices)| {
             let positions = &first_positions;
             async move {
                 let docs = indices
                     .iter()
-                    .map(|&i| commit_document(&commits[i], positions[i]))
+                    .map(|&i| match kind {
+                        Kind::Commit => commit_document(&commits[i]),
+                        Kind::Position => Ok(doc! {
+                            "_id": commits[i].stream.commit_id(commits[i].first_version),
+                            "position": positions[i] as i64,
+                        }),
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 database
                     .collection::<bson::Document>(&name)
@@ -299,8 +315,8 @@ fn log_documents(commit: &Commit, first_position: u64) -> anyhow::Result<Vec<bso
         .collect()
 }
 
-/// The commit document of `commit`, its first event at `first_position`.
-fn commit_document(commit: &Commit, first_position: u64) -> anyhow::Result<bson::Document> {
+/// The commit document of `commit`.
+fn commit_document(commit: &Commit) -> anyhow::Result<bson::Document> {
     let events = commit
         .events
         .iter()
@@ -328,7 +344,6 @@ fn commit_document(commit: &Commit, first_position: u64) -> anyhow::Result<bson:
         causation_id: None,
         actor: &commit.actor,
         idempotency_key: None,
-        position: Some(first_position as i64),
         events,
     })?)
 }

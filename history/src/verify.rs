@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
-use events::store::{log_id, Backend, COMMITS};
+use events::store::{log_id, Backend, COMMITS, POSITIONS};
 use events::{EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::{Collection, Database};
@@ -74,6 +74,16 @@ struct CommitRow {
     actor: String,
     position: Option<i64>,
     events: Vec<CommitEventRow>,
+}
+
+impl CommitRow {
+    /// The position recorded for the commit in `positions`, unless the commit holds one (a
+    /// store written before positions had their own collection).
+    fn take_position(&mut self, positions: &HashMap<String, i64>) {
+        if self.position.is_none() {
+            self.position = positions.get(&self.id).copied();
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -226,6 +236,11 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         );
     }
 
+    tracing::debug!(
+        events = report.log_events,
+        "verify: reading the commits' positions"
+    );
+    let positions = recorded_positions(db, store.backend(), options.batch_size).await?;
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
     let upcasters = upcasters();
@@ -237,9 +252,11 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
     let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         report.commits += 1;
-        let Some(commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit") else {
+        let Some(mut commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit")
+        else {
             continue;
         };
+        commit.take_position(&positions);
         report.events_in_commits += commit.events.len() as u64;
         check_commit_shape(&commit, &mut report);
         let (Ok(first), Ok(last)) = (
@@ -325,6 +342,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         locate_mismatches(
             store,
             options,
+            &positions,
             &buckets,
             &differing,
             log_projection,
@@ -392,6 +410,31 @@ fn scan_commits(
         })
         .map_ok(|cursor| cursor.map_err(HistoryError::from))
         .try_flatten()
+}
+
+/// The first position of every sequenced commit, from `positions`, by commit `_id`.
+async fn recorded_positions(
+    db: &Database,
+    backend: Backend,
+    batch_size: u32,
+) -> Result<HashMap<String, i64>, HistoryError> {
+    let mut positions = HashMap::new();
+    for name in POSITIONS.collections() {
+        let collection: Collection<RawDocumentBuf> = db.collection(&name);
+        let mut cursor = scan(&collection, backend, batch_size, None).await?;
+        while let Some(raw) = cursor.try_next().await? {
+            let id = raw.get_str("_id").ok();
+            let position = raw
+                .get("position")
+                .ok()
+                .flatten()
+                .and_then(|value| integer(&Bson::try_from(value.to_raw_bson()).ok()?));
+            if let (Some(id), Some(position)) = (id, position) {
+                positions.insert(id.to_owned(), position);
+            }
+        }
+    }
+    Ok(positions)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(
@@ -533,6 +576,7 @@ fn resolve_chains(
 async fn locate_mismatches(
     store: &EventStore,
     options: &VerifyOptions,
+    positions: &HashMap<String, i64>,
     buckets: &Buckets,
     differing: &[usize],
     log_projection: Document,
@@ -571,6 +615,9 @@ async fn locate_mismatches(
                 Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),
                 None => None,
             };
+            if let Some(commit) = cached.as_mut() {
+                commit.take_position(positions);
+            }
         }
         let problem = match &cached {
             None => Some(format!(
@@ -601,9 +648,10 @@ async fn locate_mismatches(
 
     let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
-        let Ok(commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
+        let Ok(mut commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
             continue;
         };
+        commit.take_position(positions);
         let Some(first_position) = commit.position else {
             continue;
         };

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::bus::Bus;
-use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc};
+use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc, PositionDoc};
 use crate::store::{is_duplicate_key, EventStore, StoreError};
 pub use lease::Lease;
 
@@ -271,19 +271,22 @@ impl Relay {
                     .get(&entry.append_id)
                     .cloned()
                     .or_else(|| self.store.landed.take(&entry.append_id));
-                let commits = self.store.commits.of(&entry.commit_id).clone();
+                let store = self.store.clone();
                 let id = entry.commit_id.clone();
                 async move {
-                    match cached {
-                        Some(commit) => Ok(Some(commit)),
-                        None => commits.find_one(doc! {"_id": id}).await,
+                    if cached.is_some() {
+                        return Ok::<_, StoreError>(cached);
+                    }
+                    match store.commits.of(&id).find_one(doc! {"_id": &id}).await? {
+                        Some(commit) => Ok(Some(store.with_position(commit).await?)),
+                        None => Ok(None),
                     }
                 }
             })
             .collect();
         let commits: Vec<Option<CommitDoc>> = futures::stream::iter(reads)
             .buffered(PROBE_CHUNK)
-            .try_collect()
+            .try_collect::<Vec<_>>()
             .await?;
         let mut work = Work::default();
         let mut blocked = HashSet::new();
@@ -378,22 +381,33 @@ impl Relay {
         Ok(sequenced)
     }
 
+    /// Inserts each commit's first position into `positions`. A position already there is the
+    /// same one (a commit's events enter the log once: unique `event_id`), recorded by a relay
+    /// whose batch this one repairs.
     async fn record_positions(
         &self,
         positions: Vec<(String, Option<i64>)>,
     ) -> Result<(), StoreError> {
-        let updates: Vec<_> = positions
+        let inserts: Vec<_> = positions
             .into_iter()
-            .map(|(id, position)| {
-                let commits = self.store.commits.of(&id).clone();
+            .filter_map(|(commit_id, position)| Some((commit_id, position?)))
+            .map(|(commit_id, position)| {
+                let positions = self.store.positions.of(&commit_id).clone();
                 async move {
-                    commits
-                        .update_one(doc! {"_id": id}, doc! {"$set": {"position": position}})
+                    match positions
+                        .insert_one(PositionDoc {
+                            commit_id,
+                            position,
+                        })
                         .await
+                    {
+                        Err(error) if !is_duplicate_key(&error) => Err(error),
+                        _ => Ok(()),
+                    }
                 }
             })
             .collect();
-        futures::stream::iter(updates)
+        futures::stream::iter(inserts)
             .buffer_unordered(PROBE_CHUNK)
             .try_collect::<Vec<_>>()
             .await?;

@@ -254,6 +254,7 @@ impl EventStore {
             .await?;
         match commit {
             Some(commit) if commit.append_id == claim.append_id => {
+                let commit = self.with_position(commit).await?;
                 Ok(Claim::Done(AppendOutcome::from_commit(&commit, true)?))
             }
             // The claimed attempt lost its race (and could not remove its claim), or died long

@@ -26,7 +26,9 @@ pub(crate) struct CommitDoc {
     pub causation_id: Option<String>,
     pub actor: String,
     pub idempotency_key: Option<String>,
-    /// Global position of the first event; set by the relay when it sequences the commit.
+    /// Global position of the first event. Stores written before positions had their own
+    /// collection hold it here; now only in memory, taken from [`PositionDoc`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<i64>,
     pub events: Vec<CommittedEvent>,
 }
@@ -170,8 +172,9 @@ pub(crate) struct OutboxDoc {
     pub created_at: BsonDateTime,
 }
 
-/// The latest known state of a stream: a hint for finding its head (never trusted alone: the
-/// chain of commits after it is always followed) and an optional snapshot of aggregate state.
+/// The latest known state of a stream: a hint for finding its head (possibly behind it: a
+/// current load follows the chain of commits after it, and an append from it alone collides
+/// with any later commit) and an optional snapshot of aggregate state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct HeadDoc {
     #[serde(rename = "_id")]
@@ -190,6 +193,15 @@ pub(crate) struct SnapshotDoc {
     pub commit_id: String,
     pub schema: i32,
     pub state: Bson,
+}
+
+/// The position of a commit's first event (`positions`, `_id` = the commit's `_id`), inserted
+/// by the relay once the log holds the commit's events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PositionDoc {
+    #[serde(rename = "_id")]
+    pub commit_id: String,
+    pub position: i64,
 }
 
 /// Claims an idempotency key for one append attempt.

@@ -7,11 +7,13 @@
 //!   written only by the relay, in position order.
 //! - `outbox`: pending publications, written before the commit and deleted once published.
 //! - `heads`: per stream, a hint of its head version and an optional aggregate snapshot.
+//! - `positions`: per sequenced commit, the position of its first event; inserted by the relay
+//!   once the log holds the commit's events.
 //! - `idempotency`: claims of idempotency keys.
 //! - `relay`: the relay's lease and sequencer hint.
 //!
-//! `commits`, `heads` and `idempotency` grow with the data and are read by `_id` on every
-//! command, so each is split into hash partitions ([`COMMITS`], [`HEADS`], [`IDEMPOTENCY`];
+//! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`,
+//! so each is split into hash partitions ([`COMMITS`], [`HEADS`], [`POSITIONS`], [`IDEMPOTENCY`];
 //! see [`crate::partition`] for why). The log is read in order on batch paths and stays whole.
 
 mod append;
@@ -32,7 +34,7 @@ pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapsho
 pub use docs::log_id;
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
-use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc};
+use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc, PositionDoc};
 
 use crate::partition::{whole_id, Layout, Partitioned};
 
@@ -48,6 +50,15 @@ pub const HEADS: Layout = Layout {
     name: "heads",
     partitions: 64,
     key: whole_id,
+};
+/// Positions of sequenced commits: one small document per commit, partitioned like the
+/// commits. A document of its own rather than a field of the commit because the relay can then
+/// insert it: on FerretDB an update reads and rewrites the whole partition under the
+/// database's one write lock, an insert does not.
+pub const POSITIONS: Layout = Layout {
+    name: "positions",
+    partitions: 64,
+    key: commit_stream,
 };
 /// Idempotency claims: one per keyed request.
 pub const IDEMPOTENCY: Layout = Layout {
@@ -233,6 +244,7 @@ pub struct EventStore {
     pub(crate) log: Collection<LogDoc>,
     pub(crate) outbox: Collection<OutboxDoc>,
     pub(crate) heads: Partitioned<HeadDoc>,
+    pub(crate) positions: Partitioned<PositionDoc>,
     pub(crate) idempotency: Partitioned<IdempotencyDoc>,
     /// Wakes the relay as soon as a commit lands instead of at its next poll.
     pub(crate) appended: Arc<Notify>,
@@ -275,6 +287,7 @@ impl EventStore {
             log: db.collection("events"),
             outbox: db.collection("outbox"),
             heads: Partitioned::new(&db, HEADS),
+            positions: Partitioned::new(&db, POSITIONS),
             idempotency: Partitioned::new(&db, IDEMPOTENCY),
             db,
             backend,
@@ -378,15 +391,45 @@ impl EventStore {
         }
     }
 
-    /// The position recorded on a commit, if it has one yet.
+    /// The position recorded for a commit, if it has one yet.
     async fn recorded_position(&self, commit_id: &str) -> Option<u64> {
-        let commit = self
-            .commits
+        let recorded = self.position_of(commit_id).await.ok()?;
+        let position = match recorded {
+            Some(position) => position,
+            // A store written before positions had their own collection kept them on the
+            // commit.
+            None => {
+                self.commits
+                    .of(commit_id)
+                    .find_one(doc! {"_id": commit_id})
+                    .await
+                    .ok()??
+                    .position?
+            }
+        };
+        u64::try_from(position).ok()
+    }
+
+    /// The first position recorded for a commit in `positions`.
+    pub(crate) async fn position_of(&self, commit_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .positions
             .of(commit_id)
             .find_one(doc! {"_id": commit_id})
-            .await
-            .ok()??;
-        u64::try_from(commit.position?).ok()
+            .await?
+            .map(|recorded| recorded.position))
+    }
+
+    /// `commit` with its position, which the commit itself holds only in a store written
+    /// before positions had their own collection.
+    pub(crate) async fn with_position(
+        &self,
+        mut commit: CommitDoc,
+    ) -> Result<CommitDoc, StoreError> {
+        if commit.position.is_none() {
+            commit.position = self.position_of(&commit.id).await?;
+        }
+        Ok(commit)
     }
 }
 

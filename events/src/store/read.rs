@@ -174,6 +174,7 @@ impl EventStore {
         let mut events = Vec::new();
         let mut next = 1;
         while let Some(commit) = self.commit_at(stream, next).await? {
+            let commit = self.with_position(commit).await?;
             next = to_u64(commit.last_version)? + 1;
             for event in commit.envelopes()? {
                 if !keep(&event) {

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use chrono::Utc;
 use events::store::ReadAllOptions;
 use events::{
-    AppendError, AppendRequest, EventMetadata, Expected, IdempotencyKey, NewEvent, StreamId,
+    AppendError, AppendOutcome, AppendRequest, EventMetadata, EventStore, Expected, IdempotencyKey,
+    NewEvent, StreamId,
 };
 use serde_json::json;
 use tests::TestEnv;
@@ -35,6 +36,27 @@ pub(crate) fn request(
 
 pub(crate) fn stream(kind: &str) -> StreamId {
     StreamId::new(kind, uuid::Uuid::now_v7().to_string()).unwrap()
+}
+
+/// A new job stream with event 1 in one commit and events 2 and 3 in a second, once a running
+/// relay sequenced them; returns the stream, the second commit and its first position.
+pub(crate) async fn three_events_in_two_commits(
+    store: &EventStore,
+) -> (StreamId, AppendOutcome, u64) {
+    let s = stream("job");
+    store
+        .append(request(&s, Expected::Version(0), vec![event(1)]))
+        .await
+        .unwrap();
+    let second = store
+        .append(request(&s, Expected::Version(1), vec![event(2), event(3)]))
+        .await
+        .unwrap();
+    let first = store
+        .wait_for_position(&second.commit_id, std::time::Duration::from_secs(10))
+        .await
+        .expect("sequenced");
+    (s, second, first)
 }
 
 #[tokio::test]
@@ -271,4 +293,69 @@ async fn a_stream_reads_as_of_a_version_and_a_time_and_loads_from_its_snapshot()
     );
     assert_eq!(loaded.head.version(), 4);
     assert_eq!(loaded.events[0].payload, json!({"n": 4}));
+}
+
+#[tokio::test]
+async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let relay = env.start_relay(&store).await;
+    let (s, second, first_of_second) = three_events_in_two_commits(&store).await;
+    relay.stop().await;
+
+    // A store opened anew knows nothing the relay told the first one.
+    let other = env.store().await;
+    async fn position_seen_by(store: &EventStore, commit_id: &str) -> Option<u64> {
+        store
+            .wait_for_position(commit_id, std::time::Duration::from_millis(200))
+            .await
+    }
+    assert_eq!(
+        position_seen_by(&other, &second.commit_id).await,
+        Some(first_of_second)
+    );
+    let positions: Vec<Option<u64>> = other
+        .read_stream(&s, 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(
+        positions,
+        vec![
+            Some(first_of_second - 1),
+            Some(first_of_second),
+            Some(first_of_second + 1)
+        ]
+    );
+
+    // A store written before positions had their own collection kept them on the commit.
+    let commit_id = second.commit_id.as_str();
+    env.database
+        .collection::<bson::Document>(&events::store::POSITIONS.collection_for(commit_id))
+        .delete_one(bson::doc! {"_id": commit_id})
+        .await
+        .unwrap();
+    assert_eq!(
+        position_seen_by(&other, commit_id).await,
+        None,
+        "no position recorded anywhere"
+    );
+    env.database
+        .collection::<bson::Document>(&events::store::COMMITS.collection_for(commit_id))
+        .update_one(
+            bson::doc! {"_id": commit_id},
+            bson::doc! {"$set": {"position": first_of_second as i64}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        position_seen_by(&other, commit_id).await,
+        Some(first_of_second)
+    );
+    assert_eq!(
+        other.read_stream(&s, 2).await.unwrap()[0].position,
+        Some(first_of_second)
+    );
 }

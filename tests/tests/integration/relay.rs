@@ -6,7 +6,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use futures::StreamExt;
 use tests::{NatsServer, TestEnv};
 
-use crate::event_store::{event, request, stream};
+use crate::event_store::{event, request, stream, three_events_in_two_commits};
 use events::Expected;
 
 async fn read_subjects(
@@ -184,19 +184,7 @@ async fn a_relay_whose_hint_is_behind_the_log_finds_the_tail_before_sequencing()
     let env = TestEnv::new().await;
     let store = env.store().await;
     let relay = env.start_relay(&store).await;
-    let s = stream("job");
-    store
-        .append(request(&s, Expected::Version(0), vec![event(1)]))
-        .await
-        .unwrap();
-    let second = store
-        .append(request(&s, Expected::Version(1), vec![event(2), event(3)]))
-        .await
-        .unwrap();
-    store
-        .wait_for_position(&second.commit_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (s, _, _) = three_events_in_two_commits(&store).await;
     relay.stop().await;
     let hints = env
         .database
