@@ -154,7 +154,8 @@ pub(crate) async fn load<A: Aggregate>(
 enum Freshness {
     /// The stream's head when read.
     Current,
-    /// The head hint's: possibly behind, which only an append can tell (a conflict).
+    /// The head hint's (or what this process's last append left, see `RecentStates`):
+    /// possibly behind, which only an append can tell (a conflict).
     AtHint,
 }
 
@@ -300,11 +301,11 @@ where
     } else {
         ATTEMPTS
     };
-    // The first load stops at the head hint, which this process moved at its last append of
-    // the stream (see `StreamLocks`): one read fewer. Whatever is decided from a stale head is
-    // either an append, which then conflicts and is retried from a current load, or an
-    // answer without one (unchanged, refused, a stale If-Match), which is decided again from
-    // a current load before it is given.
+    // The first decision starts from the state this process's last append of the stream left
+    // (no read), or else from a load that stops at the head hint (one read fewer). Whatever
+    // is decided from a stale head is either an append, which then conflicts and is retried
+    // from a current load, or an answer without one (unchanged, refused, a stale If-Match),
+    // which is decided again from a current load before it is given.
     let mut freshness = Freshness::AtHint;
     let mut last_conflict = 0;
     let mut attempt = 0;
@@ -314,7 +315,14 @@ where
             let jitter = Uuid::new_v4().as_u128() % 20;
             tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
         }
-        let (state, head) = load_as::<A>(app, id, freshness).await?;
+        let recent = match freshness {
+            Freshness::AtHint => app.states.get::<A>(&stream).await,
+            Freshness::Current => None,
+        };
+        let (state, head) = match recent {
+            Some(recent) => recent,
+            None => load_as::<A>(app, id, freshness).await?,
+        };
         let decided = decide_for::<A, F>(&state, &head, id, context, &mut command);
         let events = match decided {
             Ok(Some(events)) => events,
@@ -362,6 +370,7 @@ where
         match app.store.append(request).await {
             Ok(outcome) if outcome.replayed => return replayed::<A>(app, outcome).await,
             Ok(outcome) => {
+                app.states.remember::<A>(outcome.head(), &new_state).await;
                 drop(turn);
                 let position = last_position(app, &outcome).await;
                 return Ok(Accepted {
@@ -376,16 +385,22 @@ where
             Err(AppendError::Conflict { .. }) if freshness == Freshness::AtHint => {
                 // The hint was behind the stream: decided again from the current head, which
                 // does not count as an attempt.
+                app.states.forget(&stream).await;
                 freshness = Freshness::Current;
                 continue;
             }
             Err(AppendError::Conflict { actual, .. }) => {
+                app.states.forget(&stream).await;
                 if let Some(expected) = context.if_match {
                     return Err(errors::stale(expected, actual));
                 }
                 last_conflict = actual;
             }
-            Err(error) => return Err(errors::append(&error)),
+            Err(error) => {
+                // The append's outcome is unknown.
+                app.states.forget(&stream).await;
+                return Err(errors::append(&error));
+            }
         }
         attempt += 1;
     }

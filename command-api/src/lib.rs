@@ -7,6 +7,8 @@
 //!   body) and `parse`, which turns a JSON object into domain values listing every bad field.
 //! - `execute`: the one load → decide → append path shared by every endpoint: snapshot
 //!   loading, optimistic concurrency, retries, idempotent replays and the response shape.
+//! - `states`: the state each stream was left in by this process's last append, from which
+//!   the next command to it decides without reading the store.
 //! - `authz`: who may issue which command (the authorization matrix).
 //! - `email`: customer email reservations, unique under concurrency.
 //! - `routes`: one module per aggregate with its handlers and cross-aggregate checks.
@@ -22,6 +24,7 @@ mod openapi;
 mod parse;
 mod request;
 mod routes;
+mod states;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +72,11 @@ pub struct Config {
     /// How long a command waits for its events' global position (the consistency token).
     #[arg(long, env = "SIMPLEPRO_POSITION_WAIT_MS", default_value_t = 1_000)]
     pub position_wait_ms: u64,
+    /// Memory for the state each stream was left in by this process's last append (MiB),
+    /// from which the next command to the stream decides without reading the store; 0 keeps
+    /// none.
+    #[arg(long, env = "SIMPLEPRO_STATE_CACHE_MIB", default_value_t = 64)]
+    pub state_cache_mib: u64,
     /// Most requests worked on at once; beyond it a request is answered 503 `overloaded` with
     /// `Retry-After: 1` instead of waiting in memory.
     #[arg(long, env = "SIMPLEPRO_MAX_IN_FLIGHT", default_value_t = 256)]
@@ -129,6 +137,7 @@ pub(crate) struct AppState {
     pub(crate) emails: email::Reservations,
     pub(crate) counters: Arc<observe::ResponseCounters>,
     pub(crate) locks: Arc<execute::StreamLocks>,
+    pub(crate) states: states::RecentStates,
     pub(crate) in_flight: platform::http::InFlightLimit,
 }
 
@@ -167,6 +176,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         emails: email::Reservations::new(&database),
         counters: Arc::default(),
         locks: Arc::default(),
+        states: states::RecentStates::new(config.state_cache_mib.saturating_mul(1024 * 1024)),
         in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
     };
     let readiness = platform::http::Readiness { database, nats };

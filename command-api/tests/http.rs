@@ -37,6 +37,17 @@ struct Reply {
 }
 
 impl Reply {
+    /// Asserts a 200 answer that leaves the aggregate at `version`.
+    #[track_caller]
+    fn assert_ok_at(&self, version: u64) {
+        assert_eq!(
+            (self.status, self.version()),
+            (StatusCode::OK, version),
+            "{}",
+            self.body
+        );
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -72,6 +83,11 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_on(env: Arc<TestEnv>) -> TestApp {
+    spawn_with(env, &[]).await
+}
+
+/// A command API with `extra` flags.
+async fn spawn_with(env: Arc<TestEnv>, extra: &[&str]) -> TestApp {
     let max_body = MAX_BODY.to_string();
     let mut args = vec!["command-api".to_owned()];
     args.extend(env.service_args());
@@ -88,6 +104,7 @@ async fn spawn_on(env: Arc<TestEnv>) -> TestApp {
         ]
         .map(str::to_owned),
     );
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let config = Config::try_parse_from(args).expect("test config parses");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -377,19 +394,9 @@ async fn a_job_goes_through_its_whole_lifecycle() {
 
     let path = |action: &str| format!("/v1/jobs/{job}/{action}");
     let reply = app.post(&path("schedule"), &dispatcher, slot(10)).await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
     let reply = app.post(&path("reschedule"), &dispatcher, json!({"date": "2030-03-11", "window": {"start": "13:00", "end": "17:00"}, "reason": "truck"})).await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 3),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(3);
     let reply = app
         .post(
             &path("crew"),
@@ -397,12 +404,7 @@ async fn a_job_goes_through_its_whole_lifecycle() {
             json!({"crew_member_id": other_member}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 4),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(4);
     let reply = app
         .send(
             reqwest::Method::DELETE,
@@ -412,12 +414,7 @@ async fn a_job_goes_through_its_whole_lifecycle() {
             &[],
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 5),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(5);
     let reply = app
         .post(
             &path("crew"),
@@ -425,12 +422,7 @@ async fn a_job_goes_through_its_whole_lifecycle() {
             json!({"crew_member_id": member}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 6),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(6);
 
     // Crew act only on jobs they are assigned to.
     let reply = app
@@ -452,22 +444,12 @@ async fn a_job_goes_through_its_whole_lifecycle() {
             &[],
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 7),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(7);
     let revenue = json!({"actual_revenue": {"amount_minor": 120000, "currency": "USD"}});
     let reply = app
         .post(&path("complete"), &crew_token, revenue.clone())
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 8),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(8);
 
     // A completed job refuses further commands with the rule's code.
     let reply = app
@@ -488,12 +470,7 @@ async fn a_job_goes_through_its_whole_lifecycle() {
             json!({"reason": "customer moved the date"}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
 }
 
 #[tokio::test]
@@ -507,12 +484,7 @@ async fn users_and_crew_members_are_managed_by_their_roles() {
             json!({"role": "dispatcher"}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
     let reply = app
         .send(
             reqwest::Method::POST,
@@ -522,12 +494,7 @@ async fn users_and_crew_members_are_managed_by_their_roles() {
             &[],
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 3),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(3);
     let reply = app
         .post(
             &format!("/v1/users/{user}/role"),
@@ -553,12 +520,7 @@ async fn users_and_crew_members_are_managed_by_their_roles() {
     let reply = app
         .send(reqwest::Method::POST, &path, Some(&dispatcher), None, &[])
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
     let reply = app
         .send(reqwest::Method::POST, &path, Some(&dispatcher), None, &[])
         .await;
@@ -639,12 +601,7 @@ async fn threads_start_once_and_only_participants_post_or_read() {
             json!({"up_to_seq": 2}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 4),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(4);
     let reply = app
         .post(
             &format!("/v1/threads/{thread}/read"),
@@ -826,12 +783,7 @@ async fn bad_requests_get_the_right_problem_status() {
             &[("if-match", "\"1\"")],
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
     let reply = app
         .post_with(
             &format!("/v1/jobs/{job}/reschedule"),
@@ -1080,7 +1032,8 @@ async fn posting_the_300th_message_loads_a_snapshot_not_the_history() {
 /// version, nor answer from the stale state.
 #[tokio::test]
 async fn a_head_hint_left_behind_changes_no_answer() {
-    let app = spawn_app().await;
+    // Without states kept in memory, every command starts from the hint.
+    let app = spawn_with(Arc::new(TestEnv::new().await), &["--state-cache-mib", "0"]).await;
     let sales = app.role_token(Role::Sales);
     let id = app.customer().await;
     let stream_key = stream("customer", id).to_string();
@@ -1103,22 +1056,12 @@ async fn a_head_hint_left_behind_changes_no_answer() {
     let active = json!({"status": "active"});
 
     let reply = app.post(&status, &sales, active.clone()).await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
 
     // From the hint the customer is still a lead; in fact it is active already.
     put_hint_back().await;
     let reply = app.post(&status, &sales, active.clone()).await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 2),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(2);
     assert_eq!(reply.body["event_ids"], json!([]));
 
     put_hint_back().await;
@@ -1129,24 +1072,14 @@ async fn a_head_hint_left_behind_changes_no_answer() {
             json!({"phone": "555-000-2222"}),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 3),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(3);
 
     // If-Match is checked against the stream's head, not the hint's.
     put_hint_back().await;
     let reply = app
         .post_with(&status, &sales, active.clone(), &[("if-match", "3")])
         .await;
-    assert_eq!(
-        (reply.status, reply.version()),
-        (StatusCode::OK, 3),
-        "{}",
-        reply.body
-    );
+    reply.assert_ok_at(3);
     put_hint_back().await;
     let reply = app
         .post_with(
@@ -1173,6 +1106,67 @@ async fn a_head_hint_left_behind_changes_no_answer() {
         .map(|event| event.version)
         .collect();
     assert_eq!(versions, vec![1, 2, 3]);
+}
+
+/// Each process decides a stream's next command from the state its own last append left; with
+/// two processes writing one stream, that state is often behind and must change no answer.
+#[tokio::test]
+async fn two_processes_writing_one_stream_keep_its_versions_and_answers() {
+    let first = spawn_app().await;
+    let second = spawn_on(first.env.clone()).await;
+    let sales = first.role_token(Role::Sales);
+    let id = first.customer().await;
+    let status = format!("/v1/customers/{id}/status");
+    let contact = format!("/v1/customers/{id}/contact");
+    let phone = |n: u32| json!({"phone": format!("555-000-{n:04}")});
+
+    let reply = first.post(&contact, &sales, phone(1)).await;
+    reply.assert_ok_at(2);
+    let reply = second.post(&contact, &sales, phone(2)).await;
+    reply.assert_ok_at(3);
+    // The first process last left the customer at version 2.
+    let reply = first.post(&contact, &sales, phone(3)).await;
+    reply.assert_ok_at(4);
+
+    let reply = second
+        .post(&status, &sales, json!({"status": "active"}))
+        .await;
+    reply.assert_ok_at(5);
+    // Still a lead where the first process left it: the same status is no change.
+    let reply = first
+        .post(&status, &sales, json!({"status": "active"}))
+        .await;
+    reply.assert_ok_at(5);
+    assert_eq!(reply.body["event_ids"], json!([]));
+    let reply = second.post(&contact, &sales, phone(4)).await;
+    reply.assert_ok_at(6);
+    // If-Match holds against the stream, not against what a process last wrote.
+    let reply = first
+        .post_with(&contact, &sales, phone(5), &[("if-match", "6")])
+        .await;
+    reply.assert_ok_at(7);
+    let reply = second
+        .post_with(&contact, &sales, phone(6), &[("if-match", "6")])
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        reply.body
+    );
+
+    let events = first
+        .store()
+        .await
+        .read_stream(&stream("customer", id), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u64>>()
+    );
+    let last_phone = events[6].payload.to_string();
+    assert!(last_phone.contains("555-000-0005"), "{last_phone}");
 }
 
 #[tokio::test]

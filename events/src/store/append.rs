@@ -88,6 +88,16 @@ pub struct AppendOutcome {
 }
 
 impl AppendOutcome {
+    /// The stream's head as this append left it; an append presenting it collides with any
+    /// later commit. (For a replayed outcome, the head the original append left.)
+    pub fn head(&self) -> StreamHead {
+        StreamHead {
+            stream: self.stream.clone(),
+            version: self.last_version,
+            commit_id: Some(self.commit_id.clone()),
+        }
+    }
+
     fn from_commit(commit: &CommitDoc, replayed: bool) -> Result<Self, StoreError> {
         Ok(AppendOutcome {
             stream: commit.stream(),
