@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::generator::Size;
 use crate::loader::LoadStats;
 use crate::measure::memory::Rss;
-use crate::measure::projection::{CatchUp, Lag};
+use crate::measure::projection::{CatchUp, Lag, VISIBLE_WITHIN};
 use crate::measure::rebuild::RebuildResult;
 use crate::measure::writes::WriteLevel;
 use crate::measure::Stats;
@@ -89,6 +89,21 @@ impl Results {
         std::fs::write(&path, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
+    }
+}
+
+/// The failures of a lag measurement, by cause where the results know them.
+fn lag_errors(lag: &Lag) -> String {
+    let errors = lag.lag.errors;
+    match lag.causes {
+        Some(causes) if errors > 0 => format!(
+            "{errors} errors ({} refused or unanswered, {} answered without a position, {} not visible within {} s)",
+            causes.refused,
+            causes.without_position,
+            causes.not_visible,
+            VISIBLE_WITHIN.as_secs()
+        ),
+        _ => format!("{errors} errors"),
     }
 }
 
@@ -173,7 +188,7 @@ pub fn markdown(results: &Results) -> String {
         Everything (FerretDB and its backend, NATS, the services, the baseline, wrk) runs on this one machine.\n", m.nproc, m.cpu_model, m.memory_gib, m.kernel, m.rustc, m.ferretdb, m.nats, m.wrk);
     if let Some(d) = &r.data {
         let _ = writeln!(out, "## Data\n\n{} events ({} commands decided by the domain aggregates): {} customers, {} jobs, {} threads; the focus user takes part in {} threads. \
-            Loaded by bulk-inserting commit, event and head documents in the event store's shapes ({:.1} s), then published to JetStream in position order ({:.1} s).\n",
+            Loaded by bulk-inserting commit, position, event and head documents in the event store's shapes ({:.1} s), then published to JetStream in position order ({:.1} s).\n",
             d.events, d.ops, d.customers, d.jobs, d.threads, d.focus_user_threads, d.load.insert_seconds, d.load.publish_seconds);
     }
     let _ = writeln!(out, "## Reads\n\nSequential: one request at a time on a kept-alive connection. wrk: 64 connections, 2 threads. Latencies in ms.\n");
@@ -226,10 +241,10 @@ pub fn markdown(results: &Results) -> String {
         let _ = writeln!(out, "Catch-up: the projector started on a backlog of {} events (the whole data set, loaded while it was stopped) and drained it in {:.1} s: **{:.0} events/s**.", c.events, c.seconds, c.events_per_second);
     }
     if let Some(l) = &r.lag {
-        let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?min_position=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {} errors.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), l.lag.errors);
+        let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?min_position=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
     }
     if let Some(l) = &r.lag_below_capacity {
-        let _ = writeln!(out, "\nThe same at {:.1} commands/s, half what the command API sustained with 16 clients ({} commands): p50 {} ms, p99 {} ms, max {} ms, {} errors.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), l.lag.errors);
+        let _ = writeln!(out, "\nThe same at {:.1} commands/s, half what the command API sustained with 16 clients ({} commands): p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
     }
     if let Some(b) = &r.rebuild {
         let which = if b.models.is_empty() {
@@ -389,4 +404,41 @@ pub fn load_all(dir: &Path) -> anyhow::Result<Vec<Results>> {
     }
     all.sort_by_key(|r| r.size);
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::measure::projection::LagErrors;
+
+    fn lag(errors: usize, causes: Option<LagErrors>) -> Lag {
+        Lag {
+            commands_per_second: 10.0,
+            commands: 10 + errors,
+            lag: Stats::from_samples(
+                vec![Duration::from_millis(5); 10],
+                errors,
+                Duration::from_secs(1),
+            ),
+            causes,
+        }
+    }
+
+    #[test]
+    fn lag_failures_are_told_apart_when_the_results_know_their_causes() {
+        let causes = LagErrors {
+            refused: 1,
+            without_position: 2,
+            not_visible: 3,
+        };
+        assert_eq!(
+            lag_errors(&lag(6, Some(causes))),
+            "6 errors (1 refused or unanswered, 2 answered without a position, 3 not visible within 30 s)"
+        );
+        // Results written before the causes were counted.
+        assert_eq!(lag_errors(&lag(6, None)), "6 errors");
+        assert_eq!(lag_errors(&lag(0, Some(LagErrors::default()))), "0 errors");
+    }
 }

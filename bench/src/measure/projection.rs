@@ -67,6 +67,22 @@ pub struct Lag {
     pub commands: usize,
     /// Command accepted (response received) → visible through the query API.
     pub lag: Stats,
+    /// Of `lag.errors`, by cause (absent from results written before causes were counted).
+    #[serde(default)]
+    pub causes: Option<LagErrors>,
+}
+
+/// Why commands of a lag measurement have no lag sample.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct LagErrors {
+    /// Refused or not answered.
+    pub refused: usize,
+    /// Accepted without a position (the command API's wait for the relay ran out), so there
+    /// was nothing to wait for.
+    pub without_position: usize,
+    /// Accepted, but the position was not visible through the query API within
+    /// [`VISIBLE_WITHIN`].
+    pub not_visible: usize,
 }
 
 /// Sends commands at `rate` per second for `duration` (open loop: one every 1/rate s, each on
@@ -83,7 +99,7 @@ pub async fn steady_lag(
         .pool_max_idle_per_host(256)
         .build()?;
     let samples = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(0usize));
+    let errors = Arc::new(Mutex::new(LagErrors::default()));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -106,9 +122,15 @@ pub async fn steady_lag(
             CommandMix::Scheduling
         };
         tasks.push(tokio::spawn(async move {
-            let outcome = workload.send(&client, mix, index).await;
-            let Ok(Some(position)) = outcome.map(|o| o.position) else {
-                *errors.lock().await += 1;
+            let position = match workload.send(&client, mix, index).await {
+                Ok(outcome) => outcome.position,
+                Err(_) => {
+                    errors.lock().await.refused += 1;
+                    return;
+                }
+            };
+            let Some(position) = position else {
+                errors.lock().await.without_position += 1;
                 return;
             };
             let accepted = Instant::now();
@@ -120,8 +142,8 @@ pub async fn steady_lag(
                         samples.lock().await.push(accepted.elapsed());
                         return;
                     }
-                    _ if accepted.elapsed() > Duration::from_secs(30) => {
-                        *errors.lock().await += 1;
+                    _ if accepted.elapsed() > VISIBLE_WITHIN => {
+                        errors.lock().await.not_visible += 1;
                         return;
                     }
                     _ => tokio::time::sleep(Duration::from_millis(2)).await,
@@ -135,10 +157,15 @@ pub async fn steady_lag(
     }
     let samples = std::mem::take(&mut *samples.lock().await);
     let errors = *errors.lock().await;
-    let commands = samples.len() + errors;
+    let failed = errors.refused + errors.without_position + errors.not_visible;
+    let commands = samples.len() + failed;
     Ok(Lag {
         commands_per_second: commands as f64 / sent.as_secs_f64(),
         commands,
-        lag: Stats::from_samples(samples, errors, sent),
+        lag: Stats::from_samples(samples, failed, sent),
+        causes: Some(errors),
     })
 }
+
+/// How long an accepted command's position may take to become visible.
+pub const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
