@@ -101,6 +101,13 @@ struct CommitEventRow {
 }
 
 #[derive(Deserialize)]
+struct PositionRow {
+    #[serde(rename = "_id")]
+    id: String,
+    position: Bson,
+}
+
+#[derive(Deserialize)]
 struct LogRow {
     #[serde(rename = "_id")]
     id: Bson,
@@ -423,14 +430,11 @@ async fn recorded_positions(
         let collection: Collection<RawDocumentBuf> = db.collection(&name);
         let mut cursor = scan(&collection, backend, batch_size, None).await?;
         while let Some(raw) = cursor.try_next().await? {
-            let id = raw.get_str("_id").ok();
-            let position = raw
-                .get("position")
-                .ok()
-                .flatten()
-                .and_then(|value| integer(&Bson::try_from(value.to_raw_bson()).ok()?));
-            if let (Some(id), Some(position)) = (id, position) {
-                positions.insert(id.to_owned(), position);
+            let Ok(row) = bson::from_slice::<PositionRow>(raw.as_bytes()) else {
+                continue;
+            };
+            if let Some(position) = integer(&row.position) {
+                positions.insert(row.id, position);
             }
         }
     }

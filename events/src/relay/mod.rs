@@ -286,7 +286,7 @@ impl Relay {
             .collect();
         let commits: Vec<Option<CommitDoc>> = futures::stream::iter(reads)
             .buffered(PROBE_CHUNK)
-            .try_collect::<Vec<_>>()
+            .try_collect()
             .await?;
         let mut work = Work::default();
         let mut blocked = HashSet::new();
@@ -368,7 +368,7 @@ impl Relay {
         self.record_positions(
             sequenced
                 .iter()
-                .map(|(_, c)| (c.id.clone(), c.position))
+                .filter_map(|(_, c)| Some((c.id.clone(), c.position?)))
                 .collect(),
         )
         .await?;
@@ -384,13 +384,9 @@ impl Relay {
     /// Inserts each commit's first position into `positions`. A position already there is the
     /// same one (a commit's events enter the log once: unique `event_id`), recorded by a relay
     /// whose batch this one repairs.
-    async fn record_positions(
-        &self,
-        positions: Vec<(String, Option<i64>)>,
-    ) -> Result<(), StoreError> {
+    async fn record_positions(&self, positions: Vec<(String, i64)>) -> Result<(), StoreError> {
         let inserts: Vec<_> = positions
             .into_iter()
-            .filter_map(|(commit_id, position)| Some((commit_id, position?)))
             .map(|(commit_id, position)| {
                 let positions = self.store.positions.of(&commit_id).clone();
                 async move {
@@ -488,13 +484,8 @@ impl Relay {
                 commits = first_positions.len(),
                 "relay repairing positions of an interrupted batch"
             );
-            self.record_positions(
-                first_positions
-                    .into_iter()
-                    .map(|(id, p)| (id, Some(p)))
-                    .collect(),
-            )
-            .await?;
+            self.record_positions(first_positions.into_iter().collect())
+                .await?;
         }
         self.save_hint(next).await?;
         self.next_position = Some(next);

@@ -174,8 +174,12 @@ impl EventStore {
         let mut events = Vec::new();
         let mut next = 1;
         while let Some(commit) = self.commit_at(stream, next).await? {
-            let commit = self.with_position(commit).await?;
             next = to_u64(commit.last_version)? + 1;
+            if next <= from_version {
+                // No event of it is kept: its position is not needed.
+                continue;
+            }
+            let commit = self.with_position(commit).await?;
             for event in commit.envelopes()? {
                 if !keep(&event) {
                     return Ok(events);
