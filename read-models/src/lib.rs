@@ -17,7 +17,8 @@
 //! Internals: `list_index` (ordered lists as a directory document plus bucket documents,
 //! paged by keyset) and `models/*` (one module per model; each module's docs list its
 //! documents, their `_id`s and the events that change them; `models/search` holds the
-//! customer search postings and matching rules).
+//! customer search postings and matching rules), and `packed` (bulky fields stored as one
+//! BSON binary value, which FerretDB keeps far smaller than an array of documents).
 //!
 //! The one rule the projector must follow besides "documents before checkpoint": write the
 //! output of [`cache::DocCache::take_dirty`] tier by tier, lowest first
@@ -29,6 +30,7 @@ mod list_index;
 pub mod memory;
 mod models;
 pub mod names;
+mod packed;
 pub mod query;
 pub mod reference;
 

@@ -4,9 +4,10 @@
 //! - `months`, `_id = <YYYY-MM>` (tier 0): `{month, days: {"01".."31": {created, scheduled,
 //!   completed, cancelled, revenue_minor, leads [{source, count}], conversions [{source,
 //!   count}], services [{service_type, count, revenue_minor}], crew [{crew_member_id, name,
-//!   count}], planned, crewed}}}`. Day keys are the local day of month in the business time
-//!   zone. Event counts go on the local date of the event's own time (`created_at`,
-//!   `scheduled_at`, `completed_at`, `cancelled_at`, `registered_at`); revenue, services and
+//!   count}], planned, crewed}}}`, `days` stored packed (`crate::packed`). Day keys are
+//!   the local day of month in the business time zone. Event counts go on the local date
+//!   of the event's own time (`created_at`, `scheduled_at`, `completed_at`,
+//!   `cancelled_at`, `registered_at`); revenue, services and
 //!   crew counts on the completion date; leads on the registration date; a customer's first
 //!   completed job adds a conversion on the customer's *registration* date; `planned` /
 //!   `crewed` count the not-cancelled jobs scheduled *for* that date and those of them with
@@ -39,6 +40,7 @@ pub(crate) const KINDS: &[&str] = &["months", "jobs", "customers", "crew_names"]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MonthDoc {
     pub(crate) month: String,
+    #[serde(with = "crate::packed")]
     pub(crate) days: BTreeMap<String, DayDoc>,
 }
 

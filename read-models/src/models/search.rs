@@ -5,9 +5,10 @@
 //! of length 2..=10 of every customer token: `{prefix, truncated, entries: [{customer_id,
 //! name, tokens, status, source}]}` sorted by customer id. Written whenever a customer's
 //! tokens, name, status or source change (`CustomerRegistered`, `CustomerContactUpdated`,
-//! `CustomerStatusChanged`). A posting holds at most [`POSTING_MAX`] customers; past that it
-//! is marked `truncated` and a query token whose candidates come only from it may miss
-//! customers (in practice only two- or three-letter query tokens shared by thousands).
+//! `CustomerStatusChanged`); `entries` is stored packed (`crate::packed`). A posting holds
+//! at most [`POSTING_MAX`] customers; past that it is marked `truncated` and a query token
+//! whose candidates come only from it may miss customers (in practice only two- or
+//! three-letter query tokens shared by thousands).
 //!
 //! Matching (the same rules for the index and for a full scan, see [`customer_score`]):
 //! a query token `t` matches a customer token `c` with score 3 if `c` starts with `t`;
@@ -34,6 +35,7 @@ pub(crate) const POSTING_MAX: usize = 500;
 pub(crate) struct PostingDoc {
     pub(crate) prefix: String,
     pub(crate) truncated: bool,
+    #[serde(with = "crate::packed")]
     pub(crate) entries: Vec<Posting>,
 }
 
