@@ -48,6 +48,12 @@ impl Reply {
         );
     }
 
+    /// Asserts the answer's status, showing the body when it differs.
+    #[track_caller]
+    fn assert_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "{}", self.body);
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -265,6 +271,15 @@ impl TestApp {
         self.env.store().await
     }
 
+    /// Every event of the `kind` stream `id`, in version order.
+    async fn events_of(&self, kind: &str, id: Uuid) -> Vec<events::EventEnvelope> {
+        self.store()
+            .await
+            .read_stream(&stream(kind, id), 1)
+            .await
+            .expect("the stream reads")
+    }
+
     async fn stop(mut self) -> Arc<TestEnv> {
         if let Some(stop) = self.stop.take() {
             stop.trigger();
@@ -370,12 +385,7 @@ async fn customer_commands_answer_with_version_events_and_position() {
     assert_eq!(reply.body["rule"], "email_taken");
 
     // Every event records who, and under which correlation id.
-    let events = app
-        .store()
-        .await
-        .read_stream(&stream("customer", id), 1)
-        .await
-        .unwrap();
+    let events = app.events_of("customer", id).await;
     assert_eq!(events.len(), 3);
     assert_eq!(events[0].correlation_id, "corr-1");
     assert_eq!(events[0].event_type, "CustomerRegistered");
@@ -894,12 +904,7 @@ async fn a_retried_request_with_an_idempotency_key_is_answered_once_even_after_a
         .await;
     assert_eq!(third.body, first.body);
     assert_eq!(third.header("idempotent-replayed"), Some("true"));
-    let events = app
-        .store()
-        .await
-        .read_stream(&stream("thread", thread), 1)
-        .await
-        .unwrap();
+    let events = app.events_of("thread", thread).await;
     let posted: Vec<_> = events
         .iter()
         .filter(|e| e.event_type == "MessagePosted")
@@ -1089,19 +1094,11 @@ async fn a_head_hint_left_behind_changes_no_answer() {
             &[("if-match", "1")],
         )
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::PRECONDITION_FAILED,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::PRECONDITION_FAILED);
 
     let versions: Vec<u64> = app
-        .store()
+        .events_of("customer", id)
         .await
-        .read_stream(&stream("customer", id), 1)
-        .await
-        .unwrap()
         .iter()
         .map(|event| event.version)
         .collect();
@@ -1148,19 +1145,9 @@ async fn two_processes_writing_one_stream_keep_its_versions_and_answers() {
     let reply = second
         .post_with(&contact, &sales, phone(6), &[("if-match", "6")])
         .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::PRECONDITION_FAILED,
-        "{}",
-        reply.body
-    );
+    reply.assert_status(StatusCode::PRECONDITION_FAILED);
 
-    let events = first
-        .store()
-        .await
-        .read_stream(&stream("customer", id), 1)
-        .await
-        .unwrap();
+    let events = first.events_of("customer", id).await;
     assert_eq!(
         events.iter().map(|e| e.version).collect::<Vec<_>>(),
         (1..=7).collect::<Vec<u64>>()
