@@ -214,26 +214,26 @@ impl Rebuilder {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        // Physical collections are compared one with its counterpart: both generations share
+        // the layout, so a document sits in the same partition of its kind in each.
         let (live_prefix, new_prefix) = (prefix(model, live), prefix(model, rebuilt));
-        let mut kinds: Vec<String> = state::generation_collections(db, &live_prefix)
-            .await?
-            .iter()
-            .filter_map(|c| c.strip_prefix(&live_prefix).map(str::to_owned))
-            .chain(
-                state::generation_collections(db, &new_prefix)
+        let mut partitions: Vec<String> = Vec::new();
+        for prefix in [&live_prefix, &new_prefix] {
+            partitions.extend(
+                state::generation_collections(db, prefix)
                     .await?
                     .iter()
-                    .filter_map(|c| c.strip_prefix(&new_prefix).map(str::to_owned)),
-            )
-            .filter(|kind| kind != "meta")
-            .collect();
-        kinds.sort();
-        kinds.dedup();
+                    .filter_map(|c| c.strip_prefix(prefix.as_str()).map(str::to_owned))
+                    .filter(|partition| partition != read_models::names::META_KIND),
+            );
+        }
+        partitions.sort();
+        partitions.dedup();
         let mut report = VerifyReport::default();
-        for kind in kinds {
-            let live_collection = format!("{live_prefix}{kind}");
+        for partition in partitions {
+            let live_collection = format!("{live_prefix}{partition}");
             let mut live_docs = all_docs(db, &live_collection).await?;
-            let new_docs = all_docs(db, &format!("{new_prefix}{kind}")).await?;
+            let new_docs = all_docs(db, &format!("{new_prefix}{partition}")).await?;
             for (id, mut rebuilt_doc) in new_docs {
                 match live_docs.remove(&id) {
                     Some(mut live_doc) => {
@@ -280,20 +280,17 @@ fn prefix(model: Model, generation: u32) -> String {
     read_models::names::generation_prefix(model, generation)
 }
 
+/// Every document of one physical collection, by `_id`.
 async fn all_docs(
     db: &mongodb::Database,
     collection: &str,
 ) -> Result<HashMap<String, Document>, ProjectError> {
-    let mut docs: Vec<Document> = Vec::new();
-    for partition in read_models::names::partitions(collection) {
-        let part: Vec<Document> = db
-            .collection::<Document>(&partition)
-            .find(doc! {})
-            .await?
-            .try_collect()
-            .await?;
-        docs.extend(part);
-    }
+    let docs: Vec<Document> = db
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .await?
+        .try_collect()
+        .await?;
     Ok(docs
         .into_iter()
         .map(|d| {

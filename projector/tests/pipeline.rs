@@ -205,11 +205,35 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     let Some(Command::Rebuild(args)) = config.command.clone() else {
         panic!("rebuild arguments not parsed");
     };
+
+    // A live document changed behind the projector's back: the rebuilt dashboard differs in
+    // that one document, and the live generation stays.
+    let (tampered, original) = tamper_one(&env.read_models, "rm_dashboard_g1_").await;
+    let dashboard_only = RebuildArgs {
+        models: vec!["dashboard".into()],
+        ..args.clone()
+    };
+    let reports = projector::rebuild(&config, &dashboard_only)
+        .await
+        .expect("rebuild");
+    let verify = reports[0].verify.as_ref().expect("verified");
+    assert!(!reports[0].switched, "{reports:?}");
+    assert_eq!(verify.different, 1, "{reports:?}");
+    assert!(verify.equal > 0, "{reports:?}");
+    assert_eq!(verify.examples, std::slice::from_ref(&tampered));
+    let (collection, _) = tampered.rsplit_once('/').expect("collection/id");
+    env.read_models
+        .collection::<Document>(collection)
+        .replace_one(doc! {"_id": original.get("_id").cloned()}, &original)
+        .await
+        .expect("restore the tampered document");
+
     let reports = projector::rebuild(&config, &args).await.expect("rebuild");
     assert_eq!(reports.len(), 5);
     for report in &reports {
         let verify = report.verify.as_ref().expect("verified");
         assert_eq!(verify.different, 0, "{report:?}");
+        assert!(verify.equal > 0, "nothing compared: {report:?}");
         assert!(report.switched && report.generation == 2, "{report:?}");
         assert!(report.position >= total, "{report:?}");
     }
@@ -354,4 +378,26 @@ async fn read_models_of_a_dropped_event_store_are_projected_again_from_the_new_o
     let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     assert!(compared.views > 10, "too little compared: {compared:?}");
     projector.stop().await;
+}
+
+/// Changes one document of the first non-empty collection named with `prefix` (its `meta`
+/// aside); returns `<collection>/<_id>` and the document as it was.
+async fn tamper_one(db: &mongodb::Database, prefix: &str) -> (String, Document) {
+    let mut names = db.list_collection_names().await.expect("collections");
+    names.retain(|name| name.starts_with(prefix) && !name.ends_with("_meta"));
+    names.sort();
+    for name in names {
+        let collection = db.collection::<Document>(&name);
+        let Some(original) = collection.find_one(doc! {}).await.expect("find") else {
+            continue;
+        };
+        let id = original.get("_id").cloned().expect("_id");
+        collection
+            .update_one(doc! {"_id": id.clone()}, doc! {"$set": {"tampered": true}})
+            .await
+            .expect("tamper");
+        let id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+        return (format!("{name}/{id}"), original);
+    }
+    panic!("no document to tamper with under {prefix}");
 }
