@@ -59,6 +59,12 @@ impl EventBatches {
 
 /// Bounds a point-read fan-out so one request cannot take the whole connection pool.
 const POINT_READ_CONCURRENCY: usize = 16;
+/// Ranges of positions up to this long are always read by point reads.
+const POINT_READS_PER_RANGE: usize = 8;
+/// On FerretDB, what decoding one event of the log in a range query costs against stepping
+/// over one event in a point read. Measured on a log of 3,000 events: 8 point reads near its
+/// end took 0.3 s, a range query of 100 events 0.4-1.9 s.
+const RANGE_READ_COST: u64 = 10;
 
 impl EventStore {
     /// Loads a stream from its latest snapshot: one read for the snapshot, then the commits
@@ -239,13 +245,42 @@ impl EventStore {
         Ok(())
     }
 
-    /// The events at positions `after + 1 ..= after + count` that exist, by point reads. Dense
-    /// positions make this a keyset page whose cost does not depend on how deep it is.
+    /// The events at positions `after + 1 ..= after + count` that exist, up to the first
+    /// missing one. Dense positions make this a keyset page: on MongoDB its cost does not
+    /// depend on how deep it is, and more than a few positions are read with one range query.
+    ///
+    /// FerretDB has no index to walk: a point read makes SQLite walk the log up to the
+    /// position, and a range query makes FerretDB decode every event of the log, about
+    /// [`RANGE_READ_COST`] times as costly per event. Point reads win near the start of a long
+    /// log, one range query deeper in it.
     pub async fn read_positions(
         &self,
         after: u64,
         count: usize,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let by_range = count > POINT_READS_PER_RANGE
+            && match self.backend {
+                Backend::MongoDb => true,
+                Backend::FerretDb => {
+                    let logged = crate::relay::sequenced_tail(self).await?;
+                    (count as u64).saturating_mul(after + 1)
+                        > RANGE_READ_COST.saturating_mul(logged)
+                }
+            };
+        let found = if by_range {
+            self.read_range(after, count).await?
+        } else {
+            self.read_points(after, count).await?
+        };
+        found
+            .into_iter()
+            .zip(after + 1..)
+            .map_while(|(doc, expected)| (doc.position == expected as i64).then_some(doc))
+            .map(LogDoc::into_envelope)
+            .collect()
+    }
+
+    async fn read_points(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
         let reads: Vec<_> = (1..=count as u64)
             .map(|offset| {
                 let log = self.log.clone();
@@ -258,11 +293,23 @@ impl EventStore {
             .buffered(POINT_READ_CONCURRENCY)
             .try_collect()
             .await?;
-        found
-            .into_iter()
-            .map_while(|doc| doc)
-            .map(LogDoc::into_envelope)
-            .collect()
+        Ok(found.into_iter().map_while(|doc| doc).collect())
+    }
+
+    /// The first `count` events after `after`, in position order (see [`EventStore::read_all`]
+    /// for why FerretDB needs no sort).
+    async fn read_range(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
+        let limit = i64::try_from(count).unwrap_or(i64::MAX);
+        let find = self
+            .log
+            .find(doc! {"_id": {"$gt": log_id(after)}})
+            .limit(limit)
+            .batch_size(count.clamp(1, 10_000) as u32);
+        let cursor = match self.backend {
+            Backend::FerretDb => find.await?,
+            Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
+        };
+        Ok(cursor.try_collect().await?)
     }
 
     /// The event at one position, if it is sequenced.
