@@ -49,6 +49,11 @@ pub struct ListScope {
 }
 
 impl ListScope {
+    /// Names the list in a rendered answer's key: its route and filter hash.
+    pub fn view_key(&self) -> String {
+        format!("{}|{}", self.route, self.filter_hash)
+    }
+
     /// `parts` are the normalized filter values (and the user id for per-user lists), in a
     /// fixed order per route; `None` stands for an absent filter.
     pub fn new(route: &'static str, parts: &[(&str, Option<String>)]) -> Self {

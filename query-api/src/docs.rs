@@ -29,6 +29,7 @@ use read_models::query::DocSource;
 use serde_json::value::RawValue;
 
 use crate::metrics::{CacheGauges, Metrics};
+use crate::respond::HashedStart;
 
 /// A document's address in the read models.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,8 +62,42 @@ pub struct CacheSettings {
 /// A rendered view's address: what the view is (route and normalized parameters) and the
 /// invalidation epoch it was rendered at.
 type RenderedKey = (String, u64);
-/// A rendered view: its `data`, encoded once and copied verbatim into every answer.
-pub type RenderedView = Arc<Box<RawValue>>;
+/// A rendered view or page of a list, shared by every answer until the next invalidation.
+pub type RenderedView = Arc<Rendered>;
+
+/// What an answer carries besides its position, encoded once: the `data` of a view or of a
+/// page (copied verbatim into every answer), and for a page the cursor of the next one and
+/// the list's total.
+#[derive(Debug)]
+pub struct Rendered {
+    pub data: Box<RawValue>,
+    pub next_cursor: Option<String>,
+    pub total: Option<u64>,
+    /// The answer's ETag hashed as far as the data.
+    pub start: HashedStart,
+}
+
+impl Rendered {
+    /// A rendered view: data only.
+    pub fn view(data: Box<RawValue>) -> Self {
+        Self::page(data, None, None)
+    }
+
+    /// A rendered page of a list.
+    pub fn page(data: Box<RawValue>, next_cursor: Option<String>, total: Option<u64>) -> Self {
+        Rendered {
+            start: HashedStart::of(&data),
+            data,
+            next_cursor,
+            total,
+        }
+    }
+
+    /// Bytes this answer part holds, for the cache's bound.
+    fn weight(&self) -> usize {
+        self.data.get().len() + self.next_cursor.as_ref().map_or(0, String::len)
+    }
+}
 
 pub struct DocStore {
     database: mongodb::Database,
@@ -90,7 +125,7 @@ impl DocStore {
                 .max_capacity(max_bytes)
                 .time_to_live(settings.ttl)
                 .weigher(|key: &RenderedKey, value: &RenderedView| {
-                    u32::try_from(key.0.len() + value.get().len())
+                    u32::try_from(key.0.len() + value.weight())
                         .unwrap_or(u32::MAX)
                         .saturating_add(ENTRY_OVERHEAD)
                 })
@@ -146,14 +181,14 @@ impl DocStore {
         Ok(entry.into_value().doc)
     }
 
-    /// The encoded view named `view`, rendered by `render` unless the same view was rendered
-    /// since the last invalidation (concurrent renderings of one view are coalesced). `view`
-    /// must name everything the rendering depends on besides the documents: route, parameters,
-    /// the caller's scope.
+    /// The encoded view or page named `view`, rendered by `render` unless the same one was
+    /// rendered since the last invalidation (concurrent renderings of one are coalesced).
+    /// `view` must name everything the rendering depends on besides the documents: route,
+    /// parameters, the page's position in its list, the caller's scope.
     pub async fn rendered<E, F>(&self, view: String, render: F) -> Result<RenderedView, E>
     where
         E: Clone + Send + Sync + 'static,
-        F: Future<Output = Result<Box<RawValue>, E>>,
+        F: Future<Output = Result<Rendered, E>>,
     {
         let Some(rendered) = &self.rendered else {
             return render.await.map(Arc::new);

@@ -64,8 +64,8 @@ pub struct Config {
         default_value = "127.0.0.1:8082"
     )]
     pub listen: SocketAddr,
-    /// Capacity of the read-model cache in bytes: documents, and (one eighth of it) the encoded
-    /// dashboard and calendar views rendered from them.
+    /// Capacity of the read-model cache in bytes: documents, and (one eighth of it) the
+    /// answers rendered from them (dashboards, calendar weeks, pages of lists).
     #[arg(long, env = "SIMPLEPRO_CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: u64,
     /// Longest time a cached document is served; change notices normally drop it sooner.

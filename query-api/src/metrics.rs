@@ -75,13 +75,13 @@ impl Metrics {
         metric(
             "query_api_views_rendered_total",
             "counter",
-            "Dashboard and calendar views encoded from their documents.",
+            "Views and list pages encoded from their documents.",
             load(&self.views_rendered).to_string(),
         );
         metric(
             "query_api_views_reused_total",
             "counter",
-            "Dashboard and calendar views answered from the rendered-view cache.",
+            "Views and list pages answered from the cache of rendered answers.",
             load(&self.views_reused).to_string(),
         );
         metric(

@@ -8,6 +8,7 @@ use domain::ids::ThreadId;
 use platform::auth::Caller;
 use platform::problem::Problem;
 use read_models::query;
+use read_models::Model;
 
 use super::{path_id, query_failed, AppState};
 use crate::cursor::ListScope;
@@ -56,11 +57,22 @@ pub async fn my_threads(
     let page = app.page_request(&scope, limit, cursor.as_deref())?;
     let position = app.consistent(min_position).await?;
     let gens = app.freshness.generations();
-    let threads = query::user_threads(app.docs.as_ref(), &gens, caller.user_id, unread_only, page)
-        .await
-        .map_err(query_failed)?;
-    let body = app.page_body(&scope, threads, position);
-    Ok(json_ok(&headers, position, &body))
+    let threads = query::user_threads(
+        app.docs.as_ref(),
+        &gens,
+        caller.user_id,
+        unread_only,
+        page.clone(),
+    );
+    app.page_answer(
+        &headers,
+        &scope,
+        gens.get(Model::Inbox),
+        page,
+        position,
+        threads,
+    )
+    .await
 }
 
 /// The caller's unread message and thread counts.
@@ -154,9 +166,14 @@ pub async fn thread_messages(
     if !meta.is_participant(caller.user_id) {
         return Err(Problem::forbidden("only the participants of a thread may read it").into());
     }
-    let messages = query::thread_messages(app.docs.as_ref(), &gens, thread, page)
-        .await
-        .map_err(query_failed)?;
-    let body = app.page_body(&scope, messages, position);
-    Ok(json_ok(&headers, position, &body))
+    let messages = query::thread_messages(app.docs.as_ref(), &gens, thread, page.clone());
+    app.page_answer(
+        &headers,
+        &scope,
+        gens.get(Model::Messages),
+        page,
+        position,
+        messages,
+    )
+    .await
 }

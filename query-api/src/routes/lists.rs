@@ -9,6 +9,7 @@ use domain::ids::{CrewMemberId, CustomerId, JobId};
 use platform::auth::Caller;
 use platform::problem::Problem;
 use read_models::query::{self, CustomerFilter, JobFilter};
+use read_models::Model;
 
 use super::{path_id, query_failed, AppState};
 use crate::cursor::ListScope;
@@ -69,11 +70,16 @@ pub async fn list_customers(
     let page = app.page_request(&scope, limit, cursor.as_deref())?;
     let position = app.consistent(min_position).await?;
     let gens = app.freshness.generations();
-    let customers = query::customers(app.docs.as_ref(), &gens, &filter, page)
-        .await
-        .map_err(query_failed)?;
-    let body = app.page_body(&scope, customers, position);
-    Ok(json_ok(&headers, position, &body))
+    let customers = query::customers(app.docs.as_ref(), &gens, &filter, page.clone());
+    app.page_answer(
+        &headers,
+        &scope,
+        gens.get(Model::Lists),
+        page,
+        position,
+        customers,
+    )
+    .await
 }
 
 /// One customer's summary.
@@ -197,11 +203,16 @@ pub async fn list_jobs(
     );
     let page = app.page_request(&scope, limit, cursor.as_deref())?;
     let gens = app.freshness.generations();
-    let jobs = query::jobs(app.docs.as_ref(), &gens, &filter, page)
-        .await
-        .map_err(query_failed)?;
-    let body = app.page_body(&scope, jobs, position);
-    Ok(json_ok(&headers, position, &body))
+    let jobs = query::jobs(app.docs.as_ref(), &gens, &filter, page.clone());
+    app.page_answer(
+        &headers,
+        &scope,
+        gens.get(Model::Lists),
+        page,
+        position,
+        jobs,
+    )
+    .await
 }
 
 /// One job's summary. Crew callers only see jobs they are assigned to (404 otherwise).

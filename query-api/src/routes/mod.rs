@@ -3,6 +3,7 @@
 pub mod events;
 pub mod inbox;
 pub mod lists;
+mod render;
 pub mod schemas;
 pub mod service;
 pub mod views;
@@ -20,14 +21,13 @@ use axum::Router;
 use domain::calendar::BusinessTimeZone;
 use platform::auth::JwtKeys;
 use platform::problem::{FieldProblem, Problem};
-use read_models::query::{CursorKey, Page, PageRequest, QueryError};
-use serde::Serialize;
+use read_models::query::{CursorKey, PageRequest, QueryError};
 
 use crate::cursor::{CursorCodec, ListScope};
 use crate::docs::DocStore;
 use crate::freshness::Freshness;
 use crate::metrics::Metrics;
-use crate::respond::{ApiError, PageBody};
+use crate::respond::ApiError;
 
 pub struct App {
     pub keys: Arc<JwtKeys>,
@@ -88,22 +88,6 @@ impl App {
             )),
         };
         Ok(PageRequest { limit, after })
-    }
-
-    pub fn page_body<T: Serialize>(
-        &self,
-        scope: &ListScope,
-        page: Page<T>,
-        position: u64,
-    ) -> PageBody<T> {
-        let next_cursor = page.next.map(|key| self.cursors.encode(scope, &key.0));
-        PageBody {
-            data: page.items,
-            has_more: next_cursor.is_some(),
-            next_cursor,
-            position,
-            total: page.total,
-        }
     }
 
     /// The position the answer will reflect, after waiting for `min_position` if given.

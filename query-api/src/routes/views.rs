@@ -10,12 +10,14 @@ use domain::enums::{JobStatus, Role};
 use domain::ids::CrewMemberId;
 use platform::auth::Caller;
 use platform::problem::Problem;
-use read_models::query::{self, CalendarWeekView, QueryError};
+use read_models::query::{self, CalendarWeekView};
 use read_models::Model;
 
-use super::{bad_parameter, query_failed, AppState};
+use super::render::{encode, RenderError};
+use super::{bad_parameter, AppState};
+use crate::docs::Rendered;
 use crate::params::{parse_date, Params};
-use crate::respond::{json_ok, ApiError, ViewBody};
+use crate::respond::{json_ok_rendered, ApiError, ViewBody};
 
 /// Longest dashboard range: a year, leap day included.
 pub const MAX_RANGE_DAYS: u64 = 366;
@@ -94,17 +96,18 @@ pub async fn dashboard(
             let view = query::dashboard(app.docs.as_ref(), &gens, from, to, today)
                 .await
                 .map_err(RenderError::Query)?;
-            encode(&view)
+            encode(&view).map(Rendered::view)
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(json_ok(
+    Ok(json_ok_rendered(
         &headers,
         position,
         &ViewBody {
-            data: &*data,
+            data: &*data.data,
             position,
         },
+        &data.start,
     ))
 }
 
@@ -172,39 +175,19 @@ pub async fn calendar_week(
             if let Some(crew) = crew {
                 only_crew(&mut view, crew);
             }
-            encode(&view)
+            encode(&view).map(Rendered::view)
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(json_ok(
+    Ok(json_ok_rendered(
         &headers,
         position,
         &ViewBody {
-            data: &*data,
+            data: &*data.data,
             position,
         },
+        &data.start,
     ))
-}
-
-/// Why a view could not be rendered (kept apart from [`ApiError`], which is a finished
-/// response: a failed rendering is shared by every request that waited for it).
-#[derive(Debug, Clone)]
-enum RenderError {
-    Query(QueryError),
-    Encode(String),
-}
-
-impl RenderError {
-    fn into_api(self) -> ApiError {
-        match self {
-            RenderError::Query(error) => query_failed(error),
-            RenderError::Encode(reason) => ApiError::internal("encoding a view", reason),
-        }
-    }
-}
-
-fn encode(view: &impl serde::Serialize) -> Result<Box<serde_json::value::RawValue>, RenderError> {
-    serde_json::value::to_raw_value(view).map_err(|error| RenderError::Encode(error.to_string()))
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.

@@ -250,3 +250,59 @@ async fn a_rendered_dashboard_is_reused_until_a_change_and_then_follows_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn rendered_list_pages_are_reused_until_a_change_and_answer_as_uncached_ones_do() {
+    let h = Harness::new().await;
+    let mut projector = Projector::new();
+    let w = scripted_world(&h, &mut projector).await;
+    let app = h.start().await;
+    let uncached = h.start_with(&["--no-cache"]).await;
+    let first_path = "/v1/customers?limit=1";
+    let first = h.get(&app, first_path, Some(&w.sales)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("more than one customer");
+    let second_path = format!("/v1/customers?limit=1&cursor={cursor}");
+    let second = h.get(&app, &second_path, Some(&w.sales)).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_ne!(second.body["data"], first.body["data"]);
+    for (path, rendered) in [(first_path, &first), (second_path.as_str(), &second)] {
+        let again = h.get(&app, path, Some(&w.sales)).await;
+        assert_eq!(again.body, rendered.body);
+        assert_eq!(again.header("etag"), rendered.header("etag"));
+        let direct = h.get(&uncached, path, Some(&w.sales)).await;
+        assert_eq!(direct.body, rendered.body, "{path}");
+        assert_eq!(direct.header("etag"), rendered.header("etag"), "{path}");
+    }
+    let metrics = metrics_text(&h, &app).await;
+    assert!(
+        metrics.contains("query_api_views_rendered_total 2\n")
+            && metrics.contains("query_api_views_reused_total 2\n"),
+        "{metrics}"
+    );
+
+    let newest = new_id();
+    projector
+        .flush(
+            &h,
+            vec![customer_registered(
+                newest,
+                "Nora",
+                "Newest",
+                "website",
+                at("2026-01-02T10:00:00Z"),
+            )],
+        )
+        .await;
+    eventually(
+        &h,
+        &app,
+        first_path,
+        &w.sales,
+        Duration::from_millis(200),
+        |body| body["data"][0]["customer_id"] == newest.to_string(),
+    )
+    .await;
+}
