@@ -143,16 +143,28 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
 
 /// Read models built from another event store (its database dropped and filled again under
 /// the same name, the read models' database kept) would take the new store's positions for
-/// ones they already hold and skip them. Such read models are dropped, and projected again
-/// from the new store's start.
+/// ones they already hold and skip them; read models stored in another physical layout hold
+/// their documents where this version does not look. Either are dropped, and projected again
+/// from the store's start.
 async fn ensure_built_from(db: &mongodb::Database, store_id: &str) -> mongodb::error::Result<()> {
+    let layout = read_models::names::LAYOUT_VERSION;
     match state::source(db).await? {
-        Some(recorded) if recorded == store_id => return Ok(()),
-        Some(recorded) => {
+        Some(recorded) if recorded.store_id == store_id && recorded.layout == layout => {
+            return Ok(())
+        }
+        Some(recorded) if recorded.store_id != store_id => {
             tracing::warn!(
-                built_from = %recorded,
+                built_from = %recorded.store_id,
                 event_store = %store_id,
                 "the read models were built from another event store: dropping them to project this one from its start"
+            );
+            db.drop().await?;
+        }
+        Some(recorded) => {
+            tracing::warn!(
+                recorded_layout = recorded.layout,
+                layout,
+                "the read models are stored in another layout: dropping them to project the store again"
             );
             db.drop().await?;
         }

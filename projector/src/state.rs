@@ -15,25 +15,50 @@ pub(crate) const DEAD_LETTERS: &str = "rm_dead_letters";
 const CHECKPOINT_ID: &str = read_models::names::CHECKPOINT_ID;
 const PARKED_ID: &str = "parked";
 
-/// Which event store the read models were built from: `{_id: "store", store_id}`.
+/// Which event store the read models were built from, and in which physical layout:
+/// `{_id: "store", store_id, layout}`.
 pub(crate) const SOURCE: &str = "rm_source";
 const SOURCE_ID: &str = "store";
 
-/// The identity of the event store the read models in `db` were built from, if recorded.
-pub(crate) async fn source(db: &Database) -> mongodb::error::Result<Option<String>> {
+/// What the read models in `db` record of their making.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub(crate) store_id: String,
+    /// [`read_models::names::LAYOUT_VERSION`] when they were made (1 before it was recorded).
+    pub(crate) layout: u32,
+}
+
+/// What the read models in `db` were built from, if recorded.
+pub(crate) async fn source(db: &Database) -> mongodb::error::Result<Option<Source>> {
     let found = db
         .collection::<Document>(SOURCE)
         .find_one(doc! {"_id": SOURCE_ID})
         .await?;
-    Ok(found.and_then(|d| d.get_str("store_id").ok().map(str::to_owned)))
+    Ok(found.and_then(|d| {
+        let layout = match d.get("layout") {
+            Some(bson::Bson::Int32(n)) => u32::try_from(*n).unwrap_or(0),
+            Some(bson::Bson::Int64(n)) => u32::try_from(*n).unwrap_or(0),
+            Some(_) => 0,
+            None => 1,
+        };
+        Some(Source {
+            store_id: d.get_str("store_id").ok()?.to_owned(),
+            layout,
+        })
+    }))
 }
 
-/// Records that the read models in `db` are built from the event store `store_id`.
+/// Records that the read models in `db` are built from the event store `store_id`, in the
+/// current layout.
 pub(crate) async fn record_source(db: &Database, store_id: &str) -> mongodb::error::Result<()> {
     db.collection::<Document>(SOURCE)
         .replace_one(
             doc! {"_id": SOURCE_ID},
-            doc! {"_id": SOURCE_ID, "store_id": store_id},
+            doc! {
+                "_id": SOURCE_ID,
+                "store_id": store_id,
+                "layout": i64::from(read_models::names::LAYOUT_VERSION),
+            },
         )
         .upsert(true)
         .await?;

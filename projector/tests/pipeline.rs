@@ -380,6 +380,55 @@ async fn read_models_of_a_dropped_event_store_are_projected_again_from_the_new_o
     projector.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_stored_in_an_older_layout_are_projected_again() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let total = support::append(&store, support::generate(&mut History::new(13), 80)).await;
+    support::wait_sequenced(&store, total).await;
+    // Read models of this store recorded before the layout was (every kind in 32
+    // partitions), with a document where only that layout keeps one.
+    let identity = store.identity().await.expect("store identity");
+    env.read_models
+        .collection::<Document>("rm_source")
+        .insert_one(doc! {"_id": "store", "store_id": &identity})
+        .await
+        .expect("record the old source");
+    let old_partition = "rm_inbox_g1_users_p17";
+    env.read_models
+        .collection::<Document>(old_partition)
+        .insert_one(doc! {"_id": "someone", "unread": 3})
+        .await
+        .expect("old layout document");
+
+    let projector = RunningProjector::start(&env).await;
+    projector.get("/v1/checkpoint").await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    let names = env
+        .read_models
+        .list_collection_names()
+        .await
+        .expect("collections");
+    assert!(!names.iter().any(|n| n == old_partition), "{names:?}");
+    let source = env
+        .read_models
+        .collection::<Document>("rm_source")
+        .find_one(doc! {"_id": "store"})
+        .await
+        .expect("source")
+        .expect("source recorded");
+    assert_eq!(source.get_str("store_id"), Ok(identity.as_str()));
+    assert_eq!(
+        source.get_i64("layout"),
+        Ok(i64::from(read_models::names::LAYOUT_VERSION))
+    );
+    let log = support::read_all(&store).await;
+    let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
+    assert!(compared.views > 10, "too little compared: {compared:?}");
+    projector.stop().await;
+}
+
 /// Changes one document of the first non-empty collection named with `prefix` (its `meta`
 /// aside); returns `<collection>/<_id>` and the document as it was.
 async fn tamper_one(db: &mongodb::Database, prefix: &str) -> (String, Document) {

@@ -6,7 +6,8 @@
 //! `rm_registry` holds `{_id: "<model>", generation}` per model (missing = generation 1).
 //!
 //! Every kind but `meta` is stored in [`PARTITIONS`] physical collections ([`LARGE_KINDS`] in
-//! [`LARGE_KIND_PARTITIONS`]), `<collection>_p<nn>`, the document with `_id` = `id` in
+//! [`LARGE_KIND_PARTITIONS`], [`SMALL_KINDS`] in one), `<collection>_p<nn>`, the document with
+//! `_id` = `id` in
 //! partition `fnv1a(id) % count`
 //! ([`partition`]; see [`events::partition`] for why): every projector write and every query
 //! is a point read or update by `_id`, which FerretDB 1.24 answers by scanning the collection.
@@ -42,15 +43,25 @@ pub const PARTITIONS: u32 = 32;
 pub const LARGE_KIND_PARTITIONS: u32 = 256;
 /// The kinds stored in [`LARGE_KIND_PARTITIONS`] collections.
 pub const LARGE_KINDS: [&str; 2] = ["list_buckets", "search"];
+/// The kinds that stay small at any size of the data (a document per staff user or crew
+/// member), stored in one physical collection each (`<collection>_p00`): on FerretDB every
+/// collection of the database adds to the cost of every query.
+pub const SMALL_KINDS: [&str; 4] = ["crew_names", "crew_users", "user_names", "users"];
+/// The version of the physical layout above. The projector records it beside the event
+/// store's identity; read models recorded in another layout are dropped and projected again,
+/// as documents would otherwise be looked for in collections that do not hold them.
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// How many physical collections the logical `collection` has (1 when it is not partitioned).
 pub fn partition_count(collection: &str) -> u32 {
-    if !is_partitioned(collection) {
+    let of_kind = |kinds: &[&str]| {
+        kinds
+            .iter()
+            .any(|kind| collection.ends_with(&format!("_{kind}")))
+    };
+    if !is_partitioned(collection) || of_kind(&SMALL_KINDS) {
         1
-    } else if LARGE_KINDS
-        .iter()
-        .any(|kind| collection.ends_with(&format!("_{kind}")))
-    {
+    } else if of_kind(&LARGE_KINDS) {
         LARGE_KIND_PARTITIONS
     } else {
         PARTITIONS
@@ -181,6 +192,17 @@ mod tests {
             partition(&buckets, "2026-W10"),
             "rm_lists_g1_list_buckets_p230"
         );
+        let names = collection(Model::Calendar, 1, "crew_names");
+        assert_eq!(partition_count(&names), 1);
+        assert_eq!(partitions(&names), ["rm_calendar_g1_crew_names_p00"]);
+        assert_eq!(
+            partition(&names, "2026-W10"),
+            "rm_calendar_g1_crew_names_p00"
+        );
+        let users = collection(Model::Inbox, 1, "users");
+        assert_eq!(partition(&users, "u"), "rm_inbox_g1_users_p00");
+        let user_threads = collection(Model::Inbox, 1, "user_threads");
+        assert_eq!(partition_count(&user_threads), PARTITIONS);
         let meta = meta_collection(Model::Calendar, 1);
         assert_eq!(partition_count(&meta), 1);
         assert_eq!(partition(&meta, CHECKPOINT_ID), meta);
