@@ -35,17 +35,21 @@ pub(crate) async fn source(db: &Database) -> mongodb::error::Result<Option<Sourc
         .find_one(doc! {"_id": SOURCE_ID})
         .await?;
     Ok(found.and_then(|d| {
-        let layout = match d.get("layout") {
-            Some(bson::Bson::Int32(n)) => u32::try_from(*n).unwrap_or(0),
-            Some(bson::Bson::Int64(n)) => u32::try_from(*n).unwrap_or(0),
-            Some(_) => 0,
-            None => 1,
-        };
         Some(Source {
             store_id: d.get_str("store_id").ok()?.to_owned(),
-            layout,
+            // Unreadable counts as a layout of no version, which no version matches.
+            layout: d.get("layout").map_or(1, |v| small_number(v).unwrap_or(0)),
         })
     }))
+}
+
+/// An integer field of the projector's documents, written as an `i64`.
+fn small_number(value: &bson::Bson) -> Option<u32> {
+    match value {
+        bson::Bson::Int32(n) => u32::try_from(*n).ok(),
+        bson::Bson::Int64(n) => u32::try_from(*n).ok(),
+        _ => None,
+    }
 }
 
 /// Records that the read models in `db` are built from the event store `store_id`, in the
@@ -78,11 +82,7 @@ pub(crate) async fn registry(db: &Database) -> mongodb::error::Result<BTreeMap<S
         .into_iter()
         .filter_map(|d| {
             let model = d.get_str("_id").ok()?.to_owned();
-            let generation = match d.get("generation")? {
-                bson::Bson::Int32(n) => u32::try_from(*n).ok()?,
-                bson::Bson::Int64(n) => u32::try_from(*n).ok()?,
-                _ => return None,
-            };
+            let generation = small_number(d.get("generation")?)?;
             Some((model, generation.max(1)))
         })
         .collect())

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use super::{query_failed, App};
 use crate::cursor::ListScope;
 use crate::docs::Rendered;
-use crate::respond::{json_ok_rendered, ApiError, PageBody};
+use crate::respond::{json_ok_rendered, ApiError, PageBody, ViewBody};
 
 /// Why an answer could not be rendered (kept apart from [`ApiError`], which is a finished
 /// response: a failed rendering is shared by every request that waited for it).
@@ -86,4 +86,18 @@ impl App {
             &rendered.start,
         ))
     }
+}
+
+/// The answer around a rendered view. The body is built here and in [`App::page_answer`]
+/// only, from the same [`Rendered`] whose hashed start finishes its ETag.
+pub(super) fn view_answer(headers: &HeaderMap, position: u64, view: &Rendered) -> Response {
+    json_ok_rendered(
+        headers,
+        position,
+        &ViewBody {
+            data: &*view.data,
+            position,
+        },
+        &view.start,
+    )
 }

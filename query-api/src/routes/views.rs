@@ -13,11 +13,11 @@ use platform::problem::Problem;
 use read_models::query::{self, CalendarWeekView};
 use read_models::Model;
 
-use super::render::{encode, RenderError};
+use super::render::{encode, view_answer, RenderError};
 use super::{bad_parameter, AppState};
 use crate::docs::Rendered;
 use crate::params::{parse_date, Params};
-use crate::respond::{json_ok_rendered, ApiError, ViewBody};
+use crate::respond::ApiError;
 
 /// Longest dashboard range: a year, leap day included.
 pub const MAX_RANGE_DAYS: u64 = 366;
@@ -100,15 +100,7 @@ pub async fn dashboard(
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(json_ok_rendered(
-        &headers,
-        position,
-        &ViewBody {
-            data: &*data.data,
-            position,
-        },
-        &data.start,
-    ))
+    Ok(view_answer(&headers, position, &data))
 }
 
 /// The jobs of the week (Monday to Sunday) containing a date.
@@ -179,15 +171,7 @@ pub async fn calendar_week(
         })
         .await
         .map_err(RenderError::into_api)?;
-    Ok(json_ok_rendered(
-        &headers,
-        position,
-        &ViewBody {
-            data: &*data.data,
-            position,
-        },
-        &data.start,
-    ))
+    Ok(view_answer(&headers, position, &data))
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.
