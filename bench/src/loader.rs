@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bson::{doc, Bson, DateTime as BsonDateTime};
 use chrono::{DateTime, Utc};
-use events::store::{Snapshot, COMMITS, HEADS, POSITIONS};
+use events::store::{pack_state, Snapshot};
 use events::{Bus, BusConfig, EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Database;
@@ -127,10 +127,11 @@ pub async fn load(
     start_position: u64,
 ) -> anyhow::Result<LoadStats> {
     let started = Instant::now();
-    // Opening the store creates its indexes, as any service would.
-    EventStore::open(database.clone())
+    // Opening the store creates its indexes and records its layout, as any service would.
+    let layout = EventStore::open(database.clone())
         .await
-        .context("opening the event store")?;
+        .context("opening the event store")?
+        .layout();
     let mut first_positions = Vec::with_capacity(commits.len());
     let mut next = start_position;
     for commit in commits {
@@ -158,7 +159,10 @@ pub async fn load(
     let mut by_partition: BTreeMap<(String, Kind), Vec<usize>> = BTreeMap::new();
     for (index, commit) in commits.iter().enumerate() {
         let id = commit.stream.commit_id(commit.first_version);
-        for (layout, kind) in [(COMMITS, Kind::Commit), (POSITIONS, Kind::Position)] {
+        for (layout, kind) in [
+            (layout.commits(), Kind::Commit),
+            (layout.positions(), Kind::Position),
+        ] {
             by_partition
                 .entry((layout.collection_for(&id), kind))
                 .or_default()
@@ -216,18 +220,12 @@ pub async fn load(
     let head_docs: Vec<bson::Document> = heads
         .into_iter()
         .map(|(stream, (version, commit_id, at))| {
-            let snapshot = snapshots
-                .get(&stream)
-                .map(|snapshot| {
-                    anyhow::Ok(SnapshotDoc {
-                        version: version as i64,
-                        commit_id: commit_id.clone(),
-                        schema: snapshot.schema as i32,
-                        state: Bson::try_from(snapshot.state.clone())
-                            .with_context(|| format!("the snapshot of {stream}"))?,
-                    })
-                })
-                .transpose()?;
+            let snapshot = snapshots.get(&stream).map(|snapshot| SnapshotDoc {
+                version: version as i64,
+                commit_id: commit_id.clone(),
+                schema: snapshot.schema as i32,
+                state: pack_state(&snapshot.state),
+            });
             bson::to_document(&HeadDoc {
                 stream,
                 version: version as i64,
@@ -242,7 +240,7 @@ pub async fn load(
     for doc in head_docs {
         let stream = doc.get_str("_id").context("head without _id")?;
         heads_by_partition
-            .entry(HEADS.collection_for(stream))
+            .entry(layout.heads().collection_for(stream))
             .or_default()
             .push(doc);
     }

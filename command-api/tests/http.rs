@@ -1042,10 +1042,16 @@ async fn a_head_hint_left_behind_changes_no_answer() {
     let sales = app.role_token(Role::Sales);
     let id = app.customer().await;
     let stream_key = stream("customer", id).to_string();
+    let heads_of_stream = app
+        .store()
+        .await
+        .layout()
+        .heads()
+        .collection_for(&stream_key);
     let heads = app
         .env
         .database
-        .collection::<bson::Document>(&events::store::HEADS.collection_for(&stream_key));
+        .collection::<bson::Document>(&heads_of_stream);
     let hint_at_one = heads
         .find_one(bson::doc! {"_id": &stream_key})
         .await

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
-use events::store::{log_id, Backend, COMMITS, POSITIONS};
+use events::store::{log_id, Backend};
 use events::{EventEnvelope, EventStore};
 use futures::{StreamExt, TryStreamExt};
-use mongodb::{Collection, Database};
+use mongodb::Collection;
 use serde::Deserialize;
 
 mod report;
@@ -247,7 +247,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
         events = report.log_events,
         "verify: reading the commits' positions"
     );
-    let positions = recorded_positions(db, store.backend(), options.batch_size).await?;
+    let positions = recorded_positions(store, options.batch_size).await?;
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
     let upcasters = upcasters();
@@ -256,7 +256,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
     let mut next_version: HashMap<String, u64> = HashMap::new();
     let mut out_of_order: Vec<(String, u64, u64, String)> = Vec::new();
     let mut sequenced_in_commits: u64 = 0;
-    let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
+    let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         report.commits += 1;
         let Some(mut commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit")
@@ -406,11 +406,11 @@ async fn scan(
 /// Every commit, partition after partition; within a partition a stream's commits come in the
 /// order they were written (on MongoDB, in `_id` order: by stream, then version).
 fn scan_commits(
-    db: &Database,
-    backend: Backend,
+    store: &EventStore,
     batch_size: u32,
 ) -> impl futures::Stream<Item = Result<RawDocumentBuf, HistoryError>> + '_ {
-    futures::stream::iter(COMMITS.collections())
+    let (db, backend) = (store.database(), store.backend());
+    futures::stream::iter(store.layout().commits().collections())
         .then(move |name| async move {
             let commits: Collection<RawDocumentBuf> = db.collection(&name);
             scan(&commits, backend, batch_size, None).await
@@ -421,12 +421,12 @@ fn scan_commits(
 
 /// The first position of every sequenced commit, from `positions`, by commit `_id`.
 async fn recorded_positions(
-    db: &Database,
-    backend: Backend,
+    store: &EventStore,
     batch_size: u32,
 ) -> Result<HashMap<String, i64>, HistoryError> {
+    let (db, backend) = (store.database(), store.backend());
     let mut positions = HashMap::new();
-    for name in POSITIONS.collections() {
+    for name in store.layout().positions().collections() {
         let collection: Collection<RawDocumentBuf> = db.collection(&name);
         let mut cursor = scan(&collection, backend, batch_size, None).await?;
         while let Some(raw) = cursor.try_next().await? {
@@ -614,7 +614,7 @@ async fn locate_mismatches(
         }
         if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
             let commits: Collection<RawDocumentBuf> =
-                db.collection(&COMMITS.collection_for(&row.commit_id));
+                db.collection(&store.layout().commits().collection_for(&row.commit_id));
             cached = match commits.find_one(doc! {"_id": &row.commit_id}).await? {
                 Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),
                 None => None,
@@ -650,7 +650,7 @@ async fn locate_mismatches(
         }
     }
 
-    let mut cursor = std::pin::pin!(scan_commits(db, store.backend(), options.batch_size));
+    let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         let Ok(mut commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
             continue;

@@ -13,7 +13,7 @@ use domain::enums::{CustomerStatus, ReferralSource};
 use domain::ids::{CrewMemberId, CustomerId};
 use domain::values::{Address, AddressInput, Email, PersonName, Phone, Skill};
 use domain::DomainEvent;
-use events::store::{log_id, ReadAllOptions, COMMITS};
+use events::store::{log_id, ReadAllOptions};
 use events::{
     AppendRequest, EventEnvelope, EventMetadata, EventStore, Expected, NewEvent, StreamId,
 };
@@ -247,7 +247,7 @@ impl Fixture {
 
     /// The partition of `commits` holding the commit with this `_id`.
     fn commits_of(&self, commit_id: &str) -> Collection<Document> {
-        self.collection(&COMMITS.collection_for(commit_id))
+        self.collection(&self.store.layout().commits().collection_for(commit_id))
     }
 
     async fn verify(&self) -> verify::Report {

@@ -117,11 +117,7 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
     let store = EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
-    let store_id = store
-        .identity()
-        .await
-        .context("reading the event store's identity")?;
-    ensure_built_from(&db, &store_id)
+    ensure_built_from(&db, store.identity())
         .await
         .context("checking which event store the read models were built from")?;
     let nats = events::bus::connect_nats(&config.connection.nats_url, "projector")

@@ -389,7 +389,7 @@ async fn read_models_stored_in_an_older_layout_are_projected_again() {
     support::wait_sequenced(&store, total).await;
     // Read models of this store recorded before the layout was (every kind in 32
     // partitions), with a document where only that layout keeps one.
-    let identity = store.identity().await.expect("store identity");
+    let identity = store.identity();
     env.read_models
         .collection::<Document>("rm_source")
         .insert_one(doc! {"_id": "store", "store_id": &identity})
@@ -418,7 +418,7 @@ async fn read_models_stored_in_an_older_layout_are_projected_again() {
         .await
         .expect("source")
         .expect("source recorded");
-    assert_eq!(source.get_str("store_id"), Ok(identity.as_str()));
+    assert_eq!(source.get_str("store_id"), Ok(identity));
     assert_eq!(
         source.get_i64("layout"),
         Ok(i64::from(read_models::names::LAYOUT_VERSION))

@@ -8,8 +8,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::docs::{
-    json_to_bson, to_i64, to_millis, to_u64, CommitDoc, CommittedEvent, HeadDoc, IdempotencyDoc,
-    OutboxDoc, SnapshotDoc,
+    json_to_bson, pack_state, to_i64, to_millis, to_u64, CommitDoc, CommittedEvent, HeadDoc,
+    IdempotencyDoc, OutboxDoc, SnapshotDoc,
 };
 use super::{is_duplicate_key, AppendError, EventStore, StoreError};
 use crate::envelope::{EventMetadata, NewEvent, StreamId};
@@ -324,17 +324,11 @@ impl EventStore {
     /// follow the chain from an older hint. Without a new snapshot the old one is kept.
     async fn record_head(&self, commit: &CommitDoc, snapshot: Option<Snapshot>) {
         let stream = commit.stream().to_string();
-        let snapshot = snapshot.and_then(|snapshot| match json_to_bson(&snapshot.state) {
-            Ok(state) => Some(SnapshotDoc {
-                version: commit.last_version,
-                commit_id: commit.id.clone(),
-                schema: snapshot.schema as i32,
-                state,
-            }),
-            Err(error) => {
-                tracing::warn!(%error, commit = %commit.id, "snapshot not stored");
-                None
-            }
+        let snapshot = snapshot.map(|snapshot| SnapshotDoc {
+            version: commit.last_version,
+            commit_id: commit.id.clone(),
+            schema: snapshot.schema as i32,
+            state: pack_state(&snapshot.state),
         });
         let written = match snapshot {
             Some(snapshot) => {

@@ -192,7 +192,32 @@ pub(crate) struct SnapshotDoc {
     pub version: i64,
     pub commit_id: String,
     pub schema: i32,
+    /// The state's JSON as one binary value ([`pack_state`]); stores written before that hold
+    /// it as a document, which readers still accept.
     pub state: Bson,
+}
+
+impl SnapshotDoc {
+    /// The state, or `None` when its packed JSON does not parse (the caller then loads the
+    /// stream without the snapshot).
+    pub(crate) fn unpack_state(self) -> Option<serde_json::Value> {
+        match self.state {
+            Bson::Binary(packed) => serde_json::from_slice(&packed.bytes).ok(),
+            document => Some(document.into_relaxed_extjson()),
+        }
+    }
+}
+
+/// A snapshot's state as it is stored: its JSON as one BSON binary value. Every point read
+/// and update of a head on FerretDB's SQLite backend parses the JSON of every document of the
+/// head's partition, at a cost that grows with the number of values in them (FerretDB also
+/// stores a type for each); a state kept as a document is most of those values, and as one
+/// binary it is a single string to step over. Nothing queries inside a snapshot.
+pub fn pack_state(state: &serde_json::Value) -> Bson {
+    Bson::Binary(bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: state.to_string().into_bytes(),
+    })
 }
 
 /// The position of a commit's first event (`positions`, `_id` = the commit's `_id`), inserted

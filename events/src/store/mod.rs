@@ -13,11 +13,12 @@
 //! - `relay`: the relay's lease and sequencer hint.
 //!
 //! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`,
-//! so each is split into hash partitions ([`COMMITS`], [`HEADS`], [`POSITIONS`], [`IDEMPOTENCY`];
-//! see [`crate::partition`] for why). The log is read in order on batch paths and stays whole.
+//! so each is split into hash partitions (see [`crate::partition`] for why), as many as the
+//! store's [`StoreLayout`] says. The log is read in order on batch paths and stays whole.
 
 mod append;
 pub(crate) mod docs;
+mod layout;
 mod read;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,47 +26,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::{doc, Document};
+use bson::doc;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::{oneshot, Notify};
 
 pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapshot, StreamHead};
-pub use docs::log_id;
+pub use docs::{log_id, pack_state};
+pub use layout::{StoreLayout, IDENTITY_COLLECTION};
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc, PositionDoc};
 
-use crate::partition::{whole_id, Layout, Partitioned};
-
-/// Commits: one per append, so the largest collection after the log. Partitioned by stream,
-/// so that a stream's commits share a partition in the order they were written.
-pub const COMMITS: Layout = Layout {
-    name: "commits",
-    partitions: 256,
-    key: commit_stream,
-};
-/// Head hints and snapshots: one per stream.
-pub const HEADS: Layout = Layout {
-    name: "heads",
-    partitions: 64,
-    key: whole_id,
-};
-/// Positions of sequenced commits: one small document per commit, partitioned like the
-/// commits. A document of its own rather than a field of the commit because the relay can then
-/// insert it: on FerretDB an update reads and rewrites the whole partition under the
-/// database's one write lock, an insert does not.
-pub const POSITIONS: Layout = Layout {
-    name: "positions",
-    partitions: 64,
-    key: commit_stream,
-};
-/// Idempotency claims: one per keyed request.
-pub const IDEMPOTENCY: Layout = Layout {
-    name: "idempotency",
-    partitions: 64,
-    key: whole_id,
-};
+use crate::partition::Partitioned;
 
 /// The stream part of a commit `_id` (`<stream>/<first_version>`).
 pub fn commit_stream(commit_id: &str) -> &str {
@@ -240,6 +213,8 @@ impl LandedCommits {
 pub struct EventStore {
     pub(crate) db: Database,
     pub(crate) backend: Backend,
+    identity: String,
+    layout: StoreLayout,
     pub(crate) commits: Partitioned<CommitDoc>,
     pub(crate) log: Collection<LogDoc>,
     pub(crate) outbox: Collection<OutboxDoc>,
@@ -253,16 +228,6 @@ pub struct EventStore {
     /// id: the relay knows they landed without reading them back.
     pub(crate) landed: Arc<LandedCommits>,
     pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
-}
-
-/// The collection holding the store's identity (see [`EventStore::identity`]).
-pub const IDENTITY_COLLECTION: &str = "store_identity";
-const IDENTITY_ID: &str = "store";
-
-fn identity_of(doc: &Document) -> Result<String, StoreError> {
-    doc.get_str("store_id")
-        .map(str::to_owned)
-        .map_err(|_| StoreError::corrupt("the store identity has no store_id"))
 }
 
 /// Connects a client with settings that suit both FerretDB and MongoDB.
@@ -282,15 +247,18 @@ pub async fn connect_client(uri: &str, app_name: &str) -> Result<Client, StoreEr
 impl EventStore {
     pub async fn open(db: Database) -> Result<Self, StoreError> {
         let backend = detect_backend(&db).await?;
+        let (identity, layout) = layout::open_identity(&db).await?;
         let store = EventStore {
-            commits: Partitioned::new(&db, COMMITS),
+            commits: Partitioned::new(&db, layout.commits()),
             log: db.collection("events"),
             outbox: db.collection("outbox"),
-            heads: Partitioned::new(&db, HEADS),
-            positions: Partitioned::new(&db, POSITIONS),
-            idempotency: Partitioned::new(&db, IDEMPOTENCY),
+            heads: Partitioned::new(&db, layout.heads()),
+            positions: Partitioned::new(&db, layout.positions()),
+            idempotency: Partitioned::new(&db, layout.idempotency()),
             db,
             backend,
+            identity,
+            layout,
             appended: Arc::new(Notify::new()),
             waiters: Arc::new(PositionWaiters::default()),
             landed: Arc::new(LandedCommits::default()),
@@ -329,28 +297,18 @@ impl EventStore {
         Ok(())
     }
 
-    /// The store's identity: a random id recorded the first time it is asked for, in the
-    /// one-document collection [`IDENTITY_COLLECTION`]. Derived data (the read models) records
-    /// it to tell its own store from a new one under the same database name, such as after
-    /// the event store's database was dropped and filled again.
-    pub async fn identity(&self) -> Result<String, StoreError> {
-        let identities = self.db.collection::<Document>(IDENTITY_COLLECTION);
-        let filter = doc! {"_id": IDENTITY_ID};
-        if let Some(found) = identities.find_one(filter.clone()).await? {
-            return identity_of(&found);
-        }
-        let fresh = uuid::Uuid::now_v7().to_string();
-        let created =
-            doc! {"_id": IDENTITY_ID, "store_id": &fresh, "created_at": bson::DateTime::now()};
-        match identities.insert_one(created).await {
-            Ok(_) => Ok(fresh),
-            // Another process recorded one first: that one is the store's.
-            Err(error) if is_duplicate_key(&error) => match identities.find_one(filter).await? {
-                Some(found) => identity_of(&found),
-                None => Err(StoreError::corrupt("the store identity vanished")),
-            },
-            Err(error) => Err(error.into()),
-        }
+    /// The store's identity: a random id recorded when the store was created (or, in stores
+    /// older than that, the first time it was asked for), in the one-document collection
+    /// [`IDENTITY_COLLECTION`]. Derived data (the read models) records it to tell its own
+    /// store from a new one under the same database name, such as after the event store's
+    /// database was dropped and filled again.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The partition counts of this store, as recorded when it was created.
+    pub fn layout(&self) -> StoreLayout {
+        self.layout
     }
 
     /// Checks that the database answers.
@@ -460,17 +418,6 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StreamId;
-
-    #[test]
-    fn a_stream_keeps_its_commits_in_one_partition() {
-        let stream = StreamId::new("thread", "t1").unwrap();
-        assert_eq!(commit_stream(&stream.commit_id(3)), "thread/t1");
-        assert_eq!(
-            COMMITS.collection_for(&stream.commit_id(1)),
-            COMMITS.collection_for(&stream.commit_id(250))
-        );
-    }
 
     #[test]
     fn a_waiter_gets_its_position_also_when_the_commit_was_sequenced_before_it_waited() {

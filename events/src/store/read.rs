@@ -107,13 +107,17 @@ impl EventStore {
         };
         if let Some(saved) = hint.and_then(|hint| hint.snapshot) {
             let version = to_u64(saved.version)?;
-            head.version = version;
-            head.commit_id = Some(saved.commit_id);
-            snapshot = Some((
-                version,
-                saved.schema as u32,
-                saved.state.into_relaxed_extjson(),
-            ));
+            let (commit_id, schema) = (saved.commit_id.clone(), saved.schema as u32);
+            match saved.unpack_state() {
+                Some(state) => {
+                    head.version = version;
+                    head.commit_id = Some(commit_id);
+                    snapshot = Some((version, schema, state));
+                }
+                None => {
+                    tracing::warn!(stream = %stream_key, "snapshot does not parse; loading without it")
+                }
+            }
         }
         let mut events = Vec::new();
         while check == HeadCheck::Verified || head.version < hinted_version {

@@ -333,7 +333,7 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
     // A store written before positions had their own collection kept them on the commit.
     let commit_id = second.commit_id.as_str();
     env.database
-        .collection::<bson::Document>(&events::store::POSITIONS.collection_for(commit_id))
+        .collection::<bson::Document>(&other.layout().positions().collection_for(commit_id))
         .delete_one(bson::doc! {"_id": commit_id})
         .await
         .unwrap();
@@ -343,7 +343,7 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
         "no position recorded anywhere"
     );
     env.database
-        .collection::<bson::Document>(&events::store::COMMITS.collection_for(commit_id))
+        .collection::<bson::Document>(&other.layout().commits().collection_for(commit_id))
         .update_one(
             bson::doc! {"_id": commit_id},
             bson::doc! {"$set": {"position": first_of_second as i64}},
@@ -358,4 +358,111 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
         other.read_stream(&s, 2).await.unwrap()[0].position,
         Some(first_of_second)
     );
+}
+
+/// A store records its partition counts when it is created and keeps them: a store written
+/// before counts were recorded is read with the counts it was written with.
+#[tokio::test]
+async fn a_store_keeps_the_partition_layout_it_was_created_with() {
+    use events::store::{StoreLayout, IDENTITY_COLLECTION};
+
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    assert_eq!(store.layout(), StoreLayout::CURRENT);
+    let identity = env
+        .database
+        .collection::<bson::Document>(IDENTITY_COLLECTION)
+        .find_one(bson::doc! {"_id": "store"})
+        .await
+        .unwrap()
+        .expect("the identity is recorded when the store is created");
+    let recorded: StoreLayout = bson::from_bson(
+        identity
+            .get("partitions")
+            .expect("a recorded layout")
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(recorded, StoreLayout::CURRENT);
+    let s = stream("customer");
+    store
+        .append(request(&s, Expected::Version(0), vec![event(1)]))
+        .await
+        .unwrap();
+    let again = env.store().await;
+    assert_eq!(again.identity(), store.identity());
+    assert_eq!(again.layout(), StoreLayout::CURRENT);
+    assert_eq!(again.load(&s).await.unwrap().head.version(), 1);
+
+    // An identity recorded before layouts were: the legacy counts.
+    let older = env
+        .database
+        .client()
+        .database(&format!("{}_older", env.db_name));
+    older
+        .collection::<bson::Document>(IDENTITY_COLLECTION)
+        .insert_one(bson::doc! {"_id": "store", "store_id": "older-store"})
+        .await
+        .unwrap();
+    let older_store = EventStore::open(older.clone()).await.unwrap();
+    assert_eq!(older_store.identity(), "older-store");
+    assert_eq!(older_store.layout(), StoreLayout::LEGACY);
+
+    // No identity at all, but partitions written by a version from before identities: the
+    // legacy counts, recorded from now on. Its head, in a legacy partition with the snapshot
+    // stored as a document (as such versions did), is found and loaded.
+    let oldest = env
+        .database
+        .client()
+        .database(&format!("{}_oldest", env.db_name));
+    let s = stream("customer");
+    let commit_id = s.commit_id(1);
+    let legacy = StoreLayout::LEGACY;
+    oldest
+        .collection::<bson::Document>(&legacy.commits().collection_for(&commit_id))
+        .insert_one(bson::doc! {
+            "_id": &commit_id, "aggregate_type": "customer", "aggregate_id": &s.aggregate_id,
+            "first_version": 1_i64, "last_version": 1_i64, "append_id": "a1",
+            "recorded_at": bson::DateTime::now(), "correlation_id": "c", "causation_id": null,
+            "actor": "tester", "idempotency_key": null,
+            "events": [{"event_id": uuid::Uuid::now_v7().to_string(), "version": 1_i64,
+                "type": "Tested", "schema_version": 1, "occurred_at": bson::DateTime::now(),
+                "payload": {"n": 1}}],
+        })
+        .await
+        .unwrap();
+    let stream_key = s.to_string();
+    oldest
+        .collection::<bson::Document>(&legacy.heads().collection_for(&stream_key))
+        .insert_one(bson::doc! {
+            "_id": &stream_key, "version": 1_i64, "commit_id": &commit_id,
+            "snapshot": {"version": 1_i64, "commit_id": &commit_id, "schema": 1,
+                "state": {"count": 1}},
+            "updated_at": bson::DateTime::now(),
+        })
+        .await
+        .unwrap();
+    let oldest_store = EventStore::open(oldest.clone()).await.unwrap();
+    assert_eq!(oldest_store.layout(), StoreLayout::LEGACY);
+    let loaded = oldest_store.load(&s).await.unwrap();
+    assert_eq!(loaded.snapshot, Some((1, 1, json!({"count": 1}))));
+    assert_eq!(loaded.head.version(), 1);
+    oldest_store
+        .append(request(&s, Expected::Version(1), vec![event(2)]))
+        .await
+        .unwrap();
+    assert!(oldest
+        .collection::<bson::Document>(&legacy.commits().collection_for(&s.commit_id(2)))
+        .find_one(bson::doc! {"_id": s.commit_id(2)})
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        EventStore::open(oldest.clone()).await.unwrap().layout(),
+        StoreLayout::LEGACY
+    );
+
+    for db in [older, oldest] {
+        db.drop().await.unwrap();
+    }
 }
