@@ -149,6 +149,27 @@ pub(crate) async fn load<A: Aggregate>(
     load_as::<A>(app, id, Freshness::Current).await
 }
 
+/// The state of an aggregate a command refers to, for a check that needs only to know that
+/// it exists (`exists`): no aggregate ever stops existing, so a state showing it, from this
+/// process's last append to it or from its head hint, is as good as a current one. Only an
+/// absent aggregate is confirmed by a current load before the caller refuses: on FerretDB
+/// that load's look for a commit after the hint scans a partition of `commits`, the most
+/// costly read of a command.
+pub(crate) async fn load_existing<A: Aggregate>(
+    app: &AppState,
+    id: Uuid,
+    exists: fn(&A::State) -> bool,
+) -> Result<A::State, Problem> {
+    let recent = match app.states.get::<A>(&stream_of::<A>(id)).await {
+        Some((state, _)) => state,
+        None => load_as::<A>(app, id, Freshness::AtHint).await?.0,
+    };
+    if exists(&recent) {
+        return Ok(recent);
+    }
+    Ok(load::<A>(app, id).await?.0)
+}
+
 /// How current a load must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Freshness {

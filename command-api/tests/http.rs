@@ -1109,6 +1109,18 @@ async fn a_head_hint_left_behind_changes_no_answer() {
         .map(|event| event.version)
         .collect();
     assert_eq!(versions, vec![1, 2, 3]);
+
+    // A job's customer is checked from the hint; with no hint at all the customer still
+    // exists, which a current load confirms before any refusal.
+    heads
+        .delete_one(bson::doc! {"_id": &stream_key})
+        .await
+        .unwrap();
+    let admin = app.admin.clone();
+    let reply = app.post("/v1/jobs", &admin, job_body(id)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let reply = app.post("/v1/jobs", &admin, job_body(Uuid::now_v7())).await;
+    reply.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 /// Each process decides a stream's next command from the state its own last append left; with

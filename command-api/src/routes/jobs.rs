@@ -74,7 +74,8 @@ pub(crate) fn parse_create(
     })
 }
 
-/// The customer must exist; that fact lives in another aggregate, so it is checked here.
+/// The customer must exist; that fact lives in another aggregate, so it is checked here (from
+/// a state that may be behind the customer's, which is enough: customers are never removed).
 pub(crate) async fn create(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -85,7 +86,9 @@ pub(crate) async fn create(
     if let Some(done) = execute::replay::<Job>(&app, context).await? {
         return Ok(done.respond(true, |_, _| {}));
     }
-    let (customer, _) = execute::load::<Customer>(&app, input.customer_id).await?;
+    let customer =
+        execute::load_existing::<Customer>(&app, input.customer_id, |c| c.customer.is_some())
+            .await?;
     if customer.customer.is_none() {
         return Err(no_such("customer_id", "customer"));
     }
