@@ -194,7 +194,7 @@ mod tests {
         );
         // Written by hand as 32-bit integers: the same counts.
         let by_hand = doc! {"_id": "store", "store_id": "s4",
-            "partitions": {"commits": 256, "heads": 64, "positions": 64, "idempotency": 64}};
+        "partitions": {"commits": 256, "heads": 64, "positions": 64, "idempotency": 64}};
         assert_eq!(recorded(&by_hand).unwrap().1, StoreLayout::LEGACY);
         let broken = doc! {"_id": "store", "store_id": "s3",
         "partitions": {"commits": 0, "heads": 1, "positions": 1, "idempotency": 1}};
