@@ -159,12 +159,12 @@ pub async fn load(
     let mut by_partition: BTreeMap<(String, Kind), Vec<usize>> = BTreeMap::new();
     for (index, commit) in commits.iter().enumerate() {
         let id = commit.stream.commit_id(commit.first_version);
-        for (layout, kind) in [
+        for (partitioned, kind) in [
             (layout.commits(), Kind::Commit),
             (layout.positions(), Kind::Position),
         ] {
             by_partition
-                .entry((layout.collection_for(&id), kind))
+                .entry((partitioned.collection_for(&id), kind))
                 .or_default()
                 .push(index);
         }

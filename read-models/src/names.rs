@@ -7,10 +7,9 @@
 //!
 //! Every kind but `meta` is stored in [`PARTITIONS`] physical collections ([`LARGE_KINDS`] in
 //! [`LARGE_KIND_PARTITIONS`], [`SMALL_KINDS`] in one), `<collection>_p<nn>`, the document with
-//! `_id` = `id` in
-//! partition `fnv1a(id) % count`
-//! ([`partition`]; see [`events::partition`] for why): every projector write and every query
-//! is a point read or update by `_id`, which FerretDB 1.24 answers by scanning the collection.
+//! `_id` = `id` in partition `fnv1a(id) % count` ([`partition`]; see [`events::partition`] for
+//! why): every projector write and every query is a point read or update by `_id`, which
+//! FerretDB 1.24 answers by scanning the collection.
 
 use bson::{doc, Bson, Document};
 
