@@ -132,7 +132,7 @@ trait ErasedDoc: Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn clone_box(&self) -> Box<dyn ErasedDoc>;
     fn encode(&self) -> Result<Document, bson::ser::Error>;
-    fn encode_raw(&self) -> Result<RawDocumentBuf, bson::ser::Error>;
+    fn seal(&self, id: &str, pos: i64) -> Result<(RawDocumentBuf, usize), bson::ser::Error>;
 }
 
 impl<T: ReadDoc> ErasedDoc for T {
@@ -148,8 +148,8 @@ impl<T: ReadDoc> ErasedDoc for T {
     fn encode(&self) -> Result<Document, bson::ser::Error> {
         bson::to_document(self)
     }
-    fn encode_raw(&self) -> Result<RawDocumentBuf, bson::ser::Error> {
-        bson::to_raw_document_buf(self)
+    fn seal(&self, id: &str, pos: i64) -> Result<(RawDocumentBuf, usize), bson::ser::Error> {
+        crate::stored::seal(self, id, pos)
     }
 }
 
@@ -331,8 +331,7 @@ impl DocCache {
             let (value, persisted_pos, bytes) = match stored {
                 Some(doc) => {
                     let pos = stored_pos(&doc);
-                    let bytes = encoded_len(&doc);
-                    let value: T = bson::from_document(doc)
+                    let (value, bytes) = crate::stored::open::<T>(&doc)
                         .map_err(|e| LoadError::corrupt(collection, id, e))?;
                     (Some(Box::new(value) as Box<dyn ErasedDoc>), pos, bytes)
                 }
@@ -497,13 +496,8 @@ impl DocCache {
         for ((collection, id), entry) in self.entries.iter_mut().filter(|(_, e)| e.dirty) {
             let doc = match &entry.value {
                 None => None,
-                Some(value) => match value.encode_raw() {
-                    Ok(mut doc) => {
-                        // The document types have neither field (see `ReadDoc`).
-                        doc.append("_id", id.clone());
-                        doc.append("_pos", position_i64(entry.pos));
-                        Some(doc)
-                    }
+                Some(value) => match value.seal(id, position_i64(entry.pos)) {
+                    Ok((doc, bytes)) => Some((doc, bytes)),
                     Err(error) => {
                         // Unreachable for the crate's document types (see `ReadDoc`); kept
                         // dirty so the next flush tries again and the log keeps saying so.
@@ -512,9 +506,10 @@ impl DocCache {
                     }
                 },
             };
+            let (doc, bytes) = doc.map_or((None, 0), |(doc, bytes)| (Some(doc), bytes));
             entry.dirty = false;
             entry.persisted_pos = entry.pos;
-            entry.bytes = doc.as_ref().map_or(0, |d| d.as_bytes().len());
+            entry.bytes = bytes;
             let stored = entry.stored;
             entry.stored = doc.is_some();
             if let Some(stored_keys) = &mut self.stored_keys {
@@ -559,11 +554,6 @@ impl DocCache {
             }
         }
     }
-}
-
-/// The size of `doc` as BSON.
-fn encoded_len(doc: &Document) -> usize {
-    bson::to_vec(doc).map_or(0, |encoded| encoded.len())
 }
 
 fn stored_pos(doc: &Document) -> u64 {

@@ -13,6 +13,8 @@
 //! - [`reference`](mod@reference): a straightforward in-memory fold computing the same views, the oracle
 //!   the tests compare the document pipeline with.
 //! - [`memory`]: an in-memory document store (loader and source) for tests.
+//! - [`stored`]: the stored form of a document, `{_id, _pos, _body}` with the body as one
+//!   (compressed) binary, and [`stored::fields`] to read any stored document as its fields.
 //!
 //! Internals: `list_index` (ordered lists as a directory document plus bucket documents,
 //! paged by keyset) and `models/*` (one module per model; each module's docs list its
@@ -33,6 +35,7 @@ pub mod names;
 mod packed;
 pub mod query;
 pub mod reference;
+pub mod stored;
 
 pub use apply::{apply, ApplyError, Model, ProjectionContext, UnknownModel};
 

@@ -173,15 +173,13 @@ pub(crate) async fn read<T: DeserializeOwned>(
 ) -> Result<Option<T>, QueryError> {
     match src.get(collection, id).await? {
         None => Ok(None),
-        Some(doc) => {
-            bson::from_document((*doc).clone())
-                .map(Some)
-                .map_err(|e| QueryError::Corrupt {
-                    collection: collection.to_owned(),
-                    id: id.to_owned(),
-                    reason: e.to_string(),
-                })
-        }
+        Some(doc) => crate::stored::open(&doc)
+            .map(|(value, _)| Some(value))
+            .map_err(|e| QueryError::Corrupt {
+                collection: collection.to_owned(),
+                id: id.to_owned(),
+                reason: e.to_string(),
+            }),
     }
 }
 

@@ -259,7 +259,7 @@ fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory
         .into_iter()
         .filter(|(name, _)| name.ends_with("list_dirs"))
         .flat_map(|(_, docs)| docs.into_values())
-        .map(|doc| bson::from_document((*doc).clone()).expect("directory decodes"))
+        .map(|doc| crate::stored::open(&doc).expect("directory decodes").0)
         .collect()
 }
 
