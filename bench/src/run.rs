@@ -266,11 +266,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .drop()
         .await
         .context("dropping the benchmark database")?;
-    mongo
-        .database(&platform::config::default_read_models_db(&env.database))
-        .drop()
-        .await
-        .context("dropping the benchmark's read-model database")?;
+    read_models::dbs::ReadModelDbs::new(
+        mongo.clone(),
+        platform::config::default_read_models_db(&env.database),
+    )
+    .drop()
+    .await
+    .context("dropping the benchmark's read-model databases")?;
     baseline_db
         .drop()
         .await

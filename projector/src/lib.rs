@@ -98,7 +98,7 @@ pub enum ProjectError {
 
 /// What both the service and the rebuild command connect to.
 struct Connections {
-    db: mongodb::Database,
+    db: read_models::dbs::ReadModelDbs,
     store: EventStore,
     nats: async_nats::Client,
     bus: Bus,
@@ -113,7 +113,8 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
     let client = events::store::connect_client(&config.connection.mongodb_uri, "projector")
         .await
         .context("connecting to MongoDB")?;
-    let db = client.database(&config.connection.read_models_db());
+    let db =
+        read_models::dbs::ReadModelDbs::new(client.clone(), config.connection.read_models_db());
     let store = EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
@@ -142,7 +143,10 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
 /// ones they already hold and skip them; read models stored in another physical layout hold
 /// their documents where this version does not look. Either are dropped, and projected again
 /// from the store's start.
-async fn ensure_built_from(db: &mongodb::Database, store_id: &str) -> mongodb::error::Result<()> {
+async fn ensure_built_from(
+    db: &read_models::dbs::ReadModelDbs,
+    store_id: &str,
+) -> mongodb::error::Result<()> {
     let layout = read_models::names::LAYOUT_VERSION;
     match state::source(db).await? {
         Some(recorded) if recorded.store_id == store_id && recorded.layout == layout => {
@@ -169,7 +173,11 @@ async fn ensure_built_from(db: &mongodb::Database, store_id: &str) -> mongodb::e
     state::record_source(db, store_id).await
 }
 
-fn shared(db: &mongodb::Database, metrics: Arc<Metrics>, tuning: &Tuning) -> projection::Shared {
+fn shared(
+    db: &read_models::dbs::ReadModelDbs,
+    metrics: Arc<Metrics>,
+    tuning: &Tuning,
+) -> projection::Shared {
     projection::Shared {
         db: db.clone(),
         loader: loader::MongoLoader::new(db.clone()),
@@ -185,7 +193,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let metrics = Arc::new(Metrics::default());
     let router = http::router(
         Readiness {
-            database: connections.db.clone(),
+            database: connections.db.base(),
             nats: connections.nats.clone(),
         },
         metrics.clone(),

@@ -2,16 +2,16 @@
 //! partition.
 
 use bson::{doc, Document};
-use mongodb::Database;
 use read_models::cache::{DocLoader, LoadError};
+use read_models::dbs::ReadModelDbs;
 
 #[derive(Clone)]
 pub(crate) struct MongoLoader {
-    db: Database,
+    db: ReadModelDbs,
 }
 
 impl MongoLoader {
-    pub(crate) fn new(db: Database) -> Self {
+    pub(crate) fn new(db: ReadModelDbs) -> Self {
         MongoLoader { db }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bson::{doc, RawDocumentBuf};
 use events::{EventEnvelope, Upcasters};
 use futures::StreamExt;
-use mongodb::Database;
 use read_models::cache::{flush_batches, DirtyDoc, DocCache};
+use read_models::dbs::ReadModelDbs;
 use read_models::{Model, ProjectionContext};
 
 use crate::loader::MongoLoader;
@@ -45,7 +45,7 @@ pub(crate) fn prepare(upcasters: &Upcasters, events: Vec<EventEnvelope>) -> Vec<
 /// Shared by every model of one process.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) db: Database,
+    pub(crate) db: ReadModelDbs,
     pub(crate) loader: MongoLoader,
     pub(crate) metrics: std::sync::Arc<Metrics>,
     pub(crate) poison_attempts: u32,
@@ -83,7 +83,7 @@ pub(crate) const CREATE_COLLECTIONS_BACKLOG: u64 = 10_000;
 impl ModelProjection {
     /// Opens a generation where its checkpoint says (0 when it has none: built from scratch).
     pub(crate) async fn open(
-        db: &Database,
+        db: &ReadModelDbs,
         model: Model,
         generation: u32,
         context: ProjectionContext,
@@ -249,7 +249,7 @@ impl ModelProjection {
     /// collections and reads before creating documents: slower, equally right.)
     pub(crate) async fn create_collections(
         &mut self,
-        db: &Database,
+        db: &ReadModelDbs,
         backlog: u64,
     ) -> Result<(), ProjectError> {
         if !self.uncreated || backlog < CREATE_COLLECTIONS_BACKLOG {
@@ -258,7 +258,7 @@ impl ModelProjection {
         for kind in self.model.kinds() {
             let collection = read_models::names::collection(self.model, self.generation, kind);
             for name in read_models::names::partitions(&collection) {
-                match db.create_collection(&name).await {
+                match db.database_of(&name).create_collection(&name).await {
                     Ok(()) => {}
                     Err(error) if already_exists(&error) => {}
                     Err(error) => return Err(error.into()),
@@ -284,7 +284,7 @@ impl ModelProjection {
     }
 
     /// Persists the parked list and the checkpoint; call after the documents are written.
-    pub(crate) async fn write_checkpoint(&mut self, db: &Database) -> Result<(), ProjectError> {
+    pub(crate) async fn write_checkpoint(&mut self, db: &ReadModelDbs) -> Result<(), ProjectError> {
         if self.parked_changed {
             let parked: Vec<ParkedAggregate> = self
                 .parked
@@ -311,7 +311,7 @@ impl ModelProjection {
 /// Whether no collection of the generation but its `meta` exists: one listing of collection
 /// names, where checking each partition would be a read per collection.
 async fn holds_no_documents(
-    db: &Database,
+    db: &ReadModelDbs,
     model: Model,
     generation: u32,
     meta: &str,
@@ -360,7 +360,7 @@ async fn insert_or_replace(
 /// for removed documents), tier by tier as the cache requires (a tier starts only once every
 /// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
 pub(crate) async fn write_docs(
-    db: &Database,
+    db: &ReadModelDbs,
     dirty: Vec<DirtyDoc>,
     concurrency: usize,
 ) -> Result<Vec<ChangedDoc>, ProjectError> {

@@ -291,7 +291,7 @@ fn prefix(model: Model, generation: u32) -> String {
 
 /// Every document of one physical collection, by `_id`.
 async fn all_docs(
-    db: &mongodb::Database,
+    db: &read_models::dbs::ReadModelDbs,
     collection: &str,
 ) -> Result<HashMap<String, Document>, ProjectError> {
     let docs: Vec<Document> = db

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bson::{doc, Document};
 use chrono::Utc;
 use events::EventEnvelope;
-use mongodb::Database;
+use read_models::dbs::ReadModelDbs;
 use serde::{Deserialize, Serialize};
 
 pub(crate) const REGISTRY: &str = read_models::names::REGISTRY_COLLECTION;
@@ -29,7 +29,7 @@ pub(crate) struct Source {
 }
 
 /// What the read models in `db` were built from, if recorded.
-pub(crate) async fn source(db: &Database) -> mongodb::error::Result<Option<Source>> {
+pub(crate) async fn source(db: &ReadModelDbs) -> mongodb::error::Result<Option<Source>> {
     let found = db
         .collection::<Document>(SOURCE)
         .find_one(doc! {"_id": SOURCE_ID})
@@ -54,7 +54,7 @@ fn small_number(value: &bson::Bson) -> Option<u32> {
 
 /// Records that the read models in `db` are built from the event store `store_id`, in the
 /// current layout.
-pub(crate) async fn record_source(db: &Database, store_id: &str) -> mongodb::error::Result<()> {
+pub(crate) async fn record_source(db: &ReadModelDbs, store_id: &str) -> mongodb::error::Result<()> {
     db.collection::<Document>(SOURCE)
         .replace_one(
             doc! {"_id": SOURCE_ID},
@@ -70,7 +70,7 @@ pub(crate) async fn record_source(db: &Database, store_id: &str) -> mongodb::err
 }
 
 /// The live generation of every model named in the registry (missing = generation 1).
-pub(crate) async fn registry(db: &Database) -> mongodb::error::Result<BTreeMap<String, u32>> {
+pub(crate) async fn registry(db: &ReadModelDbs) -> mongodb::error::Result<BTreeMap<String, u32>> {
     use futures::TryStreamExt;
     let docs: Vec<Document> = db
         .collection::<Document>(REGISTRY)
@@ -90,7 +90,7 @@ pub(crate) async fn registry(db: &Database) -> mongodb::error::Result<BTreeMap<S
 
 /// Switches a model to `generation` with one replace: readers see the old or the new one.
 pub(crate) async fn switch_generation(
-    db: &Database,
+    db: &ReadModelDbs,
     model: &str,
     generation: u32,
 ) -> mongodb::error::Result<()> {
@@ -105,7 +105,10 @@ pub(crate) async fn switch_generation(
 }
 
 /// The checkpoint of a generation, `None` when it has never been written.
-pub(crate) async fn checkpoint(db: &Database, meta: &str) -> mongodb::error::Result<Option<u64>> {
+pub(crate) async fn checkpoint(
+    db: &ReadModelDbs,
+    meta: &str,
+) -> mongodb::error::Result<Option<u64>> {
     let found = db
         .collection::<Document>(meta)
         .find_one(doc! {"_id": CHECKPOINT_ID})
@@ -118,7 +121,7 @@ pub(crate) async fn checkpoint(db: &Database, meta: &str) -> mongodb::error::Res
 }
 
 pub(crate) async fn write_checkpoint(
-    db: &Database,
+    db: &ReadModelDbs,
     meta: &str,
     position: u64,
 ) -> mongodb::error::Result<()> {
@@ -149,7 +152,7 @@ struct ParkedDoc {
 }
 
 pub(crate) async fn parked(
-    db: &Database,
+    db: &ReadModelDbs,
     meta: &str,
 ) -> mongodb::error::Result<Vec<ParkedAggregate>> {
     Ok(db
@@ -161,7 +164,7 @@ pub(crate) async fn parked(
 }
 
 pub(crate) async fn write_parked(
-    db: &Database,
+    db: &ReadModelDbs,
     meta: &str,
     aggregates: &[ParkedAggregate],
 ) -> mongodb::error::Result<()> {
@@ -181,7 +184,7 @@ pub(crate) async fn write_parked(
 /// Records an event a model could not apply. The same model and position again (a replay
 /// after a crash, or a rebuild) bumps the attempts and keeps the first failure time.
 pub(crate) async fn dead_letter(
-    db: &Database,
+    db: &ReadModelDbs,
     model: &str,
     generation: u32,
     event: &EventEnvelope,
@@ -239,10 +242,10 @@ pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 
 /// Names of the collections of one generation (`rm_<model>_g<n>_…`).
 pub(crate) async fn generation_collections(
-    db: &Database,
+    db: &ReadModelDbs,
     prefix: &str,
 ) -> mongodb::error::Result<Vec<String>> {
-    let mut names = db.list_collection_names().await?;
+    let mut names = db.database_of(prefix).list_collection_names().await?;
     names.retain(|name| name.starts_with(prefix));
     names.sort();
     Ok(names)

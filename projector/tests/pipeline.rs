@@ -387,16 +387,17 @@ async fn read_models_stored_in_an_older_layout_are_projected_again() {
     let _relay = env.start_relay(&store).await;
     let total = support::append(&store, support::generate(&mut History::new(13), 80)).await;
     support::wait_sequenced(&store, total).await;
-    // Read models of this store recorded before the layout was (every kind in 32
-    // partitions), with a document where only that layout keeps one.
+    // Read models of this store recorded in layout 2 (every model in the base database),
+    // with a document where only that layout keeps one.
     let identity = store.identity();
     env.read_models
         .collection::<Document>("rm_source")
-        .insert_one(doc! {"_id": "store", "store_id": &identity})
+        .insert_one(doc! {"_id": "store", "store_id": &identity, "layout": 2_i64})
         .await
         .expect("record the old source");
-    let old_partition = "rm_inbox_g1_users_p17";
+    let old_partition = "rm_inbox_g1_users_p00";
     env.read_models
+        .base()
         .collection::<Document>(old_partition)
         .insert_one(doc! {"_id": "someone", "unread": 3})
         .await
@@ -405,12 +406,23 @@ async fn read_models_stored_in_an_older_layout_are_projected_again() {
     let projector = RunningProjector::start(&env).await;
     projector.get("/v1/checkpoint").await;
     support::wait_projected(&env, total, CATCH_UP).await;
-    let names = env
+    let base = env
         .read_models
+        .base()
         .list_collection_names()
         .await
         .expect("collections");
-    assert!(!names.iter().any(|n| n == old_partition), "{names:?}");
+    assert!(
+        !base.iter().any(|n| n.starts_with("rm_inbox")),
+        "the old layout's collections are dropped: {base:?}"
+    );
+    let inbox = env
+        .read_models
+        .model(read_models::Model::Inbox)
+        .list_collection_names()
+        .await
+        .expect("collections");
+    assert!(inbox.iter().any(|n| n == old_partition), "{inbox:?}");
     let source = env
         .read_models
         .collection::<Document>("rm_source")
@@ -431,7 +443,7 @@ async fn read_models_stored_in_an_older_layout_are_projected_again() {
 
 /// Changes one document of the first non-empty collection named with `prefix` (its `meta`
 /// aside); returns `<collection>/<_id>` and the document as it was.
-async fn tamper_one(db: &mongodb::Database, prefix: &str) -> (String, Document) {
+async fn tamper_one(db: &read_models::dbs::ReadModelDbs, prefix: &str) -> (String, Document) {
     let mut names = db.list_collection_names().await.expect("collections");
     names.retain(|name| name.starts_with(prefix) && !name.ends_with("_meta"));
     names.sort();

@@ -100,7 +100,7 @@ impl Rendered {
 }
 
 pub struct DocStore {
-    database: mongodb::Database,
+    database: read_models::dbs::ReadModelDbs,
     cache: Option<Cache<DocKey, Cached>>,
     rendered: Option<Cache<RenderedKey, RenderedView>>,
     max_bytes: u64,
@@ -115,7 +115,7 @@ const MAX_LOAD_ATTEMPTS: usize = 3;
 
 impl DocStore {
     pub fn new(
-        database: mongodb::Database,
+        database: read_models::dbs::ReadModelDbs,
         settings: CacheSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -322,7 +322,7 @@ impl DocStore {
         }
     }
 
-    pub fn database(&self) -> &mongodb::Database {
+    pub fn database(&self) -> &read_models::dbs::ReadModelDbs {
         &self.database
     }
 }

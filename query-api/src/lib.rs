@@ -97,7 +97,8 @@ pub async fn run(
     let client = events::store::connect_client(&config.connection.mongodb_uri, "query-api")
         .await
         .context("connecting to MongoDB")?;
-    let database = client.database(&config.connection.read_models_db());
+    let database =
+        read_models::dbs::ReadModelDbs::new(client.clone(), config.connection.read_models_db());
     let store = events::EventStore::open(client.database(&config.connection.mongodb_db))
         .await
         .context("opening the event store")?;
@@ -141,7 +142,13 @@ pub async fn run(
         metrics,
         consistency_wait: Duration::from_millis(config.consistency_wait_ms),
     }));
-    let router = router(app, Readiness { database, nats });
+    let router = router(
+        app,
+        Readiness {
+            database: database.base(),
+            nats,
+        },
+    );
     tracing::info!(address = ?listener.local_addr().ok(), "query API listening");
     serve(listener, router, shutdown, SHUTDOWN_GRACE)
         .await

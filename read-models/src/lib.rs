@@ -1,6 +1,7 @@
 //! Read models of SimplePro: document layouts, how events change them, and how views are
 //! read back from them.
 //!
+//! - [`dbs`]: the read models' databases, one per model beside a base database.
 //! - [`names`]: collection names (`rm_<model>_g<generation>_<kind>`), the registry and
 //!   checkpoint documents, the change-notification subject.
 //! - [`cache`]: the typed document cache the projector applies events through
@@ -28,6 +29,7 @@
 
 mod apply;
 pub mod cache;
+pub mod dbs;
 mod list_index;
 pub mod memory;
 mod models;

@@ -22,6 +22,23 @@ pub const META_KIND: &str = "meta";
 /// `_id` of the checkpoint document in a generation's meta collection.
 pub const CHECKPOINT_ID: &str = "checkpoint";
 
+/// The database holding `model`'s generations, beside the read models' base database `base`
+/// (see [`crate::dbs`]).
+pub fn model_database(base: &str, model: Model) -> String {
+    format!("{base}_{}", model.as_str())
+}
+
+/// The model whose generation a collection named `name` belongs to (`rm_<model>_g<n>_…`), if
+/// any: the registry and the other shared collections belong to none.
+pub fn model_of(name: &str) -> Option<Model> {
+    Model::ALL.into_iter().find(|model| {
+        name.strip_prefix("rm_")
+            .and_then(|rest| rest.strip_prefix(model.as_str()))
+            .and_then(|rest| rest.strip_prefix("_g"))
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
 /// `rm_<model>_g<generation>_<kind>`, e.g. `rm_calendar_g1_weeks`.
 pub fn collection(model: Model, generation: u32, kind: &str) -> String {
     format!("rm_{}_g{generation}_{kind}", model.as_str())
@@ -46,10 +63,11 @@ pub const LARGE_KINDS: [&str; 2] = ["list_buckets", "search"];
 /// member), stored in one physical collection each (`<collection>_p00`): on FerretDB every
 /// collection of the database adds to the cost of every query.
 pub const SMALL_KINDS: [&str; 4] = ["crew_names", "crew_users", "user_names", "users"];
-/// The version of the physical layout above. The projector records it beside the event
+/// The version of the physical layout above (3: one database per model, `crate::dbs`). The
+/// projector records it beside the event
 /// store's identity; read models recorded in another layout are dropped and projected again,
 /// as documents would otherwise be looked for in collections that do not hold them.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// How many physical collections the logical `collection` has (1 when it is not partitioned).
 pub fn partition_count(collection: &str) -> u32 {
@@ -211,6 +229,29 @@ mod tests {
             REGISTRY_COLLECTION
         );
         assert!(partition(&weeks, "x").starts_with(&generation_prefix(Model::Calendar, 1)));
+    }
+
+    #[test]
+    fn a_generation_s_collections_belong_to_their_model_and_the_shared_ones_to_none() {
+        for model in Model::ALL {
+            assert_eq!(model_of(&meta_collection(model, 12)), Some(model));
+            assert_eq!(
+                model_of(&partition(&collection(model, 1, "jobs"), "a")),
+                Some(model)
+            );
+        }
+        for shared in [
+            REGISTRY_COLLECTION,
+            "rm_source",
+            "rm_dead_letters",
+            "rm_lists_gx_a",
+        ] {
+            assert_eq!(model_of(shared), None, "{shared}");
+        }
+        assert_eq!(
+            model_database("simplepro_read_models", Model::Calendar),
+            "simplepro_read_models_calendar"
+        );
     }
 
     #[test]

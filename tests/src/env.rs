@@ -14,7 +14,7 @@ pub struct TestEnv {
     /// The event store's database.
     pub database: mongodb::Database,
     /// The read models' database, named as the services name it by default.
-    pub read_models: mongodb::Database,
+    pub read_models: read_models::dbs::ReadModelDbs,
 }
 
 impl TestEnv {
@@ -36,7 +36,10 @@ impl TestEnv {
             .expect("MongoDB client (is `./dev up` running?)");
         let db_name = format!("test_{tag}");
         let database = client.database(&db_name);
-        let read_models = client.database(&platform::config::default_read_models_db(&db_name));
+        let read_models = read_models::dbs::ReadModelDbs::new(
+            client.clone(),
+            platform::config::default_read_models_db(&db_name),
+        );
         TestEnv {
             bus_config: BusConfig {
                 stream_name: format!("TEST_{tag}"),
@@ -62,7 +65,7 @@ impl TestEnv {
             "--mongodb-db",
             &self.db_name,
             "--mongodb-read-models-db",
-            self.read_models.name(),
+            self.read_models.base_name(),
             "--nats-url",
             &self.nats_url,
             "--nats-stream",
@@ -131,7 +134,9 @@ impl Drop for TestEnv {
                 if let Ok(client) = events::store::connect_client(&uri, "tests-cleanup").await {
                     let _ = client.database(&name).drop().await;
                     let read_models = platform::config::default_read_models_db(&name);
-                    let _ = client.database(&read_models).drop().await;
+                    let _ = read_models::dbs::ReadModelDbs::new(client, read_models)
+                        .drop()
+                        .await;
                 }
                 let connected = tokio::time::timeout(
                     Duration::from_secs(2),

@@ -23,7 +23,7 @@ use history::{GeneratedCommit, History};
 
 /// Read-model documents straight from MongoDB, as the query API reads them.
 #[derive(Clone)]
-pub(crate) struct MongoSource(pub mongodb::Database);
+pub(crate) struct MongoSource(pub read_models::dbs::ReadModelDbs);
 
 impl DocSource for MongoSource {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {

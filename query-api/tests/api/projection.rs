@@ -157,7 +157,7 @@ impl Projector {
 
 /// Writes one document as the projector does; FerretDB's SQLite backend answers concurrent
 /// writers with "database is locked" now and then, which is worth a retry.
-async fn write_doc(database: &mongodb::Database, dirty: DirtyDoc) -> (String, String) {
+async fn write_doc(database: &read_models::dbs::ReadModelDbs, dirty: DirtyDoc) -> (String, String) {
     let collection = database
         .collection::<RawDocumentBuf>(&read_models::names::partition(&dirty.collection, &dirty.id));
     let mut attempt = 0;
