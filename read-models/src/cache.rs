@@ -497,7 +497,7 @@ impl DocCache {
             let doc = match &entry.value {
                 None => None,
                 Some(value) => match value.seal(id, position_i64(entry.pos)) {
-                    Ok((doc, bytes)) => Some((doc, bytes)),
+                    Ok(sealed) => Some(sealed),
                     Err(error) => {
                         // Unreachable for the crate's document types (see `ReadDoc`); kept
                         // dirty so the next flush tries again and the log keeps saying so.
@@ -506,7 +506,10 @@ impl DocCache {
                     }
                 },
             };
-            let (doc, bytes) = doc.map_or((None, 0), |(doc, bytes)| (Some(doc), bytes));
+            let (doc, bytes) = match doc {
+                Some((doc, bytes)) => (Some(doc), bytes),
+                None => (None, 0),
+            };
             entry.dirty = false;
             entry.persisted_pos = entry.pos;
             entry.bytes = bytes;

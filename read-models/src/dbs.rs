@@ -16,36 +16,50 @@ use mongodb::{Client, Collection, Database};
 
 use crate::{names, Model};
 
-/// The databases of the read models, addressed by collection name.
+/// The databases of the read models, addressed by collection name. The handles are made
+/// once: every point read and write of the projector and the query API goes through
+/// [`ReadModelDbs::collection`].
 #[derive(Debug, Clone)]
 pub struct ReadModelDbs {
-    client: Client,
-    base: String,
+    base: Database,
+    /// One per model, in `Model::ALL` order.
+    models: Vec<(Model, Database)>,
 }
 
 impl ReadModelDbs {
     /// The read models whose base database is `base`.
     pub fn new(client: Client, base: impl Into<String>) -> Self {
+        let base = base.into();
         ReadModelDbs {
-            client,
-            base: base.into(),
+            models: Model::ALL
+                .iter()
+                .map(|model| {
+                    (
+                        *model,
+                        client.database(&names::model_database(&base, *model)),
+                    )
+                })
+                .collect(),
+            base: client.database(&base),
         }
     }
 
     /// The base database's name.
     pub fn base_name(&self) -> &str {
-        &self.base
+        self.base.name()
     }
 
     /// The base database: registry, source record, dead letters.
     pub fn base(&self) -> Database {
-        self.client.database(&self.base)
+        self.base.clone()
     }
 
     /// The database holding every generation of `model`.
     pub fn model(&self, model: Model) -> Database {
-        self.client
-            .database(&names::model_database(&self.base, model))
+        self.models
+            .iter()
+            .find(|(of, _)| *of == model)
+            .map_or_else(|| self.base(), |(_, database)| database.clone())
     }
 
     /// The database holding the (logical or physical) collection `name`: its model's for a
@@ -65,7 +79,7 @@ impl ReadModelDbs {
     /// Every database of the read models: the base, then one per model.
     pub fn all(&self) -> Vec<Database> {
         std::iter::once(self.base())
-            .chain(Model::ALL.iter().map(|model| self.model(*model)))
+            .chain(self.models.iter().map(|(_, database)| database.clone()))
             .collect()
     }
 

@@ -75,10 +75,9 @@ pub(crate) fn open<T: DeserializeOwned>(stored: &Document) -> Result<(T, usize),
             other.element_type()
         ))),
         None => {
-            let length = bson::to_vec(stored).map_or(0, |encoded| encoded.len());
-            let value =
-                bson::from_document(stored.clone()).map_err(|e| StoredError(e.to_string()))?;
-            Ok((value, length))
+            let encoded = bson::to_vec(stored).map_err(|e| StoredError(e.to_string()))?;
+            let value = bson::from_slice(&encoded).map_err(|e| StoredError(e.to_string()))?;
+            Ok((value, encoded.len()))
         }
     }
 }
