@@ -16,12 +16,14 @@
 //! every invalidation drops them all and bumps the epoch before and after dropping documents,
 //! so no view outlives a change of anything it was built from.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Document, RawDocumentBuf};
+use futures::TryStreamExt;
 use moka::future::Cache;
 
 use read_models::cache::LoadError;
@@ -170,7 +172,7 @@ impl DocStore {
         };
         let entry = cache
             .entry(key)
-            .or_try_insert_with(self.load_consistently(collection, id))
+            .or_try_insert_with(self.consistently(|| self.read(collection, id)))
             .await
             .map_err(|error| (*error).clone())?;
         if entry.is_fresh() {
@@ -179,6 +181,55 @@ impl DocStore {
             self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
         Ok(entry.into_value().doc)
+    }
+
+    /// Several documents of the logical `collection`, in `ids` order: those the cache holds
+    /// from it, the others with one query per physical collection (see [`Self::read_many`]).
+    /// Unlike [`Self::fetch`], concurrent misses of the same documents are not coalesced.
+    pub async fn fetch_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Arc<Document>>>, DocReadError> {
+        let key = |id: &str| DocKey {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+        };
+        let mut found: Vec<Option<Option<Arc<Document>>>> = vec![None; ids.len()];
+        if let Some(cache) = &self.cache {
+            for (slot, id) in found.iter_mut().zip(ids) {
+                if let Some(cached) = cache.get(&key(id)).await {
+                    self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    *slot = Some(cached.doc);
+                }
+            }
+        }
+        let missing: Vec<String> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, slot)| slot.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !missing.is_empty() {
+            let loaded = self
+                .consistently(|| self.read_many(collection, &missing))
+                .await?;
+            for (slot, id) in found.iter_mut().zip(ids) {
+                if slot.is_some() {
+                    continue;
+                }
+                let cached = loaded.get(id).cloned().unwrap_or(Cached {
+                    doc: None,
+                    bytes: 0,
+                });
+                if let Some(cache) = &self.cache {
+                    self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+                    cache.insert(key(id), cached.clone()).await;
+                }
+                *slot = Some(cached.doc);
+            }
+        }
+        Ok(found.into_iter().map(Option::flatten).collect())
     }
 
     /// The encoded view or page named `view`, rendered by `render` unless the same one was
@@ -224,16 +275,80 @@ impl DocStore {
         Ok(self.read(collection, id).await?.doc)
     }
 
-    async fn load_consistently(&self, collection: &str, id: &str) -> Result<Cached, DocReadError> {
+    /// `read`, run again (at most [`MAX_LOAD_ATTEMPTS`] times) while an invalidation ran
+    /// during it, so that what it returns is not older than the last invalidation.
+    async fn consistently<T, F>(&self, read: impl Fn() -> F) -> Result<T, DocReadError>
+    where
+        F: Future<Output = Result<T, DocReadError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let before = self.epoch.load(Ordering::Acquire);
-            let loaded = self.read(collection, id).await?;
+            let loaded = read().await?;
             if self.epoch.load(Ordering::Acquire) == before || attempt >= MAX_LOAD_ATTEMPTS {
                 return Ok(loaded);
             }
         }
+    }
+
+    /// The stored documents among `ids`, by `_id`: the ids grouped by the physical collection
+    /// holding them, and each group read with one query (`_id` equal to the id when it is
+    /// alone, else `$in` the group; on MongoDB both are lookups in the `_id` index, on FerretDB
+    /// both scan the partition once), the groups concurrently.
+    async fn read_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, Cached>, DocReadError> {
+        let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for id in ids {
+            let group = groups
+                .entry(read_models::names::partition(collection, id))
+                .or_default();
+            if !group.contains(&id.as_str()) {
+                group.push(id);
+            }
+        }
+        let reads = groups.into_iter().map(|(physical, group)| async move {
+            let error = |reason: String| DocReadError {
+                collection: collection.to_owned(),
+                id: group.join(","),
+                reason,
+            };
+            self.metrics.mongodb_reads.fetch_add(1, Ordering::Relaxed);
+            let filter = match group.as_slice() {
+                [id] => doc! {"_id": *id},
+                _ => doc! {"_id": {"$in": &group}},
+            };
+            let mut cursor = self
+                .database
+                .collection::<RawDocumentBuf>(&physical)
+                .find(filter)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            let mut docs = Vec::with_capacity(group.len());
+            while let Some(raw) = cursor.try_next().await.map_err(|e| error(e.to_string()))? {
+                let bytes = u32::try_from(raw.as_bytes().len()).unwrap_or(u32::MAX);
+                let doc = raw.to_document().map_err(|e| error(e.to_string()))?;
+                let Ok(id) = doc.get_str("_id").map(str::to_owned) else {
+                    continue;
+                };
+                docs.push((
+                    id,
+                    Cached {
+                        doc: Some(Arc::new(doc)),
+                        bytes,
+                    },
+                ));
+            }
+            Ok::<_, DocReadError>(docs)
+        });
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn read(&self, collection: &str, id: &str) -> Result<Cached, DocReadError> {
@@ -330,6 +445,16 @@ impl DocStore {
 impl DocSource for DocStore {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
         self.fetch(collection, id)
+            .await
+            .map_err(|e| LoadError::new(e.to_string()))
+    }
+
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Arc<Document>>>, LoadError> {
+        self.fetch_many(collection, ids)
             .await
             .map_err(|e| LoadError::new(e.to_string()))
     }

@@ -14,6 +14,8 @@ mod bad_input;
 mod caching;
 #[path = "api/consistency.rs"]
 mod consistency;
+#[path = "api/docs.rs"]
+mod docs;
 #[path = "api/log.rs"]
 mod log;
 #[path = "api/paging.rs"]

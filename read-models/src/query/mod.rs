@@ -39,6 +39,18 @@ pub trait DocSource: Send + Sync {
         collection: &str,
         id: &str,
     ) -> impl Future<Output = Result<Option<Arc<Document>>, LoadError>> + Send;
+
+    /// Several documents of the logical `collection`, in `ids` order. The default reads each
+    /// concurrently; a source that can answer several `_id`s of one physical collection with
+    /// one query (MongoDB's `$in`) does so, since on FerretDB a query's fixed cost is most of
+    /// the cost of a point read.
+    fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Arc<Document>>>, LoadError>> + Send {
+        futures::future::try_join_all(ids.iter().map(|id| self.get(collection, id)))
+    }
 }
 
 /// The live generation of each model (1 unless the registry says otherwise).
@@ -154,33 +166,46 @@ impl QueryError {
     }
 }
 
-/// Reads and decodes one document.
-/// Reads several documents of one collection at once: each is a point read, and on a database
-/// that answers each in a millisecond or more, one round of concurrent reads instead of a
+/// Reads and decodes several documents of one collection at once ([`DocSource::get_many`]):
+/// on a database that answers each query in a millisecond or more, one round instead of a
 /// sequence keeps a view's latency that of its slowest read. Results are in `ids` order.
 pub(crate) async fn read_many<T: DeserializeOwned>(
     src: &impl DocSource,
     collection: &str,
     ids: &[String],
 ) -> Result<Vec<Option<T>>, QueryError> {
-    futures::future::try_join_all(ids.iter().map(|id| read::<T>(src, collection, id))).await
+    src.get_many(collection, ids)
+        .await?
+        .iter()
+        .zip(ids)
+        .map(|(doc, id)| open(collection, id, doc.as_deref()))
+        .collect()
 }
 
+/// Reads and decodes one document.
 pub(crate) async fn read<T: DeserializeOwned>(
     src: &impl DocSource,
     collection: &str,
     id: &str,
 ) -> Result<Option<T>, QueryError> {
-    match src.get(collection, id).await? {
-        None => Ok(None),
-        Some(doc) => crate::stored::open(&doc)
-            .map(|(value, _)| Some(value))
+    open(collection, id, src.get(collection, id).await?.as_deref())
+}
+
+fn open<T: DeserializeOwned>(
+    collection: &str,
+    id: &str,
+    doc: Option<&Document>,
+) -> Result<Option<T>, QueryError> {
+    doc.map(|doc| {
+        crate::stored::open(doc)
+            .map(|(value, _)| value)
             .map_err(|e| QueryError::Corrupt {
                 collection: collection.to_owned(),
                 id: id.to_owned(),
                 reason: e.to_string(),
-            }),
-    }
+            })
+    })
+    .transpose()
 }
 
 /// The checkpoint of one model's live generation (0 when it has none yet).

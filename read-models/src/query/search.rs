@@ -3,7 +3,8 @@
 //! A search reads the postings of its most specific query token (its prefix, the prefixes
 //! of its one-character deletions and transpositions, and its first two characters: about
 //! `2 × length` point reads), scores every candidate against all query tokens, and reads
-//! the summaries of the page's customers. Pages are keyset over (score desc, name, id).
+//! the summaries of the page's customers in one round. Pages are keyset over (score desc,
+//! name, id).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use domain::ids::CustomerId;
 use serde::{Deserialize, Serialize};
 
-use super::lists::customer;
+use super::lists::customers_by_id;
 use super::{
     read_many, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, Page,
     PageRequest, QueryError,
@@ -96,12 +97,8 @@ pub(crate) async fn search_customers(
     let limit = page.clamped_limit();
     let chosen: Vec<&SearchCursor> = ranked[start..].iter().take(limit).collect();
     let more = ranked.len() > start + chosen.len();
-    let mut items = Vec::with_capacity(chosen.len());
-    for hit in &chosen {
-        if let Some(summary) = customer(src, gens, hit.id).await? {
-            items.push(summary);
-        }
-    }
+    let ids: Vec<CustomerId> = chosen.iter().map(|hit| hit.id).collect();
+    let items = customers_by_id(src, gens, &ids).await?;
     let next = match chosen.last() {
         Some(last) if more => Some(CursorKey(serde_json::to_value(last).map_err(|e| {
             QueryError::InvalidCursor(format!("cannot encode a search position: {e}"))
