@@ -60,14 +60,22 @@ pub const LARGE_KIND_PARTITIONS: u32 = 256;
 /// The kinds stored in [`LARGE_KIND_PARTITIONS`] collections.
 pub const LARGE_KINDS: [&str; 2] = ["list_buckets", "search"];
 /// The kinds that stay small at any size of the data (a document per staff user or crew
-/// member), stored in one physical collection each (`<collection>_p00`): on FerretDB every
-/// collection of the database adds to the cost of every query.
-pub const SMALL_KINDS: [&str; 4] = ["crew_names", "crew_users", "user_names", "users"];
-/// The version of the physical layout above (3: one database per model, `crate::dbs`). The
-/// projector records it beside the event
-/// store's identity; read models recorded in another layout are dropped and projected again,
-/// as documents would otherwise be looked for in collections that do not hold them.
-pub const LAYOUT_VERSION: u32 = 3;
+/// member, or a few dozen bytes per month), stored in one physical collection each
+/// (`<collection>_p00`): on FerretDB every collection of the database adds to the cost of
+/// every query. The dashboard's twelve month totals are then read with one query (`$in` of
+/// their `_id`s) rather than one query each.
+pub const SMALL_KINDS: [&str; 5] = [
+    "crew_names",
+    "crew_users",
+    "month_totals",
+    "user_names",
+    "users",
+];
+/// The version of the physical layout above (3: one database per model, `crate::dbs`; 4: the
+/// dashboard's month totals). The projector records it beside the event store's identity;
+/// read models recorded in another layout are dropped and projected again, as documents
+/// would otherwise be looked for in collections that do not hold them (or be missing).
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// How many physical collections the logical `collection` has (1 when it is not partitioned).
 pub fn partition_count(collection: &str) -> u32 {

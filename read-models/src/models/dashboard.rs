@@ -13,6 +13,9 @@
 //!   `crewed` count the not-cancelled jobs scheduled *for* that date and those of them with
 //!   crew (kept right by schedule, reschedule, crew and cancel events). The arrays are
 //!   bounded by the enums and by the crew members completing jobs that day.
+//! - `month_totals`, `_id = <YYYY-MM>` (tier 0): `{month, completed, revenue_minor}`, the
+//!   month's completions and revenue (the sums of its days'), so that the dashboard's chart
+//!   of twelve months reads twelve small documents rather than twelve months of days.
 //! - `jobs`, `_id = <job_id>` (tier 2): `{job: {customer_id, service_type, date, crew,
 //!   status}}`: what the job contributes to `planned`/`crewed` and who completes it.
 //! - `customers`, `_id = <customer_id>` (tier 3): `{source, registered_date,
@@ -35,7 +38,7 @@ use crate::apply::Decoded;
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
 use crate::Model;
 
-pub(crate) const KINDS: &[&str] = &["months", "jobs", "customers", "crew_names"];
+pub(crate) const KINDS: &[&str] = &["months", "month_totals", "jobs", "customers", "crew_names"];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MonthDoc {
@@ -45,6 +48,18 @@ pub(crate) struct MonthDoc {
 }
 
 impl ReadDoc for MonthDoc {
+    const TIER: u8 = 0;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct MonthTotalsDoc {
+    pub(crate) month: String,
+    pub(crate) completed: i64,
+    pub(crate) revenue_minor: i64,
+}
+
+impl ReadDoc for MonthTotalsDoc {
     const TIER: u8 = 0;
 }
 
@@ -136,6 +151,7 @@ struct Ctx<'a, L> {
     loader: &'a L,
     p: u64,
     months: String,
+    month_totals: String,
     jobs: String,
     customers: String,
     crew_names: String,
@@ -182,6 +198,7 @@ pub(crate) async fn apply(
         loader,
         p: at.position,
         months: at.collection(Model::Dashboard, "months"),
+        month_totals: at.collection(Model::Dashboard, "month_totals"),
         jobs: at.collection(Model::Dashboard, "jobs"),
         customers: at.collection(Model::Dashboard, "customers"),
         crew_names: at.collection(Model::Dashboard, "crew_names"),
@@ -352,6 +369,15 @@ async fn complete<L: DocLoader>(
         .await?
         .filter(|doc| doc.converted_pos == Some(p as i64))
         .and_then(|doc| Some((doc.registered_date?, doc.source?)));
+    let month = month_id(date);
+    let month_name = month.clone();
+    ctx.cache
+        .update::<MonthTotalsDoc>(ctx.loader, &ctx.month_totals, &month, p, |doc| {
+            doc.month = month_name;
+            doc.completed += 1;
+            doc.revenue_minor += revenue;
+        })
+        .await?;
     let service_type = job.service_type;
     ctx.day(date, |day| {
         day.completed += 1;

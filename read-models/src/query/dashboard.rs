@@ -8,14 +8,15 @@ use super::{
     read_many, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat,
     MonthRevenue, QueryError, ServiceTypeStat, Stats,
 };
-use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc};
+use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc, MonthTotalsDoc};
 use crate::Model;
 
 /// Longest range the dashboard sums, in days.
 pub const MAX_DASHBOARD_DAYS: i64 = 366;
 
-/// Dashboard for `from..=to` (at most 366 days), with `today`'s stats and the 12 months
-/// ending with `today`'s month: at most 13 + 12 month documents, read once each.
+/// Dashboard for `from..=to` (at most 366 days), with `today`'s stats and the totals of the
+/// 12 months ending with `today`'s month: at most 13 month documents and 12 small month
+/// totals, read in one round.
 pub async fn dashboard(
     src: &impl DocSource,
     gens: &Generations,
@@ -38,12 +39,19 @@ pub async fn dashboard(
     let chart = chart_months(today);
     let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
     wanted.push(today);
-    wanted.extend(chart.iter().copied());
-    let collection = gens.collection(Model::Dashboard, "months");
     let mut ids: Vec<String> = wanted.into_iter().map(month_id).collect();
     ids.sort();
     ids.dedup();
-    let docs = read_many::<MonthDoc>(src, &collection, &ids).await?;
+    let chart_ids: Vec<String> = chart.iter().copied().map(month_id).collect();
+    let (docs, totals) = futures::future::try_join(
+        read_many::<MonthDoc>(src, &gens.collection(Model::Dashboard, "months"), &ids),
+        read_many::<MonthTotalsDoc>(
+            src,
+            &gens.collection(Model::Dashboard, "month_totals"),
+            &chart_ids,
+        ),
+    )
+    .await?;
     let months: HashMap<String, MonthDoc> = ids
         .into_iter()
         .zip(docs)
@@ -53,21 +61,15 @@ pub async fn dashboard(
         months.get(&month_id(date))?.days.get(&day_key(date))
     };
     let range: Vec<(NaiveDate, Option<&DayDoc>)> = dates(from, to).map(|d| (d, day(d))).collect();
-    let monthly_revenue = chart
-        .iter()
-        .map(|start| {
-            let (revenue_minor, completed) = months
-                .get(&month_id(*start))
-                .map(|m| {
-                    m.days.values().fold((0, 0), |(r, c), d| {
-                        (r + d.revenue_minor, c + count(d.completed))
-                    })
-                })
-                .unwrap_or((0, 0));
+    let monthly_revenue = chart_ids
+        .into_iter()
+        .zip(totals)
+        .map(|(month, totals)| {
+            let totals = totals.unwrap_or_default();
             MonthRevenue {
-                month: month_id(*start),
-                revenue_minor,
-                completed,
+                month,
+                revenue_minor: totals.revenue_minor,
+                completed: count(totals.completed),
             }
         })
         .collect();
