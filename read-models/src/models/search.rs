@@ -190,6 +190,20 @@ pub(crate) fn lookup_keys(query_token: &str) -> BTreeSet<String> {
     keys
 }
 
+/// [`lookup_keys`] in two rounds: the token's first two characters and the keys that start
+/// otherwise; then the keys that start like the token. Every customer listed under a key of
+/// the second round has a token starting with that key, so is listed under the first two
+/// characters too: the second round is read only when that posting is truncated.
+pub(crate) fn lookup_rounds(query_token: &str) -> (Vec<String>, Vec<String>) {
+    let first = first_two(query_token);
+    let (mut now, later): (Vec<String>, Vec<String>) = lookup_keys(query_token)
+        .into_iter()
+        .filter(|key| *key != first)
+        .partition(|key| first_two(key) != first);
+    now.insert(0, first);
+    (now, later)
+}
+
 /// Moves a customer's postings from `old` to `new` (either may be absent).
 pub(crate) async fn update_postings(
     cache: &mut DocCache,
@@ -302,6 +316,36 @@ mod tests {
             assert!(doc.truncated);
             assert_eq!(doc.entries.len(), POSTING_MAX);
         });
+    }
+
+    #[test]
+    fn the_second_round_holds_only_keys_the_first_two_characters_cover() {
+        for query in [
+            "smith",
+            "sm",
+            "jhon",
+            "o'neil",
+            "5551234567",
+            "ab@example.com",
+        ] {
+            let (first, second) = lookup_rounds(query);
+            assert_eq!(first[0], first_two(query));
+            let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+            assert_eq!(all, lookup_keys(query), "{query}");
+            assert_eq!(
+                all.len(),
+                first.len() + second.len(),
+                "{query}: no key twice"
+            );
+            assert!(second.iter().all(|k| k.starts_with(&first[0])), "{query}");
+            assert!(
+                first[1..].iter().all(|k| !k.starts_with(&first[0])),
+                "{query}"
+            );
+        }
+        let (first, second) = lookup_rounds("smith");
+        assert_eq!(first, ["sm", "mith", "msith", "simth", "sith"]);
+        assert_eq!(second, ["smih", "smiht", "smit", "smith", "smth", "smtih"]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! A search reads the postings of its most specific query token (its prefix, the prefixes
 //! of its one-character deletions and transpositions, and its first two characters: about
-//! `2 × length` point reads), scores every candidate against all query tokens, and reads
-//! the summaries of the page's customers in one round. Pages are keyset over (score desc,
+//! `2 × length` keys, of which those starting like the token are read only when the posting
+//! of its first two characters is truncated), scores every candidate against all query
+//! tokens, and reads the summaries of the page's customers in one round. Pages are keyset over (score desc,
 //! name, id).
 
 use std::cmp::Ordering;
@@ -17,7 +18,7 @@ use super::{
     read_many, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, Page,
     PageRequest, QueryError,
 };
-use crate::models::search::{customer_score, lookup_keys, query_tokens, Posting, PostingDoc};
+use crate::models::search::{customer_score, lookup_rounds, query_tokens, Posting, PostingDoc};
 use crate::Model;
 
 /// Where a search page ended.
@@ -66,12 +67,16 @@ pub(crate) async fn search_customers(
     };
     let collection = gens.collection(Model::Lists, "search");
     let mut candidates: BTreeMap<CustomerId, Posting> = BTreeMap::new();
-    let keys: Vec<String> = lookup_keys(seed).into_iter().collect();
-    for doc in read_many::<PostingDoc>(src, &collection, &keys)
-        .await?
-        .into_iter()
-        .flatten()
+    let (first_round, second_round) = lookup_rounds(seed);
+    let mut postings = read_many::<PostingDoc>(src, &collection, &first_round).await?;
+    if postings
+        .first()
+        .and_then(Option::as_ref)
+        .is_some_and(|first_two| first_two.truncated)
     {
+        postings.extend(read_many::<PostingDoc>(src, &collection, &second_round).await?);
+    }
+    for doc in postings.into_iter().flatten() {
         for entry in doc.entries {
             candidates.entry(entry.customer_id).or_insert(entry);
         }

@@ -181,6 +181,20 @@ pub(crate) fn history(steps: &[Step]) -> Vec<EventEnvelope> {
     world.events
 }
 
+/// The registrations of customers with these first and last names, in this order (their ids
+/// increase with it), on 2025-01-01.
+pub(crate) fn customers_named(names: &[(&str, &str)]) -> Vec<EventEnvelope> {
+    let mut world = World::default();
+    let now = Utc
+        .with_ymd_and_hms(2025, 1, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
+    for (n, (first, last)) in names.iter().enumerate() {
+        register_customer(&mut world, now, first, last, n as u32);
+    }
+    world.events
+}
+
 fn register_customer(world: &mut World, now: DateTime<Utc>, first: &str, last: &str, n: u32) {
     let id = CustomerId::from_uuid(world.next_uuid(1));
     let slug: String = format!("{first}.{last}")

@@ -1,27 +1,35 @@
 //! Query functions: parameters, cursors, registry and checkpoints.
 
+use std::sync::{Arc, Mutex};
+
+use bson::Document;
 use chrono::NaiveDate;
 use domain::ids::ThreadId;
 use serde_json::json;
 
 use super::block_on;
-use super::history::history;
+use super::history::{customers_named, history};
 use super::pipeline::{project, Plan};
+use crate::cache::LoadError;
 use crate::memory::MemoryStore;
+use crate::models::search::{lookup_rounds, POSTING_MAX};
 use crate::query::{
-    self, CursorKey, CustomerFilter, Generations, JobFilter, PageRequest, QueryError,
+    self, CursorKey, CustomerFilter, DocSource, Generations, JobFilter, PageRequest, QueryError,
 };
 use crate::{names, Model};
 
-fn store() -> MemoryStore {
-    let plan = Plan {
-        capacity: 100,
+fn plan(capacity: usize) -> Plan {
+    Plan {
+        capacity,
         flush_odds: 1,
         crash_odds: 0,
         fail_every: 0,
         seed: 3,
-    };
-    block_on(project(&history(&[]), &plan))
+    }
+}
+
+fn store() -> MemoryStore {
+    block_on(project(&history(&[]), &plan(100)))
 }
 
 #[test]
@@ -45,6 +53,72 @@ fn jon_smith_finds_john_smith_first() {
         .collect();
     assert_eq!(names, ["John Smith"]);
     assert_eq!(page.total, Some(1));
+}
+
+/// A [`DocSource`] that records the `_id` of every document read through it.
+struct Recording<'a> {
+    store: &'a MemoryStore,
+    ids: Mutex<Vec<String>>,
+}
+
+impl<'a> Recording<'a> {
+    fn new(store: &'a MemoryStore) -> Self {
+        Recording {
+            store,
+            ids: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn read(&self, id: &str) -> bool {
+        self.ids.lock().unwrap().iter().any(|read| read == id)
+    }
+}
+
+impl DocSource for Recording<'_> {
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
+        self.ids.lock().unwrap().push(id.to_owned());
+        self.store.get(collection, id).await
+    }
+}
+
+fn search(src: &impl DocSource, text: &str) -> Vec<String> {
+    let filter = CustomerFilter {
+        search: Some(text.into()),
+        ..CustomerFilter::default()
+    };
+    let page = block_on(query::customers(
+        src,
+        &Generations::default(),
+        &filter,
+        PageRequest::first(10),
+    ))
+    .unwrap();
+    page.items
+        .iter()
+        .map(|c| format!("{} {}", c.first_name, c.last_name))
+        .collect()
+}
+
+#[test]
+fn a_search_reads_postings_that_start_like_its_token_only_when_the_shorter_one_is_full() {
+    let (_, starting_alike) = lookup_rounds("smith");
+    assert!(starting_alike.contains(&"smith".to_owned()));
+
+    // Few customers: the posting "sm" lists every one with a token starting "sm".
+    let small = store();
+    let recording = Recording::new(&small);
+    assert_eq!(search(&recording, "smith"), ["John Smith"]);
+    assert!(recording.read("sm"));
+    assert!(!starting_alike.iter().any(|key| recording.read(key)));
+
+    // "sm" full with earlier customers: John Smith, registered last, is only in the longer
+    // postings, which are read then.
+    let mut names = vec![("Sam", "Smalley"); POSTING_MAX + 10];
+    names.push(("John", "Smith"));
+    let crowded = block_on(project(&customers_named(&names), &plan(200)));
+    let recording = Recording::new(&crowded);
+    assert_eq!(search(&recording, "smith"), ["John Smith"]);
+    assert!(starting_alike.iter().all(|key| recording.read(key)));
 }
 
 #[test]
