@@ -56,6 +56,7 @@ impl Model {
         }
     }
 
+    /// The model's position in [`Model::ALL`], for arrays with one slot per model.
     pub(crate) const fn index(self) -> usize {
         match self {
             Model::Dashboard => 0,

@@ -494,10 +494,10 @@ impl DocCache {
         self.end_event();
         let mut out = Vec::new();
         for ((collection, id), entry) in self.entries.iter_mut().filter(|(_, e)| e.dirty) {
-            let doc = match &entry.value {
-                None => None,
+            let (doc, bytes) = match &entry.value {
+                None => (None, 0),
                 Some(value) => match value.seal(id, position_i64(entry.pos)) {
-                    Ok(sealed) => Some(sealed),
+                    Ok((sealed, bytes)) => (Some(sealed), bytes),
                     Err(error) => {
                         // Unreachable for the crate's document types (see `ReadDoc`); kept
                         // dirty so the next flush tries again and the log keeps saying so.
@@ -505,10 +505,6 @@ impl DocCache {
                         continue;
                     }
                 },
-            };
-            let (doc, bytes) = match doc {
-                Some((doc, bytes)) => (Some(doc), bytes),
-                None => (None, 0),
             };
             entry.dirty = false;
             entry.persisted_pos = entry.pos;

@@ -22,8 +22,8 @@ use crate::{names, Model};
 #[derive(Debug, Clone)]
 pub struct ReadModelDbs {
     base: Database,
-    /// One per model, in `Model::ALL` order.
-    models: Vec<(Model, Database)>,
+    /// One per model, at its [`Model::index`].
+    models: Vec<Database>,
 }
 
 impl ReadModelDbs {
@@ -33,12 +33,7 @@ impl ReadModelDbs {
         ReadModelDbs {
             models: Model::ALL
                 .iter()
-                .map(|model| {
-                    (
-                        *model,
-                        client.database(&names::model_database(&base, *model)),
-                    )
-                })
+                .map(|model| client.database(&names::model_database(&base, *model)))
                 .collect(),
             base: client.database(&base),
         }
@@ -56,10 +51,7 @@ impl ReadModelDbs {
 
     /// The database holding every generation of `model`.
     pub fn model(&self, model: Model) -> Database {
-        self.models
-            .iter()
-            .find(|(of, _)| *of == model)
-            .map_or_else(|| self.base(), |(_, database)| database.clone())
+        self.models[model.index()].clone()
     }
 
     /// The database holding the (logical or physical) collection `name`: its model's for a
@@ -79,7 +71,7 @@ impl ReadModelDbs {
     /// Every database of the read models: the base, then one per model.
     pub fn all(&self) -> Vec<Database> {
         std::iter::once(self.base())
-            .chain(self.models.iter().map(|(_, database)| database.clone()))
+            .chain(self.models.iter().cloned())
             .collect()
     }
 
@@ -98,5 +90,17 @@ impl ReadModelDbs {
             database.drop().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Model;
+
+    #[test]
+    fn each_model_s_index_is_its_position_in_all() {
+        for (position, model) in Model::ALL.into_iter().enumerate() {
+            assert_eq!(model.index(), position, "{model:?}");
+        }
     }
 }

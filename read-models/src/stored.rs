@@ -7,8 +7,8 @@
 //! value, not per byte: a job summary of twelve fields, a crew array and a type schema beside
 //! each value came to 200 JSON values. Stored as `{_id, _pos, _body}` it is about 30 whatever
 //! it holds, and a replace by `_id` in a partition of 269 such documents took 1.8 ms instead
-//! of 5.5 ms (measured through FerretDB on the M data set). The compression makes a partition's pages
-//! fewer too: list buckets of whole view items compress to about a third. Nothing queries
+//! of 5.5 ms (measured through FerretDB on the M data set). The compression makes a
+//! partition's pages fewer too: list buckets of whole view items compress to about a third. Nothing queries
 //! inside a read-model document (every read is by `_id`), and MongoDB stores the same bytes.
 //!
 //! A compressed body is [`LZ4_MAGIC`], the uncompressed length (`u32`, little-endian), then an

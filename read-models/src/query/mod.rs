@@ -41,9 +41,8 @@ pub trait DocSource: Send + Sync {
     ) -> impl Future<Output = Result<Option<Arc<Document>>, LoadError>> + Send;
 
     /// Several documents of the logical `collection`, in `ids` order. The default reads each
-    /// concurrently; a source that can answer several `_id`s of one physical collection with
-    /// one query (MongoDB's `$in`) does so, since on FerretDB a query's fixed cost is most of
-    /// the cost of a point read.
+    /// concurrently; a source may answer several `_id`s of one physical collection with one
+    /// query (MongoDB's `$in`) where that is cheaper (the query API: small collections).
     fn get_many(
         &self,
         collection: &str,

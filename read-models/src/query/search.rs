@@ -4,8 +4,8 @@
 //! of its one-character deletions and transpositions, and its first two characters: about
 //! `2 × length` keys, of which those starting like the token are read only when the posting
 //! of its first two characters is truncated), scores every candidate against all query
-//! tokens, and reads the summaries of the page's customers in one round. Pages are keyset over (score desc,
-//! name, id).
+//! tokens, and reads the summaries of the page's customers in one round. Pages are keyset
+//! over (score desc, name, id).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
