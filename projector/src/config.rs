@@ -59,10 +59,12 @@ pub struct RebuildArgs {
     /// so running projectors and query services notice the switch first.
     #[arg(long, default_value_t = 5)]
     pub drop_delay_secs: u64,
-    /// Changed documents the new generation holds in memory before writing them: fewer
-    /// flushes rewrite busy documents less often, and documents new to the store are inserted
-    /// rather than updated (see `--catch-up-docs` of the live projector).
-    #[arg(long, default_value_t = 100_000)]
+    /// Changed documents the new generations hold in memory, all models together, before
+    /// writing them: fewer flushes rewrite busy documents less often, and documents new to
+    /// the store are inserted rather than updated (see `--catch-up-docs` of the live
+    /// projector). Measured at M: the lists model written in two flushes took 79 s, in one
+    /// 45 s.
+    #[arg(long, default_value_t = 1_000_000)]
     pub flush_docs: usize,
 }
 

@@ -225,9 +225,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     Ok(())
 }
 
-/// Rebuilds the named models (all when none is named), one after the other.
+/// Rebuilds the named models (all when none is named), together from one replay of the log.
 pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<RebuildReport>> {
-    let models = if args.models.is_empty() {
+    let mut models = if args.models.is_empty() {
         Model::ALL.to_vec()
     } else {
         args.models
@@ -242,6 +242,9 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     };
+    // Named twice, rebuilt once: two rebuilds of a model would write the same generation.
+    let mut seen = std::collections::HashSet::new();
+    models.retain(|model| seen.insert(*model));
     let connections = connect(config).await?;
     let rebuilder = rebuild::Rebuilder {
         shared: shared(
@@ -256,17 +259,16 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
         changes_subject: connections.changes_subject,
         flush_concurrency: config.tuning.flush_concurrency,
     };
-    // One model after another: on FerretDB, SQLite's single writer makes concurrent rebuilds
-    // wait on each other's write locks (measured: slower in total than in sequence).
     let bars = rebuild::progress_block();
-    let mut reports = Vec::with_capacity(models.len());
-    for model in models {
-        let report = rebuilder
-            .rebuild(model, args, &bars)
-            .await
-            .with_context(|| format!("rebuilding the {} model", model.as_str()))?;
-        reports.push(report);
-    }
+    let names = models
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reports = rebuilder
+        .rebuild(&models, args, &bars)
+        .await
+        .with_context(|| format!("rebuilding the read models {names}"))?;
     if let Err(error) = connections.nats.flush().await {
         tracing::debug!(%error, "final NATS flush failed");
     }

@@ -2,8 +2,8 @@
 //! each model, optionally compares it with the live one, switches the registry, and drops the
 //! old generation.
 //!
-//! The new generation is written with the same `apply` code as live projection, only with a
-//! larger cache and fewer flushes. The switch is one replace of the model's registry document;
+//! The new generations are written with the same `apply` code as live projection, all of them
+//! from one replay of the log, only with a larger cache and fewer flushes. The switch is one replace of the model's registry document;
 //! the live projector notices it and continues the new generation from its checkpoint.
 
 use std::collections::HashMap;
@@ -25,9 +25,8 @@ use crate::{notify, state, ProjectError};
 
 /// Events per read from the store during a rebuild.
 const READ_CHUNK: usize = 5_000;
-/// What a rebuild's cache keeps between flushes: more than the live projector's, as a
-/// rebuild runs one model at a time and re-reading an evicted document costs a scan of its
-/// partition on FerretDB.
+/// What each model's cache keeps between a rebuild's flushes: more than the live
+/// projector's, as re-reading an evicted document costs a scan of its partition on FerretDB.
 const REBUILD_CACHE: CacheLimits = CacheLimits {
     docs: 200_000,
     bytes: 1024 << 20,
@@ -72,36 +71,74 @@ pub(crate) struct Rebuilder {
     pub(crate) flush_concurrency: usize,
 }
 
+/// One model being rebuilt.
+struct Target {
+    live_generation: u32,
+    projection: ModelProjection,
+    bar: ProgressBar,
+}
+
+/// Where a replay's time went: waiting for the log, applying, writing.
+#[derive(Default)]
+struct ReplayTimes {
+    read: Duration,
+    apply: Duration,
+    write: Duration,
+}
+
+/// The time since `mark`, which moves to now.
+fn lap(mark: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let lap = now - *mark;
+    *mark = now;
+    lap
+}
+
+/// The position every target has reached.
+fn lowest_applied(targets: &[Target]) -> u64 {
+    targets
+        .iter()
+        .map(|t| t.projection.applied())
+        .min()
+        .unwrap_or(0)
+}
+
 impl Rebuilder {
+    /// Rebuilds `models` together: one replay of the log feeds every new generation (reading
+    /// the log is most of a rebuild's time on FerretDB, which decodes each event it serves),
+    /// then each is verified if asked, switched and its old generation dropped.
     pub(crate) async fn rebuild(
         &self,
-        model: Model,
+        models: &[Model],
         args: &RebuildArgs,
         bars: &MultiProgress,
-    ) -> Result<RebuildReport, ProjectError> {
+    ) -> Result<Vec<RebuildReport>, ProjectError> {
         let db = &self.shared.db;
-        let live_generation = state::registry(db)
-            .await?
-            .get(model.as_str())
-            .copied()
-            .unwrap_or(1);
-        let generation = live_generation + 1;
-        let new_prefix = prefix(model, generation);
-        for leftover in state::generation_collections(db, &new_prefix).await? {
-            db.collection::<Document>(&leftover).drop().await?;
+        let registry = state::registry(db).await?;
+        let mut targets = Vec::with_capacity(models.len());
+        for &model in models {
+            let live_generation = registry.get(model.as_str()).copied().unwrap_or(1);
+            let generation = live_generation + 1;
+            for leftover in state::generation_collections(db, &prefix(model, generation)).await? {
+                db.collection::<Document>(&leftover).drop().await?;
+            }
+            let projection =
+                ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
+            targets.push(Target {
+                live_generation,
+                projection,
+                bar: progress_bar(bars, model),
+            });
         }
-        let mut projection =
-            ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
         let started = Instant::now();
         let mut tail = source::store_tail(&self.store, 0).await?;
-        let bar = progress_bar(bars, model, tail);
         let mut behind = u64::MAX;
         for _ in 0..MAX_ROUNDS {
-            self.replay(&mut projection, tail, args.flush_docs.max(1), &bar)
+            self.replay(&mut targets, tail, args.flush_docs.max(1))
                 .await?;
-            tail = source::store_tail(&self.store, projection.applied()).await?;
-            bar.set_length(tail);
-            let now_behind = tail.saturating_sub(projection.applied());
+            let applied = lowest_applied(&targets);
+            tail = source::store_tail(&self.store, applied).await?;
+            let now_behind = tail.saturating_sub(applied);
             // Near enough, or not getting nearer: appends arrive as fast as a round replays
             // them (on FerretDB each round reads the log with a scan of all of it). The live
             // projector fills whatever is left after the switch.
@@ -110,10 +147,37 @@ impl Rebuilder {
             }
             behind = now_behind;
         }
-        self.replay(&mut projection, tail, usize::MAX, &bar).await?;
-        bar.finish_and_clear();
-        let position = projection.applied();
+        self.replay(&mut targets, tail, usize::MAX).await?;
         let seconds = started.elapsed().as_secs_f64();
+        let mut reports = Vec::with_capacity(targets.len());
+        for target in &targets {
+            target.bar.finish_and_clear();
+            reports.push(self.switch(target, args, seconds).await?);
+        }
+        if reports.iter().any(|r| r.switched) && args.drop_delay_secs > 0 {
+            tokio::time::sleep(Duration::from_secs(args.drop_delay_secs)).await;
+        }
+        for (target, report) in targets.iter().zip(&reports) {
+            if report.switched {
+                let old = prefix(target.projection.model, target.live_generation);
+                for collection in state::generation_collections(db, &old).await? {
+                    db.collection::<Document>(&collection).drop().await?;
+                }
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Verifies a rebuilt generation if asked, then makes it the live one unless it differs.
+    async fn switch(
+        &self,
+        target: &Target,
+        args: &RebuildArgs,
+        seconds: f64,
+    ) -> Result<RebuildReport, ProjectError> {
+        let model = target.projection.model;
+        let generation = target.projection.generation;
+        let position = target.projection.applied();
         let mut report = RebuildReport {
             model: model.as_str().to_owned(),
             generation,
@@ -126,7 +190,7 @@ impl Rebuilder {
         };
         if args.verify {
             let verify = self
-                .verify(model, live_generation, generation, position)
+                .verify(model, target.live_generation, generation, position)
                 .await?;
             let different = verify.different;
             report.verify = Some(verify);
@@ -139,7 +203,7 @@ impl Rebuilder {
                 return Ok(report);
             }
         }
-        state::switch_generation(db, model.as_str(), generation).await?;
+        state::switch_generation(&self.shared.db, model.as_str(), generation).await?;
         report.switched = true;
         notify::publish(&self.nats, &self.changes_subject, position, &[], true).await;
         tracing::info!(
@@ -148,44 +212,68 @@ impl Rebuilder {
             position,
             "switched to the rebuilt generation"
         );
-        if args.drop_delay_secs > 0 {
-            tokio::time::sleep(Duration::from_secs(args.drop_delay_secs)).await;
-        }
-        for old in state::generation_collections(db, &prefix(model, live_generation)).await? {
-            db.collection::<Document>(&old).drop().await?;
-        }
         Ok(report)
     }
 
-    /// Applies the store from the projection's position to `up_to`, flushing whenever
-    /// `flush_docs` documents have changed and at the end.
+    /// Applies the store from the lowest position of the targets to `up_to` to every target,
+    /// flushing all of them whenever `flush_docs` documents have changed in all, and at the
+    /// end.
     async fn replay(
         &self,
-        projection: &mut ModelProjection,
+        targets: &mut [Target],
         up_to: u64,
         flush_docs: usize,
-        bar: &ProgressBar,
     ) -> Result<(), ProjectError> {
-        let backlog = up_to.saturating_sub(projection.applied());
-        projection
-            .create_collections(&self.shared.db, backlog)
-            .await?;
-        let mut reader = RangeReader::new(&self.store, projection.applied(), up_to, READ_CHUNK);
+        let db = &self.shared.db;
+        for target in targets.iter_mut() {
+            target.bar.set_length(up_to);
+            let backlog = up_to.saturating_sub(target.projection.applied());
+            target.projection.create_collections(db, backlog).await?;
+        }
+        let from = lowest_applied(targets);
+        let mut reader = RangeReader::new(&self.store, from, up_to, READ_CHUNK);
+        let mut times = ReplayTimes::default();
+        let mut mark = Instant::now();
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);
-            projection.apply(&self.shared, &prepared).await?;
-            bar.set_position(projection.applied());
-            if projection.dirty_count() >= flush_docs {
-                self.flush(projection).await?;
+            times.read += lap(&mut mark);
+            for target in targets.iter_mut() {
+                target.projection.apply(&self.shared, &prepared).await?;
+                target.bar.set_position(target.projection.applied());
+            }
+            times.apply += lap(&mut mark);
+            let dirty: usize = targets.iter().map(|t| t.projection.dirty_count()).sum();
+            if dirty >= flush_docs {
+                self.flush(targets).await?;
+                times.write += lap(&mut mark);
             }
         }
-        self.flush(projection).await
+        self.flush(targets).await?;
+        times.write += lap(&mut mark);
+        tracing::info!(
+            from,
+            to = lowest_applied(targets),
+            read_s = times.read.as_secs_f64(),
+            apply_s = times.apply.as_secs_f64(),
+            write_s = times.write.as_secs_f64(),
+            "replayed"
+        );
+        Ok(())
     }
 
-    async fn flush(&self, projection: &mut ModelProjection) -> Result<(), ProjectError> {
-        let dirty = projection.take_dirty()?;
-        projection::write_docs(&self.shared.db, dirty, self.flush_concurrency).await?;
-        projection.write_checkpoint(&self.shared.db).await
+    /// Writes every target's changed documents and then its checkpoint, the targets
+    /// concurrently: each model has a database of its own, which on FerretDB's SQLite backend
+    /// is a file with a writer of its own.
+    async fn flush(&self, targets: &mut [Target]) -> Result<(), ProjectError> {
+        let db = &self.shared.db;
+        let concurrency = self.flush_concurrency;
+        futures::future::try_join_all(targets.iter_mut().map(|target| async move {
+            let dirty = target.projection.take_dirty()?;
+            projection::write_docs(db, dirty, concurrency).await?;
+            target.projection.write_checkpoint(db).await
+        }))
+        .await?;
+        Ok(())
     }
 
     /// Compares every document of the rebuilt generation with the live one, field by field
@@ -332,8 +420,8 @@ pub(crate) fn progress_block() -> MultiProgress {
     MultiProgress::with_draw_target(target)
 }
 
-fn progress_bar(bars: &MultiProgress, model: Model, length: u64) -> ProgressBar {
-    let bar = bars.add(ProgressBar::new(length));
+fn progress_bar(bars: &MultiProgress, model: Model) -> ProgressBar {
+    let bar = bars.add(ProgressBar::new(0));
     if let Ok(style) = ProgressStyle::with_template(
         "{prefix:>10} [{bar:30}] {pos}/{len} events, {per_sec}, ETA {eta}",
     ) {

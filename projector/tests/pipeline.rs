@@ -12,6 +12,7 @@ use events::{
 };
 use futures::TryStreamExt;
 use projector::{Command, RebuildArgs};
+use read_models::Model;
 use support::history::History;
 use support::{compare, MongoSource, RunningProjector};
 use tests::TestEnv;
@@ -228,8 +229,23 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
         .await
         .expect("restore the tampered document");
 
-    let reports = projector::rebuild(&config, &args).await.expect("rebuild");
+    // All five from one replay, flushed every few hundred documents on the way (so later
+    // flushes rewrite documents earlier ones wrote); a model named twice is rebuilt once.
+    let all_twice = RebuildArgs {
+        models: Model::ALL
+            .iter()
+            .chain(Model::ALL.iter())
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        flush_docs: 300,
+        ..args.clone()
+    };
+    let reports = projector::rebuild(&config, &all_twice)
+        .await
+        .expect("rebuild");
     assert_eq!(reports.len(), 5);
+    let models: Vec<&str> = reports.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, Model::ALL.map(Model::as_str));
     for report in &reports {
         let verify = report.verify.as_ref().expect("verified");
         assert_eq!(verify.different, 0, "{report:?}");
