@@ -253,6 +253,8 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
             &config.tuning,
         ),
         store: connections.store,
+        bus: connections.bus,
+        bus_replay_min: config.tuning.bus_replay_min,
         upcasters: Upcasters::new(),
         context: connections.context,
         nats: connections.nats.clone(),

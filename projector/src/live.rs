@@ -1,6 +1,7 @@
 //! The live projector: JetStream deliveries in, position-ordered batches applied to every live
 //! model generation, documents and checkpoints flushed, change notices out, acks last.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Stream as PullStream;
@@ -35,6 +36,8 @@ pub(crate) struct Live {
     /// Time spent applying the events not yet flushed.
     unflushed_apply: Duration,
     tail: u64,
+    /// JetStream's copy of the log, for long catch-ups; set when [`Live::run`] starts.
+    bus: Option<Bus>,
 }
 
 impl Live {
@@ -62,11 +65,13 @@ impl Live {
             unflushed_since: None,
             unflushed_apply: Duration::ZERO,
             tail: 0,
+            bus: None,
         }
     }
 
     /// Runs until `shutdown`; never returns early on a failure, it backs off and recovers.
     pub(crate) async fn run(mut self, bus: Bus, durable: String, shutdown: Shutdown) {
+        self.bus = Some(bus.clone());
         let mut messages: Option<PullStream> = None;
         let mut connect_at = Instant::now();
         let mut last_poll = Instant::now();
@@ -278,10 +283,11 @@ impl Live {
             }
         }
         let prepared = projection::prepare(&self.upcasters, events);
-        self.apply_and_flush(&prepared).await
+        self.apply_and_flush(prepared.into()).await
     }
 
-    /// Brings every model to `target` from the store; returns the lowest position reached.
+    /// Brings every model to `target` from the log (JetStream's copy of a long range first,
+    /// the store for the rest); returns the lowest position reached.
     ///
     /// Applies the range chunk after chunk (`Tuning::store_chunk` events) and writes the
     /// changed documents once they number `Tuning::catch_up_docs`, and at the end: a document
@@ -297,34 +303,36 @@ impl Live {
             model.create_collections(&self.shared.db, backlog).await?;
         }
         let store = self.store.clone();
-        let mut reader = RangeReader::new(&store, after, target, self.tuning.store_chunk.max(1));
+        let bus = self.bus.clone();
+        let mut reader = RangeReader::new(&store, after, target, self.tuning.store_chunk.max(1))
+            .with_bus(bus.as_ref(), self.tuning.bus_replay_min);
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.upcasters, chunk?);
-            self.apply(&prepared).await?;
+            self.apply(prepared.into()).await?;
             if self.dirty_docs() >= self.tuning.catch_up_docs {
                 self.flush().await?;
             }
         }
+        // Counted before the last flush, which makes the catch-up visible.
+        self.shared.metrics.replayed(reader.read());
         self.flush().await?;
         Ok(self.min_applied())
     }
 
     /// One batch: applied, then flushed.
-    async fn apply_and_flush(&mut self, prepared: &[Prepared]) -> Result<(), ProjectError> {
+    async fn apply_and_flush(&mut self, prepared: Arc<[Prepared]>) -> Result<(), ProjectError> {
         self.apply(prepared).await?;
         self.flush().await
     }
 
-    /// Applies events to every model (concurrently: they share nothing), in memory.
-    async fn apply(&mut self, prepared: &[Prepared]) -> Result<(), ProjectError> {
+    /// Applies events to every model (in parallel: they share nothing), in memory.
+    async fn apply(&mut self, prepared: Arc<[Prepared]>) -> Result<(), ProjectError> {
         if prepared.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         self.unflushed_since.get_or_insert(started);
-        let shared = &self.shared;
-        futures::future::try_join_all(self.models.iter_mut().map(|m| m.apply(shared, prepared)))
-            .await?;
+        projection::apply_all(&mut self.models, &self.shared, &prepared).await?;
         self.unflushed_apply += started.elapsed();
         self.shared.metrics.applied(prepared.len());
         Ok(())
@@ -462,11 +470,7 @@ impl Live {
     }
 
     fn min_applied(&self) -> u64 {
-        self.models
-            .iter()
-            .map(ModelProjection::applied)
-            .min()
-            .unwrap_or(0)
+        projection::lowest_applied(&self.models)
     }
 
     fn report_models(&self) {

@@ -14,6 +14,8 @@ pub struct Metrics {
     duplicates_skipped: AtomicU64,
     gap_fills: AtomicU64,
     gap_fill_events: AtomicU64,
+    replayed_from_bus: AtomicU64,
+    replayed_from_store: AtomicU64,
     dead_letters: AtomicU64,
     invalid_messages: AtomicU64,
     batch_failures: AtomicU64,
@@ -53,6 +55,12 @@ impl Metrics {
     pub(crate) fn gap_filled(&self, events: usize) {
         add(&self.gap_fills, 1);
         add(&self.gap_fill_events, events as u64);
+    }
+
+    /// Events a catch-up read, by source.
+    pub(crate) fn replayed(&self, read: crate::source::ReadCounts) {
+        add(&self.replayed_from_bus, read.bus);
+        add(&self.replayed_from_store, read.store);
     }
 
     pub(crate) fn dead_lettered(&self) {
@@ -124,6 +132,14 @@ impl Metrics {
             (
                 "simplepro_projector_gap_fill_events_total",
                 &self.gap_fill_events,
+            ),
+            (
+                "simplepro_projector_replayed_from_bus_total",
+                &self.replayed_from_bus,
+            ),
+            (
+                "simplepro_projector_replayed_from_store_total",
+                &self.replayed_from_store,
             ),
             ("simplepro_projector_dead_letters_total", &self.dead_letters),
             (

@@ -5,6 +5,7 @@
 //! dirty documents, the parked list and the checkpoint, in that order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, RawDocumentBuf};
@@ -40,6 +41,53 @@ pub(crate) fn prepare(upcasters: &Upcasters, events: Vec<EventEnvelope>) -> Vec<
             },
         })
         .collect()
+}
+
+/// The position every one of `projections` has reached (0 for none).
+pub(crate) fn lowest_applied(projections: &[ModelProjection]) -> u64 {
+    projections
+        .iter()
+        .map(ModelProjection::applied)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Applies `events` to every projection, each on a task of its own: models share nothing,
+/// so a backlog's apply uses every core (M, five models: 10 s on one). A projection whose
+/// task failed to finish is not given back; the caller treats the error like any failed
+/// apply and reopens the models from their checkpoints.
+pub(crate) async fn apply_all(
+    projections: &mut Vec<ModelProjection>,
+    shared: &Shared,
+    events: &Arc<[Prepared]>,
+) -> Result<(), ProjectError> {
+    let tasks: Vec<_> = projections
+        .drain(..)
+        .map(|mut projection| {
+            let (shared, events) = (shared.clone(), Arc::clone(events));
+            tokio::spawn(async move {
+                let applied = projection.apply(&shared, &events).await;
+                (projection, applied)
+            })
+        })
+        .collect();
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok((projection, applied)) => {
+                projections.push(projection);
+                if let Err(error) = applied {
+                    first_error.get_or_insert(error);
+                }
+            }
+            Err(error) => {
+                first_error.get_or_insert(ProjectError::Apply(format!(
+                    "a model's apply task ended: {error}"
+                )));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Shared by every model of one process.

@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use events::EventStore;
+use events::{Bus, EventStore};
 use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use read_models::{Model, ProjectionContext};
@@ -19,7 +20,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::RebuildArgs;
-use crate::projection::{self, CacheLimits, ModelProjection, Shared};
+use crate::projection::{self, CacheLimits, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
 use crate::{notify, state, ProjectError};
 
@@ -64,6 +65,9 @@ pub struct VerifyReport {
 pub(crate) struct Rebuilder {
     pub(crate) shared: Shared,
     pub(crate) store: EventStore,
+    /// JetStream's copy of the log, read first where it holds the replayed range.
+    pub(crate) bus: Bus,
+    pub(crate) bus_replay_min: u64,
     pub(crate) upcasters: events::Upcasters,
     pub(crate) context: ProjectionContext,
     pub(crate) nats: async_nats::Client,
@@ -71,11 +75,19 @@ pub(crate) struct Rebuilder {
     pub(crate) flush_concurrency: usize,
 }
 
-/// One model being rebuilt.
-struct Target {
-    live_generation: u32,
-    projection: ModelProjection,
-    bar: ProgressBar,
+/// The models being rebuilt, in the order named.
+struct Targets {
+    projections: Vec<ModelProjection>,
+    /// The generation each one replaces.
+    live_generations: Vec<u32>,
+    bars: Vec<ProgressBar>,
+}
+
+impl Targets {
+    /// The position every target has reached.
+    fn lowest_applied(&self) -> u64 {
+        projection::lowest_applied(&self.projections)
+    }
 }
 
 /// Where a replay's time went: waiting for the log, applying, writing.
@@ -94,15 +106,6 @@ fn lap(mark: &mut Instant) -> Duration {
     lap
 }
 
-/// The position every target has reached.
-fn lowest_applied(targets: &[Target]) -> u64 {
-    targets
-        .iter()
-        .map(|t| t.projection.applied())
-        .min()
-        .unwrap_or(0)
-}
-
 impl Rebuilder {
     /// Rebuilds `models` together: one replay of the log feeds every new generation (reading
     /// the log is most of a rebuild's time on FerretDB, which decodes each event it serves),
@@ -115,7 +118,11 @@ impl Rebuilder {
     ) -> Result<Vec<RebuildReport>, ProjectError> {
         let db = &self.shared.db;
         let registry = state::registry(db).await?;
-        let mut targets = Vec::with_capacity(models.len());
+        let mut targets = Targets {
+            projections: Vec::with_capacity(models.len()),
+            live_generations: Vec::with_capacity(models.len()),
+            bars: Vec::with_capacity(models.len()),
+        };
         for &model in models {
             let live_generation = registry.get(model.as_str()).copied().unwrap_or(1);
             let generation = live_generation + 1;
@@ -124,11 +131,9 @@ impl Rebuilder {
             }
             let projection =
                 ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
-            targets.push(Target {
-                live_generation,
-                projection,
-                bar: progress_bar(bars, model),
-            });
+            targets.projections.push(projection);
+            targets.live_generations.push(live_generation);
+            targets.bars.push(progress_bar(bars, model));
         }
         let started = Instant::now();
         let mut tail = source::store_tail(&self.store, 0).await?;
@@ -136,7 +141,7 @@ impl Rebuilder {
         for _ in 0..MAX_ROUNDS {
             self.replay(&mut targets, tail, args.flush_docs.max(1))
                 .await?;
-            let applied = lowest_applied(&targets);
+            let applied = targets.lowest_applied();
             tail = source::store_tail(&self.store, applied).await?;
             let now_behind = tail.saturating_sub(applied);
             // Near enough, or not getting nearer: appends arrive as fast as a round replays
@@ -149,17 +154,26 @@ impl Rebuilder {
         }
         self.replay(&mut targets, tail, usize::MAX).await?;
         let seconds = started.elapsed().as_secs_f64();
-        let mut reports = Vec::with_capacity(targets.len());
-        for target in &targets {
-            target.bar.finish_and_clear();
-            reports.push(self.switch(target, args, seconds).await?);
+        let mut reports = Vec::with_capacity(models.len());
+        for (projection, &live_generation) in
+            targets.projections.iter().zip(&targets.live_generations)
+        {
+            reports.push(
+                self.switch(projection, live_generation, args, seconds)
+                    .await?,
+            );
+        }
+        for bar in &targets.bars {
+            bar.finish_and_clear();
         }
         if reports.iter().any(|r| r.switched) && args.drop_delay_secs > 0 {
             tokio::time::sleep(Duration::from_secs(args.drop_delay_secs)).await;
         }
-        for (target, report) in targets.iter().zip(&reports) {
+        for ((&model, &live_generation), report) in
+            models.iter().zip(&targets.live_generations).zip(&reports)
+        {
             if report.switched {
-                let old = prefix(target.projection.model, target.live_generation);
+                let old = prefix(model, live_generation);
                 for collection in state::generation_collections(db, &old).await? {
                     db.collection::<Document>(&collection).drop().await?;
                 }
@@ -171,13 +185,14 @@ impl Rebuilder {
     /// Verifies a rebuilt generation if asked, then makes it the live one unless it differs.
     async fn switch(
         &self,
-        target: &Target,
+        projection: &ModelProjection,
+        live_generation: u32,
         args: &RebuildArgs,
         seconds: f64,
     ) -> Result<RebuildReport, ProjectError> {
-        let model = target.projection.model;
-        let generation = target.projection.generation;
-        let position = target.projection.applied();
+        let model = projection.model;
+        let generation = projection.generation;
+        let position = projection.applied();
         let mut report = RebuildReport {
             model: model.as_str().to_owned(),
             generation,
@@ -190,7 +205,7 @@ impl Rebuilder {
         };
         if args.verify {
             let verify = self
-                .verify(model, target.live_generation, generation, position)
+                .verify(model, live_generation, generation, position)
                 .await?;
             let different = verify.different;
             report.verify = Some(verify);
@@ -220,39 +235,47 @@ impl Rebuilder {
     /// end.
     async fn replay(
         &self,
-        targets: &mut [Target],
+        targets: &mut Targets,
         up_to: u64,
         flush_docs: usize,
     ) -> Result<(), ProjectError> {
         let db = &self.shared.db;
-        for target in targets.iter_mut() {
-            target.bar.set_length(up_to);
-            let backlog = up_to.saturating_sub(target.projection.applied());
-            target.projection.create_collections(db, backlog).await?;
+        for (projection, bar) in targets.projections.iter_mut().zip(&targets.bars) {
+            bar.set_length(up_to);
+            let backlog = up_to.saturating_sub(projection.applied());
+            projection.create_collections(db, backlog).await?;
         }
-        let from = lowest_applied(targets);
-        let mut reader = RangeReader::new(&self.store, from, up_to, READ_CHUNK);
+        let from = targets.lowest_applied();
+        let mut reader = RangeReader::new(&self.store, from, up_to, READ_CHUNK)
+            .with_bus(Some(&self.bus), self.bus_replay_min);
         let mut times = ReplayTimes::default();
         let mut mark = Instant::now();
         while let Some(chunk) = reader.next().await {
-            let prepared = projection::prepare(&self.upcasters, chunk?);
+            let prepared: Arc<[Prepared]> = projection::prepare(&self.upcasters, chunk?).into();
             times.read += lap(&mut mark);
-            for target in targets.iter_mut() {
-                target.projection.apply(&self.shared, &prepared).await?;
-                target.bar.set_position(target.projection.applied());
+            projection::apply_all(&mut targets.projections, &self.shared, &prepared).await?;
+            for (projection, bar) in targets.projections.iter().zip(&targets.bars) {
+                bar.set_position(projection.applied());
             }
             times.apply += lap(&mut mark);
-            let dirty: usize = targets.iter().map(|t| t.projection.dirty_count()).sum();
+            let dirty: usize = targets
+                .projections
+                .iter()
+                .map(ModelProjection::dirty_count)
+                .sum();
             if dirty >= flush_docs {
-                self.flush(targets).await?;
+                self.flush(&mut targets.projections).await?;
                 times.write += lap(&mut mark);
             }
         }
-        self.flush(targets).await?;
+        self.flush(&mut targets.projections).await?;
         times.write += lap(&mut mark);
+        let read = reader.read();
         tracing::info!(
             from,
-            to = lowest_applied(targets),
+            to = targets.lowest_applied(),
+            from_bus = read.bus,
+            from_store = read.store,
             read_s = times.read.as_secs_f64(),
             apply_s = times.apply.as_secs_f64(),
             write_s = times.write.as_secs_f64(),
@@ -264,13 +287,13 @@ impl Rebuilder {
     /// Writes every target's changed documents and then its checkpoint, the targets
     /// concurrently: each model has a database of its own, which on FerretDB's SQLite backend
     /// is a file with a writer of its own.
-    async fn flush(&self, targets: &mut [Target]) -> Result<(), ProjectError> {
+    async fn flush(&self, projections: &mut [ModelProjection]) -> Result<(), ProjectError> {
         let db = &self.shared.db;
         let concurrency = self.flush_concurrency;
-        futures::future::try_join_all(targets.iter_mut().map(|target| async move {
-            let dirty = target.projection.take_dirty()?;
+        futures::future::try_join_all(projections.iter_mut().map(|model| async move {
+            let dirty = model.take_dirty()?;
             projection::write_docs(db, dirty, concurrency).await?;
-            target.projection.write_checkpoint(db).await
+            model.write_checkpoint(db).await
         }))
         .await?;
         Ok(())

@@ -1,8 +1,14 @@
 //! Reading events from the event store, the record: the tail of the global log, and ranges of
-//! positions for gap fills, catch-up and rebuilds.
+//! positions for gap fills, catch-up and rebuilds (long ones from JetStream's copy, checked
+//! position by position, as far as it holds them).
 
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use events::store::{EventBatches, ReadAllOptions};
-use events::{EventEnvelope, EventStore, StoreError};
+use events::{Bus, EventEnvelope, EventStore, StoreError};
+use futures::StreamExt;
 
 /// Ranges longer than this are read with one streaming cursor instead of point reads. On
 /// FerretDB both scan the whole log (a point read in SQL, the cursor's `_id > after` filter in
@@ -17,33 +23,73 @@ pub(crate) async fn store_tail(store: &EventStore, known: u64) -> Result<u64, St
     Ok(events::relay::sequenced_tail(store).await?.max(known))
 }
 
-/// Reads positions `after + 1 ..= up_to` in order, in chunks: point reads for short ranges,
-/// one streaming cursor for long ones. Ends (without error) where the log ends.
+/// How long the stream may stay silent before the rest of a range is read from the store
+/// (the relay publishes what the log holds a moment after the log holds it).
+const BUS_IDLE: Duration = Duration::from_secs(1);
+
+/// Where a [`RangeReader`] reads next (chosen by what is left of the range when there is
+/// none yet, or when the stream stopped serving it).
+enum Source {
+    /// An ordered consumer on the JetStream stream.
+    Bus(Box<Ordered>),
+    /// One streaming cursor through the store's log.
+    Cursor(EventBatches),
+    /// Point reads from the store.
+    Points,
+}
+
+/// Reads positions `after + 1 ..= up_to` in order, in chunks. A long range is read from the
+/// JetStream stream as long as it serves the positions one after the other, and from the
+/// store (the record) from the first position it lacks: point reads for a short rest, one
+/// streaming cursor for a long one. Ends (without error) where the log ends.
 pub(crate) struct RangeReader<'a> {
     store: &'a EventStore,
+    bus: Option<&'a Bus>,
+    bus_min: u64,
     last: u64,
     up_to: u64,
     chunk: usize,
-    cursor: Option<EventBatches>,
+    source: Option<Source>,
     done: bool,
+    read: ReadCounts,
+}
+
+/// Events a [`RangeReader`] served from each source.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ReadCounts {
+    pub(crate) bus: u64,
+    pub(crate) store: u64,
 }
 
 impl<'a> RangeReader<'a> {
+    /// Reads from the store only; see [`RangeReader::with_bus`].
     pub(crate) fn new(store: &'a EventStore, after: u64, up_to: u64, chunk: usize) -> Self {
-        let cursor = (up_to.saturating_sub(after) > POINT_READ_LIMIT).then(|| {
-            store.read_all(ReadAllOptions {
-                after_position: after,
-                batch_size: chunk.max(1),
-            })
-        });
         RangeReader {
             store,
+            bus: None,
+            bus_min: u64::MAX,
             last: after,
             up_to,
             chunk: chunk.max(1),
-            cursor,
+            source: None,
             done: up_to <= after,
+            read: ReadCounts::default(),
         }
+    }
+
+    /// Reads the range from JetStream first when at least `min` events are left: FerretDB
+    /// decodes every event of the log to serve any part of it (M: 110,630 events in 24–32 s),
+    /// while JetStream sends them from its files (1.6 s). Shorter ranges, like the gap fills
+    /// of live projection whose events JetStream has not delivered, go straight to the store.
+    pub(crate) fn with_bus(mut self, bus: Option<&'a Bus>, min: u64) -> Self {
+        self.bus = bus;
+        self.bus_min = min.max(1);
+        self
+    }
+
+    /// Events served so far, by source.
+    pub(crate) fn read(&self) -> ReadCounts {
+        self.read
     }
 
     /// The next chunk, dense and following the previous one; `None` at the end.
@@ -51,23 +97,50 @@ impl<'a> RangeReader<'a> {
         if self.done {
             return None;
         }
-        let result = match &mut self.cursor {
-            Some(cursor) => loop {
-                match cursor.next().await {
-                    None => break Ok(Vec::new()),
-                    Some(Err(error)) => break Err(error),
-                    Some(Ok(mut batch)) => {
-                        let (last, up_to) = (self.last, self.up_to);
-                        batch.retain(|e| e.position.is_some_and(|p| p > last && p <= up_to));
-                        if !batch.is_empty() {
-                            break Ok(batch);
-                        }
+        let (result, from_bus) = loop {
+            let source = match self.source.take() {
+                Some(source) => source,
+                None => {
+                    // Not `&self` across the await: the stream's consumer is not `Sync`.
+                    let (store, bus, chunk) = (self.store, self.bus, self.chunk);
+                    let bus = bus.filter(|_| self.up_to - self.last >= self.bus_min);
+                    open(store, bus, self.last, self.up_to, chunk).await
+                }
+            };
+            let (last, up_to) = (self.last, self.up_to);
+            match self.source.insert(source) {
+                Source::Bus(messages) => {
+                    let served = from_bus(messages, last, up_to, self.chunk).await;
+                    let reached = served.last().and_then(|e| e.position).unwrap_or(last);
+                    if served.len() < self.chunk && reached < up_to {
+                        // The stream stopped serving the range: the store serves the rest.
+                        self.source = None;
+                        self.bus = None;
+                    }
+                    if !served.is_empty() {
+                        break (Ok(served), true);
                     }
                 }
-            },
-            None => {
-                let count = (self.up_to - self.last).min(self.chunk as u64);
-                self.store.read_positions(self.last, count as usize).await
+                Source::Cursor(cursor) => {
+                    let next = loop {
+                        match cursor.next().await {
+                            None => break Ok(Vec::new()),
+                            Some(Err(error)) => break Err(error),
+                            Some(Ok(mut batch)) => {
+                                batch
+                                    .retain(|e| e.position.is_some_and(|p| p > last && p <= up_to));
+                                if !batch.is_empty() {
+                                    break Ok(batch);
+                                }
+                            }
+                        }
+                    };
+                    break (next, false);
+                }
+                Source::Points => {
+                    let count = (up_to - last).min(self.chunk as u64);
+                    break (self.store.read_positions(last, count as usize).await, false);
+                }
             }
         };
         let batch = match result.and_then(|batch| check_dense(self.last, batch)) {
@@ -83,12 +156,133 @@ impl<'a> RangeReader<'a> {
                 None
             }
             Some(end) => {
+                let served = end - self.last;
+                if from_bus {
+                    self.read.bus += served;
+                } else {
+                    self.read.store += served;
+                }
                 self.last = end;
                 self.done = end >= self.up_to;
                 Some(Ok(batch))
             }
         }
     }
+}
+
+/// The source for the rest of a range, `after + 1 ..= up_to`: JetStream when given and it
+/// can serve the range, else the store.
+async fn open(
+    store: &EventStore,
+    bus: Option<&Bus>,
+    after: u64,
+    up_to: u64,
+    chunk: usize,
+) -> Source {
+    if let Some(bus) = bus {
+        match open_bus(bus, after).await {
+            Ok(messages) => return Source::Bus(Box::new(messages)),
+            Err(error) => {
+                tracing::debug!(%error, "JetStream cannot serve the range; reading the store")
+            }
+        }
+    }
+    if up_to - after > POINT_READ_LIMIT {
+        Source::Cursor(store.read_all(ReadAllOptions {
+            after_position: after,
+            batch_size: chunk,
+        }))
+    } else {
+        Source::Points
+    }
+}
+
+/// An ordered consumer on the events stream from about where position `after + 1` is.
+/// Stream sequences are not positions (a republish after the duplicate window is a second
+/// message; a stream created after the store lacks the start), so the message at the guessed
+/// sequence is read once to correct the guess; earlier positions it serves are skipped.
+async fn open_bus(bus: &Bus, after: u64) -> Result<Ordered, String> {
+    let mut stream = bus
+        .jetstream()
+        .get_stream(&bus.config().stream_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .clone();
+    if state.messages == 0 {
+        return Err("the stream is empty".into());
+    }
+    let wanted = after + 1;
+    let guess = wanted.clamp(state.first_sequence, state.last_sequence);
+    let start = match stream.get_raw_message(guess).await {
+        Ok(message) => match position_of(&message.payload) {
+            Some(found) if found > wanted => guess
+                .saturating_sub(found - wanted)
+                .max(state.first_sequence),
+            _ => guess,
+        },
+        Err(_) => guess,
+    };
+    stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .messages()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn position_of(payload: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Positioned {
+        position: Option<u64>,
+    }
+    serde_json::from_slice::<Positioned>(payload)
+        .ok()
+        .and_then(|p| p.position)
+}
+
+/// Up to `chunk` events following `last` (at most to `up_to`) from the stream, skipping
+/// positions already served; fewer when the stream ends, stays silent for [`BUS_IDLE`],
+/// breaks, or skips a position (a message JetStream lost, or one it holds later).
+async fn from_bus(
+    messages: &mut Ordered,
+    mut last: u64,
+    up_to: u64,
+    chunk: usize,
+) -> Vec<EventEnvelope> {
+    let mut served = Vec::new();
+    while served.len() < chunk && last < up_to {
+        let message = match tokio::time::timeout(BUS_IDLE, messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(error))) => {
+                tracing::debug!(%error, "JetStream stopped serving the range");
+                break;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        let Ok(event) = serde_json::from_slice::<EventEnvelope>(&message.payload) else {
+            break;
+        };
+        match event.position {
+            Some(position) if position <= last => continue,
+            Some(position) if position == last + 1 => {
+                last = position;
+                served.push(event);
+            }
+            _ => break,
+        }
+    }
+    served
 }
 
 /// Refuses a range whose positions do not follow `after` one by one: applying it would skip an

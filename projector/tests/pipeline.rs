@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bson::{doc, Document};
 use events::{
-    AppendRequest, Bus, BusConfig, EventMetadata, Expected, NewEvent, Relay, RelayConfig, StreamId,
+    AppendRequest, Bus, BusConfig, EventEnvelope, EventMetadata, Expected, NewEvent, Relay,
+    RelayConfig, StreamId,
 };
 use futures::TryStreamExt;
 use projector::{Command, RebuildArgs};
@@ -160,17 +161,29 @@ async fn a_projector_killed_mid_stream_and_restarted_counts_every_event_once() {
     projector.stop().await;
 }
 
+/// Appends about `events` events of `history`, projects them with a projector that then
+/// stops; returns how many were appended.
+async fn projected_then_stopped(
+    env: &TestEnv,
+    store: &events::EventStore,
+    history: &mut History,
+    events: usize,
+) -> u64 {
+    let appended = support::append(store, support::generate(history, events)).await;
+    support::wait_sequenced(store, appended).await;
+    let projector = RunningProjector::start(env).await;
+    support::wait_projected(env, appended, CATCH_UP).await;
+    projector.stop().await;
+    appended
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_projector_resumes_from_its_checkpoint() {
     let env = TestEnv::new().await;
     let store = env.store().await;
     let _relay = env.start_relay(&store).await;
     let mut history = History::new(5);
-    let first = support::append(&store, support::generate(&mut history, 150)).await;
-    let projector = RunningProjector::start(&env).await;
-    support::wait_sequenced(&store, first).await;
-    support::wait_projected(&env, first, CATCH_UP).await;
-    projector.stop().await;
+    let first = projected_then_stopped(&env, &store, &mut history, 150).await;
 
     let more = support::append(&store, support::generate(&mut history, 150)).await;
     let total = first + more;
@@ -192,6 +205,82 @@ async fn a_restarted_projector_resumes_from_its_checkpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_reads_jetstream_as_far_as_it_holds_the_log_then_the_store() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let _relay = env.start_relay(&store).await;
+    let mut history = History::new(11);
+    let first = projected_then_stopped(&env, &store, &mut history, 100).await;
+
+    // Copies of the first ten events under new message ids: the stream's sequences no longer
+    // match positions, and the catch-up meets positions it has applied before the ones it
+    // needs.
+    let log = support::read_all(&store).await;
+    let copies: Vec<_> = log[..10]
+        .iter()
+        .map(|e| (e.clone(), format!("copy-{}", e.event_id)))
+        .collect();
+    support::publish_raw(&env, &copies).await;
+    let more = support::append(&store, support::generate(&mut history, 300)).await;
+    let total = first + more;
+    support::wait_sequenced(&store, total).await;
+    // A hole in JetStream's copy: the message of one position is deleted.
+    let hole = first + 120;
+    let mut stream = env
+        .bus()
+        .await
+        .jetstream()
+        .get_stream(&env.bus_config.stream_name)
+        .await
+        .expect("stream");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stream.info().await.expect("stream info").state.messages < total + 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relay did not publish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut hole_sequence = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    loop {
+        let payload = stream
+            .get_raw_message(hole_sequence)
+            .await
+            .expect("message")
+            .payload;
+        let event: EventEnvelope = serde_json::from_slice(&payload).expect("envelope");
+        if event.position == Some(hole) {
+            break;
+        }
+        hole_sequence -= 1;
+    }
+    stream
+        .delete_message(hole_sequence)
+        .await
+        .expect("delete a message");
+
+    let projector = RunningProjector::start_with(&env, &["--bus-replay-min", "50"]).await;
+    support::wait_projected(&env, total, CATCH_UP).await;
+    let from_bus = projector
+        .metric("simplepro_projector_replayed_from_bus_total")
+        .await;
+    let from_store = projector
+        .metric("simplepro_projector_replayed_from_store_total")
+        .await;
+    // Up to the hole from JetStream, the rest from the store, each position once.
+    assert_eq!(from_bus, (hole - 1 - first) as f64);
+    assert_eq!(from_store, (total - hole + 1) as f64);
+    let log = support::read_all(&store).await;
+    compare::everything(&MongoSource(env.read_models.clone()), &log).await;
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     let env = TestEnv::new().await;
     let store = env.store().await;
@@ -202,7 +291,18 @@ async fn a_rebuilt_generation_equals_the_live_one_and_takes_over() {
     support::wait_sequenced(&store, total).await;
     support::wait_projected(&env, total, CATCH_UP).await;
 
-    let config = support::config(&env, &["rebuild", "--verify", "--drop-delay-secs", "1"]);
+    // Replayed from JetStream's copy of the log (the test's history is short).
+    let config = support::config(
+        &env,
+        &[
+            "--bus-replay-min",
+            "50",
+            "rebuild",
+            "--verify",
+            "--drop-delay-secs",
+            "1",
+        ],
+    );
     let Some(Command::Rebuild(args)) = config.command.clone() else {
         panic!("rebuild arguments not parsed");
     };
