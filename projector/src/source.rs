@@ -101,10 +101,8 @@ impl<'a> RangeReader<'a> {
             let source = match self.source.take() {
                 Some(source) => source,
                 None => {
-                    // Not `&self` across the await: the stream's consumer is not `Sync`.
-                    let (store, bus, chunk) = (self.store, self.bus, self.chunk);
-                    let bus = bus.filter(|_| self.up_to - self.last >= self.bus_min);
-                    open(store, bus, self.last, self.up_to, chunk).await
+                    let bus = self.bus.filter(|_| self.up_to - self.last >= self.bus_min);
+                    open(self.store, bus, self.last, self.up_to, self.chunk).await
                 }
             };
             let (last, up_to) = (self.last, self.up_to);
@@ -171,7 +169,8 @@ impl<'a> RangeReader<'a> {
 }
 
 /// The source for the rest of a range, `after + 1 ..= up_to`: JetStream when given and it
-/// can serve the range, else the store.
+/// can serve the range, else the store. Not a method: a `&RangeReader` held across its
+/// awaits would make the reader's futures need `Sync`, which the stream's consumer is not.
 async fn open(
     store: &EventStore,
     bus: Option<&Bus>,
