@@ -1,4 +1,6 @@
-//! Read latency (sequential p50) against data size, for both designs, as SVG.
+//! Read latency (sequential p50) against data size, for both designs, as SVG. A triangle
+//! marks a lower bound: the baseline's requests at that size got no answer within the bench's
+//! request timeout.
 
 use std::path::Path;
 
@@ -17,14 +19,30 @@ const ENDPOINTS: &[&str] = &[
 /// Writes `latency.svg` in `dir` from every results file there.
 pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("latency.svg");
-    let points = |endpoint: &str, design: &str| -> Vec<(f64, f64)> {
+    // (events, p50 ms, whether the p50 is a lower bound: requests that timed out).
+    let points = |endpoint: &str, design: &str| -> Vec<(f64, f64, bool)> {
         all.iter()
             .filter_map(|r| {
                 let events = r.data.as_ref()?.events as f64;
-                let p50 = r.read(endpoint, design)?.sequential.as_ref()?.p50_ms;
-                Some((events, p50.max(0.01)))
+                let median = r.read(endpoint, design)?.sequential.as_ref()?.median()?;
+                Some((events, median.ms.max(0.01), median.at_least))
             })
             .collect()
+    };
+    let slowest = ENDPOINTS
+        .iter()
+        .flat_map(|endpoint| points(endpoint, BASELINE))
+        .map(|(_, ms, _)| ms)
+        .fold(100_000.0, f64::max);
+    // The next power of ten above the slowest point, so a bound drawn at the timeout shows.
+    let y_max = 10f64.powf((slowest * 1.5).log10().ceil());
+    let bounded = ENDPOINTS
+        .iter()
+        .any(|endpoint| points(endpoint, BASELINE).iter().any(|p| p.2));
+    let caption = if bounded {
+        "Read latency (sequential p50) vs. events; triangle: timed out, at least this"
+    } else {
+        "Read latency (sequential p50) vs. events in the store"
     };
     let xs: Vec<f64> = all
         .iter()
@@ -37,16 +55,13 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
     let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Read latency (sequential p50) vs. events in the store",
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(
             (x_min * 0.8..x_max * 1.25).log_scale(),
-            (0.05f64..100_000.0).log_scale(),
+            (0.05f64..y_max).log_scale(),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
@@ -58,10 +73,11 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
     let colors = [RED, BLUE, GREEN, MAGENTA];
     for (endpoint, color) in ENDPOINTS.iter().zip(colors) {
         for (design, dashed) in [(WARM, false), (BASELINE, true)] {
-            let series = points(endpoint, design);
-            if series.is_empty() {
+            let marked = points(endpoint, design);
+            if marked.is_empty() {
                 continue;
             }
+            let series: Vec<(f64, f64)> = marked.iter().map(|&(x, y, _)| (x, y)).collect();
             let style = if dashed {
                 color.mix(0.5).stroke_width(2)
             } else {
@@ -75,9 +91,19 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
             chart
                 .draw_series(
-                    series
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, style.filled())),
+                    marked
+                        .iter()
+                        .filter(|p| !p.2)
+                        .map(|&(x, y, _)| Circle::new((x, y), 3, style.filled())),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // A lower bound: the request timed out, the true latency is above the mark.
+            chart
+                .draw_series(
+                    marked
+                        .iter()
+                        .filter(|p| p.2)
+                        .map(|&(x, y, _)| TriangleMarker::new((x, y), 6, style.filled())),
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }

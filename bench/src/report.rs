@@ -12,7 +12,7 @@ use crate::measure::memory::Rss;
 use crate::measure::projection::{CatchUp, Lag, VISIBLE_WITHIN};
 use crate::measure::rebuild::RebuildResult;
 use crate::measure::writes::WriteLevel;
-use crate::measure::Stats;
+use crate::measure::{Stats, REQUEST_TIMEOUT};
 
 pub const WARM: &str = "query API (cache)";
 pub const NO_CACHE: &str = "query API (--no-cache)";
@@ -73,11 +73,47 @@ pub struct Results {
     pub rebuild: Option<RebuildResult>,
     pub memory: Vec<Rss>,
     pub cache_bound_mib: f64,
+    /// The projector's `--catch-up-docs` and its rebuild's `--flush-docs`, where the run set
+    /// them (their defaults otherwise).
+    #[serde(default)]
+    pub projector_flush_docs: Option<usize>,
     /// Sections that could not be measured, and why.
     pub failures: Vec<String>,
 }
 
 impl Results {
+    /// A run's results before anything is measured.
+    pub fn new(
+        size: Size,
+        seed: u64,
+        anchor: String,
+        quick: bool,
+        command: String,
+        machine: Machine,
+    ) -> Results {
+        Results {
+            size,
+            seed,
+            anchor,
+            quick,
+            started_at: chrono::Utc::now().to_rfc3339(),
+            command,
+            machine,
+            data: None,
+            catch_up: None,
+            reads: Vec::new(),
+            writes: Vec::new(),
+            publish_delay: None,
+            lag: None,
+            lag_below_capacity: None,
+            rebuild: None,
+            memory: Vec::new(),
+            cache_bound_mib: 0.0,
+            projector_flush_docs: None,
+            failures: Vec::new(),
+        }
+    }
+
     pub fn read(&self, endpoint: &str, design: &str) -> Option<&ReadResult> {
         self.reads
             .iter()
@@ -121,6 +157,12 @@ fn ms(value: f64) -> String {
 
 fn stats_cells(stats: Option<&Stats>) -> String {
     match stats {
+        Some(s) if s.samples == 0 && s.timeouts > 0 => format!(
+            "– | – | – | 0 | {} ({} without an answer within {} s)",
+            s.errors,
+            s.timeouts,
+            REQUEST_TIMEOUT.as_secs()
+        ),
         Some(s) => format!(
             "{} | {} | {} | {:.0} | {}",
             ms(s.p50_ms),
@@ -156,14 +198,39 @@ fn goal(
     );
 }
 
-pub fn ratio(results: &Results, endpoint: &str, fast: &str) -> Option<f64> {
+/// Baseline ÷ `fast` of the sequential medians; a lower bound (`at_least`) when the
+/// baseline's requests timed out.
+pub fn ratio(results: &Results, endpoint: &str, fast: &str) -> Option<Ratio> {
     let base = results
         .read(endpoint, BASELINE)?
         .sequential
         .as_ref()?
-        .p50_ms;
-    let fast = results.read(endpoint, fast)?.sequential.as_ref()?.p50_ms;
-    (fast > 0.0).then(|| base / fast)
+        .median()?;
+    let fast = results
+        .read(endpoint, fast)?
+        .sequential
+        .as_ref()?
+        .median()?;
+    (fast.ms > 0.0 && !fast.at_least).then(|| Ratio {
+        times: base.ms / fast.ms,
+        at_least: base.at_least,
+    })
+}
+
+/// How many times slower the baseline was; a lower bound when its requests timed out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    pub times: f64,
+    pub at_least: bool,
+}
+
+fn ratio_cell(ratio: Option<Ratio>) -> String {
+    match ratio {
+        Some(Ratio { times, at_least }) => {
+            format!("{}{times:.1}×", if at_least { "≥ " } else { "" })
+        }
+        None => "–".to_owned(),
+    }
 }
 
 pub fn markdown(results: &Results) -> String {
@@ -209,12 +276,11 @@ pub fn markdown(results: &Results) -> String {
     let mut endpoints: Vec<&str> = r.reads.iter().map(|x| x.endpoint.as_str()).collect();
     endpoints.dedup();
     for endpoint in &endpoints {
-        let f = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}×"));
         let _ = writeln!(
             out,
             "| {endpoint} | {} | {} |",
-            f(ratio(r, endpoint, WARM)),
-            f(ratio(r, endpoint, NO_CACHE))
+            ratio_cell(ratio(r, endpoint, WARM)),
+            ratio_cell(ratio(r, endpoint, NO_CACHE))
         );
     }
     let _ = writeln!(out, "\n## Writes\n\nMix: messages 50 %, rescheduling 20 %, new customers 10 %, new jobs 10 %, completions 10 % (jobs created, scheduled, crewed and started beforehand, untimed). Closed loop: each client sends its next command when the previous one is answered.\n");
@@ -237,6 +303,9 @@ pub fn markdown(results: &Results) -> String {
         let _ = writeln!(out, "\nOutbox → JetStream (commit `recorded_at` → event received by a subscriber), {} events: p50 {} ms, p99 {} ms, max {} ms.", d.samples, ms(d.p50_ms), ms(d.p99_ms), ms(d.max_ms));
     }
     let _ = writeln!(out, "\n## Projection\n");
+    if let Some(docs) = r.projector_flush_docs {
+        let _ = writeln!(out, "The projector held up to {docs} changed documents before writing them, in its catch-up (`--catch-up-docs`) and in the rebuild (`--flush-docs`); its defaults are 250,000 and 1,000,000.\n");
+    }
     if let Some(c) = &r.catch_up {
         let _ = writeln!(out, "Catch-up: the projector started on a backlog of {} events (the whole data set, loaded while it was stopped) and drained it in {:.1} s: **{:.0} events/s**.", c.events, c.seconds, c.events_per_second);
     }
@@ -279,8 +348,10 @@ pub fn markdown(results: &Results) -> String {
     ] {
         goal(
             &mut out,
-            &format!("{endpoint}: baseline ÷ warm (at M)"),
-            ratio(r, endpoint, WARM),
+            // The goals are set at M; other sizes are held against the same targets.
+            &format!("{endpoint}: baseline ÷ warm (at {})", r.size.as_str()),
+            // A lower bound that falls short of the target counts as missed.
+            ratio(r, endpoint, WARM).map(|ratio| ratio.times),
             target,
             true,
             "×",
@@ -424,6 +495,68 @@ mod tests {
             ),
             causes,
         }
+    }
+
+    fn results(reads: Vec<ReadResult>) -> Results {
+        Results {
+            reads,
+            ..Results::new(
+                Size::L,
+                42,
+                "2026-11-27".into(),
+                false,
+                "bench run --size L".into(),
+                Machine::default(),
+            )
+        }
+    }
+
+    fn read(endpoint: &str, design: &str, sequential: Stats) -> ReadResult {
+        ReadResult {
+            endpoint: endpoint.into(),
+            design: design.into(),
+            sequential: Some(sequential),
+            wrk: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_baseline_that_timed_out_gives_a_lower_bound_not_a_ratio_of_zero() {
+        let wall = Duration::from_secs(1);
+        let warm = Stats::from_samples(vec![Duration::from_millis(2); 50], 0, wall);
+        let mut timed_out = Stats::from_samples(Vec::new(), 1, REQUEST_TIMEOUT);
+        timed_out.timeouts = 1;
+        let answered = Stats::from_samples(vec![Duration::from_secs(3); 3], 0, wall);
+        let r = results(vec![
+            read("threads unread_only", WARM, warm.clone()),
+            read("threads unread_only", BASELINE, timed_out),
+            read("calendar week", WARM, warm),
+            read("calendar week", BASELINE, answered),
+        ]);
+
+        let bound = ratio(&r, "threads unread_only", WARM).unwrap();
+        assert!(bound.at_least);
+        assert_eq!(bound.times, 450_000.0);
+        let exact = ratio(&r, "calendar week", WARM).unwrap();
+        assert!(!exact.at_least);
+        assert_eq!(exact.times, 1_500.0);
+
+        let report = markdown(&r);
+        assert!(
+            report.contains("| threads unread_only | ≥ 450000.0× | – |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| calendar week | 1500.0× | – |"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "| threads unread_only | baseline (on-read) | – | – | – | 0 | 1 (1 without an answer within 900 s) |"
+            ),
+            "{report}"
+        );
     }
 
     #[test]

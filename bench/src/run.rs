@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{Duration as Days, Utc};
+use chrono::Duration as Days;
 use clap::Args;
 use platform::auth::JwtKeys;
 use platform::config::Secret;
 
 use crate::cli::DataArgs;
+use crate::generator::Size;
 use crate::measure::{latency, memory, projection, rebuild, writes, wrk};
 use crate::report::{self, DataSummary, ReadResult, Results, BASELINE, NO_CACHE, WARM};
 use crate::services::{self, Environment, Service};
@@ -37,6 +38,21 @@ pub struct RunArgs {
     pub mongodb_uri: String,
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:34222")]
     pub nats_url: String,
+    /// Changed documents the projector holds in memory before writing them, in its catch-up
+    /// (`--catch-up-docs`) and its rebuild (`--flush-docs`). Default: the projector's own
+    /// defaults at S and M; 3,000,000 at L, whose backlog changes about 1.5 million
+    /// documents. With the defaults a catch-up of L flushes every 100,000 events or so, and
+    /// each flush rewrites documents earlier ones wrote: on FerretDB each such replace scans
+    /// its partition, and the fourth flush took 511 s.
+    #[arg(long)]
+    pub projector_flush_docs: Option<usize>,
+}
+
+impl RunArgs {
+    fn projector_flush_docs(&self, size: Size) -> Option<usize> {
+        self.projector_flush_docs
+            .or((size == Size::L).then_some(3_000_000))
+    }
 }
 
 struct Plan {
@@ -232,28 +248,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let keys = JwtKeys::new(&Secret::new(secret.clone()));
     let mut results = Results {
-        size,
-        seed: config.seed,
-        anchor: config.anchor.to_string(),
-        quick: args.quick,
-        started_at: Utc::now().to_rfc3339(),
-        command: format!(
-            "cargo run --release -p bench -- run --size {}{}",
-            size.as_str(),
-            if args.quick { " --quick" } else { "" }
-        ),
-        machine: machine(),
-        data: None,
-        catch_up: None,
-        reads: Vec::new(),
-        writes: Vec::new(),
-        publish_delay: None,
-        lag: None,
-        lag_below_capacity: None,
-        rebuild: None,
-        memory: Vec::new(),
         cache_bound_mib: 64.0,
-        failures: Vec::new(),
+        projector_flush_docs: args.projector_flush_docs(size),
+        ..Results::new(
+            size,
+            config.seed,
+            config.anchor.to_string(),
+            args.quick,
+            format!(
+                "cargo run --release -p bench -- run --size {}{}",
+                size.as_str(),
+                if args.quick { " --quick" } else { "" }
+            ),
+            machine(),
+        )
     };
 
     tracing::info!(size = size.as_str(), "generating");
@@ -381,11 +389,9 @@ async fn measure_services(
     nats: &async_nats::Client,
     database: &mongodb::Database,
 ) -> anyhow::Result<()> {
-    // Every request is bounded, so a stalled service fails a section instead of the run; the
-    // bound leaves room for the baseline's threads endpoint (22 s per request at S, growing
-    // with the number of messages).
+    // Every request is bounded, so a stalled service fails a section instead of the run.
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(900))
+        .timeout(crate::measure::REQUEST_TIMEOUT)
         .build()?;
     let reader = writes::reader(keys, dataset)?;
     let port = |p: u16| vec!["--listen".to_owned(), format!("127.0.0.1:{p}")];
@@ -394,11 +400,16 @@ async fn measure_services(
     // A stuck projector must not hold the run forever; the reads below then show stale data.
     let catch_up_timeout = Duration::from_secs(if plan.seq_warm < 100 { 600 } else { 3_600 });
     let started = Instant::now();
+    let flush_docs = args.projector_flush_docs(dataset.config.size);
+    let mut projector_args = port(projector_port);
+    if let Some(docs) = flush_docs {
+        projector_args.extend(["--catch-up-docs".to_owned(), docs.to_string()]);
+    }
     let projector = Service::start(
         env,
         "projector",
         "projector",
-        &port(projector_port),
+        &projector_args,
         Some(projector_port),
     )
     .await?;
@@ -461,6 +472,8 @@ async fn measure_services(
     let customers = dataset.customers.len();
     let deep_pages = ((customers / 20) * 4 / 5).clamp(1, 100);
     for (name, query_path, baseline_path) in endpoints(dataset) {
+        // The no-cache URL of this endpoint and its p50: a probe of the database's load.
+        let mut database_probe: Option<(String, Duration)> = None;
         for (design, service) in [
             (WARM, &query),
             (NO_CACHE, &query_cold),
@@ -505,7 +518,15 @@ async fn measure_services(
                     continue;
                 }
             }
-            let slow = read.sequential.as_ref().is_some_and(|s| s.p50_ms > 1_000.0);
+            // Seconds per request, or no answer at all (timeouts count as slower than any
+            // answer): 64 connections would only queue minutes of work in the database.
+            let slow = read
+                .sequential
+                .as_ref()
+                .is_some_and(|s| s.samples == 0 || s.median().is_some_and(|m| m.ms > 1_000.0));
+            let typical = read.sequential.as_ref().map_or(Duration::ZERO, |s| {
+                Duration::from_secs_f64(s.p50_ms / 1000.0)
+            });
             if query_path == "DEEP" && design == BASELINE {
                 read.note =
                     Some("no pagination: the whole list, as the old endpoint returned it".into());
@@ -538,13 +559,33 @@ async fn measure_services(
                         .failures
                         .push(format!("wrk {name} ({design}): {error:#}")),
                 }
-                let typical = read.sequential.as_ref().map_or(Duration::ZERO, |s| {
-                    Duration::from_secs_f64(s.p50_ms / 1000.0)
-                });
                 let waited =
                     latency::settle(&client, &url, &reader, typical, Duration::from_secs(300))
                         .await;
                 tracing::debug!(endpoint = name, design, ?waited, "settled after wrk");
+            }
+            if design == NO_CACHE {
+                database_probe = Some((url.clone(), typical));
+            }
+            // The baseline's requests that timed out left their queries running in FerretDB,
+            // which does not stop a query whose client has gone (the threads endpoint at L:
+            // 32 count queries at a time, still running 10 minutes after the timeout). The
+            // next measurements must not share the database with them: the query API
+            // without its cache reads the database, so it answers as usual again once they
+            // are done. The wait is bounded; a longer one calls for restarting FerretDB.
+            let timed_out = read.sequential.as_ref().is_some_and(|s| s.timeouts > 0);
+            if design == BASELINE && timed_out {
+                if let Some((probe, typical)) = &database_probe {
+                    let waited = latency::settle(
+                        &client,
+                        probe,
+                        &reader,
+                        *typical,
+                        crate::measure::REQUEST_TIMEOUT,
+                    )
+                    .await;
+                    tracing::info!(endpoint = name, ?waited, "settled after timeouts");
+                }
             }
             tracing::info!(
                 endpoint = name,
@@ -656,7 +697,7 @@ async fn measure_services(
         .unwrap_or(total_events);
     // Quick mode rebuilds one model: the smoke run checks the path, not the rate.
     let models: &[&str] = if args.quick { &["dashboard"] } else { &[] };
-    match rebuild::rebuild(env, tail, models).await {
+    match rebuild::rebuild(env, tail, models, flush_docs).await {
         Ok(result) => results.rebuild = Some(result),
         Err(error) => results.failures.push(format!("rebuild: {error:#}")),
     }

@@ -31,16 +31,24 @@ pub async fn sequential(
     }
     let mut samples = Vec::with_capacity(count);
     let mut errors = 0;
+    let mut timeouts = 0;
     let mut slowest = Duration::ZERO;
     let started = Instant::now();
     while samples.len() + errors < count {
         let sent = Instant::now();
-        let ok = match client.get(url).bearer_auth(token).send().await {
+        let answer = match client.get(url).bearer_auth(token).send().await {
             Ok(response) => {
                 let success = response.status().is_success();
-                response.bytes().await.is_ok() && success
+                response.bytes().await.map(|_| success)
             }
-            Err(_) => false,
+            Err(error) => Err(error),
+        };
+        let ok = match answer {
+            Ok(success) => success,
+            Err(error) => {
+                timeouts += usize::from(error.is_timeout());
+                false
+            }
         };
         let took = sent.elapsed();
         slowest = slowest.max(took);
@@ -54,12 +62,14 @@ pub async fn sequential(
             break;
         }
     }
-    Ok(Stats::from_samples(samples, errors, started.elapsed()))
+    let mut stats = Stats::from_samples(samples, errors, started.elapsed());
+    stats.timeouts = timeouts;
+    Ok(stats)
 }
 
-/// Waits until `url` answers within `3 × typical` again (at most `max_wait`): a load run
-/// leaves the requests it gave up on queued in the service and the database, and the next
-/// measurement must not pay for them.
+/// Waits until `url` answers within `3 × typical` three times in a row (at most `max_wait`):
+/// a load run leaves the requests it gave up on queued in the service and the database, and
+/// the next measurement must not pay for them.
 pub async fn settle(
     client: &reqwest::Client,
     url: &str,
@@ -69,6 +79,7 @@ pub async fn settle(
 ) -> Duration {
     let started = Instant::now();
     let enough = (typical * 3).max(Duration::from_millis(5));
+    let mut in_a_row = 0;
     while started.elapsed() < max_wait {
         let sent = Instant::now();
         let answered = client
@@ -79,9 +90,50 @@ pub async fn settle(
             .map(|r| r.status().is_success())
             .unwrap_or(false);
         if answered && sent.elapsed() <= enough {
-            break;
+            in_a_row += 1;
+            if in_a_row == 3 {
+                break;
+            }
+            continue;
         }
+        in_a_row = 0;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     started.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that accepts connections and never answers.
+    async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/slow", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_within_the_clients_bound_counts_as_a_timeout() {
+        let (url, server) = silent_server().await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let stats = sequential(&client, &url, "token", 0, 5, Duration::from_millis(100))
+            .await
+            .unwrap();
+        // One request took longer than the whole budget: the measurement stops there.
+        assert_eq!((stats.samples, stats.errors, stats.timeouts), (0, 1, 1));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(stats.median().is_some_and(|m| m.at_least));
+        server.abort();
+    }
 }

@@ -20,15 +20,31 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// How long the bench's HTTP client waits for one answer. It leaves room for the baseline's
+/// threads endpoint (22 s per request at S, minutes at M, growing with the messages); a
+/// request still unanswered then counts as an error and a timeout (`Stats::timeouts`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// Latency percentiles in milliseconds and the rate achieved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     pub samples: usize,
     pub errors: usize,
+    /// Of the errors, requests that got no answer within [`REQUEST_TIMEOUT`]: each took at
+    /// least that long, a lower bound on its latency.
+    #[serde(default)]
+    pub timeouts: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
     pub per_second: f64,
+}
+
+/// A median latency in milliseconds, exact or (`at_least`) a lower bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Median {
+    pub ms: f64,
+    pub at_least: bool,
 }
 
 impl Stats {
@@ -46,6 +62,7 @@ impl Stats {
         Stats {
             samples: samples.len(),
             errors,
+            timeouts: 0,
             p50_ms: at(0.50),
             p99_ms: at(0.99),
             max_ms: samples.last().copied().map(ms).unwrap_or(0.0),
@@ -54,6 +71,26 @@ impl Stats {
             } else {
                 samples.len() as f64 / wall.as_secs_f64()
             },
+        }
+    }
+
+    /// The sequential p50 to compare designs by. Requests that timed out count as slower than
+    /// any answer: when more than half of the requests did, the client's bound is a lower bound
+    /// on the median; otherwise it is the p50 of the answers.
+    pub fn median(&self) -> Option<Median> {
+        let answered = self.samples + self.timeouts;
+        if answered == 0 {
+            None
+        } else if answered.div_ceil(2) > self.samples {
+            Some(Median {
+                ms: REQUEST_TIMEOUT.as_secs_f64() * 1000.0,
+                at_least: true,
+            })
+        } else {
+            Some(Median {
+                ms: self.p50_ms,
+                at_least: false,
+            })
         }
     }
 
@@ -88,6 +125,34 @@ mod tests {
             Stats::from_samples(Vec::new(), 0, Duration::ZERO).p99_ms,
             0.0
         );
+    }
+
+    #[test]
+    fn a_median_of_requests_that_timed_out_is_the_clients_bound_at_least() {
+        let answers = |n: u64| (0..n).map(|_| Duration::from_millis(7)).collect::<Vec<_>>();
+        let wall = Duration::from_secs(1);
+        let with_timeouts = |answered: u64, timeouts: usize| {
+            let mut stats = Stats::from_samples(answers(answered), timeouts, wall);
+            stats.timeouts = timeouts;
+            stats.median()
+        };
+        let bound = Median {
+            ms: REQUEST_TIMEOUT.as_secs_f64() * 1000.0,
+            at_least: true,
+        };
+        let exact = Median {
+            ms: 7.0,
+            at_least: false,
+        };
+        assert_eq!(with_timeouts(0, 1), Some(bound));
+        assert_eq!(with_timeouts(1, 2), Some(bound));
+        // Nearest rank, as for the p50 of the answers: the lower of two middle values.
+        assert_eq!(with_timeouts(1, 1), Some(exact));
+        assert_eq!(with_timeouts(2, 1), Some(exact));
+        assert_eq!(with_timeouts(3, 0), Some(exact));
+        assert_eq!(with_timeouts(0, 0), None);
+        // Errors other than timeouts (refusals, failed statuses) say nothing of latency.
+        assert_eq!(Stats::from_samples(Vec::new(), 4, wall).median(), None);
     }
 
     #[test]

@@ -17,11 +17,13 @@ pub struct RebuildResult {
     pub events_per_second: f64,
 }
 
-/// Rebuilds `models` (all when empty) and times it.
+/// Rebuilds `models` (all when empty), holding `flush_docs` changed documents before writing
+/// (the projector's default when `None`), and times it.
 pub async fn rebuild(
     env: &Environment,
     events: u64,
     models: &[&str],
+    flush_docs: Option<usize>,
 ) -> anyhow::Result<RebuildResult> {
     let started = Instant::now();
     let port = crate::services::free_port()?;
@@ -32,6 +34,9 @@ pub async fn rebuild(
         "--drop-delay-secs".to_owned(),
         "0".to_owned(),
     ];
+    if let Some(docs) = flush_docs {
+        args.extend(["--flush-docs".to_owned(), docs.to_string()]);
+    }
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let mut child = Service::start(env, "projector-rebuild", "projector", &args, None).await?;
     let status = child.wait(Duration::from_secs(3_600)).await?;
