@@ -29,16 +29,17 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
             })
             .collect()
     };
-    let slowest = ENDPOINTS
+    let baseline: Vec<(f64, f64, bool)> = ENDPOINTS
         .iter()
         .flat_map(|endpoint| points(endpoint, BASELINE))
-        .map(|(_, ms, _)| ms)
+        .collect();
+    let slowest = baseline
+        .iter()
+        .map(|&(_, ms, _)| ms)
         .fold(100_000.0, f64::max);
     // The next power of ten above the slowest point, so a bound drawn at the timeout shows.
     let y_max = 10f64.powf((slowest * 1.5).log10().ceil());
-    let bounded = ENDPOINTS
-        .iter()
-        .any(|endpoint| points(endpoint, BASELINE).iter().any(|p| p.2));
+    let bounded = baseline.iter().any(|p| p.2);
     let caption = if bounded {
         "Read latency (sequential p50) vs. events; triangle: timed out, at least this"
     } else {

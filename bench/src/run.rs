@@ -400,7 +400,7 @@ async fn measure_services(
     // A stuck projector must not hold the run forever; the reads below then show stale data.
     let catch_up_timeout = Duration::from_secs(if plan.seq_warm < 100 { 600 } else { 3_600 });
     let started = Instant::now();
-    let flush_docs = args.projector_flush_docs(dataset.config.size);
+    let flush_docs = results.projector_flush_docs;
     let mut projector_args = port(projector_port);
     if let Some(docs) = flush_docs {
         projector_args.extend(["--catch-up-docs".to_owned(), docs.to_string()]);
