@@ -1,11 +1,14 @@
 //! Fixtures for the integration tests: an isolated environment per test (fresh database name,
 //! fresh JetStream stream and subject prefix) on the shared local servers, and a private
-//! nats-server for tests that stop and restart NATS; and valid command bodies (`bodies`).
+//! nats-server for tests that stop and restart NATS, a private database server (PostgreSQL and
+//! FerretDB) for tests that crash it; and valid command bodies (`bodies`).
 
 pub mod bodies;
+mod database_server;
 mod env;
 mod nats_server;
 
+pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};
 pub use nats_server::NatsServer;
 
