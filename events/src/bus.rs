@@ -45,13 +45,25 @@ impl Default for BusConfig {
 
 /// Connects to NATS without failing when the server is not up yet: the client keeps trying in
 /// the background, so appends (which only need MongoDB) work while NATS is down.
+/// Connects to the NATS servers `url` lists, comma-separated (`nats://n1:4222,nats://n2:4222`):
+/// async-nats reads one string as one address, so the list is split here.
 pub async fn connect_nats(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(|server| {
+            server
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| BusError::Connect(format!("NATS server `{server}`: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| BusError::Connect(e.to_string()))
 }
