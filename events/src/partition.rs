@@ -1,5 +1,10 @@
 //! Hash partitioning of a logical collection into several physical ones.
 //!
+//! A store created on PostgreSQL-backed FerretDB or MongoDB has one partition per collection,
+//! named as the logical collection itself: there a point read is an index lookup whatever the
+//! collection's size. Stores created on FerretDB's SQLite backend recorded larger counts
+//! ([`crate::store::StoreLayout`]) and keep them; what follows is why they had them.
+//!
 //! FerretDB 1.24's SQLite backend builds its `_id` index on `_ferretdb_sjson->"_id"` but filters
 //! point reads on `_ferretdb_sjson->'$._id'`, which SQLite does not match to the index: every
 //! point read and every update parses the JSON of every document in the collection. Splitting
@@ -16,20 +21,25 @@ pub fn fnv1a(key: &str) -> u32 {
     })
 }
 
-/// `<collection>_p<nn>` with `nn` = [`fnv1a`] of `id` modulo `partitions` (two digits at least).
+/// `<collection>_p<nn>` with `nn` = [`fnv1a`] of `id` modulo `partitions` (two digits at least);
+/// `collection` itself when there is one partition.
 pub fn physical_name(collection: &str, id: &str, partitions: u32) -> String {
-    numbered(collection, fnv1a(id) % partitions.max(1))
+    numbered(collection, fnv1a(id) % partitions.max(1), partitions)
 }
 
 /// Every physical collection of `collection`, in partition order.
 pub fn physical_names(collection: &str, partitions: u32) -> Vec<String> {
     (0..partitions.max(1))
-        .map(|p| numbered(collection, p))
+        .map(|p| numbered(collection, p, partitions))
         .collect()
 }
 
-fn numbered(collection: &str, partition: u32) -> String {
-    format!("{collection}_p{partition:02}")
+fn numbered(collection: &str, partition: u32, partitions: u32) -> String {
+    if partitions <= 1 {
+        collection.to_owned()
+    } else {
+        format!("{collection}_p{partition:02}")
+    }
 }
 
 /// A logical collection, its number of partitions, and the part of an `_id` that picks the
@@ -49,7 +59,7 @@ pub fn whole_id(id: &str) -> &str {
 impl Layout {
     /// The physical collection holding the document with this `_id`.
     pub fn collection_for(&self, id: &str) -> String {
-        numbered(self.name, self.index_for(id))
+        numbered(self.name, self.index_for(id), self.partitions)
     }
 
     fn index_for(&self, id: &str) -> u32 {
@@ -108,6 +118,8 @@ mod tests {
         assert_eq!(physical_name("heads", "a", 64), "heads_p44");
         assert_eq!(physical_names("x", 3), ["x_p00", "x_p01", "x_p02"]);
         assert_eq!(physical_names("x", 256)[255], "x_p255");
+        assert_eq!(physical_name("commits", "a", 1), "commits");
+        assert_eq!(physical_names("x", 1), ["x"]);
     }
 
     #[test]

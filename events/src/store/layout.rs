@@ -38,18 +38,18 @@ impl StoreLayout {
         idempotency: 64,
     };
 
-    /// The counts of a store created now. Every command reads and updates its stream's head,
-    /// and on FerretDB both parse the head's whole partition (heads of M, about 11,500
-    /// streams with their snapshots, are 300 KB a partition in 64), while every `find` also
-    /// copies and sorts the list of the database's collections. Measured with the write mix
-    /// at M, 16 clients, the command API alone on FerretDB: heads in 128 partitions 84
-    /// commands/s, in 256 107-108; commits in 1,024 rather than 256 cost more than they saved
-    /// (91 commands/s: FerretDB spent 16 % of its time listing collections).
+    /// The counts of a store created now: one collection each, named as the logical
+    /// collection. On FerretDB's PostgreSQL backend (with the GIN companions of its indexes,
+    /// `support/ferretdb-gin-indexes.sql`) and on MongoDB a point read by `_id` is an index
+    /// lookup however large the collection, and every collection more is metadata that
+    /// FerretDB copies on each `find`. Stores created on FerretDB's SQLite backend, which parsed
+    /// a whole collection per point read, recorded 256 commits and heads partitions and 64 of
+    /// positions and idempotency claims, and keep them.
     pub const CURRENT: StoreLayout = StoreLayout {
-        commits: 256,
-        heads: 256,
-        positions: 64,
-        idempotency: 64,
+        commits: 1,
+        heads: 1,
+        positions: 1,
+        idempotency: 1,
     };
 
     /// Commits: one per append, so the largest collection after the log. Partitioned by
