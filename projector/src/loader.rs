@@ -19,7 +19,7 @@ impl MongoLoader {
 impl DocLoader for MongoLoader {
     async fn load(&self, collection: &str, id: &str) -> Result<Option<Document>, LoadError> {
         self.db
-            .collection::<Document>(&read_models::names::partition(collection, id))
+            .collection::<Document>(collection)
             .find_one(doc! {"_id": id})
             .await
             .map_err(|e| LoadError::new(format!("{collection}/{id}: {e}")))

@@ -305,12 +305,10 @@ impl ModelProjection {
         }
         for kind in self.model.kinds() {
             let collection = read_models::names::collection(self.model, self.generation, kind);
-            for name in read_models::names::partitions(&collection) {
-                match db.database_of(&name).create_collection(&name).await {
-                    Ok(()) => {}
-                    Err(error) if already_exists(&error) => {}
-                    Err(error) => return Err(error.into()),
-                }
+            match db.base().create_collection(&collection).await {
+                Ok(()) => {}
+                Err(error) if already_exists(&error) => {}
+                Err(error) => return Err(error.into()),
             }
         }
         self.uncreated = false;
@@ -428,7 +426,7 @@ pub(crate) async fn write_docs(
         for d in new {
             if let Some(document) = d.doc {
                 inserts
-                    .entry(read_models::names::partition(&d.collection, &d.id))
+                    .entry(d.collection)
                     .or_default()
                     .push((d.id, document));
             }
@@ -448,8 +446,7 @@ pub(crate) async fn write_docs(
             result?;
         }
         let writes = known.into_iter().map(|d| {
-            let collection = db
-                .collection::<RawDocumentBuf>(&read_models::names::partition(&d.collection, &d.id));
+            let collection = db.collection::<RawDocumentBuf>(&d.collection);
             async move {
                 match d.doc {
                     Some(document) => collection

@@ -299,9 +299,8 @@ impl Rebuilder {
         Ok(())
     }
 
-    /// Compares every document of the rebuilt generation with the live one, field by field
-    /// whichever form each is stored in (`read_models::stored::fields`), ignoring `_pos`
-    /// and skipping live documents changed after `position`.
+    /// Compares every document of the rebuilt generation with the live one, field by field,
+    /// ignoring `_pos` and skipping live documents changed after `position`.
     async fn verify(
         &self,
         model: Model,
@@ -326,8 +325,7 @@ impl Rebuilder {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        // Physical collections are compared one with its counterpart: both generations share
-        // the layout, so a document sits in the same partition of its kind in each.
+        // Each collection is compared with its counterpart of the same kind.
         let (live_prefix, new_prefix) = (prefix(model, live), prefix(model, rebuilt));
         let mut partitions: Vec<String> = Vec::new();
         for prefix in [&live_prefix, &new_prefix] {
@@ -355,15 +353,7 @@ impl Rebuilder {
                         }
                         live_doc.remove("_pos");
                         rebuilt_doc.remove("_pos");
-                        // Compared as fields: either may be stored in an older form.
-                        let same = match (
-                            read_models::stored::fields(&live_doc),
-                            read_models::stored::fields(&rebuilt_doc),
-                        ) {
-                            (Ok(live), Ok(rebuilt)) => live == rebuilt,
-                            _ => false,
-                        };
-                        if same {
+                        if live_doc == rebuilt_doc {
                             report.equal += 1;
                         } else {
                             report.different(&live_collection, &id);

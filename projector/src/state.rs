@@ -245,7 +245,7 @@ pub(crate) async fn generation_collections(
     db: &ReadModelDbs,
     prefix: &str,
 ) -> mongodb::error::Result<Vec<String>> {
-    let mut names = db.database_of(prefix).list_collection_names().await?;
+    let mut names = db.base().list_collection_names().await?;
     names.retain(|name| name.starts_with(prefix));
     names.sort();
     Ok(names)

@@ -292,13 +292,11 @@ impl DocStore {
         }
     }
 
-    /// The stored documents among `ids`, by `_id`. Ids of an unpartitioned collection (the
-    /// small kinds, `read_models::names::SMALL_KINDS`) are read with one query, `_id` `$in`
-    /// them; ids of a partitioned one with a point read each, all concurrently. FerretDB
-    /// pushes only `_id` equality down to its SQL, so a `$in` decodes every document of the
-    /// collection: 2 ms for twelve of the dashboard's month totals against 9 ms for twelve
-    /// point reads, but 11 ms for two customers of a 126-document partition against 2 ms
-    /// for one point read (measured at M). On MongoDB both are lookups in the `_id` index.
+    /// The stored documents among `ids`, by `_id`. Ids of a small collection
+    /// (`read_models::names::SMALL_KINDS`) are read with one query, `_id` `$in` them; ids of
+    /// any other with a point read each, all concurrently. FerretDB serves `_id` equality
+    /// from an index but reads the whole collection for a `$in`, which only a collection that
+    /// stays small can afford; on MongoDB both are lookups in the `_id` index.
     async fn read_many(
         &self,
         collection: &str,
@@ -307,7 +305,7 @@ impl DocStore {
         let mut distinct: Vec<&str> = ids.iter().map(String::as_str).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        if read_models::names::partition_count(collection) > 1 || distinct.len() == 1 {
+        if !read_models::names::is_small(collection) || distinct.len() == 1 {
             let reads = distinct.into_iter().map(|id| async move {
                 let cached = self.read(collection, id).await?;
                 Ok::<_, DocReadError>((id.to_owned(), cached))
@@ -324,7 +322,7 @@ impl DocStore {
         self.metrics.mongodb_reads.fetch_add(1, Ordering::Relaxed);
         let mut cursor = self
             .database
-            .collection::<RawDocumentBuf>(&read_models::names::partition(collection, distinct[0]))
+            .collection::<RawDocumentBuf>(collection)
             .find(doc! {"_id": {"$in": &distinct}})
             .await
             .map_err(|e| error(e.to_string()))?;
@@ -347,7 +345,7 @@ impl DocStore {
         };
         let raw = self
             .database
-            .collection::<RawDocumentBuf>(&read_models::names::partition(collection, id))
+            .collection::<RawDocumentBuf>(collection)
             .find_one(doc! {"_id": id})
             .await
             .map_err(|e| error(e.to_string()))?;

@@ -14,14 +14,12 @@
 //! - [`reference`](mod@reference): a straightforward in-memory fold computing the same views, the oracle
 //!   the tests compare the document pipeline with.
 //! - [`memory`]: an in-memory document store (loader and source) for tests.
-//! - [`stored`]: the stored form of a document, `{_id, _pos, _body}` with the body as one
-//!   (compressed) binary, and [`stored::fields`] to read any stored document as its fields.
+//! - [`stored`]: the stored form of a document: `_id`, `_pos`, then its fields by name.
 //!
 //! Internals: `list_index` (ordered lists as a directory document plus bucket documents,
 //! paged by keyset) and `models/*` (one module per model; each module's docs list its
 //! documents, their `_id`s and the events that change them; `models/search` holds the
-//! customer search postings and matching rules), and `packed` (bulky fields stored as one
-//! BSON binary value, which FerretDB keeps far smaller than an array of documents).
+//! customer search postings and matching rules).
 //!
 //! The one rule the projector must follow besides "documents before checkpoint": write the
 //! output of [`cache::DocCache::take_dirty`] tier by tier, lowest first
@@ -34,7 +32,6 @@ mod list_index;
 pub mod memory;
 mod models;
 pub mod names;
-mod packed;
 pub mod query;
 pub mod reference;
 pub mod stored;

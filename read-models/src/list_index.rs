@@ -13,9 +13,6 @@
 //! - bucket `_id = <list>#<no>`: `{list, no, entries: [{key, item}]}`, entries sorted by key
 //!   descending, at most [`BUCKET_MAX`] of them. Tier 0.
 //!
-//! The directory's `buckets` and a bucket's `entries` are stored packed (`crate::packed`:
-//! one BSON binary value, not an array of documents).
-//!
 //! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers
 //! from `next_no`), and a bucket that falls below [`BUCKET_MIN`] after a removal is merged
 //! with a neighbour into a new bucket when the two fit in half a bucket. The replaced
@@ -60,7 +57,6 @@ pub(crate) struct Directory {
     pub(crate) list: String,
     pub(crate) total: i64,
     pub(crate) next_no: i64,
-    #[serde(with = "crate::packed")]
     pub(crate) buckets: Vec<BucketRef>,
 }
 
@@ -80,7 +76,6 @@ pub(crate) struct BucketRef {
 pub(crate) struct Bucket<P> {
     pub(crate) list: String,
     pub(crate) no: i64,
-    #[serde(with = "crate::packed")]
     pub(crate) entries: Vec<ListEntry<P>>,
 }
 

@@ -5,11 +5,8 @@
 //! has a `meta` kind holding `{_id: "checkpoint", position}`. The registry collection
 //! `rm_registry` holds `{_id: "<model>", generation}` per model (missing = generation 1).
 //!
-//! Every kind but `meta` is stored in [`PARTITIONS`] physical collections ([`LARGE_KINDS`] in
-//! [`LARGE_KIND_PARTITIONS`], [`SMALL_KINDS`] in one), `<collection>_p<nn>`, the document with
-//! `_id` = `id` in partition `fnv1a(id) % count` ([`partition`]; see [`events::partition`] for
-//! why): every projector write and every query is a point read or update by `_id`, which
-//! FerretDB 1.24 answers by scanning the collection.
+//! Each is one collection of plain documents, found by `_id` (the bucket key: a day, an ISO
+//! week, a user, a page); all of them live in one database ([`crate::dbs`]).
 
 use bson::{doc, Bson, Document};
 
@@ -21,12 +18,6 @@ pub const REGISTRY_COLLECTION: &str = "rm_registry";
 pub const META_KIND: &str = "meta";
 /// `_id` of the checkpoint document in a generation's meta collection.
 pub const CHECKPOINT_ID: &str = "checkpoint";
-
-/// The database holding `model`'s generations, beside the read models' base database `base`
-/// (see [`crate::dbs`]).
-pub fn model_database(base: &str, model: Model) -> String {
-    format!("{base}_{}", model.as_str())
-}
 
 /// The model whose generation a collection named `name` belongs to (`rm_<model>_g<n>_…`), if
 /// any: the registry and the other shared collections belong to none.
@@ -50,20 +41,10 @@ pub fn generation_prefix(model: Model, generation: u32) -> String {
     format!("rm_{}_g{generation}_", model.as_str())
 }
 
-/// Physical collections per read-model collection (see the module documentation).
-pub const PARTITIONS: u32 = 32;
-/// Physical collections of the kinds that hold most of a model's bytes: list buckets (sorted
-/// runs of whole view items, retired buckets included) and search postings. Measured at
-/// 20,000 events of the M data set: 143 MB of list buckets against 36 MB of postings and at
-/// most 6 MB for any other kind; with 32 partitions each update of a bucket scanned ~4.5 MB.
-pub const LARGE_KIND_PARTITIONS: u32 = 256;
-/// The kinds stored in [`LARGE_KIND_PARTITIONS`] collections.
-pub const LARGE_KINDS: [&str; 2] = ["list_buckets", "search"];
 /// The kinds that stay small at any size of the data (a document per staff user or crew
-/// member, or a few dozen bytes per month), stored in one physical collection each
-/// (`<collection>_p00`): on FerretDB every collection of the database adds to the cost of
-/// every query. The dashboard's twelve month totals are then read with one query (`$in` of
-/// their `_id`s) rather than one query each.
+/// member, or a few dozen bytes per month). Several of their documents are read with one
+/// query (`_id` `$in` them: the dashboard's twelve month totals), which FerretDB answers by
+/// reading the collection; documents of any other kind are read with a point read each.
 pub const SMALL_KINDS: [&str; 5] = [
     "crew_names",
     "crew_users",
@@ -71,52 +52,19 @@ pub const SMALL_KINDS: [&str; 5] = [
     "user_names",
     "users",
 ];
-/// The version of the physical layout above (3: one database per model, `crate::dbs`; 4: the
-/// dashboard's month totals). The projector records it beside the event store's identity;
-/// read models recorded in another layout are dropped and projected again, as documents
-/// would otherwise be looked for in collections that do not hold them (or be missing).
-pub const LAYOUT_VERSION: u32 = 4;
 
-/// How many physical collections the logical `collection` has (1 when it is not partitioned).
-pub fn partition_count(collection: &str) -> u32 {
-    let of_kind = |kinds: &[&str]| {
-        kinds
-            .iter()
-            .any(|kind| collection.ends_with(&format!("_{kind}")))
-    };
-    if !is_partitioned(collection) || of_kind(&SMALL_KINDS) {
-        1
-    } else if of_kind(&LARGE_KINDS) {
-        LARGE_KIND_PARTITIONS
-    } else {
-        PARTITIONS
-    }
+/// Whether the collection `name` is of one of the [`SMALL_KINDS`].
+pub fn is_small(name: &str) -> bool {
+    SMALL_KINDS
+        .iter()
+        .any(|kind| name.ends_with(&format!("_{kind}")))
 }
 
-/// The physical collection holding document `id` of the logical `collection`: itself for a
-/// generation's `meta`, the registry and anything outside the read models, otherwise
-/// `<collection>_p<nn>` (see [`events::partition::physical_name`]).
-pub fn partition(collection: &str, id: &str) -> String {
-    if !is_partitioned(collection) {
-        return collection.to_owned();
-    }
-    events::partition::physical_name(collection, id, partition_count(collection))
-}
-
-/// Every physical collection of the logical `collection`, in partition order.
-pub fn partitions(collection: &str) -> Vec<String> {
-    if !is_partitioned(collection) {
-        return vec![collection.to_owned()];
-    }
-    events::partition::physical_names(collection, partition_count(collection))
-}
-
-fn is_partitioned(collection: &str) -> bool {
-    collection.starts_with("rm_")
-        && collection.contains("_g")
-        && collection != REGISTRY_COLLECTION
-        && !collection.ends_with(&format!("_{META_KIND}"))
-}
+/// The version of the physical layout (3: one database per model; 4: the dashboard's month
+/// totals; 5: one collection per kind, one database, plain documents). The projector records
+/// it beside the event store's identity; read models recorded in another layout are dropped
+/// and projected again, as documents would otherwise be looked for where they are not.
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// `rm_<model>_g<generation>_meta`.
 pub fn meta_collection(model: Model, generation: u32) -> String {
@@ -195,58 +143,18 @@ mod tests {
     }
 
     #[test]
-    fn documents_are_spread_over_stable_partitions_except_meta() {
-        let weeks = collection(Model::Calendar, 1, "weeks");
-        // 32-bit FNV-1a of "2026-W10" is 1,997,724,134 (computed outside this crate), and
-        // 1,997,724,134 mod 32 = 6: the layout other tools rely on.
-        assert_eq!(partition(&weeks, "2026-W10"), "rm_calendar_g1_weeks_p06");
-        let used: std::collections::HashSet<String> = (0..1000)
-            .map(|i| partition(&weeks, &format!("id-{i}")))
-            .collect();
-        assert_eq!(
-            used.len(),
-            PARTITIONS as usize,
-            "every partition gets documents"
-        );
-        assert!(used.iter().all(|p| partitions(&weeks).contains(p)));
-        let buckets = collection(Model::Lists, 1, "list_buckets");
-        assert_eq!(partition_count(&buckets), LARGE_KIND_PARTITIONS);
-        assert_eq!(partitions(&buckets).len(), LARGE_KIND_PARTITIONS as usize);
-        // 1,997,724,134 mod 256 = 230.
-        assert_eq!(
-            partition(&buckets, "2026-W10"),
-            "rm_lists_g1_list_buckets_p230"
-        );
-        let names = collection(Model::Calendar, 1, "crew_names");
-        assert_eq!(partition_count(&names), 1);
-        assert_eq!(partitions(&names), ["rm_calendar_g1_crew_names_p00"]);
-        assert_eq!(
-            partition(&names, "2026-W10"),
-            "rm_calendar_g1_crew_names_p00"
-        );
-        let users = collection(Model::Inbox, 1, "users");
-        assert_eq!(partition(&users, "u"), "rm_inbox_g1_users_p00");
-        let user_threads = collection(Model::Inbox, 1, "user_threads");
-        assert_eq!(partition_count(&user_threads), PARTITIONS);
-        let meta = meta_collection(Model::Calendar, 1);
-        assert_eq!(partition_count(&meta), 1);
-        assert_eq!(partition(&meta, CHECKPOINT_ID), meta);
-        assert_eq!(partitions(&meta), vec![meta.clone()]);
-        assert_eq!(
-            partition(REGISTRY_COLLECTION, "calendar"),
-            REGISTRY_COLLECTION
-        );
-        assert!(partition(&weeks, "x").starts_with(&generation_prefix(Model::Calendar, 1)));
+    fn only_the_small_kinds_are_small() {
+        assert!(is_small(&collection(Model::Dashboard, 1, "month_totals")));
+        assert!(is_small(&collection(Model::Inbox, 2, "users")));
+        assert!(!is_small(&collection(Model::Lists, 1, "customers")));
+        assert!(!is_small(&collection(Model::Inbox, 1, "user_threads")));
     }
 
     #[test]
     fn a_generation_s_collections_belong_to_their_model_and_the_shared_ones_to_none() {
         for model in Model::ALL {
             assert_eq!(model_of(&meta_collection(model, 12)), Some(model));
-            assert_eq!(
-                model_of(&partition(&collection(model, 1, "jobs"), "a")),
-                Some(model)
-            );
+            assert_eq!(model_of(&collection(model, 1, "jobs")), Some(model));
         }
         for shared in [
             REGISTRY_COLLECTION,
@@ -256,10 +164,6 @@ mod tests {
         ] {
             assert_eq!(model_of(shared), None, "{shared}");
         }
-        assert_eq!(
-            model_database("simplepro_read_models", Model::Calendar),
-            "simplepro_read_models_calendar"
-        );
     }
 
     #[test]

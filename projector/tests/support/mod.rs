@@ -28,7 +28,7 @@ pub(crate) struct MongoSource(pub read_models::dbs::ReadModelDbs);
 impl DocSource for MongoSource {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
         self.0
-            .collection::<Document>(&read_models::names::partition(collection, id))
+            .collection::<Document>(collection)
             .find_one(doc! {"_id": id})
             .await
             .map(|d| d.map(Arc::new))

@@ -1,5 +1,5 @@
 //! The document store reads several documents of a small collection with one query and those
-//! of a partitioned one with a point read each, keeps their order, and caches what it read,
+//! of a large one with a point read each, keeps their order, and caches what it read,
 //! absences included.
 
 use std::sync::atomic::Ordering;
@@ -29,7 +29,7 @@ fn store(h: &Harness, max_bytes: Option<u64>) -> (DocStore, Arc<Metrics>) {
 async fn put(h: &Harness, collection: &str, id: &str, value: i32) {
     h.env
         .read_models
-        .collection::<Document>(&names::partition(collection, id))
+        .collection::<Document>(collection)
         .replace_one(doc! {"_id": id}, doc! {"_id": id, "value": value})
         .upsert(true)
         .await
@@ -54,7 +54,7 @@ fn ids(list: &[&str]) -> Vec<String> {
 async fn documents_of_a_small_collection_are_read_with_one_query_in_the_order_asked() {
     let h = Harness::new().await;
     let totals = names::collection(Model::Dashboard, 1, "month_totals");
-    assert_eq!(names::partitions(&totals).len(), 1);
+    assert!(names::is_small(&totals));
     for (id, value) in [("2026-01", 1), ("2026-02", 2), ("2026-03", 3)] {
         put(&h, &totals, id, value).await;
     }
@@ -62,11 +62,7 @@ async fn documents_of_a_small_collection_are_read_with_one_query_in_the_order_as
     let asked = ids(&["2026-03", "2025-12", "2026-01", "2026-03"]);
     let found = docs.fetch_many(&totals, &asked).await.unwrap();
     assert_eq!(values(&found), [Some(3), None, Some(1), Some(3)]);
-    assert_eq!(
-        reads(&metrics),
-        1,
-        "one query for the one physical collection"
-    );
+    assert_eq!(reads(&metrics), 1, "one query for the small collection");
 
     // Found and absent documents alike now come from the cache.
     let again = docs.fetch_many(&totals, &asked).await.unwrap();
@@ -90,10 +86,10 @@ async fn documents_of_a_small_collection_are_read_with_one_query_in_the_order_as
 }
 
 #[tokio::test]
-async fn documents_of_a_partitioned_collection_are_read_with_a_point_read_each() {
+async fn documents_of_a_large_collection_are_read_with_a_point_read_each() {
     let h = Harness::new().await;
     let customers = names::collection(Model::Lists, 1, "customers");
-    assert!(names::partitions(&customers).len() > 1);
+    assert!(!names::is_small(&customers));
     let all: Vec<String> = (0..40).map(|n| format!("customer-{n}")).collect();
     for (n, id) in all.iter().enumerate() {
         if n % 4 != 0 {

@@ -158,8 +158,7 @@ impl Projector {
 /// Writes one document as the projector does; FerretDB's SQLite backend answers concurrent
 /// writers with "database is locked" now and then, which is worth a retry.
 async fn write_doc(database: &read_models::dbs::ReadModelDbs, dirty: DirtyDoc) -> (String, String) {
-    let collection = database
-        .collection::<RawDocumentBuf>(&read_models::names::partition(&dirty.collection, &dirty.id));
+    let collection = database.collection::<RawDocumentBuf>(&dirty.collection);
     let mut attempt = 0;
     loop {
         let result = match &dirty.doc {

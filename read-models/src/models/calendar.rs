@@ -4,7 +4,7 @@
 //! - `weeks`, `_id = <YYYY-MM-DD of the Monday>` (tier 0): `{week_start, jobs: [{job_id,
 //!   date, window {start, end}, customer_id, customer_name, service_type, crew
 //!   [{crew_member_id, name}], status}]}` sorted by date, window start, job id; `jobs` is
-//!   stored packed (`crate::packed`). A job is on
+//!   A job is on
 //!   the week of its scheduled date from `JobScheduled` on; `JobRescheduled` moves it;
 //!   crew and status events rewrite it; cancelled jobs stay with status `cancelled`;
 //!   `CustomerContactUpdated` rewrites the customer name of every entry of the customer.
@@ -36,7 +36,6 @@ pub(crate) const KINDS: &[&str] = &["weeks", "jobs", "customers", "crew_names"];
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WeekDoc {
     pub(crate) week_start: Option<NaiveDate>,
-    #[serde(with = "crate::packed")]
     pub(crate) jobs: Vec<CalendarJob>,
 }
 

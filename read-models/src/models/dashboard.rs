@@ -4,7 +4,7 @@
 //! - `months`, `_id = <YYYY-MM>` (tier 0): `{month, days: {"01".."31": {created, scheduled,
 //!   completed, cancelled, revenue_minor, leads [{source, count}], conversions [{source,
 //!   count}], services [{service_type, count, revenue_minor}], crew [{crew_member_id, name,
-//!   count}], planned, crewed}}}`, `days` stored packed (`crate::packed`). Day keys are
+//!   count}], planned, crewed}}}`, `days` Day keys are
 //!   the local day of month in the business time zone. Event counts go on the local date
 //!   of the event's own time (`created_at`, `scheduled_at`, `completed_at`,
 //!   `cancelled_at`, `registered_at`); revenue, services and
@@ -43,7 +43,6 @@ pub(crate) const KINDS: &[&str] = &["months", "month_totals", "jobs", "customers
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MonthDoc {
     pub(crate) month: String,
-    #[serde(with = "crate::packed")]
     pub(crate) days: BTreeMap<String, DayDoc>,
 }
 

@@ -3,7 +3,7 @@
 //! Documents (collections `rm_messages_g<n>_<kind>`):
 //! - `pages`, `_id = <thread_id>_<n>` (tier 0): `{thread_id, page: n, messages: [{seq,
 //!   message_id, author_id, author_name, body, posted_at}]}` holding the messages with seq in
-//!   `n*50+1 ..= n*50+50`, by seq, stored packed (`crate::packed`). Written by
+//!   `n*50+1 ..= n*50+50`, by seq. Written by
 //!   `MessagePosted`. Bodies are at most 10,000 characters, so a page stays under 2 MB.
 //! - `threads`, `_id = <thread_id>` (tier 2): `{meta: {thread_id, kind, job_id, title,
 //!   participants: [{user_id, name}], last_seq, started_by, started_at}}`. Written by
@@ -34,7 +34,6 @@ pub(crate) const PAGE_SIZE: u64 = 50;
 pub(crate) struct PageDoc {
     pub(crate) thread_id: String,
     pub(crate) page: i64,
-    #[serde(with = "crate::packed")]
     pub(crate) messages: Vec<MessageItem>,
 }
 

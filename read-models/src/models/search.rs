@@ -5,7 +5,7 @@
 //! of length 2..=10 of every customer token: `{prefix, truncated, entries: [{customer_id,
 //! name, tokens, status, source}]}` sorted by customer id. Written whenever a customer's
 //! tokens, name, status or source change (`CustomerRegistered`, `CustomerContactUpdated`,
-//! `CustomerStatusChanged`); `entries` is stored packed (`crate::packed`). A posting holds
+//! `CustomerStatusChanged`); `entries` is A posting holds
 //! at most [`POSTING_MAX`] customers; past that it is marked `truncated` and a query token
 //! whose candidates come only from it may miss customers (in practice only two- or
 //! three-letter query tokens shared by thousands).
@@ -35,7 +35,6 @@ pub(crate) const POSTING_MAX: usize = 500;
 pub(crate) struct PostingDoc {
     pub(crate) prefix: String,
     pub(crate) truncated: bool,
-    #[serde(with = "crate::packed")]
     pub(crate) entries: Vec<Posting>,
 }
 
