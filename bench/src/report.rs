@@ -60,6 +60,9 @@ pub struct Results {
     pub command: String,
     pub machine: Machine,
     pub data: Option<DataSummary>,
+    /// The substrate's raw ceilings at 1, 16 and 64 clients, measured in the same run.
+    #[serde(default)]
+    pub ceilings: Vec<crate::measure::ceilings::Ceiling>,
     pub catch_up: Option<CatchUp>,
     pub reads: Vec<ReadResult>,
     pub writes: Vec<WriteLevel>,
@@ -100,6 +103,7 @@ impl Results {
             command,
             machine,
             data: None,
+            ceilings: Vec::new(),
             catch_up: None,
             reads: Vec::new(),
             writes: Vec::new(),
@@ -233,6 +237,52 @@ fn ratio_cell(ratio: Option<Ratio>) -> String {
     }
 }
 
+/// The substrate's ceilings and each project figure as a share of its ceiling: commands
+/// against unique inserts at the same concurrency, catch-up and rebuild against `insert_many`.
+fn ceilings_section(out: &mut String, r: &Results) {
+    if r.ceilings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Substrate ceilings\n\nThe driver alone against the same server, in this run, before the data was loaded: inserts guarded by a unique index, finds by an indexed field (20,000 documents), `insert_many` of 500-document batches; documents of about 450 bytes.\n");
+    let _ = writeln!(out, "| clients | unique inserts/s | indexed finds/s | insert_many docs/s | commands/s | commands ÷ unique inserts |\n|---|---|---|---|---|---|");
+    for ceiling in &r.ceilings {
+        let commands = r
+            .writes
+            .iter()
+            .find(|level| level.concurrency == ceiling.clients)
+            .map(|level| level.commands.per_second);
+        let share = commands
+            .filter(|_| ceiling.unique_inserts_per_s > 0.0)
+            .map_or("–".to_owned(), |c| {
+                format!("{:.0} %", 100.0 * c / ceiling.unique_inserts_per_s)
+            });
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {:.0} | {} | {share} |",
+            ceiling.clients,
+            ceiling.unique_inserts_per_s,
+            ceiling.indexed_finds_per_s,
+            ceiling.insert_many_docs_per_s,
+            commands.map_or("–".to_owned(), |c| format!("{c:.0}")),
+        );
+    }
+    let bulk = r
+        .ceilings
+        .iter()
+        .map(|c| c.insert_many_docs_per_s)
+        .fold(0.0_f64, f64::max);
+    if bulk > 0.0 {
+        for (what, rate) in [
+            ("catch-up", r.catch_up.as_ref().map(|c| c.events_per_second)),
+            ("rebuild", r.rebuild.as_ref().map(|b| b.events_per_second)),
+        ] {
+            if let Some(rate) = rate {
+                let _ = writeln!(out, "\n{what}: {rate:.0} events/s, {:.0} % of the best `insert_many` rate ({bulk:.0} documents/s).", 100.0 * rate / bulk);
+            }
+        }
+    }
+}
+
 pub fn markdown(results: &Results) -> String {
     let mut out = String::new();
     let r = results;
@@ -302,6 +352,7 @@ pub fn markdown(results: &Results) -> String {
     if let Some(d) = &r.publish_delay {
         let _ = writeln!(out, "\nOutbox → JetStream (commit `recorded_at` → event received by a subscriber), {} events: p50 {} ms, p99 {} ms, max {} ms.", d.samples, ms(d.p50_ms), ms(d.p99_ms), ms(d.max_ms));
     }
+    ceilings_section(&mut out, r);
     let _ = writeln!(out, "\n## Projection\n");
     if let Some(docs) = r.projector_flush_docs {
         let _ = writeln!(out, "The projector held up to {docs} changed documents before writing them, in its catch-up (`--catch-up-docs`) and in the rebuild (`--flush-docs`); its defaults are 250,000 and 1,000,000.\n");

@@ -64,6 +64,8 @@ struct Plan {
     /// Longest time one write level runs.
     write_budget: Duration,
     lag_seconds: u64,
+    /// How long each ceiling operation runs at each concurrency.
+    ceiling_seconds: Duration,
 }
 
 impl Plan {
@@ -77,6 +79,7 @@ impl Plan {
                 write_levels: vec![(1, 30), (16, 150), (64, 300)],
                 write_budget: Duration::from_secs(10),
                 lag_seconds: 2,
+                ceiling_seconds: Duration::from_millis(500),
             }
         } else {
             Plan {
@@ -87,6 +90,7 @@ impl Plan {
                 write_levels: vec![(1, 300), (16, 2_000), (64, 4_000)],
                 write_budget: Duration::from_secs(60),
                 lag_seconds: 15,
+                ceiling_seconds: Duration::from_secs(3),
             }
         }
     }
@@ -285,6 +289,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .drop()
         .await
         .context("dropping the baseline database")?;
+    tracing::info!("measuring the substrate's ceilings");
+    match crate::measure::ceilings::measure(
+        &mongo,
+        &format!("{}_ceilings", env.database),
+        plan.ceiling_seconds,
+    )
+    .await
+    {
+        Ok(ceilings) => results.ceilings = ceilings,
+        Err(error) => results.failures.push(format!("ceilings: {error:#}")),
+    }
     let nats = events::bus::connect_nats(&args.nats_url, "bench").await?;
     let bus_config = events::BusConfig {
         stream_name: env.stream.clone(),

@@ -1,6 +1,7 @@
 //! Measurements. Each produces plain numbers (milliseconds, per-second rates, KiB) that the
 //! report prints; none of them asserts anything.
 //!
+//! - [`ceilings`]: the substrate's raw rates with the driver alone, at 1, 16 and 64 clients.
 //! - [`latency`]: sequential requests, one at a time, on a kept-alive connection.
 //! - [`wrk`]: throughput at 64 connections with `wrk` and a Lua script for the token.
 //! - [`writes`]: commands per second and latency at 1, 16 and 64 concurrent clients, and the
@@ -9,6 +10,7 @@
 //! - [`rebuild`]: `projector rebuild` of every model.
 //! - [`memory`]: resident memory of each service.
 
+pub mod ceilings;
 pub mod latency;
 pub mod memory;
 pub mod projection;
