@@ -866,6 +866,78 @@ async fn concurrent_updates_of_one_job_follow_if_match() {
     assert_eq!(versions, (4..14).collect::<Vec<u64>>());
 }
 
+/// 64 writers race on one job, each with the version it last saw in `If-Match`, retrying
+/// with the version a refusal names until its change is accepted: every version is won by
+/// exactly one writer, every other attempt at it is a 412, and the stream holds each accepted
+/// change once, in contiguous versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_writers_on_one_job_win_one_version_each_and_are_otherwise_refused_with_412() {
+    const WRITERS: u64 = 64;
+    let app = Arc::new(spawn_app().await);
+    let job = app.job().await;
+    let scheduled = app
+        .post(&format!("/v1/jobs/{job}/schedule"), &app.admin, slot(1))
+        .await;
+    assert_eq!(scheduled.version(), 2);
+
+    // Each writer asks for a slot of its own: a reschedule to the job's current slot changes
+    // nothing and appends no event.
+    let distinct_slot = |writer: u64| {
+        let (start, end) =
+            [("08:00", "12:00"), ("13:00", "17:00"), ("18:00", "21:00")][(writer / 28) as usize];
+        json!({"date": format!("2030-03-{:02}", 2 + writer % 28),
+            "window": {"start": start, "end": end}})
+    };
+    let writers = (0..WRITERS).map(|writer| {
+        let app = app.clone();
+        async move {
+            let mut expected = 2;
+            let mut refused = 0_u64;
+            loop {
+                let reply = app
+                    .post_with(
+                        &format!("/v1/jobs/{job}/reschedule"),
+                        &app.admin,
+                        distinct_slot(writer),
+                        &[("if-match", &format!("\"{expected}\""))],
+                    )
+                    .await;
+                match reply.status {
+                    StatusCode::OK => return (reply.version(), refused),
+                    StatusCode::PRECONDITION_FAILED => {
+                        refused += 1;
+                        let current = reply.body["current_version"].as_u64();
+                        expected = current.unwrap_or_else(|| panic!("no version: {}", reply.body));
+                    }
+                    other => panic!("writer {writer}: {other} {}", reply.body),
+                }
+            }
+        }
+    });
+    let results = futures::future::join_all(writers).await;
+    let mut won: Vec<u64> = results.iter().map(|(version, _)| *version).collect();
+    won.sort_unstable();
+    assert_eq!(
+        won,
+        (3..3 + WRITERS).collect::<Vec<u64>>(),
+        "one winner per version"
+    );
+    let refusals: u64 = results.iter().map(|(_, refused)| refused).sum();
+    assert!(
+        refusals >= WRITERS - 1,
+        "racing writers were refused only {refusals} times"
+    );
+
+    let store = app.env.store().await;
+    let events = store.read_stream(&stream("job", job), 1).await.unwrap();
+    let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+    assert_eq!(
+        versions,
+        (1..3 + WRITERS).collect::<Vec<u64>>(),
+        "nothing lost or doubled"
+    );
+}
+
 #[tokio::test]
 async fn a_retried_request_with_an_idempotency_key_is_answered_once_even_after_a_restart() {
     let app = spawn_app().await;
