@@ -164,6 +164,7 @@ impl DatabaseServer {
             "synchronous_commit=on".to_owned(),
             "wal_level=minimal".to_owned(),
             "max_wal_senders=0".to_owned(),
+            "synchronize_seqscans=off".to_owned(),
             "shared_buffers=64MB".to_owned(),
             "max_connections=150".to_owned(),
             "jit=off".to_owned(),
