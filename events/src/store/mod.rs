@@ -12,9 +12,20 @@
 //! - `idempotency`: claims of idempotency keys.
 //! - `relay`: the relay's lease and sequencer hint.
 //!
-//! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`,
-//! so each is split into hash partitions (see [`crate::partition`] for why), as many as the
-//! store's [`StoreLayout`] says. The log is read in order on batch paths and stays whole.
+//! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`.
+//! A store created now keeps each in one collection of that name ([`StoreLayout::CURRENT`]);
+//! stores created on FerretDB's SQLite backend split them into hash partitions (see
+//! [`crate::partition`] for why) and keep the counts they recorded. The log is read in order
+//! on batch paths and stays whole.
+//!
+//! Why everything rests on unique inserts: FerretDB has no transactions and its updates are
+//! read-modify-write, so a unique `_id` is the only atomic guard it offers, and on MongoDB the
+//! same design is correct for the same reason. An append is one commit document (atomic
+//! alone), a lost race is a duplicate `_id`, and relay leadership is an epoch taken by insert
+//! ([`crate::relay`]). Positions are not a `$inc` counter (on FerretDB it loses updates, and on
+//! MongoDB it hands out positions out of commit order, so tailers would skip late commits),
+//! nor JetStream's sequence (appends must work while NATS is down, and a republish after the
+//! duplicate window gets a second sequence).
 
 mod append;
 pub(crate) mod docs;

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary, against the real servers started by `./dev test`.
 
+mod architecture_map;
 mod deployment;
 mod durability;
 mod end_to_end;
