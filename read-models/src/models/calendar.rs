@@ -3,8 +3,7 @@
 //! Documents (collections `rm_calendar_g<n>_<kind>`):
 //! - `weeks`, `_id = <YYYY-MM-DD of the Monday>` (tier 0): `{week_start, jobs: [{job_id,
 //!   date, window {start, end}, customer_id, customer_name, service_type, crew
-//!   [{crew_member_id, name}], status}]}` sorted by date, window start, job id; `jobs` is
-//!   A job is on
+//!   [{crew_member_id, name}], status}]}` sorted by date, window start, job id. A job is on
 //!   the week of its scheduled date from `JobScheduled` on; `JobRescheduled` moves it;
 //!   crew and status events rewrite it; cancelled jobs stay with status `cancelled`;
 //!   `CustomerContactUpdated` rewrites the customer name of every entry of the customer.

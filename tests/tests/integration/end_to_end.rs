@@ -370,5 +370,61 @@ async fn commands_flow_through_the_store_jetstream_and_projector_into_the_query_
     let outsider = system.read(&messages_path, &crew.token, last).await;
     assert_eq!(outsider.status, StatusCode::FORBIDDEN, "{}", outsider.body);
 
+    // The read models are plain documents: what the API served, a MongoDB user finds by `_id`
+    // with the driver and reads by field name.
+    let find = |collection: &'static str, id: String| {
+        let collection = system
+            .read_models()
+            .collection::<bson::Document>(collection);
+        async move {
+            collection
+                .find_one(bson::doc! {"_id": &id})
+                .await
+                .expect("find by _id")
+                .unwrap_or_else(|| panic!("no document {id}"))
+        }
+    };
+    let week = find("rm_calendar_g1_weeks", "2030-03-11".to_owned()).await;
+    assert_eq!(week.get_str("week_start"), Ok("2030-03-11"), "{week}");
+    let entries = week.get_array("jobs").expect("a week's jobs");
+    let entry = entries
+        .iter()
+        .filter_map(bson::Bson::as_document)
+        // Ids are still stored as BSON binaries (the uuid crate's non-text form).
+        .find(|entry| entry.get_str("date") == Ok(JOB_DATE))
+        .unwrap_or_else(|| panic!("the job in its week: {week}"));
+    assert_eq!(entry.get_str("customer_name"), Ok("John Carter"));
+    assert_eq!(entry.get_str("status"), Ok("completed"));
+    let month = find("rm_dashboard_g1_months", "2030-03".to_owned()).await;
+    let day = month
+        .get_document("days")
+        .and_then(|days| days.get_document("13"))
+        .unwrap_or_else(|_| panic!("the job's day in its month: {month}"));
+    let count = |doc: &bson::Document, field: &str| {
+        doc.get_i32(field)
+            .map(i64::from)
+            .or_else(|_| doc.get_i64(field))
+            .unwrap_or_else(|_| panic!("{field} is not an integer: {doc}"))
+    };
+    assert_eq!(
+        (count(day, "planned"), count(day, "crewed")),
+        (1, 1),
+        "{day}"
+    );
+    let sam = find("rm_inbox_g1_users", sales.id.to_string()).await;
+    assert_eq!(
+        (count(&sam, "unread"), count(&sam, "threads")),
+        (0, 1),
+        "{sam}"
+    );
+    let job_doc = find("rm_lists_g1_jobs", job.id.to_string()).await;
+    let summary = job_doc.get_document("summary").expect("a job's summary");
+    assert_eq!(
+        summary.get_str("customer_name"),
+        Ok("John Carter"),
+        "{job_doc}"
+    );
+    assert_eq!(count(summary, "revenue_minor"), REVENUE_MINOR, "{job_doc}");
+
     system.stop().await;
 }

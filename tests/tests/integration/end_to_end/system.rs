@@ -96,7 +96,7 @@ pub(super) struct System {
     projector: Service,
     query: Service,
     // Declared last: the services stop before the test's database and stream are dropped.
-    _env: TestEnv,
+    env: TestEnv,
 }
 
 /// What a query answered.
@@ -161,8 +161,13 @@ impl System {
             command,
             projector,
             query,
-            _env: env,
+            env,
         }
+    }
+
+    /// The read models' database, as a MongoDB user reaches it.
+    pub(super) fn read_models(&self) -> &read_models::dbs::ReadModelDbs {
+        &self.env.read_models
     }
 
     pub(super) async fn stop(self) {
