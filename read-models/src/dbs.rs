@@ -40,11 +40,6 @@ impl ReadModelDbs {
         self.base.collection(name)
     }
 
-    /// Every database of the read models.
-    pub fn all(&self) -> Vec<Database> {
-        vec![self.base()]
-    }
-
     /// The names of the read models' collections.
     pub async fn list_collection_names(&self) -> mongodb::error::Result<Vec<String>> {
         self.base.list_collection_names().await
