@@ -1,12 +1,16 @@
 //! Identifier newtypes over [`uuid::Uuid`], one per aggregate (plus messages).
 //!
-//! They serialize transparently as the hyphenated UUID string, so `CustomerId` and `JobId`
-//! cannot be mixed up in code while the stored format stays a plain UUID.
+//! They serialize as the hyphenated UUID string in every format, so `CustomerId` and `JobId`
+//! cannot be mixed up in code while a stored id stays readable text. `Uuid`'s own `Serialize`
+//! writes 16 raw bytes to binary formats such as BSON, which a person reading a document with
+//! `find` sees as an opaque binary; these ids never do. Reading accepts both forms, so
+//! documents written before the change still load.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::error::FieldError;
@@ -14,9 +18,20 @@ use crate::error::FieldError;
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $field:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Uuid);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&self.0.hyphenated())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(UuidVisitor).map(Self)
+            }
+        }
 
         impl $name {
             pub const fn from_uuid(uuid: Uuid) -> Self {
@@ -89,6 +104,26 @@ id_type!(
     "message_id"
 );
 
+/// Reads a UUID from its text form or, for documents written by `Uuid`'s own `Serialize`
+/// to a binary format, from its 16 bytes.
+struct UuidVisitor;
+
+impl Visitor<'_> for UuidVisitor {
+    type Value = Uuid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a UUID string")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Uuid, E> {
+        Uuid::parse_str(value).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: de::Error>(self, value: &[u8]) -> Result<Uuid, E> {
+        Uuid::from_slice(value).map_err(E::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +140,20 @@ mod tests {
         );
         let back: JobId = serde_json::from_value(serde_json::json!(uuid.to_string())).unwrap();
         assert_eq!(back, id);
+    }
+
+    #[test]
+    fn an_id_reads_back_from_its_sixteen_bytes() {
+        let uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+        let bytes =
+            serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(uuid.as_bytes());
+        assert_eq!(JobId::deserialize(bytes), Ok(JobId::from_uuid(uuid)));
+    }
+
+    #[test]
+    fn a_malformed_id_string_is_refused_by_serde() {
+        assert!(serde_json::from_value::<JobId>(serde_json::json!("nope")).is_err());
+        assert!(serde_json::from_value::<JobId>(serde_json::json!(7)).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   the tests compare the document pipeline with.
 //! - [`memory`]: an in-memory document store (loader and source) for tests.
 //! - [`stored`]: the stored form of a document: `_id`, `_pos`, then its fields by name.
+//!   Ids are stored as text (see `domain::ids`), instants as BSON dates (`instant`).
 //!
 //! Internals: `list_index` (ordered lists as a directory document plus bucket documents,
 //! paged by keyset) and `models/*` (one module per model; each module's docs list its
@@ -28,6 +29,7 @@
 mod apply;
 pub mod cache;
 pub mod dbs;
+mod instant;
 mod list_index;
 pub mod memory;
 mod models;

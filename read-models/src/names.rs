@@ -61,10 +61,11 @@ pub fn is_small(name: &str) -> bool {
 }
 
 /// The version of the physical layout (3: one database per model; 4: the dashboard's month
-/// totals; 5: one collection per kind, one database, plain documents). The projector records
-/// it beside the event store's identity; read models recorded in another layout are dropped
-/// and projected again, as documents would otherwise be looked for where they are not.
-pub const LAYOUT_VERSION: u32 = 5;
+/// totals; 5: one collection per kind, one database, plain documents; 6: ids as text and
+/// instants as BSON dates). The projector records it beside the event store's identity; read
+/// models recorded in another layout are dropped and projected again, as documents would
+/// otherwise be looked for where they are not, or in a form they are no longer read in.
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// `rm_<model>_g<generation>_meta`.
 pub fn meta_collection(model: Model, generation: u32) -> String {
@@ -104,7 +105,10 @@ pub fn registry_generation(doc: Option<&Document>) -> u32 {
         .unwrap_or(1)
 }
 
-/// Core NATS subject of change notifications: `"<subject_prefix>-changes"`.
+/// Core NATS subject of change notifications: `"<subject_prefix>-changes"`, the one definition
+/// the projector (which publishes), the query API (which subscribes) and their tests use. A
+/// sibling of the events' subjects (`<subject_prefix>.…`), so the events' JetStream stream
+/// (`<subject_prefix>.>`) never stores a notice.
 pub fn changes_subject(subject_prefix: &str) -> String {
     format!("{}-changes", subject_prefix.trim_end_matches('.'))
 }
@@ -140,6 +144,7 @@ mod tests {
             changes_subject("simplepro.events"),
             "simplepro.events-changes"
         );
+        assert!(!changes_subject("simplepro.events").starts_with("simplepro.events."));
     }
 
     #[test]

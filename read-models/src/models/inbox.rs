@@ -92,8 +92,10 @@ struct ThreadState {
     job_id: Option<JobId>,
     title: Option<String>,
     participants: Vec<Participant>,
+    #[serde(with = "crate::instant")]
     started_at: DateTime<Utc>,
     last_seq: u64,
+    #[serde(with = "crate::instant::optional")]
     last_message_at: Option<DateTime<Utc>>,
     preview: Option<String>,
     last_author_id: Option<UserId>,

@@ -167,10 +167,12 @@ pub struct ThreadListItem {
     pub participants: Vec<Participant>,
     pub unread: u64,
     pub last_seq: u64,
+    #[serde(with = "crate::instant::optional")]
     pub last_message_at: Option<DateTime<Utc>>,
     /// The first 100 characters of the last message.
     pub preview: Option<String>,
     pub last_author_id: Option<UserId>,
+    #[serde(with = "crate::instant")]
     pub activity_at: DateTime<Utc>,
 }
 
@@ -185,6 +187,7 @@ pub struct ThreadMeta {
     pub participants: Vec<Participant>,
     pub last_seq: u64,
     pub started_by: UserId,
+    #[serde(with = "crate::instant")]
     pub started_at: DateTime<Utc>,
 }
 
@@ -201,6 +204,7 @@ pub struct MessageItem {
     pub author_id: UserId,
     pub author_name: String,
     pub body: String,
+    #[serde(with = "crate::instant")]
     pub posted_at: DateTime<Utc>,
 }
 
@@ -222,6 +226,7 @@ pub struct CustomerSummary {
     pub phone: String,
     pub referral_source: ReferralSource,
     pub status: CustomerStatus,
+    #[serde(with = "crate::instant")]
     pub created_at: DateTime<Utc>,
     /// Jobs created for the customer, whatever their status.
     pub job_count: u64,
@@ -255,6 +260,7 @@ pub struct JobSummary {
     pub estimated_price_minor: i64,
     /// Actual revenue once completed.
     pub revenue_minor: Option<i64>,
+    #[serde(with = "crate::instant")]
     pub created_at: DateTime<Utc>,
     /// Scheduled date, or the local creation date while unscheduled: what lists sort and
     /// date filters apply on.
