@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use platform::consistency::MIN_POSITION_PARAM;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::Size;
@@ -361,7 +362,7 @@ pub fn markdown(results: &Results) -> String {
         let _ = writeln!(out, "Catch-up: the projector started on a backlog of {} events (the whole data set, loaded while it was stopped) and drained it in {:.1} s: **{:.0} events/s**.", c.events, c.seconds, c.events_per_second);
     }
     if let Some(l) = &r.lag {
-        let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?min_position=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
+        let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?{MIN_POSITION_PARAM}=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
     }
     if let Some(l) = &r.lag_below_capacity {
         let _ = writeln!(out, "\nThe same at {:.1} commands/s, half what the command API sustained with 16 clients ({} commands): p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));

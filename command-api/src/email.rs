@@ -127,12 +127,10 @@ impl Reservations {
 }
 
 fn taken(email: &str) -> Problem {
-    Problem::new(
-        axum::http::StatusCode::CONFLICT,
+    errors::refused(
         "email_taken",
         format!("another customer already uses {email}"),
     )
-    .with("rule", "email_taken")
 }
 
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {

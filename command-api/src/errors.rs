@@ -12,7 +12,13 @@ pub(crate) fn domain(error: &DomainError, aggregate: &str, id: &str) -> Problem 
     if error.is_not_found() {
         return Problem::not_found(format!("no such {aggregate} {id}"));
     }
-    Problem::new(StatusCode::CONFLICT, error.rule(), error.to_string()).with("rule", error.rule())
+    refused(error.rule(), error.to_string())
+}
+
+/// 409 for the broken rule `rule` (snake_case, e.g. `job_terminal`): the `rule` member names
+/// it as it is, the problem type in kebab-case like every other (`…/problems/job-terminal`).
+pub(crate) fn refused(rule: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, &rule.replace('_', "-"), detail).with("rule", rule)
 }
 
 pub(crate) fn store(error: &StoreError) -> Problem {
@@ -41,12 +47,10 @@ pub(crate) fn append(error: &AppendError) -> Problem {
             "idempotency-key-reused",
             "this Idempotency-Key was already used for a different request",
         ),
-        AppendError::IdempotencyInProgress(_) => Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency-in-progress",
+        AppendError::IdempotencyInProgress(_) => refused(
+            "idempotency_in_progress",
             "a request with this Idempotency-Key is still being processed; retry later",
-        )
-        .with("rule", "idempotency_in_progress"),
+        ),
         AppendError::Conflict { actual, .. } => version_conflict(*actual),
         AppendError::Store(error) => store(error),
         AppendError::NoEvents => {
@@ -58,12 +62,10 @@ pub(crate) fn append(error: &AppendError) -> Problem {
 
 /// The stream moved on while the command was being decided, and retries did not help.
 pub(crate) fn version_conflict(current_version: u64) -> Problem {
-    Problem::new(
-        StatusCode::CONFLICT,
-        "concurrent-update",
+    refused(
+        "concurrent_update",
         "the resource was changed by concurrent requests; retry",
     )
-    .with("rule", "concurrent_update")
     .with("current_version", current_version)
 }
 
@@ -75,4 +77,37 @@ pub(crate) fn stale(expected: u64, current_version: u64) -> Problem {
         format!("If-Match names version {expected} but the current version is {current_version}"),
     )
     .with("current_version", current_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::problem::is_problem_code;
+
+    use super::*;
+
+    fn code(problem: &Problem) -> &str {
+        problem
+            .type_uri
+            .strip_prefix("https://simplepro.dev/problems/")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refused_rule_keeps_its_name_and_has_a_kebab_case_type() {
+        let problem = domain(&DomainError::JobWithoutCrew, "job", "j1");
+        assert_eq!(problem.status, StatusCode::CONFLICT);
+        assert_eq!(code(&problem), "job-without-crew");
+        assert_eq!(problem.extra["rule"], "job_without_crew");
+        let conflict = version_conflict(3);
+        assert_eq!(code(&conflict), "concurrent-update");
+        assert_eq!(conflict.extra["rule"], "concurrent_update");
+        assert_eq!(conflict.extra["current_version"], 3);
+        for problem in [
+            stale(1, 2),
+            append(&AppendError::NoEvents),
+            Problem::not_found("x"),
+        ] {
+            assert!(is_problem_code(code(&problem)), "{}", problem.type_uri);
+        }
+    }
 }

@@ -27,6 +27,7 @@ use events::store::{Snapshot, StreamHead};
 use events::{
     AppendError, AppendOutcome, AppendRequest, EventMetadata, Expected, NewEvent, StreamId,
 };
+use platform::consistency::POSITION_HEADER;
 use platform::problem::Problem;
 use serde::Serialize;
 use uuid::Uuid;
@@ -70,8 +71,9 @@ pub struct CommandAccepted {
     pub version: u64,
     /// Ids of the appended events; empty when the command changed nothing.
     pub event_ids: Vec<Uuid>,
-    /// Global position of the last appended event: pass it as `min_position` to the query
-    /// API to read your own write. Null when it was not known in time or nothing changed.
+    /// Global position of the last appended event (also in `X-Position`): pass it as
+    /// `min_position` (or `X-Min-Position`) to the query API to read your own write. Null
+    /// when it was not known in time or nothing changed.
     pub position: Option<u64>,
     /// Number of the posted message within its thread (message posts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +125,7 @@ impl<A: Aggregate> Accepted<A> {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(position) = self.position {
-            headers.insert("x-consistency-token", HeaderValue::from(position));
+            headers.insert(POSITION_HEADER, HeaderValue::from(position));
         }
         if self.replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));

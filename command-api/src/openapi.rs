@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use platform::consistency::POSITION_HEADER;
 use platform::problem::{FieldProblem, Problem};
 use serde::Deserialize;
 use utoipa::openapi::content::ContentBuilder;
@@ -511,7 +512,7 @@ fn accepted(description: &str) -> utoipa::openapi::Response {
             .build(),
     );
     let headers = [
-        ("X-Consistency-Token", "Global position of the last event (when known); the query API's `min_position`.", Type::Integer),
+        (POSITION_HEADER, "Global position of the last event (when known), as the body's `position`: pass it to the query API as `min_position` or `X-Min-Position`.", Type::Integer),
         ("Idempotent-Replayed", "`true` when this is the stored answer to an earlier request with the same Idempotency-Key.", Type::String),
         ("X-Correlation-Id", "The request's correlation id, recorded on its events.", Type::String),
     ];
@@ -599,7 +600,7 @@ fn command_operation(operation: &Operation) -> utoipa::openapi::path::Operation 
         ("401", "Missing or invalid bearer token"),
         ("403", "The caller's role or relation does not allow this command"),
         ("404", "No such aggregate"),
-        ("409", "Refused by a business rule (`rule` names it), or a concurrency conflict"),
+        ("409", "Refused by a business rule (`rule` names it, and the problem `type` ends in it in kebab-case: `job_terminal` is `…/problems/job-terminal`), or a concurrency conflict"),
         ("412", "If-Match is stale; `current_version` is the version now"),
         ("413", "Body over the size limit"),
         ("415", "Body is not application/json"),
@@ -764,6 +765,27 @@ mod tests {
         let mut checked: Vec<&str> = pairs.iter().map(|(schema, _)| *schema).collect();
         checked.sort();
         assert_eq!(documented_bodies, checked);
+    }
+
+    /// Every accepted command documents its position by the name the query API reports it.
+    #[test]
+    fn every_command_documents_the_position_header() {
+        let document = serde_json::to_value(openapi()).unwrap();
+        for operation in operations() {
+            let responses = &document["paths"][operation.path][operation.method]["responses"];
+            let accepted: Vec<_> = ["200", "201"]
+                .into_iter()
+                .filter_map(|status| responses.get(status))
+                .collect();
+            assert!(!accepted.is_empty(), "{}", operation.path);
+            for response in accepted {
+                assert!(
+                    response["headers"].get(POSITION_HEADER).is_some(),
+                    "{}",
+                    operation.path
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The OpenAPI document of the query API, generated from the handlers' annotations.
 
 use axum::Json;
+use platform::consistency::POSITION_HEADER;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{KnownFormat, ObjectBuilder, RefOr, SchemaFormat, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -26,7 +29,7 @@ use crate::routes;
         routes::service::checkpoint,
     ),
     components(schemas(platform::problem::Problem, platform::problem::FieldProblem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &PositionHeader),
     tags(
         (name = "reports", description = "Dashboard and calendar"),
         (name = "messages", description = "The caller's inbox and thread messages"),
@@ -54,6 +57,59 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents `X-Position` ([`POSITION_HEADER`]) on every 200 answer.
+struct PositionHeader;
+
+impl Modify for PositionHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .build();
+        let mut header = Header::new(schema);
+        header.description = Some(
+            "The read-model checkpoint this answer reflects, as the body's `position`.".to_owned(),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = item.get.as_mut() else {
+                continue;
+            };
+            if let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") {
+                ok.headers
+                    .insert(POSITION_HEADER.to_owned(), header.clone());
+            }
+        }
+    }
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM};
+
+    use super::*;
+
+    /// Every read documents the consistency token by the names the service uses.
+    #[test]
+    fn every_read_documents_the_position_names() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), 11);
+        for (path, item) in paths {
+            let get = &item["get"];
+            let params = get["parameters"].as_array().unwrap();
+            let has = |name: &str, place: &str| {
+                params.iter().any(|p| p["name"] == name && p["in"] == place)
+            };
+            assert!(has(MIN_POSITION_PARAM, "query"), "{path}");
+            assert!(has(MIN_POSITION_HEADER, "header"), "{path}");
+            let headers = get["responses"]["200"]["headers"].as_object().unwrap();
+            assert!(headers.contains_key(POSITION_HEADER), "{path}");
+            assert!(headers.contains_key("ETag"), "{path}");
+        }
+    }
 }

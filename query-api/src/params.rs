@@ -12,15 +12,13 @@ use std::str::FromStr;
 use axum::extract::Query;
 use axum::http::{HeaderMap, Uri};
 use chrono::NaiveDate;
+use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM};
 use platform::problem::{FieldErrors, Problem};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 /// Search strings are text matched against tokens; longer input buys nothing.
 pub const MAX_SEARCH_CHARS: usize = 100;
-/// Accepted by every route: wait until the read models reached this position.
-pub const MIN_POSITION: &str = "min_position";
-pub const MIN_POSITION_HEADER: &str = "x-min-position";
 
 pub struct Params {
     values: BTreeMap<String, String>,
@@ -28,18 +26,19 @@ pub struct Params {
 }
 
 impl Params {
-    /// Reads the query string of `uri`, accepting `allowed` plus `min_position`.
+    /// Reads the query string of `uri`, accepting `allowed` plus `min_position`
+    /// ([`MIN_POSITION_PARAM`], accepted by every route).
     pub fn parse(uri: &Uri, allowed: &[&str]) -> Params {
         let mut errors = FieldErrors::new();
         let mut values = BTreeMap::new();
         match Query::<Vec<(String, String)>>::try_from_uri(uri) {
             Ok(Query(pairs)) => {
                 for (name, value) in pairs {
-                    if name != MIN_POSITION && !allowed.contains(&name.as_str()) {
+                    if name != MIN_POSITION_PARAM && !allowed.contains(&name.as_str()) {
                         let accepted = if allowed.is_empty() {
-                            format!("only {MIN_POSITION} is accepted here")
+                            format!("only {MIN_POSITION_PARAM} is accepted here")
                         } else {
-                            format!("accepted: {}, {MIN_POSITION}", allowed.join(", "))
+                            format!("accepted: {}, {MIN_POSITION_PARAM}", allowed.join(", "))
                         };
                         errors.push(printable(&name), format!("unknown parameter; {accepted}"));
                     } else {
@@ -177,7 +176,7 @@ impl Params {
 
     /// `min_position` from the query or the `X-Min-Position` header (the larger if both).
     pub fn min_position(&mut self, headers: &HeaderMap) -> Option<u64> {
-        let from_query = self.integer(MIN_POSITION, i64::MAX as u64);
+        let from_query = self.integer(MIN_POSITION_PARAM, i64::MAX as u64);
         let from_header = match headers.get(MIN_POSITION_HEADER) {
             None => None,
             Some(value) => match value
@@ -188,7 +187,7 @@ impl Params {
                 Some(n) if n <= i64::MAX as u64 => Some(n),
                 _ => {
                     self.errors.push(
-                        "X-Min-Position",
+                        MIN_POSITION_HEADER,
                         "must be a whole number (a position returned by the command API)",
                     );
                     None

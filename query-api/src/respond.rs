@@ -5,12 +5,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use platform::consistency::POSITION_HEADER;
 use platform::problem::Problem;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-
-pub const POSITION_HEADER: &str = "x-position";
 
 /// A page of a list: `data` is its items (a `Vec`, or their rendered encoding).
 #[derive(Debug, Serialize)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use platform::consistency::MIN_POSITION_PARAM;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -135,7 +136,7 @@ pub async fn steady_lag(
             };
             let accepted = Instant::now();
             let token = workload.reader_token();
-            let url = format!("{query_url}/v1/checkpoint?min_position={position}");
+            let url = format!("{query_url}/v1/checkpoint?{MIN_POSITION_PARAM}={position}");
             loop {
                 match client.get(&url).bearer_auth(token).send().await {
                     Ok(r) if r.status().is_success() => {

@@ -27,7 +27,7 @@ use crate::respond::{json_ok, ApiError, ViewBody};
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {thread_id, kind (direct|group|job), job_id, title, participants[] {user_id, name} (for direct threads: the other user), unread, last_seq, last_message_at, preview, last_author_id, activity_at}, sorted by activity_at desc, thread id desc. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data[]`: {thread_id, kind (direct|group|job), job_id, title, participants[] {user_id, name} (for direct threads: the other user), unread, last_seq, last_message_at, preview, last_author_id, activity_at}, sorted by activity_at desc, thread id desc. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters or a cursor of another list or user.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -82,7 +82,7 @@ pub async fn my_threads(
     tag = "messages",
     params(super::MinPositionQuery),
     responses(
-        (status = 200, description = "`data`: {user_id, unread (messages), unread_threads, threads}. The caller's own messages never count as unread.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data`: {user_id, unread (messages), unread_threads, threads}. The caller's own messages never count as unread.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -126,7 +126,7 @@ pub async fn my_unread_count(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {seq, message_id, author_id, author_name, body, posted_at}, seq descending. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data[]`: {seq, message_id, author_id, author_name, body, posted_at}, seq descending. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid id, parameters or cursor.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),

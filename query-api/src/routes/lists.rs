@@ -33,7 +33,7 @@ const OFFICE_AND_CREW: [Role; 4] = [Role::Admin, Role::Dispatcher, Role::Sales, 
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {customer_id, first_name, last_name, email, phone, referral_source, status, created_at, job_count, lifetime_revenue_minor}. Without search: created_at desc, id desc. `total` is given for the status/source lists (a directory read), not for searches.", body = super::schemas::PageEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data[]`: {customer_id, first_name, last_name, email, phone, referral_source, status, created_at, job_count, lifetime_revenue_minor}. Without search: created_at desc, id desc. `total` is given for the status/source lists (a directory read), not for searches.", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters or cursor.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -92,7 +92,7 @@ pub async fn list_customers(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {customer_id, first_name, last_name, email, phone, referral_source, status, created_at, job_count, lifetime_revenue_minor}.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data`: {customer_id, first_name, last_name, email, phone, referral_source, status, created_at, job_count, lifetime_revenue_minor}.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "The id is not a UUID, or an unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -146,7 +146,7 @@ pub async fn get_customer(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {job_id, customer_id, customer_name, service_type, status, scheduled_date, window, crew[] {crew_member_id, name}, estimated_price_minor, revenue_minor, created_at, list_date}, by list_date desc, created_at desc, id desc. `total` when the list's directory gives it (single-filter lists).", body = super::schemas::PageEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data[]`: {job_id, customer_id, customer_name, service_type, status, scheduled_date, window, crew[] {crew_member_id, name}, estimated_price_minor, revenue_minor, created_at, list_date}, by list_date desc, created_at desc, id desc. `total` when the list's directory gives it (single-filter lists).", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters or cursor.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -225,7 +225,7 @@ pub async fn list_jobs(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {job_id, customer_id, customer_name, service_type, status, scheduled_date, window, crew[], estimated_price_minor, revenue_minor, created_at, list_date}.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data`: {job_id, customer_id, customer_name, service_type, status, scheduled_date, window, crew[], estimated_price_minor, revenue_minor, created_at, list_date}.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "The id is not a UUID, or an unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),

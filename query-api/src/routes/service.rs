@@ -31,7 +31,7 @@ pub struct ModelCheckpoint {
     tag = "service",
     params(super::MinPositionQuery),
     responses(
-        (status = 200, description = "The checkpoint: every event at or before `position` is reflected in every read model. Known from change notices and a poll of the checkpoint documents every second.", body = CheckpointBody, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "The checkpoint: every event at or before `position` is reflected in every read model. Known from change notices and a poll of the checkpoint documents every second.", body = CheckpointBody, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters.", body = platform::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = platform::problem::Problem, content_type = "application/problem+json"),

@@ -14,13 +14,11 @@ use read_models::query::{self, CalendarWeekView};
 use read_models::Model;
 
 use super::render::{encode, view_answer, RenderError};
-use super::{bad_parameter, AppState};
+use super::{bad_parameter, query_failed, AppState};
 use crate::docs::Rendered;
 use crate::params::{parse_date, Params};
 use crate::respond::ApiError;
 
-/// Longest dashboard range: a year, leap day included.
-pub const MAX_RANGE_DAYS: u64 = 366;
 /// Default range: the 30 days ending today.
 const DEFAULT_RANGE_DAYS: u64 = 29;
 
@@ -31,13 +29,13 @@ const DEFAULT_RANGE_DAYS: u64 = 29;
     tag = "reports",
     params(
         ("from" = Option<String>, Query, format = Date, description = "First local date (YYYY-MM-DD); default 29 days before `to`."),
-        ("to" = Option<String>, Query, format = Date, description = "Last local date (YYYY-MM-DD); default today in the business time zone. `from` ≤ `to`, at most 366 days apart."),
+        ("to" = Option<String>, Query, format = Date, description = "Last local date (YYYY-MM-DD); default today in the business time zone. `from` ≤ `to`; the range holds at most 366 days, `from` and `to` included."),
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {from, to, totals, days[], today, service_types[], lead_sources[], crew[], monthly_revenue[]} — counts of jobs created/scheduled/completed/cancelled, revenue and average job value (minor units), leads and conversions, planned and crewed jobs; per service type, per referral source, per crew member; revenue of the 12 months ending this month.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data`: {from, to, totals, days[], today, service_types[], lead_sources[], crew[], monthly_revenue[]} — counts of jobs created/scheduled/completed/cancelled, revenue and average job value (minor units), leads and conversions, planned and crewed jobs; per service type, per referral source, per crew member; revenue of the 12 months ending this month.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
-        (status = 400, description = "Invalid parameters (malformed date, `from` after `to`, range over 366 days, unknown parameter).", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid parameters (malformed date, `from` after `to`, range of more than 366 days, unknown parameter).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Crew may not read the dashboard.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not yet consistent with `min_position`.", body = Problem, content_type = "application/problem+json"),
@@ -75,15 +73,8 @@ pub async fn dashboard(
             today,
         ),
     };
-    if from > to {
-        return Err(bad_parameter("from", "must not be after `to`"));
-    }
-    if (to - from).num_days() > MAX_RANGE_DAYS as i64 {
-        return Err(bad_parameter(
-            "to",
-            format!("must be at most {MAX_RANGE_DAYS} days after `from`"),
-        ));
-    }
+    // The read model's rule, checked before waiting for `min_position`.
+    query::check_dashboard_range(from, to).map_err(query_failed)?;
     let position = app.consistent(min_position).await?;
     let gens = app.freshness.generations();
     let view = format!(
@@ -113,7 +104,7 @@ pub async fn dashboard(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {week_start, days[7]: {date, scheduled, cancelled, jobs[]: {job_id, date, window {start, end}, customer_id, customer_name, service_type, crew[] {crew_member_id, name}, status}}}. Jobs sorted by window start, then job id; cancelled jobs stay listed with status `cancelled`. Crew callers see only jobs they are assigned to, with counts over those jobs.", body = super::schemas::ViewEnvelope, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "`data`: {week_start, days[7]: {date, scheduled, cancelled, jobs[]: {job_id, date, window {start, end}, customer_id, customer_name, service_type, crew[] {crew_member_id, name}, status}}}. Jobs sorted by window start, then job id; cancelled jobs stay listed with status `cancelled`. Crew callers see only jobs they are assigned to, with counts over those jobs.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Malformed date or unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),

@@ -1,6 +1,9 @@
 //! Every malformed request is a 400 problem naming each bad parameter; none crashes.
 
+use chrono::NaiveDate;
 use domain::enums::Role;
+use platform::consistency::MIN_POSITION_PARAM;
+use read_models::query::{check_dashboard_range, QueryError};
 
 use crate::support::Harness;
 
@@ -43,14 +46,19 @@ async fn each_bad_parameter_is_named_in_a_400_problem() {
         ("/v1/me/threads?unread_only=maybe", &["unread_only"]),
         ("/v1/me/unread-count?limit=5", &["limit"]),
         ("/v1/threads/xyz/messages", &["id"]),
-        ("/v1/checkpoint?min_position=-1", &["min_position"]),
-        (
-            "/v1/checkpoint?min_position=99999999999999999999",
-            &["min_position"],
-        ),
         ("/v1/events?after_position=abc", &["after_position"]),
     ];
-    for (path, fields) in cases {
+    let mut cases: Vec<(String, &[&str])> = cases
+        .iter()
+        .map(|(path, fields)| ((*path).to_owned(), *fields))
+        .collect();
+    for position in ["-1", "99999999999999999999"] {
+        cases.push((
+            format!("/v1/checkpoint?{MIN_POSITION_PARAM}={position}"),
+            &[MIN_POSITION_PARAM],
+        ));
+    }
+    for (path, fields) in &cases {
         let reply = h.get(&app, path, Some(&admin)).await;
         assert_eq!(reply.status, 400, "{path}: {}", reply.body);
         assert_eq!(
@@ -63,6 +71,51 @@ async fn each_bad_parameter_is_named_in_a_400_problem() {
         let mut expected: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
         expected.sort();
         assert_eq!(named, expected, "{path}: {}", reply.body);
+    }
+}
+
+/// The dashboard's range rule is the read model's: 365 and 366 days (`from` and `to`
+/// included) are answered, 367 refused naming `to` with the read model's own reason, as
+/// `read_models`' `a_dashboard_range_holds_at_most_366_days` shows for the model itself.
+#[tokio::test]
+async fn the_dashboard_range_boundary_is_the_read_models() {
+    let h = Harness::new().await;
+    h.write_checkpoints(1).await;
+    let app = h.start_with(&["--consistency-wait-ms", "300"]).await;
+    let admin = h.user(Role::Admin);
+    let from = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    for (days, to) in [
+        (365, "2024-12-30"),
+        (366, "2024-12-31"),
+        (367, "2025-01-01"),
+    ] {
+        let to_date: NaiveDate = to.parse().unwrap();
+        assert_eq!((to_date - from).num_days() + 1, days);
+        let path = format!("/v1/dashboard?from={from}&to={to}");
+        let reply = h.get(&app, &path, Some(&admin)).await;
+        match check_dashboard_range(from, to_date) {
+            Ok(()) => {
+                assert!(days <= 366);
+                assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+                assert_eq!(
+                    reply.body["data"]["days"].as_array().map(Vec::len),
+                    Some(days as usize),
+                    "{path}"
+                );
+            }
+            Err(QueryError::Invalid { field, reason }) => {
+                assert_eq!(days, 367);
+                assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+                assert_eq!(reply.bad_fields(), vec![field], "{path}");
+                assert_eq!(reply.body["errors"][0]["reason"], reason.as_str());
+                // Refused like any bad parameter: before waiting for a position never reached.
+                let waiting = format!("{path}&{MIN_POSITION_PARAM}=1000");
+                let reply = h.get(&app, &waiting, Some(&admin)).await;
+                assert_eq!(reply.status, 400, "{waiting}: {}", reply.body);
+                assert_eq!(reply.bad_fields(), vec![field], "{waiting}");
+            }
+            Err(other) => panic!("{other:?}"),
+        }
     }
 }
 
@@ -131,7 +184,10 @@ async fn unknown_routes_and_methods_are_problems_too() {
             "{path} missing from OpenAPI"
         );
         let params = spec["paths"][path]["get"]["parameters"].as_array().unwrap();
-        assert!(params.iter().any(|p| p["name"] == "min_position"), "{path}");
+        assert!(
+            params.iter().any(|p| p["name"] == MIN_POSITION_PARAM),
+            "{path}"
+        );
     }
     assert_eq!(
         spec["components"]["securitySchemes"]["bearer"]["scheme"],

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use platform::consistency::MIN_POSITION_PARAM;
+
 use crate::projection::Projector;
 use crate::script::*;
 use crate::support::{Harness, Instance, User};
@@ -186,7 +188,7 @@ async fn an_unchanged_answer_revalidates_to_304_and_a_changed_one_does_not() {
     let after = h
         .get_with(
             &app,
-            &format!("{path}?min_position={position}"),
+            &format!("{path}?{MIN_POSITION_PARAM}={position}"),
             Some(&w.dispatcher),
             &[("If-None-Match", &etag)],
         )
@@ -231,7 +233,7 @@ async fn a_rendered_dashboard_is_reused_until_a_change_and_then_follows_it() {
     let fresh = h
         .get(
             &uncached,
-            &format!("{path}&min_position={position}"),
+            &format!("{path}&{MIN_POSITION_PARAM}={position}"),
             Some(&w.dispatcher),
         )
         .await;

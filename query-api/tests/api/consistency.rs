@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use domain::enums::Role;
+use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM, POSITION_HEADER};
 
 use crate::support::Harness;
 
@@ -15,7 +16,7 @@ async fn every_answer_carries_the_checkpoint_in_header_and_body() {
     let reply = h.get(&app, "/v1/checkpoint", Some(&analyst)).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.position(), 7);
-    assert_eq!(reply.header("x-position").as_deref(), Some("7"));
+    assert_eq!(reply.header(POSITION_HEADER).as_deref(), Some("7"));
     assert_eq!(reply.body["models"].as_array().map(Vec::len), Some(5));
 }
 
@@ -27,7 +28,8 @@ async fn min_position_waits_for_the_notice_then_answers() {
     let crew = h.user(Role::Crew);
     let waiting = {
         let started = Instant::now();
-        let request = h.get(&app, "/v1/checkpoint?min_position=9", Some(&crew));
+        let path = format!("/v1/checkpoint?{MIN_POSITION_PARAM}=9");
+        let request = h.get(&app, &path, Some(&crew));
         let publish = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             h.write_checkpoints(9).await;
@@ -56,7 +58,7 @@ async fn the_min_position_header_works_like_the_parameter() {
             &app,
             "/v1/checkpoint",
             Some(&admin),
-            &[("X-Min-Position", "5")],
+            &[(MIN_POSITION_HEADER, "5")],
         )
         .await;
     assert_eq!(reply.status, 200);
@@ -65,11 +67,11 @@ async fn the_min_position_header_works_like_the_parameter() {
             &app,
             "/v1/checkpoint",
             Some(&admin),
-            &[("X-Min-Position", "five")],
+            &[(MIN_POSITION_HEADER, "five")],
         )
         .await;
     assert_eq!(reply.status, 400);
-    assert_eq!(reply.bad_fields(), vec!["X-Min-Position"]);
+    assert_eq!(reply.bad_fields(), vec![MIN_POSITION_HEADER]);
 }
 
 #[tokio::test]
@@ -80,7 +82,11 @@ async fn an_unreached_min_position_is_503_not_yet_consistent_with_retry_after() 
     let sales = h.user(Role::Sales);
     let started = Instant::now();
     let reply = h
-        .get(&app, "/v1/checkpoint?min_position=50", Some(&sales))
+        .get(
+            &app,
+            &format!("/v1/checkpoint?{MIN_POSITION_PARAM}=50"),
+            Some(&sales),
+        )
         .await;
     assert!(started.elapsed() >= Duration::from_millis(280));
     assert_eq!(reply.status, 503);
@@ -106,7 +112,11 @@ async fn a_lost_notice_is_made_up_by_the_checkpoint_poll() {
     // No notice is published: only the once-a-second poll can see this.
     h.write_checkpoints(4).await;
     let reply = h
-        .get(&app, "/v1/checkpoint?min_position=4", Some(&admin))
+        .get(
+            &app,
+            &format!("/v1/checkpoint?{MIN_POSITION_PARAM}=4"),
+            Some(&admin),
+        )
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.position(), 4);

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use chrono::{Duration as TimeDelta, Utc};
 use domain::enums::Role;
 use domain::ids::{CustomerId, ThreadId};
+use platform::consistency::MIN_POSITION_PARAM;
 use read_models::Model;
 
 use crate::projection::Projector;
@@ -50,8 +51,8 @@ async fn paging_through_six_hundred_customers_while_others_arrive_skips_and_repe
     for page in 0.. {
         assert!(page < 40, "too many pages");
         let path = match &cursor {
-            None => format!("/v1/customers?limit=50&min_position={position}"),
-            Some(c) => format!("/v1/customers?limit=50&cursor={c}&min_position={position}"),
+            None => format!("/v1/customers?limit=50&{MIN_POSITION_PARAM}={position}"),
+            Some(c) => format!("/v1/customers?limit=50&cursor={c}&{MIN_POSITION_PARAM}={position}"),
         };
         let reply = h.get(&app, &path, Some(&sales)).await;
         assert_eq!(reply.status, 200, "page {page}: {}", reply.body);
@@ -122,7 +123,7 @@ async fn forged_truncated_and_foreign_cursors_are_refused() {
     let page = h
         .get(
             &app,
-            &format!("/v1/customers?limit=1&min_position={position}"),
+            &format!("/v1/customers?limit=1&{MIN_POSITION_PARAM}={position}"),
             Some(&w.sales),
         )
         .await;

@@ -199,7 +199,7 @@ impl Harness {
             .map(|(c, i)| serde_json::json!({"collection": c, "id": i}))
             .collect();
         let payload = serde_json::json!({"position": position, "docs": docs, "registry": registry});
-        let subject = format!("{}-changes", self.env.bus_config.subject_prefix);
+        let subject = read_models::names::changes_subject(&self.env.bus_config.subject_prefix);
         self.nats
             .publish(subject, serde_json::to_vec(&payload).unwrap().into())
             .await

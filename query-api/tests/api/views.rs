@@ -4,6 +4,7 @@ use chrono::{Days, NaiveDate, Utc};
 use domain::calendar::BusinessTimeZone;
 use domain::enums::Role;
 use domain::ids::{CrewMemberId, CustomerId, JobId, ThreadId};
+use platform::consistency::MIN_POSITION_PARAM;
 use read_models::query::{CustomerFilter, JobFilter};
 use serde_json::{json, Value};
 
@@ -132,7 +133,7 @@ async fn every_view_matches_the_reference_fold_after_a_scripted_history() {
     let w = scripted_world(&h, &mut projector).await;
     let app = h.start().await;
     let reference = &projector.reference;
-    let min = format!("min_position={}", w.position);
+    let min = format!("{MIN_POSITION_PARAM}={}", w.position);
 
     let today = BusinessTimeZone::parse("America/New_York")
         .unwrap()

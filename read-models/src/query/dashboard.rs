@@ -11,12 +11,36 @@ use super::{
 use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc, MonthTotalsDoc};
 use crate::Model;
 
-/// Longest range the dashboard sums, in days.
+/// Longest range the dashboard sums, in days, `from` and `to` both counted: a year, leap day
+/// included (`to` is at most 365 days after `from`).
 pub const MAX_DASHBOARD_DAYS: i64 = 366;
 
-/// Dashboard for `from..=to` (at most 366 days), with `today`'s stats and the totals of the
-/// 12 months ending with `today`'s month: at most 13 month documents and 12 small month
-/// totals, read in one round.
+/// The one rule for a dashboard range, applied by [`dashboard`] and by the query API before
+/// it waits for the read models: `from` is not after `to`, and `from..=to` holds at most
+/// [`MAX_DASHBOARD_DAYS`] days. A refusal names the parameter (400).
+pub fn check_dashboard_range(from: NaiveDate, to: NaiveDate) -> Result<(), QueryError> {
+    if from > to {
+        return Err(QueryError::Invalid {
+            field: "from",
+            reason: format!("must not be after `to` ({from} > {to})"),
+        });
+    }
+    let days = (to - from).num_days() + 1;
+    if days > MAX_DASHBOARD_DAYS {
+        return Err(QueryError::Invalid {
+            field: "to",
+            reason: format!(
+                "the range may span at most {MAX_DASHBOARD_DAYS} days, `from` and `to` included; {from}..{to} spans {days}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Dashboard for `from..=to` (at most [`MAX_DASHBOARD_DAYS`] days, see
+/// [`check_dashboard_range`]), with `today`'s stats and the totals of the 12 months ending
+/// with `today`'s month: at most 13 month documents and 12 small month totals, read in one
+/// round.
 pub async fn dashboard(
     src: &impl DocSource,
     gens: &Generations,
@@ -24,18 +48,7 @@ pub async fn dashboard(
     to: NaiveDate,
     today: NaiveDate,
 ) -> Result<DashboardView, QueryError> {
-    if from > to {
-        return Err(QueryError::Invalid {
-            field: "from",
-            reason: format!("must not be after to ({from} > {to})"),
-        });
-    }
-    if (to - from).num_days() >= MAX_DASHBOARD_DAYS {
-        return Err(QueryError::Invalid {
-            field: "to",
-            reason: format!("the range may span at most {MAX_DASHBOARD_DAYS} days"),
-        });
-    }
+    check_dashboard_range(from, to)?;
     let chart = chart_months(today);
     let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
     wanted.push(today);

@@ -26,7 +26,7 @@ pub mod views;
 
 pub use calendar::calendar_week;
 pub(crate) use dashboard::{chart_months, sort_crew as dashboard_sort_crew};
-pub use dashboard::{dashboard, MAX_DASHBOARD_DAYS};
+pub use dashboard::{check_dashboard_range, dashboard, MAX_DASHBOARD_DAYS};
 pub use inbox::{unread_count, user_threads};
 pub use lists::{crew_member_for_user, customer, customers, job, jobs, SCAN_BUDGET};
 pub use messages::{thread_messages, thread_meta};

@@ -164,6 +164,49 @@ fn malformed_cursors_and_ranges_are_bad_requests() {
     });
 }
 
+/// The dashboard range rule at its boundary: 365 and 366 days (`from` and `to` included) are
+/// read, 367 are refused naming `to`; the query API applies the same
+/// [`query::check_dashboard_range`] (its `tests/api/bad_input.rs` asks for the same dates).
+#[test]
+fn a_dashboard_range_holds_at_most_366_days() {
+    let store = store();
+    let gens = Generations::default();
+    let from = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let to_after = |days: u64| from + chrono::Days::new(days - 1);
+    assert_eq!(query::MAX_DASHBOARD_DAYS, 366);
+    block_on(async {
+        for days in [1, 365, 366] {
+            let to = to_after(days);
+            assert_eq!(query::check_dashboard_range(from, to), Ok(()), "{days}");
+            let view = query::dashboard(&store, &gens, from, to, to)
+                .await
+                .unwrap_or_else(|e| panic!("{days} days: {e}"));
+            assert_eq!(view.days.len() as u64, days);
+        }
+        assert_eq!(
+            to_after(366),
+            NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()
+        );
+        let to = to_after(367);
+        for refused in [
+            query::check_dashboard_range(from, to).unwrap_err(),
+            query::dashboard(&store, &gens, from, to, to)
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(refused, QueryError::Invalid { field: "to", .. }),
+                "{refused:?}"
+            );
+        }
+        let backwards = query::check_dashboard_range(to, from).unwrap_err();
+        assert!(matches!(
+            backwards,
+            QueryError::Invalid { field: "from", .. }
+        ));
+    });
+}
+
 #[test]
 fn generations_come_from_the_registry_and_the_checkpoint_is_the_lowest() {
     let store = MemoryStore::new();
