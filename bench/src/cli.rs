@@ -7,8 +7,10 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use domain::calendar::BusinessTimeZone;
-use platform::auth::JwtKeys;
+use platform::accounts::Accounts;
+use platform::auth::{Authenticator, JwtKeys};
 use platform::config::Secret;
+use platform::limits::RateLimits;
 
 use crate::generator::{GenConfig, Size};
 
@@ -286,7 +288,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let state = crate::baseline::server::BaselineState {
                 database,
                 time_zone: config.time_zone,
-                keys: Arc::new(JwtKeys::new(&jwt_secret)),
+                auth: Authenticator::new(
+                    JwtKeys::new(&jwt_secret),
+                    Accounts::trusting_tokens(),
+                    RateLimits::unlimited(),
+                ),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -36,8 +36,9 @@ use domain::enums::Role;
 use domain::ids::UserId;
 use domain::money::Currency;
 use events::{Bus, EventStore, Relay, RelayConfig};
-use platform::auth::{Caller, JwtKeys};
+use platform::auth::{Authenticator, Caller};
 use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, TelemetryArgs};
+use platform::limits::RateLimitArgs;
 use platform::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub business: BusinessArgs,
+    #[command(flatten)]
+    pub limits: RateLimitArgs,
     /// Address the HTTP server listens on.
     #[arg(
         long,
@@ -116,7 +119,7 @@ pub fn mint_token(
     role: Role,
     ttl_hours: i64,
 ) -> anyhow::Result<String> {
-    let keys = JwtKeys::new(&config.auth.jwt_secret);
+    let keys = config.auth.keys().context("loading the JWT keys")?;
     let caller = Caller {
         user_id,
         name: name.to_owned(),
@@ -130,7 +133,7 @@ pub fn mint_token(
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: EventStore,
-    pub(crate) keys: Arc<JwtKeys>,
+    pub(crate) auth: Authenticator,
     pub(crate) currency: Currency,
     pub(crate) position_wait: Duration,
     pub(crate) max_body_bytes: usize,
@@ -141,9 +144,9 @@ pub(crate) struct AppState {
     pub(crate) in_flight: platform::http::InFlightLimit,
 }
 
-impl axum::extract::FromRef<AppState> for Arc<JwtKeys> {
+impl axum::extract::FromRef<AppState> for Authenticator {
     fn from_ref(state: &AppState) -> Self {
-        state.keys.clone()
+        state.auth.clone()
     }
 }
 
@@ -167,9 +170,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let relay = Relay::new(store.clone(), bus, RelayConfig::default());
     let relay_task = tokio::spawn(relay.run(relay_stopped.wait()));
 
+    let auth = config
+        .auth
+        .start_authenticator(
+            &config.limits,
+            store.clone(),
+            nats.clone(),
+            &connection.subject_prefix,
+        )
+        .await?;
+    let limits = auth.limits.clone();
     let state = AppState {
         store,
-        keys: Arc::new(JwtKeys::new(&config.auth.jwt_secret)),
+        auth,
         currency: config.currency,
         position_wait: Duration::from_millis(config.position_wait_ms),
         max_body_bytes: config.max_body_bytes,
@@ -180,7 +193,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
     };
     let readiness = platform::http::Readiness { database, nats };
-    let router = routes::router(state).merge(platform::http::health_routes(readiness));
+    let router = routes::router(state)
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            platform::limits::limit_by_address,
+        ))
+        .merge(platform::http::health_routes(readiness));
+    let router = platform::http::traced(router);
     tracing::info!(address = ?listener.local_addr().ok(), "command API listening");
     let served = platform::http::serve(listener, router, shutdown, Duration::from_secs(10)).await;
     stop_relay.trigger();

@@ -11,6 +11,7 @@ use domain::enums::Role;
 use events::{EventStore, StreamId};
 use platform::auth::{Caller, JwtKeys};
 use platform::config::Secret;
+use platform::consistency::POSITION_HEADER;
 use platform::shutdown::ShutdownTrigger;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -333,7 +334,7 @@ async fn customer_commands_answer_with_version_events_and_position() {
     assert_eq!(reply.body["event_ids"].as_array().unwrap().len(), 1);
     let position = reply.body["position"].as_u64().expect("position known");
     assert_eq!(
-        reply.header("x-consistency-token"),
+        reply.header(POSITION_HEADER),
         Some(position.to_string().as_str())
     );
     assert_eq!(reply.header("x-correlation-id"), Some("corr-1"));
@@ -383,6 +384,10 @@ async fn customer_commands_answer_with_version_events_and_position() {
         .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.body["rule"], "email_taken");
+    assert_eq!(
+        reply.body["type"],
+        "https://simplepro.dev/problems/email-taken"
+    );
 
     // Every event records who, and under which correlation id.
     let events = app.events_of("customer", id).await;
@@ -467,6 +472,10 @@ async fn a_job_goes_through_its_whole_lifecycle() {
         .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.body["rule"], "job_terminal");
+    assert_eq!(
+        reply.body["type"],
+        "https://simplepro.dev/problems/job-terminal"
+    );
     assert_eq!(
         reply.header("content-type"),
         Some("application/problem+json")
@@ -873,7 +882,10 @@ async fn concurrent_updates_of_one_job_follow_if_match() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_on_one_job_win_one_version_each_and_are_otherwise_refused_with_412() {
     const WRITERS: u64 = 64;
-    let app = Arc::new(spawn_app().await);
+    // About 2,000 requests from one admin within seconds: beyond any user's rate limit,
+    // which is not what this test is about.
+    let env = Arc::new(TestEnv::new().await);
+    let app = Arc::new(spawn_with(env, &["--rate-per-user", "0"]).await);
     let job = app.job().await;
     let scheduled = app
         .post(&format!("/v1/jobs/{job}/schedule"), &app.admin, slot(1))
@@ -1268,4 +1280,89 @@ async fn health_metrics_and_openapi_are_served() {
         .send(reqwest::Method::GET, "/v1/nowhere", None, None, &[])
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_user_or_an_address_past_its_rate_gets_429_with_retry_after() {
+    let app = spawn_with(
+        Arc::new(TestEnv::new().await),
+        &[
+            "--rate-per-user",
+            "1",
+            "--rate-burst-per-user",
+            "3",
+            "--rate-per-address",
+            "1",
+            "--rate-burst-per-address",
+            "8",
+        ],
+    )
+    .await;
+    let sales = app.role_token(Role::Sales);
+    let app = &app;
+    let list = |token: String| async move {
+        app.send(
+            reqwest::Method::POST,
+            "/v1/customers",
+            Some(&token),
+            Some(json!({})),
+            &[],
+        )
+        .await
+    };
+    // Three requests fit the user's burst (each a 422: the body is empty); the fourth does not.
+    for _ in 0..3 {
+        assert_eq!(
+            list(sales.clone()).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    let limited = list(sales.clone()).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert_eq!(limited.headers["retry-after"], "1");
+    assert_eq!(limited.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        limited.body["type"],
+        "https://simplepro.dev/problems/rate-limited"
+    );
+    // Another user from the same address still has their own bucket…
+    let other = list(app.role_token(Role::Sales)).await;
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.body
+    );
+    // …until the address's burst (8) is spent, with or without a token.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let anonymous = app
+            .send(
+                reqwest::Method::POST,
+                "/v1/customers",
+                None,
+                Some(json!({})),
+                &[],
+            )
+            .await;
+        statuses.push(anonymous.status);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Health checks are not rate limited.
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
 }

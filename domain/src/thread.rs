@@ -16,6 +16,7 @@ use crate::error::DomainError;
 use crate::ids::{JobId, MessageId, ThreadId, UserId};
 use crate::values::{MessageBody, ThreadTitle};
 
+pub mod privacy;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -82,6 +82,10 @@ pub struct ExportArgs {
     /// Events per database round trip.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch_size: u64,
+    /// Keep message text. Without it the body of every `MessagePosted` is replaced by
+    /// `[redacted]` (with `body_redacted: true`): messages are private to their threads.
+    #[arg(long)]
+    pub include_message_bodies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +100,9 @@ pub struct ShowArgs {
     /// The state right after this version.
     #[arg(long)]
     pub at_version: Option<u64>,
+    /// Keep message text; without it a thread's `MessagePosted` bodies show as `[redacted]`.
+    #[arg(long)]
+    pub include_message_bodies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -157,8 +164,11 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
             }
             Outcome::Ok
         }
-        Prepared::Show(kind, id, point) => {
-            let shown = show::load(&store, &kind, &id, point).await?;
+        Prepared::Show(kind, id, point, include_message_bodies) => {
+            let mut shown = show::load(&store, &kind, &id, point).await?;
+            if !include_message_bodies {
+                shown.redact_private_text();
+            }
             show::render(&shown, &mut out)
                 .map_err(HistoryError::io("writing to standard output"))?;
             Outcome::Ok
@@ -192,7 +202,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
 
 enum Prepared {
     Export(ExportOptions, Option<PathBuf>, bool),
-    Show(String, String, Point),
+    Show(String, String, Point, bool),
     Stats(StatsOptions, bool),
     Verify(VerifyOptions),
 }
@@ -213,6 +223,7 @@ fn prepare(command: &Command) -> Result<Prepared, HistoryError> {
                 format: args.format,
                 filter,
                 batch_size: args.batch_size as usize,
+                include_message_bodies: args.include_message_bodies,
             };
             Prepared::Export(options, args.output.clone(), args.quiet)
         }
@@ -227,6 +238,7 @@ fn prepare(command: &Command) -> Result<Prepared, HistoryError> {
                 args.aggregate_type.clone(),
                 args.aggregate_id.clone(),
                 point,
+                args.include_message_bodies,
             )
         }
         Command::Stats(args) => {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::SecondsFormat;
 use clap::ValueEnum;
+use domain::thread::privacy::redact_private_text;
 use events::store::ReadAllOptions;
 use events::{EventEnvelope, EventStore};
 use indicatif::ProgressBar;
@@ -52,6 +53,9 @@ pub struct ExportOptions {
     pub format: Format,
     pub filter: Filter,
     pub batch_size: usize,
+    /// Keep the text of messages; without it every `MessagePosted` body is redacted
+    /// ([`domain::thread::privacy`]), as an export goes to people outside the threads.
+    pub include_message_bodies: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +115,12 @@ pub async fn export<W: Write>(
             if !options.filter.matches(&event) {
                 continue;
             }
-            let event = upcasters
+            let mut event = upcasters
                 .upcast(event)
                 .map_err(|e| HistoryError::Decode(e.to_string()))?;
+            if !options.include_message_bodies {
+                redact_private_text(&event.event_type, &mut event.payload);
+            }
             sink.write(&event)?;
             summary.written += 1;
         }

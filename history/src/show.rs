@@ -96,6 +96,16 @@ pub async fn load(
     })
 }
 
+impl Shown {
+    /// Replaces the text of the events' messages ([`domain::thread::privacy`]); the state,
+    /// folded before, holds none.
+    pub fn redact_private_text(&mut self) {
+        for event in &mut self.events {
+            domain::thread::privacy::redact_private_text(&event.event_type, &mut event.payload);
+        }
+    }
+}
+
 /// Folds already-upcast events with `A::evolve` and returns the state as JSON.
 fn fold<A: Aggregate>(events: &[EventEnvelope]) -> Result<serde_json::Value, HistoryError> {
     let mut state = A::State::default();

@@ -10,8 +10,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::crew_member::{self, CrewMemberCommand};
 use domain::customer::{self, CustomerCommand, CustomerRecord, CustomerState};
 use domain::enums::{CustomerStatus, ReferralSource};
-use domain::ids::{CrewMemberId, CustomerId};
-use domain::values::{Address, AddressInput, Email, PersonName, Phone, Skill};
+use domain::ids::{CrewMemberId, CustomerId, MessageId, ThreadId, UserId};
+use domain::thread::ThreadEvent;
+use domain::values::{Address, AddressInput, Email, MessageBody, PersonName, Phone, Skill};
 use domain::DomainEvent;
 use events::store::{log_id, ReadAllOptions};
 use events::{
@@ -213,6 +214,7 @@ impl Fixture {
             format,
             filter: Filter::parse(&args)?,
             batch_size: 2,
+            include_message_bodies: true,
         };
         let mut out = Vec::new();
         export::export(
@@ -530,6 +532,7 @@ async fn export_to_a_file_appears_only_when_complete_and_a_failed_one_leaves_not
         format: Format::Jsonl,
         filter: Filter::default(),
         batch_size: 1,
+        include_message_bodies: true,
     };
     let hidden = indicatif::ProgressBar::hidden();
     let summary = export::export_to_file(&f.store, &options, &target, &hidden)
@@ -808,4 +811,62 @@ async fn bad_input_exits_with_code_2_one_line_and_writes_nothing() {
         .unwrap();
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("no such aggregate"));
+}
+
+#[tokio::test]
+async fn export_and_show_redact_message_text_unless_asked_to_keep_it() {
+    let f = fixture().await;
+    let thread = ThreadId::from_uuid(Uuid::now_v7());
+    let stream = StreamId::new("thread", thread.to_string()).unwrap();
+    let posted = ThreadEvent::MessagePosted {
+        message_id: MessageId::from_uuid(Uuid::now_v7()),
+        seq: 1,
+        author: UserId::from_uuid(Uuid::now_v7()),
+        body: MessageBody::parse("the gate code is 9071").unwrap(),
+        posted_at: at("2026-11-25T11:00:00Z"),
+    };
+    let commit = append(&f.store, &stream, 0, &[posted]).await;
+    f.store
+        .wait_for_position(&commit, Duration::from_secs(15))
+        .await
+        .expect("the message is sequenced");
+    let messages = || FilterArgs {
+        event_types: vec!["MessagePosted".into()],
+        ..FilterArgs::default()
+    };
+    let export = |include_message_bodies| ExportOptions {
+        format: Format::Jsonl,
+        filter: Filter::parse(&messages()).unwrap(),
+        batch_size: 10,
+        include_message_bodies,
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let mut redacted = Vec::new();
+    export::export(&f.store, &export(false), &mut redacted, &hidden)
+        .await
+        .unwrap();
+    let redacted = String::from_utf8(redacted).unwrap();
+    assert!(!redacted.contains("9071"), "{redacted}");
+    let line: serde_json::Value = serde_json::from_str(redacted.trim()).unwrap();
+    assert_eq!(line["payload"]["body"], "[redacted]", "{line}");
+    assert_eq!(line["payload"]["body_redacted"], true, "{line}");
+    assert_eq!(line["payload"]["seq"], 1, "{line}");
+
+    let mut kept = Vec::new();
+    export::export(&f.store, &export(true), &mut kept, &hidden)
+        .await
+        .unwrap();
+    assert!(String::from_utf8(kept).unwrap().contains("9071"));
+
+    let mut shown = show::load(&f.store, "thread", &thread.to_string(), Point::Latest)
+        .await
+        .unwrap();
+    shown.redact_private_text();
+    let mut printed = Vec::new();
+    show::render(&shown, &mut printed).unwrap();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(
+        printed.contains("[redacted]") && !printed.contains("9071"),
+        "{printed}"
+    );
 }

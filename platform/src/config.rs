@@ -36,7 +36,8 @@ pub struct ConnectionArgs {
     )]
     pub nats_stream: String,
     /// Subject prefix of the events: `<prefix>.<aggregate_type>.<aggregate_id>`. Read-model
-    /// change notices go to `<prefix>.changes` … under a sibling prefix (see ARCHITECTURE.md).
+    /// change notices go to the sibling subject `read_models::names::changes_subject` names
+    /// (`<prefix>-changes`), outside the events' stream (see ARCHITECTURE.md).
     #[arg(
         long,
         env = "SIMPLEPRO_SUBJECT_PREFIX",
@@ -121,9 +122,77 @@ impl std::str::FromStr for Secret {
 
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
-    /// HS256 secret that signs and verifies bearer tokens.
+    /// HS256 secret that verifies bearer tokens without a `kid` (and signs tokens unless
+    /// `--jwt-signing-key` names another key).
     #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Secret,
+    /// More verification keys, by key id: `<kid>=<HS256|EdDSA|RS256>:<file>` (comma-separated
+    /// in the environment), e.g. `2026-12=EdDSA:/etc/simplepro/jwt-2026-12.pub.pem`.
+    #[arg(long = "jwt-key", env = "SIMPLEPRO_JWT_KEYS", value_delimiter = ',')]
+    pub jwt_keys: Vec<crate::jwt::KeySpec>,
+    /// The key `mint-token` signs with, same form (a private PEM for EdDSA and RS256).
+    #[arg(long, env = "SIMPLEPRO_JWT_SIGNING_KEY")]
+    pub jwt_signing_key: Option<crate::jwt::KeySpec>,
+    /// `iss` every token must carry.
+    #[arg(long, env = "SIMPLEPRO_JWT_ISSUER", default_value = crate::jwt::DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+    /// `aud` every token must carry.
+    #[arg(long, env = "SIMPLEPRO_JWT_AUDIENCE", default_value = crate::jwt::DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// Longest a user's standing (active with a role, or deactivated) is trusted before it
+    /// is read from their events again; a publication of theirs on the bus drops it sooner.
+    #[arg(long, env = "SIMPLEPRO_ACCOUNT_TTL_MS", default_value_t = 2_000)]
+    pub account_ttl_ms: u64,
+}
+
+impl AuthArgs {
+    /// Checks tokens against the secret, callers against their events in `store` and their
+    /// rate against `limits`.
+    pub fn authenticator(
+        &self,
+        store: events::EventStore,
+        limits: crate::limits::RateLimits,
+    ) -> Result<crate::auth::Authenticator, crate::jwt::KeyError> {
+        Ok(crate::auth::Authenticator::new(
+            self.keys()?,
+            crate::accounts::Accounts::new(store, Duration::from_millis(self.account_ttl_ms)),
+            limits,
+        ))
+    }
+
+    /// The authenticator a service runs with: keys loaded, callers' standings followed on
+    /// the user subjects under `events_prefix`, and rate-limit buckets pruned in the
+    /// background.
+    pub async fn start_authenticator(
+        &self,
+        limits: &crate::limits::RateLimitArgs,
+        store: events::EventStore,
+        nats: async_nats::Client,
+        events_prefix: &str,
+    ) -> anyhow::Result<crate::auth::Authenticator> {
+        use anyhow::Context;
+        let limits = limits.limits();
+        tokio::spawn(limits.clone().prune_every(Duration::from_secs(60)));
+        let auth = self
+            .authenticator(store, limits)
+            .context("loading the JWT keys")?;
+        auth.accounts
+            .follow(nats, events_prefix)
+            .await
+            .context("subscribing to users' events")?;
+        Ok(auth)
+    }
+
+    /// The configured signing and verification keys.
+    pub fn keys(&self) -> Result<crate::jwt::JwtKeys, crate::jwt::KeyError> {
+        crate::jwt::JwtKeys::configured(
+            &self.jwt_secret,
+            &self.jwt_keys,
+            self.jwt_signing_key.as_ref(),
+            &self.jwt_issuer,
+            &self.jwt_audience,
+        )
+    }
 }
 
 /// The business time zone: "today" and calendar weeks are computed in it.

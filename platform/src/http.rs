@@ -13,6 +13,9 @@ use bson::doc;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
@@ -71,7 +74,9 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(stopping.wait());
+    // The peer address is kept for the per-address rate limit (`crate::limits`).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(stopping.wait());
     let server = std::pin::pin!(server.into_future());
     let mut server = server;
     tokio::select! {
@@ -83,6 +88,31 @@ pub async fn serve(
     }
 }
 
+/// Request ids and a span per request, outermost on a service's router: an incoming
+/// `x-request-id` is kept (a UUID is made otherwise), returned on every response, and is a
+/// field of the request's span, so every log line written while serving it names it.
+pub fn traced(router: Router) -> Router {
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // The path only: a query string may hold search text.
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
 /// Middleware running the rest of a request in a task of its own. A client that hangs up makes
 /// the server drop its request's future; the MongoDB driver must not have operations dropped
 /// halfway (an overload of abandoned reads left a service's pool unable to serve anything until
@@ -91,7 +121,8 @@ pub async fn run_to_completion(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match tokio::spawn(next.run(request)).await {
+    // The task carries the request's span, so its log lines keep the request id.
+    match tokio::spawn(next.run(request).in_current_span()).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, "request task failed");
@@ -221,5 +252,27 @@ mod tests {
         // The behaviour the layer exists for: the handler's future is simply dropped.
         let finished = Arc::new(AtomicBool::new(false));
         assert!(!abandoned_request(&finished, false).await);
+    }
+
+    #[tokio::test]
+    async fn a_request_id_is_kept_or_made_and_returned() {
+        let app = traced(Router::new().route("/", get(|| async { "ok" })));
+        let kept = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("x-request-id", "req-42")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept.headers()["x-request-id"], "req-42");
+        let made = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let id = made.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     }
 }

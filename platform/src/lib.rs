@@ -1,16 +1,25 @@
 //! What every SimplePro service binary needs around its own logic.
 //!
 //! - [`config`]: connection settings from flags and environment, with local defaults.
+//! - [`consistency`]: the names of the consistency token (`X-Position`, `min_position`,
+//!   `X-Min-Position`) both APIs use.
 //! - [`telemetry`]: `tracing` output, human-readable or JSON.
 //! - [`shutdown`]: one signal (SIGTERM or Ctrl-C) shared by every task of a process.
 //! - [`http`]: serving a router with graceful shutdown; `/healthz` and `/readyz`.
 //! - [`problem`]: `application/problem+json` errors (RFC 9457) and a JSON extractor that
 //!   reports its rejections in the same format.
-//! - [`auth`]: bearer JWTs (HS256): claims, minting, and the extractor for the caller.
+//! - [`auth`]: the extractor for the caller.
+//! - [`jwt`]: signing and checking tokens: HS256, EdDSA, RS256, several keys by `kid`.
+//! - [`limits`]: rate limits per user and per client address.
+//! - [`accounts`]: each user's current standing (active with a role, or deactivated).
 
+pub mod accounts;
 pub mod auth;
 pub mod config;
+pub mod consistency;
 pub mod http;
+pub mod jwt;
+pub mod limits;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;

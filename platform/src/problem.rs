@@ -30,15 +30,35 @@ pub struct Problem {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub extra: Map<String, Value>,
+    /// Seconds for the `Retry-After` header, when the client should come back later.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 fn status_code<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u16(status.as_u16())
 }
 
+/// Whether `code` is a problem type code: kebab-case, lower-case ASCII words joined by
+/// single hyphens (`not-yet-consistent`), as in RFC 9457's examples.
+pub fn is_problem_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
 impl Problem {
-    /// `code` names the kind of problem; it becomes the last segment of the `type` URI.
+    /// `code` names the kind of problem, in kebab-case ([`is_problem_code`]); it becomes the
+    /// last segment of the `type` URI.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        debug_assert!(
+            is_problem_code(code),
+            "problem code {code:?} is not kebab-case"
+        );
         Problem {
             type_uri: format!("https://simplepro.dev/problems/{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -46,6 +66,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             extra: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -73,6 +94,13 @@ impl Problem {
         )
     }
 
+    /// 429 `rate-limited`, to be retried after `seconds`.
+    pub fn too_many_requests(detail: impl Into<String>, seconds: u64) -> Self {
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", detail);
+        problem.retry_after = Some(seconds);
+        problem.with("retry_after_seconds", seconds)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
@@ -89,10 +117,13 @@ impl Problem {
     }
 
     pub fn invalid_parameters(errors: Vec<FieldProblem>) -> Self {
-        let mut problem = Problem::invalid_fields(errors);
-        problem.status = StatusCode::BAD_REQUEST;
-        problem.title = "Bad Request".into();
-        problem.type_uri = "https://simplepro.dev/problems/invalid-parameters".into();
+        let invalid_fields = Problem::invalid_fields(errors);
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameters",
+            invalid_fields.detail,
+        );
+        problem.errors = invalid_fields.errors;
         problem
     }
 
@@ -111,6 +142,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -217,5 +253,75 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 format!("the body is not valid JSON: {error}"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_codes_are_kebab_case() {
+        for code in [
+            "not-found",
+            "invalid-parameters",
+            "job-terminal",
+            "internal",
+            "e2e-x",
+        ] {
+            assert!(is_problem_code(code), "{code}");
+        }
+        for code in [
+            "",
+            "email_taken",
+            "Not-Found",
+            "not--found",
+            "-x",
+            "x-",
+            "a b",
+        ] {
+            assert!(!is_problem_code(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn every_constructor_gives_a_kebab_case_type() {
+        let field = || FieldProblem {
+            field: "limit".into(),
+            reason: "too big".into(),
+        };
+        let problems = [
+            Problem::bad_request("x"),
+            Problem::unauthorized("x"),
+            Problem::forbidden("x"),
+            Problem::not_found("x"),
+            Problem::internal(),
+            Problem::unavailable("x"),
+            Problem::invalid_fields(vec![field()]),
+            Problem::invalid_parameters(vec![field()]),
+        ];
+        for problem in problems {
+            let code = problem
+                .type_uri
+                .strip_prefix("https://simplepro.dev/problems/")
+                .unwrap();
+            assert!(is_problem_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn invalid_parameters_is_a_400_listing_every_field() {
+        let problem = Problem::invalid_parameters(vec![FieldProblem {
+            field: "limit".into(),
+            reason: "too big".into(),
+        }]);
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem.title, "Bad Request");
+        assert_eq!(
+            problem.type_uri,
+            "https://simplepro.dev/problems/invalid-parameters"
+        );
+        assert_eq!(problem.detail, "limit: too big");
+        assert_eq!(problem.errors.len(), 1);
     }
 }

@@ -34,9 +34,9 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use domain::calendar::BusinessTimeZone;
-use platform::auth::JwtKeys;
 use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, Secret, TelemetryArgs};
 use platform::http::{health_routes, serve, Readiness};
+use platform::limits::RateLimits;
 use platform::problem::Problem;
 use platform::shutdown::Shutdown;
 
@@ -57,6 +57,8 @@ pub struct Config {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub business: BusinessArgs,
+    #[command(flatten)]
+    pub limits: platform::limits::RateLimitArgs,
     /// Address to listen on.
     #[arg(
         long,
@@ -132,8 +134,18 @@ pub async fn run(
         .cursor_secret
         .clone()
         .unwrap_or_else(|| CursorCodec::derive_secret(&config.auth.jwt_secret));
+    let auth = config
+        .auth
+        .start_authenticator(
+            &config.limits,
+            store.clone(),
+            nats.clone(),
+            &config.connection.subject_prefix,
+        )
+        .await?;
+    let limits = auth.limits.clone();
     let app = AppState(Arc::new(App {
-        keys: Arc::new(JwtKeys::new(&config.auth.jwt_secret)),
+        auth,
         docs,
         freshness,
         cursors: CursorCodec::new(&cursor_secret),
@@ -144,6 +156,7 @@ pub async fn run(
     }));
     let router = router(
         app,
+        limits,
         Readiness {
             database: database.base(),
             nats,
@@ -155,7 +168,7 @@ pub async fn run(
         .context("serving HTTP")
 }
 
-fn router(app: AppState, readiness: Readiness) -> Router {
+fn router(app: AppState, limits: RateLimits, readiness: Readiness) -> Router {
     let v1 = Router::new()
         .route("/v1/checkpoint", get(routes::service::checkpoint))
         .route("/v1/events", get(routes::events::list_events))
@@ -169,8 +182,12 @@ fn router(app: AppState, readiness: Readiness) -> Router {
             count_requests,
         ))
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            platform::limits::limit_by_address,
+        ))
         .with_state(app);
-    v1.merge(health_routes(readiness))
+    platform::http::traced(v1.merge(health_routes(readiness)))
 }
 
 async fn count_requests(State(app): State<AppState>, request: Request, next: Next) -> Response {

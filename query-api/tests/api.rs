@@ -16,6 +16,8 @@ mod caching;
 mod consistency;
 #[path = "api/docs.rs"]
 mod docs;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/log.rs"]
 mod log;
 #[path = "api/paging.rs"]

@@ -5,7 +5,6 @@
 //! - `GET /v1/threads?unread_only=true` — the caller's threads, one count query per thread
 //! - `GET /v1/customers[?search=]` — every customer, or a regex search
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, Path, Query, State};
@@ -16,7 +15,7 @@ use axum::{Json, Router};
 use chrono::{Duration as Days, NaiveDate, Utc};
 use domain::calendar::BusinessTimeZone;
 use mongodb::Database;
-use platform::auth::{Caller, JwtKeys};
+use platform::auth::{Authenticator, Caller};
 use platform::problem::Problem;
 use platform::shutdown::Shutdown;
 use serde::Deserialize;
@@ -28,12 +27,13 @@ use super::queries;
 pub struct BaselineState {
     pub database: Database,
     pub time_zone: BusinessTimeZone,
-    pub keys: Arc<JwtKeys>,
+    /// The design being replaced trusted a token's role; so does its replica.
+    pub auth: Authenticator,
 }
 
-impl FromRef<BaselineState> for Arc<JwtKeys> {
+impl FromRef<BaselineState> for Authenticator {
     fn from_ref(state: &BaselineState) -> Self {
-        state.keys.clone()
+        state.auth.clone()
     }
 }
 

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
 use domain::enums::Role;
+use domain::ids::UserId;
 use domain::user::{User, UserCommand};
 use domain::values::{Email, PersonName};
 use platform::problem::Problem;
@@ -99,5 +100,22 @@ async fn run(
     let accepted =
         execute::execute::<User, _>(app, context, id, |_| Ok(Decision::Run(command.clone())))
             .await?;
+    // The user's next request, to any service, must meet their new standing: this process
+    // forgets it now, and the answer waits (bounded) until the event is on the bus, from
+    // which every other service drops it. Waiting longer is better than a deactivated
+    // user's token working for another moment; a bus that is down is bounded by the
+    // standing's time to live instead.
+    let user = UserId::from(id);
+    app.auth.accounts.forget(user).await;
+    let appended = !accepted.events.is_empty() && !accepted.replayed;
+    if appended
+        && !app
+            .auth
+            .accounts
+            .published(user, accepted.version, app.position_wait)
+            .await
+    {
+        tracing::warn!(%user, "user event not seen on the bus in time; other services rely on the standing's time to live");
+    }
     Ok(accepted.respond(create, |_, _| {}))
 }

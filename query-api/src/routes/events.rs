@@ -1,16 +1,24 @@
 //! `GET /v1/events`: the raw event log in position order, for admins and analysts.
 //!
+//! Message text is private to a thread's participants: a reader outside the thread gets it
+//! redacted ([`domain::thread::privacy`]) unless an admin asks for it explicitly.
+//!
 //! Positions are dense, so a page is a run of point reads after `after_position`. With type
 //! filters the service reads ahead at most [`SCAN_BUDGET`] positions per request and returns
 //! a cursor after the last position it examined, so a rare type costs bounded work per page.
+
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use domain::enums::Role;
+use domain::ids::ThreadId;
+use domain::thread::privacy;
 use domain::{crew_member, customer, job, thread, user, Aggregate, DomainEvent};
 use events::EventEnvelope;
 use platform::auth::Caller;
+use read_models::query;
 
 use super::AppState;
 use crate::params::Params;
@@ -52,10 +60,11 @@ fn event_types() -> impl Iterator<Item = &'static str> {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Events per page, 1..=100 (default 20)."),
         ("type" = Option<String>, Query, description = "Only events of this type, e.g. `JobScheduled`."),
         ("aggregate_type" = Option<super::schemas::AggregateTypeParam>, Query, description = "Only events of this aggregate type: customer, job, user, crew_member, thread."),
+        ("include_message_bodies" = Option<bool>, Query, description = "Admins only: include the text of messages in threads the caller is not part of. Without it, such a `MessagePosted` has `body` = `[redacted]` and `body_redacted` = true."),
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "A page of events in position order. `next_cursor` is the last position examined (pass it as `after_position`); with type filters at most 5,000 positions are examined per request, so a page may hold fewer than `limit` events while `has_more` is true. `has_more` is false only at the tail of the log. No `total`.", body = EventPage, headers(("ETag" = String), ("X-Position" = u64))),
+        (status = 200, description = "A page of events in position order. `next_cursor` is the last position examined (pass it as `after_position`); with type filters at most 5,000 positions are examined per request, so a page may hold fewer than `limit` events while `has_more` is true. `has_more` is false only at the tail of the log. No `total`.", body = EventPage, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters.", body = platform::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = platform::problem::Problem, content_type = "application/problem+json"),
@@ -71,7 +80,16 @@ pub async fn list_events(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Analyst], "read the event log")?;
-    let mut params = Params::parse(&uri, &["after_position", "limit", "type", "aggregate_type"]);
+    let mut params = Params::parse(
+        &uri,
+        &[
+            "after_position",
+            "limit",
+            "type",
+            "aggregate_type",
+            "include_message_bodies",
+        ],
+    );
     let min_position = params.min_position(&headers);
     let after = params
         .integer("after_position", MAX_AFTER_POSITION)
@@ -94,6 +112,13 @@ pub async fn list_events(
                 format!("must be one of: {}", AGGREGATE_TYPES.join(", ")),
             );
         }
+    }
+    let include_message_bodies = params.boolean("include_message_bodies").unwrap_or(false);
+    if include_message_bodies && caller.role != Role::Admin {
+        params.push_error(
+            "include_message_bodies",
+            "only admins may read the message text of threads they are not part of",
+        );
     }
     params.finish()?;
     let position = app.consistent(min_position).await?;
@@ -136,6 +161,9 @@ pub async fn list_events(
         }
         chunk = (chunk * 2).min(MAX_CHUNK);
     }
+    if !include_message_bodies {
+        redact_foreign_messages(&app, &caller, &mut data).await?;
+    }
     let body = PageBody {
         data,
         next_cursor: Some(last.to_string()),
@@ -144,6 +172,42 @@ pub async fn list_events(
         total: None,
     };
     Ok(json_ok(&headers, position, &body))
+}
+
+/// Redacts the text of messages in threads `caller` is not a participant of
+/// ([`domain::thread::privacy`]). Participation is read from the thread's header in the read
+/// models; a thread not projected yet counts as not the caller's, so the text is withheld
+/// rather than leaked.
+async fn redact_foreign_messages(
+    app: &AppState,
+    caller: &Caller,
+    events: &mut [EventEnvelope],
+) -> Result<(), ApiError> {
+    let generations = app.freshness.generations();
+    let mut participates: HashMap<String, bool> = HashMap::new();
+    for event in events
+        .iter_mut()
+        .filter(|e| e.event_type == "MessagePosted")
+    {
+        let member = match participates.get(&event.aggregate_id) {
+            Some(member) => *member,
+            None => {
+                let member = match event.aggregate_id.parse::<ThreadId>() {
+                    Ok(thread) => query::thread_meta(app.docs.as_ref(), &generations, thread)
+                        .await
+                        .map_err(|e| ApiError::internal("reading a thread's participants", e))?
+                        .is_some_and(|meta| meta.is_participant(caller.user_id)),
+                    Err(_) => false,
+                };
+                participates.insert(event.aggregate_id.clone(), member);
+                member
+            }
+        };
+        if !member {
+            privacy::redact_private_text(&event.event_type, &mut event.payload);
+        }
+    }
+    Ok(())
 }
 
 /// A page of the event log (schema for the OpenAPI document).

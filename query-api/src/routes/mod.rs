@@ -19,7 +19,8 @@ use axum::extract::{FromRef, Path};
 use axum::routing::get;
 use axum::Router;
 use domain::calendar::BusinessTimeZone;
-use platform::auth::JwtKeys;
+use platform::auth::Authenticator;
+use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM};
 use platform::problem::{FieldProblem, Problem};
 use read_models::query::{CursorKey, PageRequest, QueryError};
 
@@ -30,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::respond::ApiError;
 
 pub struct App {
-    pub keys: Arc<JwtKeys>,
+    pub auth: Authenticator,
     pub docs: Arc<DocStore>,
     pub freshness: Arc<Freshness>,
     pub cursors: CursorCodec,
@@ -50,9 +51,9 @@ impl std::ops::Deref for AppState {
     }
 }
 
-impl FromRef<AppState> for Arc<JwtKeys> {
+impl FromRef<AppState> for Authenticator {
     fn from_ref(state: &AppState) -> Self {
-        state.0.keys.clone()
+        state.0.auth.clone()
     }
 }
 
@@ -103,7 +104,8 @@ impl App {
     }
 }
 
-/// `min_position` (query) and `X-Min-Position` (header), accepted by every `/v1` route.
+/// `min_position` (query) and `X-Min-Position` (header), accepted by every `/v1` route
+/// ([`platform::consistency`]).
 pub struct MinPositionQuery;
 
 const MIN_POSITION_DOC: &str = "Read your own writes: wait (up to the configured consistency wait, 2 s by default) until the read models reflect this position (as returned by the command API), then answer; if it is not reached in time the answer is 503 `not-yet-consistent` with `Retry-After: 1`, `required_position` and `current_position`.";
@@ -126,17 +128,19 @@ impl utoipa::IntoParams for MinPositionQuery {
         };
         vec![
             ParameterBuilder::new()
-                .name("min_position")
+                .name(MIN_POSITION_PARAM)
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
                 .description(Some(MIN_POSITION_DOC))
                 .schema(Some(schema()))
                 .build(),
             ParameterBuilder::new()
-                .name("X-Min-Position")
+                .name(MIN_POSITION_HEADER)
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
-                .description(Some("Same as the `min_position` query parameter."))
+                .description(Some(format!(
+                    "Same as the `{MIN_POSITION_PARAM}` query parameter."
+                )))
                 .schema(Some(schema()))
                 .build(),
         ]

@@ -3,6 +3,7 @@
 //! reads over HTTP from the query API. Every read passes the `position` of the command it
 //! depends on as `min_position`, so the test waits exactly as long as the pipeline needs.
 
+mod access;
 mod system;
 
 use chrono::{Days, Utc};
@@ -10,7 +11,6 @@ use domain::calendar::BusinessTimeZone;
 use domain::enums::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use system::{System, TIME_ZONE};
 use tests::bodies;
@@ -37,25 +37,12 @@ async fn commands_flow_through_the_store_jetstream_and_projector_into_the_query_
     let system = System::start().await;
 
     // Staff. The first administrator's token signs its own registration.
-    let admin_id = Uuid::now_v7();
-    let bootstrap = system.token(admin_id, "Ada Admin", Role::Admin);
-    let admin = system
-        .staff(&bootstrap, admin_id, "Ada Admin", Role::Admin)
-        .await;
+    let admin = system.first_admin().await;
     let dispatcher = system
-        .staff(
-            &admin.token,
-            Uuid::now_v7(),
-            "Dana Dispatch",
-            Role::Dispatcher,
-        )
+        .member(&admin, "Dana Dispatch", Role::Dispatcher)
         .await;
-    let sales = system
-        .staff(&admin.token, Uuid::now_v7(), "Sam Sales", Role::Sales)
-        .await;
-    let crew = system
-        .staff(&admin.token, Uuid::now_v7(), "Cris Crew", Role::Crew)
-        .await;
+    let sales = system.member(&admin, "Sam Sales", Role::Sales).await;
+    let crew = system.member(&admin, "Cris Crew", Role::Crew).await;
     let cris = system
         .post(
             "/v1/crew-members",
@@ -390,8 +377,7 @@ async fn commands_flow_through_the_store_jetstream_and_projector_into_the_query_
     let entry = entries
         .iter()
         .filter_map(bson::Bson::as_document)
-        // Ids are still stored as BSON binaries (the uuid crate's non-text form).
-        .find(|entry| entry.get_str("date") == Ok(JOB_DATE))
+        .find(|entry| entry.get_str("job_id") == Ok(job.id.to_string().as_str()))
         .unwrap_or_else(|| panic!("the job in its week: {week}"));
     assert_eq!(entry.get_str("customer_name"), Ok("John Carter"));
     assert_eq!(entry.get_str("status"), Ok("completed"));
@@ -425,6 +411,16 @@ async fn commands_flow_through_the_store_jetstream_and_projector_into_the_query_
         "{job_doc}"
     );
     assert_eq!(count(summary, "revenue_minor"), REVENUE_MINOR, "{job_doc}");
+    // Ids are text and instants are dates, as a MongoDB user filters and sorts them.
+    assert_eq!(
+        summary.get_str("customer_id"),
+        Ok(john.id.to_string().as_str()),
+        "{job_doc}"
+    );
+    let created = summary
+        .get_datetime("created_at")
+        .unwrap_or_else(|_| panic!("created_at is not a BSON date: {job_doc}"));
+    assert!(created.to_chrono() <= Utc::now(), "{job_doc}");
 
     system.stop().await;
 }

@@ -7,6 +7,7 @@ use clap::Parser;
 use domain::enums::Role;
 use platform::auth::{Caller, JwtKeys};
 use platform::config::Secret;
+use platform::consistency::{MIN_POSITION_PARAM, POSITION_HEADER};
 use platform::shutdown::{self, ShutdownTrigger};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -195,20 +196,13 @@ impl System {
         token: &str,
         body: Option<Value>,
     ) -> Accepted {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.command.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("command API answers");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (Reply { status, body }, header) = self.send_command(method, path, token, body).await;
         assert!(
             status == StatusCode::OK || status == StatusCode::CREATED,
             "{path} answered {status}: {body}"
         );
+        // The command API names the token as the query API does: `X-Position` and `position`.
+        assert_eq!(header, body["position"].as_u64(), "{path}: {body}");
         Accepted {
             id: body["aggregate_id"]
                 .as_str()
@@ -223,6 +217,18 @@ impl System {
 
     pub(super) async fn post(&self, path: &str, token: &str, body: Value) -> Accepted {
         self.command(Method::POST, path, token, Some(body)).await
+    }
+
+    /// The first administrator, registered with a token that signs its own registration.
+    pub(super) async fn first_admin(&self) -> Staff {
+        let id = Uuid::now_v7();
+        let bootstrap = self.token(id, "Ada Admin", Role::Admin);
+        self.staff(&bootstrap, id, "Ada Admin", Role::Admin).await
+    }
+
+    /// A new user registered by `admin`, with a token.
+    pub(super) async fn member(&self, admin: &Staff, name: &str, role: Role) -> Staff {
+        self.staff(&admin.token, Uuid::now_v7(), name, role).await
     }
 
     /// Registers a user (as `admin`) and signs a token for them.
@@ -252,7 +258,7 @@ impl System {
         let response = self
             .http
             .get(format!(
-                "{}{path}{separator}min_position={min_position}",
+                "{}{path}{separator}{MIN_POSITION_PARAM}={min_position}",
                 self.query.base
             ))
             .bearer_auth(token)
@@ -260,11 +266,7 @@ impl System {
             .await
             .expect("query API answers");
         let status = response.status();
-        let header = response
-            .headers()
-            .get("x-position")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let header = position_header(response.headers());
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status == StatusCode::OK {
             let position = header.unwrap_or_else(|| panic!("{path}: no X-Position header"));
@@ -284,10 +286,56 @@ impl System {
             .take()
     }
 
+    /// Sends a command that may be refused; what the command API answered.
+    pub(super) async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send_command(method, path, token, body).await.0
+    }
+
+    /// Posts a command that may be refused.
+    pub(super) async fn try_post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.attempt(Method::POST, path, token, Some(body)).await
+    }
+
+    /// What the command API answered, and its `X-Position` header.
+    async fn send_command(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (Reply, Option<u64>) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.command.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("command API answers");
+        let status = response.status();
+        let header = position_header(response.headers());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        (Reply { status, body }, header)
+    }
+
     /// A read that must succeed; returns its body.
     pub(super) async fn get(&self, path: &str, token: &str, min_position: u64) -> Value {
         let reply = self.read(path, token, min_position).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
         reply.body
     }
+}
+
+/// The position an answer names in its `X-Position` header, if any.
+fn position_header(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(POSITION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
