@@ -59,6 +59,8 @@ pub struct Config {
     pub business: BusinessArgs,
     #[command(flatten)]
     pub limits: RateLimitArgs,
+    #[command(flatten)]
+    pub edge: platform::http::EdgeArgs,
     /// Address the HTTP server listens on.
     #[arg(
         long,
@@ -199,7 +201,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             platform::limits::limit_by_address,
         ))
         .merge(platform::http::health_routes(readiness));
-    let router = platform::http::traced(router);
+    let router = platform::http::edge(router, &config.edge);
     tracing::info!(address = ?listener.local_addr().ok(), "command API listening");
     let served = platform::http::serve(listener, router, shutdown, Duration::from_secs(10)).await;
     stop_relay.trigger();

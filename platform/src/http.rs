@@ -13,7 +13,9 @@ use bson::doc;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
@@ -84,6 +86,108 @@ pub async fn serve(
         _ = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("in-flight requests did not finish within {grace:?}; closing");
             Ok(())
+        }
+    }
+}
+
+/// How a service meets clients at its edge, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Longest a request is worked on before the client gets 503 `timeout` (the work itself
+    /// still finishes; see [`run_to_completion`]).
+    #[arg(long, env = "SIMPLEPRO_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Origins a browser may call the API from (comma-separated, e.g.
+    /// `https://ops.example.com`); none by default, so no cross-origin access.
+    #[arg(
+        long = "cors-origin",
+        env = "SIMPLEPRO_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+/// Everything a service's router gets at its edge, outermost first: request ids and spans
+/// ([`traced`]), CORS for the configured origins, security headers on every response, and
+/// the request timeout.
+pub fn edge(router: Router, args: &EdgeArgs) -> Router {
+    let timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    let router = router
+        .layer(axum::middleware::from_fn(move |request, next| {
+            answer_within(timeout, request, next)
+        }))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ));
+    let router = if args.cors_origins.is_empty() {
+        router
+    } else {
+        router.layer(cors(&args.cors_origins))
+    };
+    traced(router)
+}
+
+fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    use axum::http::{HeaderName, Method};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static(crate::consistency::MIN_POSITION_HEADER),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static(crate::consistency::POSITION_HEADER),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// 503 `timeout` once `timeout` has passed without an answer.
+async fn answer_within(
+    timeout: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("no answer within {} ms; retry later", timeout.as_millis()),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
         }
     }
 }
@@ -274,5 +378,63 @@ mod tests {
             .unwrap();
         let id = made.headers()["x-request-id"].to_str().unwrap();
         assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
+
+    #[tokio::test]
+    async fn every_answer_has_security_headers_and_a_slow_one_times_out_as_a_problem() {
+        let args = EdgeArgs {
+            request_timeout_ms: 50,
+            cors_origins: vec![HeaderValue::from_static("https://ops.example.com")],
+        };
+        let app = edge(
+            Router::new().route("/", get(|| async { "ok" })).route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            ),
+            &args,
+        );
+        let ok = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("origin", "https://ops.example.com")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(ok.headers()["x-frame-options"], "DENY");
+        assert_eq!(
+            ok.headers()["access-control-allow-origin"],
+            "https://ops.example.com"
+        );
+        let foreign = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("origin", "https://evil.example")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+        let slow = app
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            slow.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(slow.headers().get("x-request-id").is_some());
     }
 }

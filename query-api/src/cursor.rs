@@ -222,4 +222,34 @@ mod tests {
     fn absent_and_empty_filters_are_different_lists() {
         assert_ne!(customers(None), customers(Some("")));
     }
+
+    proptest::proptest! {
+        /// A cursor nobody issued is refused, whatever it holds, and never panics.
+        #[test]
+        fn any_string_that_was_not_issued_is_refused(cursor in ".{0,600}") {
+            proptest::prop_assert!(codec().decode(&customers(None), &cursor).is_err());
+        }
+
+        /// Base64 of any bytes (the shape of a real cursor) is refused too.
+        #[test]
+        fn any_bytes_in_cursor_shape_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)
+        ) {
+            let cursor = URL_SAFE_NO_PAD.encode(bytes);
+            proptest::prop_assert!(codec().decode(&customers(None), &cursor).is_err());
+        }
+
+        /// Every key a cursor is issued for comes back unchanged for the same list.
+        #[test]
+        fn every_issued_cursor_round_trips(
+            text in ".{0,40}",
+            number in proptest::prelude::any::<i64>(),
+            status in proptest::option::of("[a-z]{1,10}"),
+        ) {
+            let scope = customers(status.as_deref());
+            let key = json!({"after": [text, number]});
+            let cursor = codec().encode(&scope, &key);
+            proptest::prop_assert_eq!(codec().decode(&scope, &cursor), Ok(key));
+        }
+    }
 }

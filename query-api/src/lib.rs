@@ -59,6 +59,8 @@ pub struct Config {
     pub business: BusinessArgs,
     #[command(flatten)]
     pub limits: platform::limits::RateLimitArgs,
+    #[command(flatten)]
+    pub edge: platform::http::EdgeArgs,
     /// Address to listen on.
     #[arg(
         long,
@@ -157,6 +159,7 @@ pub async fn run(
     let router = router(
         app,
         limits,
+        &config.edge,
         Readiness {
             database: database.base(),
             nats,
@@ -168,7 +171,12 @@ pub async fn run(
         .context("serving HTTP")
 }
 
-fn router(app: AppState, limits: RateLimits, readiness: Readiness) -> Router {
+fn router(
+    app: AppState,
+    limits: RateLimits,
+    edge: &platform::http::EdgeArgs,
+    readiness: Readiness,
+) -> Router {
     let v1 = Router::new()
         .route("/v1/checkpoint", get(routes::service::checkpoint))
         .route("/v1/events", get(routes::events::list_events))
@@ -187,7 +195,7 @@ fn router(app: AppState, limits: RateLimits, readiness: Readiness) -> Router {
             platform::limits::limit_by_address,
         ))
         .with_state(app);
-    platform::http::traced(v1.merge(health_routes(readiness)))
+    platform::http::edge(v1.merge(health_routes(readiness)), edge)
 }
 
 async fn count_requests(State(app): State<AppState>, request: Request, next: Next) -> Response {

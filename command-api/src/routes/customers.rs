@@ -280,4 +280,61 @@ mod tests {
         let parsed = parse_contact(Map::new()).unwrap();
         assert!(parsed.email.is_none() && parsed.address.is_none());
     }
+
+    /// Any JSON value, nested a few levels, with keys drawn from the real field names and
+    /// from noise.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            proptest::sample::select(REGISTER_FIELDS.to_vec()).prop_map(str::to_owned),
+            proptest::sample::select(vec!["line1", "city", "postal_code", "$where", ""])
+                .prop_map(str::to_owned),
+            "[a-z_$.]{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the body, parsing answers: values, or a 422 whose every error names a
+        /// field of the body's shape (a known field, a path under one, or an unknown key).
+        #[test]
+        fn any_body_parses_or_names_its_bad_fields(body in proptest::collection::btree_map(
+            proptest::strategy::Strategy::prop_map(
+                proptest::sample::select(REGISTER_FIELDS.to_vec()),
+                str::to_owned,
+            ),
+            any_json(),
+            0..10,
+        ), noise in any_json()) {
+            let mut body: Map<String, Value> = body.into_iter().collect();
+            if let Value::Object(extra) = noise {
+                body.extend(extra);
+            }
+            if let Err(problem) = parse_register(body.clone()) {
+                proptest::prop_assert_eq!(problem.status.as_u16(), 422);
+                proptest::prop_assert!(!problem.errors.is_empty());
+                for error in &problem.errors {
+                    let root = error.field.split(['.', '[']).next().unwrap_or_default();
+                    proptest::prop_assert!(
+                        REGISTER_FIELDS.contains(&root) || body.contains_key(&error.field),
+                        "{} is not a field of {:?}", error.field, body
+                    );
+                    proptest::prop_assert!(!error.reason.is_empty());
+                }
+            }
+        }
+    }
 }
