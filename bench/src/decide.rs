@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::{Aggregate, DomainEvent};
+use domain::aggregate::Aggregate;
+use domain::codec;
 use domain::crew_member::{CrewMember, CrewMemberCommand};
 use domain::customer::{Customer, CustomerCommand};
 use domain::job::{Job, JobCommand};
@@ -200,7 +201,10 @@ fn run<A: Aggregate>(
         })?;
     let events = events
         .iter()
-        .map(|e| (e.event_type(), A::Event::SCHEMA_VERSION, e.to_payload()))
+        .map(|e| {
+            let stored = codec::encode(e);
+            (stored.event_type, stored.schema_version, stored.payload)
+        })
         .collect();
     Ok((stream, first, events))
 }

@@ -22,10 +22,11 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use domain::{Aggregate, DomainEvent};
+use domain::{codec, Aggregate};
 use events::store::{Snapshot, StreamHead};
 use events::{
-    AppendError, AppendOutcome, AppendRequest, EventMetadata, Expected, NewEvent, StreamId,
+    AppendError, AppendOutcome, AppendRequest, EventEnvelope, EventMetadata, Expected, NewEvent,
+    StreamId,
 };
 use platform::consistency::POSITION_HEADER;
 use platform::problem::Problem;
@@ -223,21 +224,27 @@ async fn load_as<A: Aggregate>(
         .into_iter()
         .filter(|e| e.version <= head.version())
     {
-        let event = decode::<A>(&envelope.event_type, envelope.payload, &stream)?;
+        let event = decode::<A>(app, envelope, &stream)?;
         state = A::evolve(state, &event);
     }
     Ok((state, head))
 }
 
 fn decode<A: Aggregate>(
-    event_type: &str,
-    payload: serde_json::Value,
+    app: &AppState,
+    envelope: EventEnvelope,
     stream: &StreamId,
 ) -> Result<A::Event, Problem> {
-    A::Event::from_payload(event_type, payload).map_err(|error| {
-        tracing::error!(%error, %stream, "stored event does not decode");
-        Problem::internal()
-    })
+    app.codec
+        .decode(
+            &envelope.event_type,
+            envelope.schema_version,
+            envelope.payload,
+        )
+        .map_err(|error| {
+            tracing::error!(%error, %stream, "stored event does not decode");
+            Problem::internal()
+        })
 }
 
 /// The answer an earlier request with the same idempotency key got, if it completed.
@@ -274,11 +281,7 @@ async fn replayed<A: Aggregate>(
         .into_iter()
         .filter(|e| e.version <= outcome.last_version)
     {
-        events.push(decode::<A>(
-            &envelope.event_type,
-            envelope.payload,
-            &outcome.stream,
-        )?);
+        events.push(decode::<A>(app, envelope, &outcome.stream)?);
     }
     let position = match outcome.position {
         Some(first) => Some(first + outcome.event_ids.len().saturating_sub(1) as u64),
@@ -374,11 +377,12 @@ where
             events: events
                 .iter()
                 .map(|e| {
+                    let stored = codec::encode(e);
                     NewEvent::new(
-                        e.event_type(),
-                        A::Event::SCHEMA_VERSION,
+                        stored.event_type,
+                        stored.schema_version,
                         now,
-                        e.to_payload(),
+                        stored.payload,
                     )
                 })
                 .collect(),

@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use domain::calendar::BusinessTimeZone;
+use domain::codec::Codec;
 use domain::enums::Role;
 use domain::ids::UserId;
 use domain::money::Currency;
@@ -137,6 +139,9 @@ pub(crate) struct AppState {
     pub(crate) store: EventStore,
     pub(crate) auth: Authenticator,
     pub(crate) currency: Currency,
+    /// The zone a job's window is in when its command does not name one.
+    pub(crate) time_zone: BusinessTimeZone,
+    pub(crate) codec: Codec,
     pub(crate) position_wait: Duration,
     pub(crate) max_body_bytes: usize,
     pub(crate) emails: email::Reservations,
@@ -168,6 +173,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         .context("connecting to NATS")?;
     let bus = Bus::new(nats.clone(), connection.bus_config());
 
+    let time_zone = config.business.time_zone()?;
+    let codec = Codec::for_business(time_zone);
     let (stop_relay, relay_stopped) = platform::shutdown::channel();
     let relay = Relay::new(store.clone(), bus, RelayConfig::default());
     let relay_task = tokio::spawn(relay.run(relay_stopped.wait()));
@@ -177,6 +184,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         .start_authenticator(
             &config.limits,
             store.clone(),
+            codec,
             nats.clone(),
             &connection.subject_prefix,
         )
@@ -186,6 +194,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         store,
         auth,
         currency: config.currency,
+        time_zone,
+        codec,
         position_wait: Duration::from_millis(config.position_wait_ms),
         max_body_bytes: config.max_body_bytes,
         emails: email::Reservations::new(&database),

@@ -2,6 +2,7 @@
 //! missing required ones, and invalid values with the domain's own reason.
 
 use chrono::{NaiveDate, NaiveTime};
+use domain::calendar::BusinessTimeZone;
 use domain::error::FieldError;
 use domain::money::{Currency, Money};
 use domain::values::{Address, AddressInput, TimeWindow};
@@ -232,22 +233,28 @@ fn time(fields: &mut Fields<'_>, name: &str, value: Value) -> Option<NaiveTime> 
     parsed
 }
 
-/// `{"start": "08:00", "end": "12:00"}`.
-pub(crate) fn window(fields: &mut Fields<'_>, name: &str, value: Value) -> Option<TimeWindow> {
-    fields.nested(name, value, &["start", "end"], |inner| {
-        let start = inner.required("start", time);
-        let end = inner.required("end", time);
-        let (start, end) = (start?, end?);
-        match TimeWindow::parse(start, end) {
-            Ok(window) => Some(window),
-            Err(error) => {
-                inner
-                    .errors
-                    .push(inner.prefix.trim_end_matches('.').to_owned(), error.reason);
-                None
+/// `{"start": "08:00", "end": "12:00", "time_zone": "America/Chicago"}`; without
+/// `time_zone` the window is in the business's zone.
+pub(crate) fn window(
+    business: BusinessTimeZone,
+) -> impl FnOnce(&mut Fields<'_>, &str, Value) -> Option<TimeWindow> {
+    move |fields, name, value| {
+        fields.nested(name, value, &["start", "end", "time_zone"], |inner| {
+            let start = inner.required("start", time);
+            let end = inner.required("end", time);
+            let zone = inner.optional("time_zone", text(BusinessTimeZone::parse));
+            let (start, end, zone) = (start?, end?, zone?.unwrap_or(business));
+            match TimeWindow::parse(start, end, zone) {
+                Ok(window) => Some(window),
+                Err(error) => {
+                    inner
+                        .errors
+                        .push(inner.prefix.trim_end_matches('.').to_owned(), error.reason);
+                    None
+                }
             }
-        }
-    })
+        })
+    }
 }
 
 pub(crate) const ADDRESS_FIELDS: &[&str] = &["line1", "line2", "city", "region", "postal_code"];

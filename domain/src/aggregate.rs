@@ -50,9 +50,6 @@ pub trait Aggregate {
 pub trait DomainEvent: Clone + PartialEq + fmt::Debug + Serialize + DeserializeOwned {
     /// Every event type name this enum can produce, as stored.
     const EVENT_TYPES: &'static [&'static str];
-    /// Version of the payload shapes. The `events` crate upcasts older payloads to this
-    /// version before calling `from_payload`.
-    const SCHEMA_VERSION: u32 = 1;
 
     /// Stable PascalCase name, e.g. `"CustomerRegistered"`.
     fn event_type(&self) -> &'static str;
@@ -67,7 +64,8 @@ pub trait DomainEvent: Clone + PartialEq + fmt::Debug + Serialize + DeserializeO
         }
     }
 
-    /// Rebuilds an event from its stored type name and payload.
+    /// Rebuilds an event from its type name and a payload of the current schema version.
+    /// Stored events are read through [`crate::codec::Codec`], which upcasts first.
     fn from_payload(event_type: &str, payload: Value) -> Result<Self, PayloadError> {
         if !Self::EVENT_TYPES.contains(&event_type) {
             return Err(PayloadError::UnknownEventType {

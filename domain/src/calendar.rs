@@ -9,8 +9,36 @@ use chrono_tz::Tz;
 use crate::error::FieldError;
 
 /// The company's time zone, from an IANA name such as `America/Chicago`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// JSON: the IANA name, `"America/Chicago"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct BusinessTimeZone(pub Tz);
+
+impl TryFrom<String> for BusinessTimeZone {
+    type Error = FieldError;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::parse(&name)
+    }
+}
+
+impl From<BusinessTimeZone> for String {
+    fn from(zone: BusinessTimeZone) -> Self {
+        zone.name().to_owned()
+    }
+}
+
+#[cfg(test)]
+impl schemars::JsonSchema for BusinessTimeZone {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TimeZone".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string"})
+    }
+}
 
 impl BusinessTimeZone {
     pub fn parse(iana_name: &str) -> Result<Self, FieldError> {

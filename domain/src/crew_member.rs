@@ -60,6 +60,7 @@ pub enum CrewMemberCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum CrewMemberEvent {
     CrewMemberRegistered {

@@ -65,6 +65,7 @@ pub enum CustomerCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum CustomerEvent {
     /// A new customer, always with status `lead`.

@@ -30,7 +30,7 @@ mod tests;
 pub struct Job;
 
 /// Snapshot version of [`JobState`]; bump when its shape changes.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// At most this many crew members can be assigned to one job.
 pub const MAX_CREW: usize = 20;
@@ -145,6 +145,7 @@ impl JobCommand {
     reason = "short-lived values moved once per command; boxing the addresses would only make matching clumsier"
 )]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum JobEvent {
     JobCreated {

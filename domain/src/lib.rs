@@ -10,6 +10,8 @@
 //!   [`values`] (email, names, phone, message body, address, time window, …), [`money`]
 //!   (currency and non-negative minor-unit amounts), [`enums`] (roles, statuses, …).
 //! - [`calendar`]: business time zone, local dates and Monday-based ISO weeks.
+//! - [`codec`]: stored events to typed events and back, with the upcasters of old schema
+//!   versions; every reader and writer of stored events goes through it.
 //! - [`error`]: [`DomainError`] (one variant per business rule, with a stable
 //!   [`DomainError::rule`] code), [`FieldError`] for parse failures, [`PayloadError`].
 //!
@@ -19,6 +21,7 @@
 
 pub mod aggregate;
 pub mod calendar;
+pub mod codec;
 pub mod crew_member;
 pub mod customer;
 pub mod enums;

@@ -8,6 +8,7 @@ use crate::error::FieldError;
 
 /// A three-letter ISO 4217 code such as `USD`; `parse` uppercases its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
 
@@ -50,6 +51,7 @@ impl From<Currency> for String {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 struct MoneyInput {
     amount_minor: i64,
     currency: Currency,
@@ -60,6 +62,7 @@ struct MoneyInput {
 ///
 /// JSON: `{"amount_minor": 125000, "currency": "USD"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(try_from = "MoneyInput")]
 pub struct Money {
     amount_minor: i64,

@@ -57,6 +57,7 @@ pub fn job_thread_id(job_id: JobId) -> ThreadId {
 
 /// JSON: `{"type": "direct"}`, `{"type": "group"}`, `{"type": "job", "job_id": "…"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ThreadKind {
     /// Exactly two distinct participants; id must be [`direct_thread_id`].
@@ -142,6 +143,7 @@ pub enum ThreadCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum ThreadEvent {
     /// `participants` are distinct and sorted.

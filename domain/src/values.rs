@@ -8,6 +8,7 @@ use std::fmt;
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::BusinessTimeZone;
 use crate::error::FieldError;
 
 /// Trims `raw` and checks its length in characters (not bytes). Control characters are
@@ -49,6 +50,7 @@ macro_rules! text_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(test, derive(schemars::JsonSchema))]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -228,6 +230,7 @@ impl ThreadTitle {
 
 /// Unchecked address fields, as they arrive; [`Address::parse`] turns them into an [`Address`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct AddressInput {
     pub line1: String,
     #[serde(default)]
@@ -243,6 +246,7 @@ pub struct AddressInput {
 ///
 /// JSON: `{"line1", "line2" (null or text), "city", "region" (null or text), "postal_code"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(try_from = "AddressInput")]
 pub struct Address {
     line1: String,
@@ -299,25 +303,38 @@ impl TryFrom<AddressInput> for Address {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 struct TimeWindowInput {
     start: NaiveTime,
     end: NaiveTime,
+    time_zone: BusinessTimeZone,
 }
 
-/// A same-day arrival window in business-local time, `start < end`.
+/// A same-day arrival window, `start < end`, in local time of the named time zone.
 ///
-/// JSON: `{"start": "08:00:00", "end": "12:00:00"}`.
+/// JSON: `{"start": "08:00:00", "end": "12:00:00", "time_zone": "America/Chicago"}`. Stored
+/// windows of schema version 1 had no `time_zone`; the codec reads them in the business's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(try_from = "TimeWindowInput")]
 pub struct TimeWindow {
     start: NaiveTime,
     end: NaiveTime,
+    time_zone: BusinessTimeZone,
 }
 
 impl TimeWindow {
-    pub fn parse(start: NaiveTime, end: NaiveTime) -> Result<Self, FieldError> {
+    pub fn parse(
+        start: NaiveTime,
+        end: NaiveTime,
+        time_zone: BusinessTimeZone,
+    ) -> Result<Self, FieldError> {
         if start < end {
-            Ok(Self { start, end })
+            Ok(Self {
+                start,
+                end,
+                time_zone,
+            })
         } else {
             Err(FieldError::new(
                 "window",
@@ -333,13 +350,18 @@ impl TimeWindow {
     pub fn end(&self) -> NaiveTime {
         self.end
     }
+
+    /// The zone `start` and `end` are local times of.
+    pub fn time_zone(&self) -> BusinessTimeZone {
+        self.time_zone
+    }
 }
 
 impl TryFrom<TimeWindowInput> for TimeWindow {
     type Error = FieldError;
 
     fn try_from(input: TimeWindowInput) -> Result<Self, Self::Error> {
-        Self::parse(input.start, input.end)
+        Self::parse(input.start, input.end, input.time_zone)
     }
 }
 
@@ -490,13 +512,30 @@ mod tests {
     #[test]
     fn time_window_start_must_be_before_end() {
         let t = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap();
-        assert!(TimeWindow::parse(t(8), t(12)).is_ok());
-        assert!(TimeWindow::parse(t(12), t(12)).is_err());
-        assert!(TimeWindow::parse(t(13), t(12)).is_err());
-        let value = json!({"start": "13:00:00", "end": "12:00:00"});
+        let zone = BusinessTimeZone::parse("America/Chicago").unwrap();
+        assert!(TimeWindow::parse(t(8), t(12), zone).is_ok());
+        assert!(TimeWindow::parse(t(12), t(12), zone).is_err());
+        assert!(TimeWindow::parse(t(13), t(12), zone).is_err());
+        let value = json!({"start": "13:00:00", "end": "12:00:00", "time_zone": "UTC"});
         assert!(serde_json::from_value::<TimeWindow>(value).is_err());
-        let window = TimeWindow::parse(t(8), t(12)).unwrap();
+        let window = TimeWindow::parse(t(8), t(12), zone).unwrap();
         let value = serde_json::to_value(window).unwrap();
-        assert_eq!(value, json!({"start": "08:00:00", "end": "12:00:00"}));
+        assert_eq!(
+            value,
+            json!({"start": "08:00:00", "end": "12:00:00", "time_zone": "America/Chicago"})
+        );
+        assert_eq!(serde_json::from_value::<TimeWindow>(value).unwrap(), window);
+    }
+
+    #[test]
+    fn a_window_names_a_known_time_zone() {
+        let value = json!({"start": "08:00:00", "end": "12:00:00", "time_zone": "Mars/Olympus"});
+        let error = serde_json::from_value::<TimeWindow>(value).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown IANA time zone"),
+            "{error}"
+        );
+        let value = json!({"start": "08:00:00", "end": "12:00:00"});
+        assert!(serde_json::from_value::<TimeWindow>(value).is_err());
     }
 }

@@ -1,7 +1,6 @@
 //! The event log of SimplePro: what an event is, where it is kept, and how it reaches readers.
 //!
 //! - [`envelope`]: the event envelope (ids, stream, version, position, metadata, payload).
-//! - [`upcast`]: turning payloads of older schema versions into the current one.
 //! - [`store`]: the MongoDB event store — atomic, idempotent appends with optimistic
 //!   concurrency; reads of one stream and of the whole log in position order.
 //! - [`relay`]: the outbox relay that sequences commits into the global log and publishes
@@ -20,7 +19,6 @@ pub mod metrics;
 pub mod partition;
 pub mod relay;
 pub mod store;
-pub mod upcast;
 
 pub use bus::{Bus, BusConfig, BusError};
 pub use envelope::{EventEnvelope, EventMetadata, NewEvent, StreamId};
@@ -29,4 +27,3 @@ pub use store::{
     AppendError, AppendOutcome, AppendRequest, Backend, EventStore, Expected, IdempotencyKey,
     StoreError,
 };
-pub use upcast::Upcasters;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use domain::calendar::BusinessTimeZone;
+use domain::codec::Codec;
 use events::EventStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use platform::config::{ConnectionArgs, TelemetryArgs};
@@ -31,6 +32,15 @@ pub struct Cli {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// IANA time zone of the business, which events of old schema versions are read in (the
+    /// services' SIMPLEPRO_TIMEZONE).
+    #[arg(
+        long,
+        env = "SIMPLEPRO_TIMEZONE",
+        default_value = "America/New_York",
+        global = true
+    )]
+    pub business_timezone: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -142,6 +152,9 @@ pub enum Outcome {
 /// Checks every argument before connecting, then runs the subcommand.
 pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
     let prepared = prepare(&cli.command)?;
+    let codec = BusinessTimeZone::parse(&cli.business_timezone)
+        .map(Codec::for_business)
+        .map_err(|e| HistoryError::input(format!("--business-timezone: {}", e.reason)))?;
     let client = events::store::connect_client(&cli.connection.mongodb_uri, "history").await?;
     let store = EventStore::open(client.database(&cli.connection.mongodb_db)).await?;
     let stdout = std::io::stdout();
@@ -155,8 +168,10 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
                 ProgressBar::hidden()
             };
             let summary = match &output {
-                Some(path) => export::export_to_file(&store, &options, path, &progress).await?,
-                None => export::export(&store, &options, &mut out, &progress).await?,
+                Some(path) => {
+                    export::export_to_file(&store, &codec, &options, path, &progress).await?
+                }
+                None => export::export(&store, &codec, &options, &mut out, &progress).await?,
             };
             progress.finish_and_clear();
             if !quiet {
@@ -165,7 +180,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
             Outcome::Ok
         }
         Prepared::Show(kind, id, point, include_message_bodies) => {
-            let mut shown = show::load(&store, &kind, &id, point).await?;
+            let mut shown = show::load(&store, &codec, &kind, &id, point).await?;
             if !include_message_bodies {
                 shown.redact_private_text();
             }
@@ -184,7 +199,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
             Outcome::Ok
         }
         Prepared::Verify(options) => {
-            let report = verify::verify(&store, &options).await?;
+            let report = verify::verify(&store, &codec, &options).await?;
             report
                 .render(&mut out)
                 .map_err(HistoryError::io("writing to standard output"))?;

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use chrono::SecondsFormat;
 use clap::ValueEnum;
+use domain::codec::Codec;
 use domain::thread::privacy::redact_private_text;
 use events::store::ReadAllOptions;
 use events::{EventEnvelope, EventStore};
 use indicatif::ProgressBar;
 
 use crate::filter::Filter;
-use crate::{upcasters, HistoryError};
+use crate::{upcast_envelope, HistoryError};
 
 /// Write buffer: large enough that the writes to the file are few and big.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -86,12 +87,12 @@ impl std::fmt::Display for ExportSummary {
 /// Writes the filtered log to `out` (unbuffered writers should be wrapped by the caller).
 pub async fn export<W: Write>(
     store: &EventStore,
+    codec: &Codec,
     options: &ExportOptions,
     out: W,
     progress: &ProgressBar,
 ) -> Result<ExportSummary, HistoryError> {
     let started = Instant::now();
-    let upcasters = upcasters();
     let mut sink = Sink::new(options.format, out)?;
     let mut batches = store.read_all(ReadAllOptions {
         after_position: options.filter.after_position,
@@ -115,9 +116,7 @@ pub async fn export<W: Write>(
             if !options.filter.matches(&event) {
                 continue;
             }
-            let mut event = upcasters
-                .upcast(event)
-                .map_err(|e| HistoryError::Decode(e.to_string()))?;
+            let mut event = upcast_envelope(codec, event)?;
             if !options.include_message_bodies {
                 redact_private_text(&event.event_type, &mut event.payload);
             }
@@ -134,6 +133,7 @@ pub async fn export<W: Write>(
 /// Exports into `path` through a temporary file in the same directory, renamed at the end.
 pub async fn export_to_file(
     store: &EventStore,
+    codec: &Codec,
     options: &ExportOptions,
     path: &Path,
     progress: &ProgressBar,
@@ -161,6 +161,7 @@ pub async fn export_to_file(
                 .map_err(HistoryError::io(format!("opening `{shown}`")))?;
             return export(
                 store,
+                codec,
                 options,
                 BufWriter::with_capacity(WRITE_BUFFER, target),
                 progress,
@@ -178,6 +179,7 @@ pub async fn export_to_file(
         )))?;
     let summary = export(
         store,
+        codec,
         options,
         BufWriter::with_capacity(WRITE_BUFFER, temporary.as_file_mut()),
         progress,

@@ -23,9 +23,10 @@ pub mod stats;
 pub mod time;
 pub mod verify;
 
+use domain::codec::Codec;
 use domain::DomainEvent;
 use events::store::StoreError;
-use events::Upcasters;
+use events::EventEnvelope;
 
 /// The aggregate (stream) types of the store, as in `aggregate_type`.
 pub const AGGREGATE_TYPES: &[&str] = &["customer", "job", "user", "crew_member", "thread"];
@@ -73,9 +74,15 @@ impl HistoryError {
     }
 }
 
-/// The upcasters every reader runs before decoding; the same chain the services use.
-pub fn upcasters() -> Upcasters {
-    Upcasters::new()
+/// `event` brought to the current schema of its type by `codec`, as every service reads it.
+pub fn upcast_envelope(
+    codec: &Codec,
+    mut event: EventEnvelope,
+) -> Result<EventEnvelope, HistoryError> {
+    platform::stored::upcast_in_place(codec, &mut event).map_err(|e| {
+        HistoryError::Decode(format!("event {} does not upcast: {e}", event.event_id))
+    })?;
+    Ok(event)
 }
 
 /// Every event type name the domain can produce, over all aggregates.
@@ -90,24 +97,36 @@ pub fn all_event_types() -> impl Iterator<Item = &'static str> {
         .copied()
 }
 
-/// Decodes a (current-schema) payload with the event enum of `aggregate_type`.
+/// Whether a stored payload of any schema version decodes, through `codec`, into the event
+/// enum of `aggregate_type`.
 pub fn decode_check(
+    codec: &Codec,
     aggregate_type: &str,
     event_type: &str,
+    schema_version: u32,
     payload: serde_json::Value,
 ) -> Result<(), String> {
     use domain::{crew_member, customer, job, thread, user};
-    fn check<E: DomainEvent>(event_type: &str, payload: serde_json::Value) -> Result<(), String> {
-        E::from_payload(event_type, payload)
+    fn check<E: DomainEvent>(
+        codec: &Codec,
+        event_type: &str,
+        schema_version: u32,
+        payload: serde_json::Value,
+    ) -> Result<(), String> {
+        codec
+            .decode::<E>(event_type, schema_version, payload)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+    let stored = (codec, event_type, schema_version, payload);
     match aggregate_type {
-        "customer" => check::<customer::CustomerEvent>(event_type, payload),
-        "job" => check::<job::JobEvent>(event_type, payload),
-        "user" => check::<user::UserEvent>(event_type, payload),
-        "crew_member" => check::<crew_member::CrewMemberEvent>(event_type, payload),
-        "thread" => check::<thread::ThreadEvent>(event_type, payload),
+        "customer" => check::<customer::CustomerEvent>(stored.0, stored.1, stored.2, stored.3),
+        "job" => check::<job::JobEvent>(stored.0, stored.1, stored.2, stored.3),
+        "user" => check::<user::UserEvent>(stored.0, stored.1, stored.2, stored.3),
+        "crew_member" => {
+            check::<crew_member::CrewMemberEvent>(stored.0, stored.1, stored.2, stored.3)
+        }
+        "thread" => check::<thread::ThreadEvent>(stored.0, stored.1, stored.2, stored.3),
         other => Err(format!("unknown aggregate type `{other}`")),
     }
 }

@@ -7,10 +7,11 @@
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::{crew_member, customer, job, thread, user, Aggregate, DomainEvent};
+use domain::codec::Codec;
+use domain::{crew_member, customer, job, thread, user, Aggregate};
 use events::{EventEnvelope, EventStore, StreamId};
 
-use crate::{parse_aggregate_type, upcasters, HistoryError};
+use crate::{parse_aggregate_type, upcast_envelope, HistoryError};
 
 /// Where in the stream's history to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,7 @@ impl Shown {
 /// Reads the stream up to `point` and folds its state.
 pub async fn load(
     store: &EventStore,
+    codec: &Codec,
     aggregate_type: &str,
     aggregate_id: &str,
     point: Point,
@@ -75,18 +77,16 @@ pub async fn load(
             )));
         }
     }
-    let upcasters = upcasters();
     let events = events
         .into_iter()
-        .map(|event| upcasters.upcast(event))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| HistoryError::Decode(e.to_string()))?;
+        .map(|event| upcast_envelope(codec, event))
+        .collect::<Result<Vec<_>, _>>()?;
     let state = match aggregate_type {
-        "customer" => fold::<customer::Customer>(&events),
-        "job" => fold::<job::Job>(&events),
-        "user" => fold::<user::User>(&events),
-        "crew_member" => fold::<crew_member::CrewMember>(&events),
-        _ => fold::<thread::Thread>(&events),
+        "customer" => fold::<customer::Customer>(codec, &events),
+        "job" => fold::<job::Job>(codec, &events),
+        "user" => fold::<user::User>(codec, &events),
+        "crew_member" => fold::<crew_member::CrewMember>(codec, &events),
+        _ => fold::<thread::Thread>(codec, &events),
     }?;
     Ok(Shown {
         stream,
@@ -106,12 +106,20 @@ impl Shown {
     }
 }
 
-/// Folds already-upcast events with `A::evolve` and returns the state as JSON.
-fn fold<A: Aggregate>(events: &[EventEnvelope]) -> Result<serde_json::Value, HistoryError> {
+/// Folds the events with `A::evolve` and returns the state as JSON.
+fn fold<A: Aggregate>(
+    codec: &Codec,
+    events: &[EventEnvelope],
+) -> Result<serde_json::Value, HistoryError> {
     let mut state = A::State::default();
     for event in events {
-        let decoded =
-            A::Event::from_payload(&event.event_type, event.payload.clone()).map_err(|e| {
+        let decoded = codec
+            .decode::<A::Event>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| {
                 HistoryError::Decode(format!(
                     "event {} ({} version {}) does not decode: {e}",
                     event.event_id, event.aggregate_type, event.version

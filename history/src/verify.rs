@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
+use domain::codec::Codec;
 use events::store::{log_id, Backend};
-use events::{EventEnvelope, EventStore};
+use events::EventStore;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Collection;
 use serde::Deserialize;
@@ -33,7 +34,7 @@ mod report;
 pub use report::{Check, Findings, Report};
 
 use crate::export::estimated_log_size;
-use crate::{decode_check, upcasters, HistoryError};
+use crate::{decode_check, HistoryError};
 
 /// Position buckets for the log ≡ commits comparison.
 const BUCKETS: u64 = 4096;
@@ -66,12 +67,6 @@ struct CommitRow {
     first_version: i64,
     last_version: i64,
     recorded_at: bson::DateTime,
-    #[serde(default)]
-    correlation_id: String,
-    #[serde(default)]
-    causation_id: Option<String>,
-    #[serde(default)]
-    actor: String,
     position: Option<i64>,
     events: Vec<CommitEventRow>,
 }
@@ -94,8 +89,6 @@ struct CommitEventRow {
     event_type: String,
     #[serde(default)]
     schema_version: i32,
-    #[serde(default = "bson::DateTime::now")]
-    occurred_at: bson::DateTime,
     #[serde(default)]
     payload: Bson,
 }
@@ -159,7 +152,11 @@ impl Buckets {
 }
 
 /// Runs every check over the store's collections.
-pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Report, HistoryError> {
+pub async fn verify(
+    store: &EventStore,
+    codec: &Codec,
+    options: &VerifyOptions,
+) -> Result<Report, HistoryError> {
     let started = Instant::now();
     let db = store.database();
     let log: Collection<RawDocumentBuf> = db.collection("events");
@@ -250,7 +247,6 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
     let positions = recorded_positions(store, options.batch_size).await?;
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
-    let upcasters = upcasters();
     let grace = chrono::Duration::from_std(options.publish_grace).unwrap_or(chrono::Duration::MAX);
     let now = Utc::now();
     let mut next_version: HashMap<String, u64> = HashMap::new();
@@ -280,7 +276,7 @@ pub async fn verify(store: &EventStore, options: &VerifyOptions) -> Result<Repor
             out_of_order.push((stream, first, last, commit.id.clone()));
         }
         for event in &commit.events {
-            if let Err(reason) = decode(&commit, event, &upcasters) {
+            if let Err(reason) = decode(&commit, event, codec) {
                 report.violation(
                     Check::Decoding,
                     format!(
@@ -507,35 +503,15 @@ fn check_commit_shape(commit: &CommitRow, report: &mut Report) {
     }
 }
 
-fn decode(
-    commit: &CommitRow,
-    event: &CommitEventRow,
-    upcasters: &events::Upcasters,
-) -> Result<(), String> {
-    let envelope = EventEnvelope {
-        event_id: event
-            .event_id
-            .parse()
-            .map_err(|_| format!("event id `{}` is not a UUID", event.event_id))?,
-        aggregate_type: commit.aggregate_type.clone(),
-        aggregate_id: commit.aggregate_id.clone(),
-        version: u64::try_from(event.version).map_err(|_| "negative version".to_owned())?,
-        position: None,
-        event_type: event.event_type.clone(),
-        schema_version: u32::try_from(event.schema_version)
-            .map_err(|_| "negative schema version".to_owned())?,
-        occurred_at: event.occurred_at.to_chrono(),
-        recorded_at: commit.recorded_at.to_chrono(),
-        correlation_id: commit.correlation_id.clone(),
-        causation_id: commit.causation_id.clone(),
-        actor: commit.actor.clone(),
-        payload: event.payload.clone().into_relaxed_extjson(),
-    };
-    let current = upcasters.upcast(envelope).map_err(|e| e.to_string())?;
+fn decode(commit: &CommitRow, event: &CommitEventRow, codec: &Codec) -> Result<(), String> {
+    let schema_version =
+        u32::try_from(event.schema_version).map_err(|_| "negative schema version".to_owned())?;
     decode_check(
-        &current.aggregate_type,
-        &current.event_type,
-        current.payload,
+        codec,
+        &commit.aggregate_type,
+        &event.event_type,
+        schema_version,
+        event.payload.clone().into_relaxed_extjson(),
     )
 }
 

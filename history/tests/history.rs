@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::calendar::BusinessTimeZone;
+use domain::codec::{self, Codec};
 use domain::crew_member::{self, CrewMemberCommand};
 use domain::customer::{self, CustomerCommand, CustomerRecord, CustomerState};
 use domain::enums::{CustomerStatus, ReferralSource};
@@ -37,6 +39,11 @@ struct Fixture {
     customer_states: Vec<CustomerState>,
 }
 
+/// The codec the services of a business in New York read with.
+fn business_codec() -> Codec {
+    Codec::for_business(BusinessTimeZone::parse("America/New_York").unwrap())
+}
+
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
@@ -63,11 +70,12 @@ async fn append<E: DomainEvent>(
         events: events
             .iter()
             .map(|e| {
+                let stored = codec::encode(e);
                 NewEvent::new(
-                    e.event_type(),
-                    E::SCHEMA_VERSION,
+                    stored.event_type,
+                    stored.schema_version,
                     at("2026-11-25T10:00:00.123Z"),
-                    e.to_payload(),
+                    stored.payload,
                 )
             })
             .collect(),
@@ -219,6 +227,7 @@ impl Fixture {
         let mut out = Vec::new();
         export::export(
             &self.store,
+            &business_codec(),
             &options,
             &mut out,
             &indicatif::ProgressBar::hidden(),
@@ -253,7 +262,7 @@ impl Fixture {
     }
 
     async fn verify(&self) -> verify::Report {
-        verify::verify(&self.store, &VerifyOptions::default())
+        verify::verify(&self.store, &business_codec(), &VerifyOptions::default())
             .await
             .unwrap()
     }
@@ -414,22 +423,34 @@ async fn show_folds_the_state_at_a_version_and_as_of_a_time() {
     let id = f.customer.to_string();
     let expected = |version: usize| serde_json::to_value(&f.customer_states[version - 1]).unwrap();
 
-    let latest = show::load(&f.store, "customer", &id, Point::Latest)
+    let latest = show::load(&f.store, &business_codec(), "customer", &id, Point::Latest)
         .await
         .unwrap();
     assert_eq!(latest.version(), 3);
     assert_eq!(latest.state, expected(3));
 
-    let v2 = show::load(&f.store, "customer", &id, Point::AtVersion(2))
-        .await
-        .unwrap();
+    let v2 = show::load(
+        &f.store,
+        &business_codec(),
+        "customer",
+        &id,
+        Point::AtVersion(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(v2.events.len(), 2);
     assert_eq!(v2.state, expected(2));
 
     let recorded_v1 = latest.events[0].recorded_at;
-    let as_of = show::load(&f.store, "customer", &id, Point::AsOf(recorded_v1))
-        .await
-        .unwrap();
+    let as_of = show::load(
+        &f.store,
+        &business_codec(),
+        "customer",
+        &id,
+        Point::AsOf(recorded_v1),
+    )
+    .await
+    .unwrap();
     assert_eq!(as_of.version(), 1);
     assert_eq!(as_of.state, expected(1));
 
@@ -442,6 +463,7 @@ async fn show_folds_the_state_at_a_version_and_as_of_a_time() {
 
     let crew = show::load(
         &f.store,
+        &business_codec(),
         "crew_member",
         &f.crew_member.to_string(),
         Point::Latest,
@@ -457,7 +479,7 @@ async fn show_folds_the_state_at_a_version_and_as_of_a_time() {
 #[tokio::test]
 async fn show_refuses_unknown_aggregate_types_missing_aggregates_and_times_before_creation() {
     let f = fixture().await;
-    let err = show::load(&f.store, "invoice", "x", Point::Latest)
+    let err = show::load(&f.store, &business_codec(), "invoice", "x", Point::Latest)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2);
@@ -469,6 +491,7 @@ async fn show_refuses_unknown_aggregate_types_missing_aggregates_and_times_befor
 
     let err = show::load(
         &f.store,
+        &business_codec(),
         "customer",
         &Uuid::now_v7().to_string(),
         Point::Latest,
@@ -480,6 +503,7 @@ async fn show_refuses_unknown_aggregate_types_missing_aggregates_and_times_befor
 
     let err = show::load(
         &f.store,
+        &business_codec(),
         "customer",
         &f.customer.to_string(),
         Point::AsOf(at("2000-01-01T00:00:00Z")),
@@ -490,6 +514,7 @@ async fn show_refuses_unknown_aggregate_types_missing_aggregates_and_times_befor
 
     let err = show::load(
         &f.store,
+        &business_codec(),
         "customer",
         &f.customer.to_string(),
         Point::AtVersion(9),
@@ -535,7 +560,7 @@ async fn export_to_a_file_appears_only_when_complete_and_a_failed_one_leaves_not
         include_message_bodies: true,
     };
     let hidden = indicatif::ProgressBar::hidden();
-    let summary = export::export_to_file(&f.store, &options, &target, &hidden)
+    let summary = export::export_to_file(&f.store, &business_codec(), &options, &target, &hidden)
         .await
         .unwrap();
     assert_eq!(summary.written, 5);
@@ -561,9 +586,15 @@ async fn export_to_a_file_appears_only_when_complete_and_a_failed_one_leaves_not
     future.insert("schema_version", 99i32);
     f.collection("events").insert_one(future).await.unwrap();
     let failed_target = dir.path().join("failed.jsonl");
-    let err = export::export_to_file(&f.store, &options, &failed_target, &hidden)
-        .await
-        .unwrap_err();
+    let err = export::export_to_file(
+        &f.store,
+        &business_codec(),
+        &options,
+        &failed_target,
+        &hidden,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("newer than"), "{err}");
     assert!(!failed_target.exists());
     assert_eq!(
@@ -842,9 +873,15 @@ async fn export_and_show_redact_message_text_unless_asked_to_keep_it() {
     };
     let hidden = indicatif::ProgressBar::hidden();
     let mut redacted = Vec::new();
-    export::export(&f.store, &export(false), &mut redacted, &hidden)
-        .await
-        .unwrap();
+    export::export(
+        &f.store,
+        &business_codec(),
+        &export(false),
+        &mut redacted,
+        &hidden,
+    )
+    .await
+    .unwrap();
     let redacted = String::from_utf8(redacted).unwrap();
     assert!(!redacted.contains("9071"), "{redacted}");
     let line: serde_json::Value = serde_json::from_str(redacted.trim()).unwrap();
@@ -853,14 +890,26 @@ async fn export_and_show_redact_message_text_unless_asked_to_keep_it() {
     assert_eq!(line["payload"]["seq"], 1, "{line}");
 
     let mut kept = Vec::new();
-    export::export(&f.store, &export(true), &mut kept, &hidden)
-        .await
-        .unwrap();
+    export::export(
+        &f.store,
+        &business_codec(),
+        &export(true),
+        &mut kept,
+        &hidden,
+    )
+    .await
+    .unwrap();
     assert!(String::from_utf8(kept).unwrap().contains("9071"));
 
-    let mut shown = show::load(&f.store, "thread", &thread.to_string(), Point::Latest)
-        .await
-        .unwrap();
+    let mut shown = show::load(
+        &f.store,
+        &business_codec(),
+        "thread",
+        &thread.to_string(),
+        Point::Latest,
+    )
+    .await
+    .unwrap();
     shown.redact_private_text();
     let mut printed = Vec::new();
     show::render(&shown, &mut printed).unwrap();

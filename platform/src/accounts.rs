@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::aggregate::{Aggregate, DomainEvent};
+use domain::aggregate::Aggregate;
+use domain::codec::Codec;
 use domain::enums::Role;
 use domain::ids::UserId;
 use domain::user::{User, UserEvent, UserState};
@@ -59,7 +60,7 @@ pub struct Accounts {
 
 struct Inner {
     /// `None`: tokens are trusted as they are (unit tests of routes without a store).
-    store: Option<EventStore>,
+    store: Option<(EventStore, Codec)>,
     standings: Cache<UserId, Standing>,
     /// The highest version of each user's stream seen published on the bus.
     published: Mutex<HashMap<UserId, u64>>,
@@ -68,8 +69,8 @@ struct Inner {
 
 impl Accounts {
     /// Standings folded from `store`, each kept at most `ttl` unless the bus says sooner.
-    pub fn new(store: EventStore, ttl: Duration) -> Self {
-        Self::build(Some(store), ttl)
+    pub fn new(store: EventStore, codec: Codec, ttl: Duration) -> Self {
+        Self::build(Some((store, codec)), ttl)
     }
 
     /// Trusts every token's role: for tests of handlers that run without an event store.
@@ -77,7 +78,7 @@ impl Accounts {
         Self::build(None, Duration::from_secs(1))
     }
 
-    fn build(store: Option<EventStore>, ttl: Duration) -> Self {
+    fn build(store: Option<(EventStore, Codec)>, ttl: Duration) -> Self {
         Accounts {
             inner: Arc::new(Inner {
                 store,
@@ -93,12 +94,12 @@ impl Accounts {
 
     /// The standing of `user`, from the cache or their stream.
     pub async fn standing(&self, user: UserId) -> Result<Standing, Arc<AccountsError>> {
-        let Some(store) = &self.inner.store else {
+        let Some((store, codec)) = &self.inner.store else {
             return Ok(Standing::Unregistered);
         };
         self.inner
             .standings
-            .try_get_with(user, load(store, user))
+            .try_get_with(user, load(store, codec, user))
             .await
     }
 
@@ -191,7 +192,7 @@ impl Accounts {
     }
 }
 
-async fn load(store: &EventStore, user: UserId) -> Result<Standing, AccountsError> {
+async fn load(store: &EventStore, codec: &Codec, user: UserId) -> Result<Standing, AccountsError> {
     let stream = StreamId {
         aggregate_type: User::TYPE.to_owned(),
         aggregate_id: user.to_string(),
@@ -202,7 +203,12 @@ async fn load(store: &EventStore, user: UserId) -> Result<Standing, AccountsErro
         .map_err(|e| AccountsError::Store(e.to_string()))?;
     let mut state = UserState::default();
     for envelope in envelopes {
-        let event = UserEvent::from_payload(&envelope.event_type, envelope.payload)
+        let event: UserEvent = codec
+            .decode(
+                &envelope.event_type,
+                envelope.schema_version,
+                envelope.payload,
+            )
             .map_err(|e| AccountsError::Store(e.to_string()))?;
         state = User::evolve(state, &event);
     }

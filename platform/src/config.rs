@@ -151,11 +151,16 @@ impl AuthArgs {
     pub fn authenticator(
         &self,
         store: events::EventStore,
+        codec: domain::codec::Codec,
         limits: crate::limits::RateLimits,
     ) -> Result<crate::auth::Authenticator, crate::jwt::KeyError> {
         Ok(crate::auth::Authenticator::new(
             self.keys()?,
-            crate::accounts::Accounts::new(store, Duration::from_millis(self.account_ttl_ms)),
+            crate::accounts::Accounts::new(
+                store,
+                codec,
+                Duration::from_millis(self.account_ttl_ms),
+            ),
             limits,
         ))
     }
@@ -167,6 +172,7 @@ impl AuthArgs {
         &self,
         limits: &crate::limits::RateLimitArgs,
         store: events::EventStore,
+        codec: domain::codec::Codec,
         nats: async_nats::Client,
         events_prefix: &str,
     ) -> anyhow::Result<crate::auth::Authenticator> {
@@ -174,7 +180,7 @@ impl AuthArgs {
         let limits = limits.limits();
         tokio::spawn(limits.clone().prune_every(Duration::from_secs(60)));
         let auth = self
-            .authenticator(store, limits)
+            .authenticator(store, codec, limits)
             .context("loading the JWT keys")?;
         auth.accounts
             .follow(nats, events_prefix)
@@ -201,4 +207,17 @@ pub struct BusinessArgs {
     /// IANA time zone of the business, e.g. America/Chicago.
     #[arg(long, env = "SIMPLEPRO_TIMEZONE", default_value = "America/New_York")]
     pub timezone: String,
+}
+
+impl BusinessArgs {
+    /// The configured zone; an unknown name stops the service at start-up.
+    pub fn time_zone(&self) -> anyhow::Result<domain::calendar::BusinessTimeZone> {
+        domain::calendar::BusinessTimeZone::parse(&self.timezone)
+            .map_err(|e| anyhow::anyhow!("SIMPLEPRO_TIMEZONE: {}", e.reason))
+    }
+
+    /// The codec every stored event of this business is read through.
+    pub fn codec(&self) -> anyhow::Result<domain::codec::Codec> {
+        Ok(domain::codec::Codec::for_business(self.time_zone()?))
+    }
 }

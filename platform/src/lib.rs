@@ -12,6 +12,7 @@
 //! - [`jwt`]: signing and checking tokens: HS256, EdDSA, RS256, several keys by `kid`.
 //! - [`limits`]: rate limits per user and per client address.
 //! - [`accounts`]: each user's current standing (active with a role, or deactivated).
+//! - [`stored`]: stored events brought to the current schema through the domain's codec.
 
 pub mod accounts;
 pub mod auth;
@@ -22,4 +23,5 @@ pub mod jwt;
 pub mod limits;
 pub mod problem;
 pub mod shutdown;
+pub mod stored;
 pub mod telemetry;

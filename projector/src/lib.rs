@@ -64,8 +64,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::calendar::BusinessTimeZone;
-use events::{Bus, EventStore, Upcasters};
+use domain::codec::Codec;
+use events::{Bus, EventStore};
 use platform::http::Readiness;
 use platform::shutdown::Shutdown;
 use read_models::{Model, ProjectionContext};
@@ -107,9 +107,7 @@ struct Connections {
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Connections> {
-    let time_zone = BusinessTimeZone::parse(&config.business.timezone)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("reading the business time zone")?;
+    let time_zone = config.business.time_zone()?;
     let client = events::store::connect_client(&config.connection.mongodb_uri, "projector")
         .await
         .context("connecting to MongoDB")?;
@@ -207,7 +205,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let live = live::Live::new(
         shared(&connections.db, metrics, &config.tuning),
         connections.store,
-        Upcasters::new(),
+        Codec::for_business(connections.context.time_zone),
         config.tuning.clone(),
         connections.context,
         connections.nats.clone(),
@@ -255,7 +253,7 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
         store: connections.store,
         bus: connections.bus,
         bus_replay_min: config.tuning.bus_replay_min,
-        upcasters: Upcasters::new(),
+        codec: Codec::for_business(connections.context.time_zone),
         context: connections.context,
         nats: connections.nats.clone(),
         changes_subject: connections.changes_subject,

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Stream as PullStream;
 use async_nats::jetstream::message::Acker;
-use events::{Bus, EventEnvelope, EventStore, Upcasters};
+use domain::codec::Codec;
+use events::{Bus, EventEnvelope, EventStore};
 use platform::shutdown::Shutdown;
 use read_models::{Model, ProjectionContext};
 use tokio::time::Instant;
@@ -22,7 +23,7 @@ use crate::{notify, state, ProjectError};
 pub(crate) struct Live {
     pub(crate) shared: Shared,
     pub(crate) store: EventStore,
-    pub(crate) upcasters: Upcasters,
+    pub(crate) codec: Codec,
     pub(crate) tuning: Tuning,
     pub(crate) context: ProjectionContext,
     pub(crate) nats: async_nats::Client,
@@ -44,7 +45,7 @@ impl Live {
     pub(crate) fn new(
         shared: Shared,
         store: EventStore,
-        upcasters: Upcasters,
+        codec: Codec,
         tuning: Tuning,
         context: ProjectionContext,
         nats: async_nats::Client,
@@ -54,7 +55,7 @@ impl Live {
         Live {
             shared,
             store,
-            upcasters,
+            codec,
             tuning,
             context,
             nats,
@@ -282,7 +283,7 @@ impl Live {
                 });
             }
         }
-        let prepared = projection::prepare(&self.upcasters, events);
+        let prepared = projection::prepare(&self.codec, events);
         self.apply_and_flush(prepared.into()).await
     }
 
@@ -307,7 +308,7 @@ impl Live {
         let mut reader = RangeReader::new(&store, after, target, self.tuning.store_chunk.max(1))
             .with_bus(bus.as_ref(), self.tuning.bus_replay_min);
         while let Some(chunk) = reader.next().await {
-            let prepared = projection::prepare(&self.upcasters, chunk?);
+            let prepared = projection::prepare(&self.codec, chunk?);
             self.apply(prepared.into()).await?;
             if self.dirty_docs() >= self.tuning.catch_up_docs {
                 self.flush().await?;

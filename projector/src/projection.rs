@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, RawDocumentBuf};
-use events::{EventEnvelope, Upcasters};
+use domain::codec::Codec;
+use events::EventEnvelope;
 use futures::StreamExt;
+use platform::stored::upcast_in_place;
 use read_models::cache::{flush_batches, DirtyDoc, DocCache};
 use read_models::dbs::ReadModelDbs;
 use read_models::{Model, ProjectionContext};
@@ -27,18 +29,17 @@ pub(crate) struct Prepared {
     pub(crate) upcast_error: Option<String>,
 }
 
-pub(crate) fn prepare(upcasters: &Upcasters, events: Vec<EventEnvelope>) -> Vec<Prepared> {
+pub(crate) fn prepare(codec: &Codec, events: Vec<EventEnvelope>) -> Vec<Prepared> {
     events
         .into_iter()
-        .map(|event| match upcasters.upcast(event.clone()) {
-            Ok(event) => Prepared {
+        .map(|mut event| {
+            let upcast_error = upcast_in_place(codec, &mut event)
+                .err()
+                .map(|e| e.to_string());
+            Prepared {
                 event,
-                upcast_error: None,
-            },
-            Err(error) => Prepared {
-                event,
-                upcast_error: Some(error.to_string()),
-            },
+                upcast_error,
+            }
         })
         .collect()
 }

@@ -68,7 +68,7 @@ pub(crate) struct Rebuilder {
     /// JetStream's copy of the log, read first where it holds the replayed range.
     pub(crate) bus: Bus,
     pub(crate) bus_replay_min: u64,
-    pub(crate) upcasters: events::Upcasters,
+    pub(crate) codec: domain::codec::Codec,
     pub(crate) context: ProjectionContext,
     pub(crate) nats: async_nats::Client,
     pub(crate) changes_subject: String,
@@ -251,7 +251,7 @@ impl Rebuilder {
         let mut times = ReplayTimes::default();
         let mut mark = Instant::now();
         while let Some(chunk) = reader.next().await {
-            let prepared: Arc<[Prepared]> = projection::prepare(&self.upcasters, chunk?).into();
+            let prepared: Arc<[Prepared]> = projection::prepare(&self.codec, chunk?).into();
             times.read += lap(&mut mark);
             projection::apply_all(&mut targets.projections, &self.shared, &prepared).await?;
             for (projection, bar) in targets.projections.iter().zip(&targets.bars) {

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
-use domain::calendar::BusinessTimeZone;
+use domain::codec::Codec;
 use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, Secret, TelemetryArgs};
 use platform::http::{health_routes, serve, Readiness};
 use platform::limits::RateLimits;
@@ -95,9 +95,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let time_zone = BusinessTimeZone::parse(&config.business.timezone)
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.reason))
-        .context("reading the business time zone")?;
+    let time_zone = config.business.time_zone()?;
     let client = events::store::connect_client(&config.connection.mongodb_uri, "query-api")
         .await
         .context("connecting to MongoDB")?;
@@ -141,6 +139,7 @@ pub async fn run(
         .start_authenticator(
             &config.limits,
             store.clone(),
+            Codec::for_business(time_zone),
             nats.clone(),
             &config.connection.subject_prefix,
         )

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use domain::calendar::BusinessTimeZone;
+use domain::codec::Codec;
 use domain::crew_member::CrewMemberEvent;
 use domain::customer::CustomerEvent;
 use domain::ids::{CrewMemberId, CustomerId, JobId, ThreadId, UserId};
@@ -150,15 +151,7 @@ pub(crate) enum Decoded {
 }
 
 /// Decodes `event`; `Ok(None)` for aggregate or event types the read models ignore.
-pub(crate) fn decode(event: &EventEnvelope) -> Result<Option<Decoded>, ApplyError> {
-    fn known<E: DomainEvent>(event: &EventEnvelope) -> Result<Option<E>, ApplyError> {
-        if !E::EVENT_TYPES.contains(&event.event_type.as_str()) {
-            return Ok(None);
-        }
-        E::from_payload(&event.event_type, event.payload.clone())
-            .map(Some)
-            .map_err(|e| ApplyError::poison(event, e.to_string()))
-    }
+pub(crate) fn decode(codec: &Codec, event: &EventEnvelope) -> Result<Option<Decoded>, ApplyError> {
     fn stream<I: FromStr>(event: &EventEnvelope) -> Result<I, ApplyError> {
         event.aggregate_id.parse().map_err(|_| {
             ApplyError::poison(
@@ -168,23 +161,23 @@ pub(crate) fn decode(event: &EventEnvelope) -> Result<Option<Decoded>, ApplyErro
         })
     }
     Ok(match event.aggregate_type.as_str() {
-        "customer" => match known(event)? {
+        "customer" => match known_event(codec, event)? {
             Some(e) => Some(Decoded::Customer(stream(event)?, e)),
             None => None,
         },
-        "job" => match known(event)? {
+        "job" => match known_event(codec, event)? {
             Some(e) => Some(Decoded::Job(stream(event)?, e)),
             None => None,
         },
-        "user" => match known(event)? {
+        "user" => match known_event(codec, event)? {
             Some(e) => Some(Decoded::User(stream(event)?, e)),
             None => None,
         },
-        "crew_member" => match known(event)? {
+        "crew_member" => match known_event(codec, event)? {
             Some(e) => Some(Decoded::Crew(stream(event)?, e)),
             None => None,
         },
-        "thread" => match known(event)? {
+        "thread" => match known_event(codec, event)? {
             Some(e) => Some(Decoded::Thread(stream(event)?, e)),
             None => None,
         },
@@ -192,7 +185,25 @@ pub(crate) fn decode(event: &EventEnvelope) -> Result<Option<Decoded>, ApplyErro
     })
 }
 
-/// Applies one event (already upcast, with its position) to one model's documents.
+/// `event` as an `E`, through the codec; `Ok(None)` when `E` has no such event type.
+fn known_event<E: DomainEvent>(
+    codec: &Codec,
+    event: &EventEnvelope,
+) -> Result<Option<E>, ApplyError> {
+    if !E::EVENT_TYPES.contains(&event.event_type.as_str()) {
+        return Ok(None);
+    }
+    codec
+        .decode(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        )
+        .map(Some)
+        .map_err(|e| ApplyError::poison(event, e.to_string()))
+}
+
+/// Applies one event (with its position) to one model's documents.
 ///
 /// Unknown aggregate or event types are ignored. On error the cache is left as it was before
 /// the call, so the caller may retry the same event (after a [`ApplyError::Load`]) or skip it
@@ -208,7 +219,7 @@ pub async fn apply(
     let Some(position) = event.position.filter(|p| *p > 0) else {
         return Err(ApplyError::poison(event, "event has no global position"));
     };
-    let Some(decoded) = decode(event)? else {
+    let Some(decoded) = decode(&Codec::for_business(ctx.time_zone), event)? else {
         return Ok(());
     };
     cache.begin_event(position);

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::calendar::BusinessTimeZone;
+use domain::codec::Codec;
 use domain::crew_member::CrewMemberEvent;
 use domain::customer::CustomerEvent;
 use domain::enums::{CustomerStatus, JobStatus, ReferralSource, ServiceType};
@@ -101,7 +102,7 @@ impl ReferenceModel {
 
     /// Folds one event in; unknown types are ignored, undecodable payloads refused.
     pub fn apply(&mut self, event: &EventEnvelope) -> Result<(), ApplyError> {
-        match decode(event)? {
+        match decode(&Codec::for_business(self.time_zone), event)? {
             Some(Decoded::Customer(id, e)) => self.customer_event(id, e),
             Some(Decoded::Job(id, e)) => self.job_event(id, e),
             Some(Decoded::Thread(id, e)) => self.thread_event(id, e),
@@ -199,18 +200,12 @@ impl ReferenceModel {
             } => {
                 job.status = JobStatus::Scheduled;
                 job.date = Some(date);
-                job.window = Some(WindowView {
-                    start: window.start(),
-                    end: window.end(),
-                });
+                job.window = Some(WindowView::from(&window));
                 job.scheduled_at = Some(scheduled_at);
             }
             JobEvent::JobRescheduled { date, window, .. } => {
                 job.date = Some(date);
-                job.window = Some(WindowView {
-                    start: window.start(),
-                    end: window.end(),
-                });
+                job.window = Some(WindowView::from(&window));
             }
             JobEvent::CrewAssigned { crew_member_id, .. } => {
                 job.crew.insert(crew_member_id);

@@ -449,7 +449,7 @@ impl Generator {
         }
         let created_on = self.config.time_zone.local_date(created_at);
         let mut date = Self::weekday_date(rng, created_on, 2, 30);
-        let window = Self::window(rng)?;
+        let window = Self::window(rng, self.config.time_zone)?;
         let scheduled_at = (created_at + Duration::hours(1)).min(self.now);
         self.push(
             actor,
@@ -480,7 +480,7 @@ impl Generator {
                 actor,
                 job(JobCommand::Reschedule {
                     date: new_date,
-                    window: Self::window(rng)?,
+                    window: Self::window(rng, self.config.time_zone)?,
                     reason: Some("customer asked for another day".to_owned()),
                     rescheduled_at,
                 }),
@@ -527,11 +527,11 @@ impl Generator {
         Ok(())
     }
 
-    fn window(rng: &mut Rng) -> Result<TimeWindow, GenError> {
+    fn window(rng: &mut Rng, zone: BusinessTimeZone) -> Result<TimeWindow, GenError> {
         let start = *rng.pick(&[8u32, 9, 12, 13]);
         let length = rng.between(3, 4) as u32;
         let time = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default();
-        TimeWindow::parse(time(start), time(start + length)).map_err(GenError::field)
+        TimeWindow::parse(time(start), time(start + length), zone).map_err(GenError::field)
     }
 }
 

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
+use domain::calendar::BusinessTimeZone;
 use domain::crew_member::CrewMember;
 use domain::customer::Customer;
 use domain::enums::ServiceType;
@@ -109,10 +110,11 @@ pub(crate) async fn create(
 fn parse_slot(
     body: Map<String, Value>,
     known: &[&str],
+    business: BusinessTimeZone,
 ) -> Result<(NaiveDate, TimeWindow, Option<String>), Problem> {
     parse::body(body, known, |f| {
         let date = f.required("date", parse::date);
-        let window = f.required("window", parse::window);
+        let window = f.required("window", parse::window(business));
         let reason = f.optional("reason", parse::free_text(MAX_RESCHEDULE_REASON));
         Some((date?, window?, reason?.flatten()))
     })
@@ -125,7 +127,7 @@ pub(crate) async fn schedule(
 ) -> Result<Response, Problem> {
     authz::plan_jobs(&request.context.caller)?;
     let id = ids.get("id")?;
-    let (date, window, _) = parse_slot(request.body, SCHEDULE_FIELDS)?;
+    let (date, window, _) = parse_slot(request.body, SCHEDULE_FIELDS, app.time_zone)?;
     let command = JobCommand::Schedule {
         date,
         window,
@@ -141,7 +143,7 @@ pub(crate) async fn reschedule(
 ) -> Result<Response, Problem> {
     authz::plan_jobs(&request.context.caller)?;
     let id = ids.get("id")?;
-    let (date, window, reason) = parse_slot(request.body, RESCHEDULE_FIELDS)?;
+    let (date, window, reason) = parse_slot(request.body, RESCHEDULE_FIELDS, app.time_zone)?;
     let command = JobCommand::Reschedule {
         date,
         window,
@@ -332,11 +334,16 @@ mod tests {
         );
     }
 
+    fn business() -> BusinessTimeZone {
+        BusinessTimeZone::parse("America/Chicago").unwrap()
+    }
+
     #[test]
     fn windows_accept_minutes_or_seconds_and_must_run_forward() {
         let (date, window, _) = parse_slot(
             object(json!({"date": "2025-03-10", "window": {"start": "08:00", "end": "12:00:00"}})),
             SCHEDULE_FIELDS,
+            business(),
         )
         .unwrap();
         assert_eq!(date.to_string(), "2025-03-10");
@@ -344,6 +351,7 @@ mod tests {
         let problem = parse_slot(
             object(json!({"date": "10/03/2025", "window": {"start": "12:00", "end": "08:00"}})),
             SCHEDULE_FIELDS,
+            business(),
         )
         .unwrap_err();
         let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
@@ -351,10 +359,38 @@ mod tests {
         let problem = parse_slot(
             object(json!({"date": "2025-02-30", "window": {"start": "8am", "end": 9}})),
             SCHEDULE_FIELDS,
+            business(),
         )
         .unwrap_err();
         let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["date", "window.start", "window.end"]);
+    }
+
+    #[test]
+    fn a_window_is_in_the_business_zone_unless_it_names_another() {
+        let body = |window| object(json!({"date": "2025-03-10", "window": window}));
+        let (_, window, _) = parse_slot(
+            body(json!({"start": "08:00", "end": "12:00"})),
+            SCHEDULE_FIELDS,
+            business(),
+        )
+        .unwrap();
+        assert_eq!(window.time_zone(), business());
+        let (_, window, _) = parse_slot(
+            body(json!({"start": "08:00", "end": "12:00", "time_zone": "Europe/Lisbon"})),
+            SCHEDULE_FIELDS,
+            business(),
+        )
+        .unwrap();
+        assert_eq!(window.time_zone().name(), "Europe/Lisbon");
+        let problem = parse_slot(
+            body(json!({"start": "08:00", "end": "12:00", "time_zone": "Mars/Olympus"})),
+            SCHEDULE_FIELDS,
+            business(),
+        )
+        .unwrap_err();
+        assert_eq!(problem.errors[0].field, "window.time_zone");
+        assert!(problem.errors[0].reason.contains("unknown IANA time zone"));
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub(super) fn day(d: u32) -> NaiveDate {
 
 pub(super) fn window(start: u32, end: u32) -> TimeWindow {
     let t = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap();
-    TimeWindow::parse(t(start), t(end)).unwrap()
+    let zone = crate::calendar::BusinessTimeZone::parse("America/New_York").unwrap();
+    TimeWindow::parse(t(start), t(end), zone).unwrap()
 }
 
 pub(super) fn crew(n: u128) -> CrewMemberId {

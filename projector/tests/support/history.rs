@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
-use domain::aggregate::{Aggregate, DomainEvent};
+use domain::aggregate::Aggregate;
+use domain::calendar::BusinessTimeZone;
+use domain::codec;
 use domain::crew_member::{CrewMember, CrewMemberCommand};
 use domain::customer::{Customer, CustomerCommand};
 use domain::enums::{CustomerStatus, ReferralSource, Role, ServiceType};
@@ -102,7 +104,8 @@ impl<A: Aggregate> Streams<A> {
             events: decided
                 .iter()
                 .map(|e| {
-                    NewEvent::new(e.event_type(), A::Event::SCHEMA_VERSION, at, e.to_payload())
+                    let stored = codec::encode(e);
+                    NewEvent::new(stored.event_type, stored.schema_version, at, stored.payload)
                 })
                 .collect(),
         })
@@ -321,6 +324,7 @@ impl History {
         TimeWindow::parse(
             NaiveTime::from_hms_opt(start, 0, 0)?,
             NaiveTime::from_hms_opt(start + 2 + self.rng.below(3) as u32, 30, 0)?,
+            BusinessTimeZone::parse("America/New_York").ok()?,
         )
         .ok()
     }

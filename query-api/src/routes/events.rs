@@ -12,12 +12,14 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use domain::codec::Codec;
 use domain::enums::Role;
 use domain::ids::ThreadId;
 use domain::thread::privacy;
 use domain::{crew_member, customer, job, thread, user, Aggregate, DomainEvent};
 use events::EventEnvelope;
 use platform::auth::Caller;
+use platform::stored::upcast_in_place;
 use read_models::query;
 
 use super::AppState;
@@ -161,6 +163,7 @@ pub async fn list_events(
         }
         chunk = (chunk * 2).min(MAX_CHUNK);
     }
+    upcast_to_current(&app, &mut data);
     if !include_message_bodies {
         redact_foreign_messages(&app, &caller, &mut data).await?;
     }
@@ -172,6 +175,18 @@ pub async fn list_events(
         total: None,
     };
     Ok(json_ok(&headers, position, &body))
+}
+
+/// Brings every event to the current schema of its type, as every other reader sees it. An
+/// event this build cannot upcast (written by a newer one) is served as stored, with its own
+/// schema version, rather than failing the page.
+fn upcast_to_current(app: &AppState, events: &mut [EventEnvelope]) {
+    let codec = Codec::for_business(app.time_zone);
+    for event in events {
+        if let Err(error) = upcast_in_place(&codec, event) {
+            tracing::warn!(%error, event_id = %event.event_id, "served as stored");
+        }
+    }
 }
 
 /// Redacts the text of messages in threads `caller` is not a participant of

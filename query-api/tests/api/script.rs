@@ -127,7 +127,9 @@ pub(crate) fn job_scheduled(
         job,
         when,
         json!({"type": "JobScheduled", "data": {
-            "date": date, "window": {"start": start, "end": end}, "scheduled_at": when,
+            "date": date,
+            "window": {"start": start, "end": end, "time_zone": "America/New_York"},
+            "scheduled_at": when,
         }}),
     )
 }

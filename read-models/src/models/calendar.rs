@@ -231,10 +231,7 @@ async fn apply_job(
         JobEvent::JobScheduled { date, window, .. }
         | JobEvent::JobRescheduled { date, window, .. } => {
             new.date = Some(*date);
-            new.window = Some(WindowView {
-                start: window.start(),
-                end: window.end(),
-            });
+            new.window = Some(WindowView::from(window));
             new.status = JobStatus::Scheduled;
         }
         JobEvent::CrewAssigned { crew_member_id, .. } => {

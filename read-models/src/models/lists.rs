@@ -347,10 +347,7 @@ async fn apply_job<L: DocLoader>(
         }
         JobEvent::JobScheduled { date, window, .. }
         | JobEvent::JobRescheduled { date, window, .. } => {
-            let window = WindowView {
-                start: window.start(),
-                end: window.end(),
-            };
+            let window = WindowView::from(window);
             change_job(ctx, id, |s| {
                 s.scheduled_date = Some(*date);
                 s.window = Some(window);

@@ -2,8 +2,10 @@
 //! `Serialize` types without internal fields.
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use domain::calendar::BusinessTimeZone;
 use domain::enums::{CustomerStatus, JobStatus, ReferralSource, ServiceType};
 use domain::ids::{CrewMemberId, CustomerId, JobId, MessageId, ThreadId, UserId};
+use domain::values::TimeWindow;
 use serde::{Deserialize, Serialize};
 
 /// Dashboard for the local dates `from..=to`, plus `today` and a 12-month revenue chart.
@@ -121,6 +123,18 @@ pub struct CalendarJob {
 pub struct WindowView {
     pub start: NaiveTime,
     pub end: NaiveTime,
+    /// IANA zone `start` and `end` are local times of.
+    pub time_zone: BusinessTimeZone,
+}
+
+impl From<&TimeWindow> for WindowView {
+    fn from(window: &TimeWindow) -> Self {
+        Self {
+            start: window.start(),
+            end: window.end(),
+            time_zone: window.time_zone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,7 +101,8 @@ fn usd(amount: i64) -> Money {
 fn window(n: u32) -> TimeWindow {
     let start = 7 + n % 8;
     let t = |h| NaiveTime::from_hms_opt(h, (n % 2) * 30, 0).expect("valid time");
-    TimeWindow::parse(t(start), t(start + 1 + n % 3)).expect("valid window")
+    let zone = super::pipeline::time_zone();
+    TimeWindow::parse(t(start), t(start + 1 + n % 3), zone).expect("valid window")
 }
 
 impl World {
@@ -129,7 +130,7 @@ impl World {
                 version: *version,
                 position: Some(position),
                 event_type: event.event_type().to_owned(),
-                schema_version: E::SCHEMA_VERSION,
+                schema_version: domain::codec::current_version(event.event_type()),
                 occurred_at: at,
                 recorded_at: at,
                 correlation_id: format!("c{position}"),

@@ -4,6 +4,7 @@
 //! depends on as `min_position`, so the test waits exactly as long as the pipeline needs.
 
 mod access;
+mod old_events;
 mod system;
 
 use chrono::{Days, Utc};
@@ -263,7 +264,7 @@ async fn commands_flow_through_the_store_jetstream_and_projector_into_the_query_
     assert_eq!(entry["status"], "completed");
     assert_eq!(
         entry["window"],
-        json!({"start": "08:00:00", "end": "12:00:00"})
+        json!({"start": "08:00:00", "end": "12:00:00", "time_zone": TIME_ZONE})
     );
     assert_eq!(
         entry["crew"],

@@ -171,6 +171,25 @@ impl System {
         &self.env.read_models
     }
 
+    /// The event store, as the services share it.
+    pub(super) async fn store(&self) -> events::EventStore {
+        self.env.store().await
+    }
+
+    /// Rebuilds every read model from the log beside the live ones and compares them; the
+    /// reports say how many documents were equal and which differed.
+    pub(super) async fn rebuild_and_verify(&self) -> Vec<projector::RebuildReport> {
+        let flags = ["rebuild", "--verify", "--drop-delay-secs", "1"];
+        let config = projector::Config::try_parse_from(args(&self.env, "projector", &flags))
+            .expect("rebuild flags");
+        let Some(projector::Command::Rebuild(rebuild)) = config.command.clone() else {
+            panic!("rebuild arguments not parsed");
+        };
+        projector::rebuild(&config, &rebuild)
+            .await
+            .expect("rebuild")
+    }
+
     pub(super) async fn stop(self) {
         self.query.stop().await;
         self.projector.stop().await;
