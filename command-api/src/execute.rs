@@ -322,11 +322,8 @@ where
     }
     let stream = stream_of::<A>(id);
     let turn = app.locks.lock(&stream).await;
-    let attempts = if context.if_match.is_some() {
-        1
-    } else {
-        ATTEMPTS
-    };
+    // A caller who named the version gets its answer from one attempt.
+    let attempts = context.if_match.map_or(ATTEMPTS, |_| 1);
     // The first decision starts from the state this process's last append of the stream left
     // (no read), or else from a load that stops at the head hint (one read fewer). Whatever
     // is decided from a stale head is either an append, which then conflicts and is retried
@@ -337,18 +334,9 @@ where
     let mut attempt = 0;
     while attempt < attempts {
         if attempt > 0 {
-            // Another process won; a little jitter keeps the losers from colliding again.
-            let jitter = Uuid::new_v4().as_u128() % 20;
-            tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
+            pause_before_retry().await;
         }
-        let recent = match freshness {
-            Freshness::AtHint => app.states.get::<A>(&stream).await,
-            Freshness::Current => None,
-        };
-        let (state, head) = match recent {
-            Some(recent) => recent,
-            None => load_as::<A>(app, id, freshness).await?,
-        };
+        let (state, head) = state_for::<A>(app, id, &stream, freshness).await?;
         let decided = decide_for::<A, F>(&state, &head, id, context, &mut command);
         let events = match decided {
             Ok(Some(events)) => events,
@@ -360,55 +348,10 @@ where
             Err(problem) => return Err(problem),
         };
         let new_state = events.iter().fold(state, A::evolve);
-        let now = Utc::now();
-        let snapshot = match serde_json::to_value(&new_state) {
-            Ok(state) => Some(Snapshot {
-                schema: A::SNAPSHOT_VERSION,
-                state,
-            }),
-            Err(error) => {
-                tracing::warn!(%error, %stream, "state does not serialize; no snapshot");
-                None
-            }
-        };
-        let request = AppendRequest {
-            stream: stream.clone(),
-            expected: Expected::Head(head),
-            events: events
-                .iter()
-                .map(|e| {
-                    let stored = codec::encode(e);
-                    NewEvent::new(
-                        stored.event_type,
-                        stored.schema_version,
-                        now,
-                        stored.payload,
-                    )
-                })
-                .collect(),
-            metadata: EventMetadata {
-                correlation_id: context.correlation_id.clone(),
-                causation_id: context.idempotency.as_ref().map(|key| key.key.clone()),
-                actor: context.caller.user_id.to_string(),
-            },
-            idempotency: context.idempotency.clone(),
-            snapshot,
-        };
+        let request = append_request::<A>(&stream, head, &events, &new_state, context);
         match app.store.append(request).await {
             Ok(outcome) if outcome.replayed => return replayed::<A>(app, outcome).await,
-            Ok(outcome) => {
-                app.states.remember::<A>(outcome.head(), &new_state).await;
-                drop(turn);
-                let position = last_position(app, &outcome).await;
-                return Ok(Accepted {
-                    id,
-                    version: outcome.last_version,
-                    event_ids: outcome.event_ids,
-                    events,
-                    position,
-                    replayed: false,
-                });
-            }
+            Ok(outcome) => return Ok(appended(app, id, outcome, events, &new_state, turn).await),
             Err(AppendError::Conflict { .. }) if freshness == Freshness::AtHint => {
                 // The hint was behind the stream: decided again from the current head, which
                 // does not count as an attempt.
@@ -432,6 +375,97 @@ where
         attempt += 1;
     }
     Err(errors::version_conflict(last_conflict))
+}
+
+/// A command whose events were appended: the state is remembered for the stream's next
+/// command, the stream's turn passed on, and the events' position awaited.
+async fn appended<A: Aggregate>(
+    app: &AppState,
+    id: Uuid,
+    outcome: AppendOutcome,
+    events: Vec<A::Event>,
+    new_state: &A::State,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) -> Accepted<A> {
+    app.states.remember::<A>(outcome.head(), new_state).await;
+    drop(turn);
+    let position = last_position(app, &outcome).await;
+    Accepted {
+        id,
+        version: outcome.last_version,
+        event_ids: outcome.event_ids,
+        events,
+        position,
+        replayed: false,
+    }
+}
+
+/// Another process won the race; a little jitter keeps the losers from colliding again.
+async fn pause_before_retry() {
+    let jitter = Uuid::new_v4().as_u128() % 20;
+    tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
+}
+
+/// The state to decide from: what this process's last append left (at the hint only), or a
+/// load as fresh as asked.
+async fn state_for<A: Aggregate>(
+    app: &AppState,
+    id: Uuid,
+    stream: &StreamId,
+    freshness: Freshness,
+) -> Result<(A::State, StreamHead), Problem> {
+    let recent = match freshness {
+        Freshness::AtHint => app.states.get::<A>(stream).await,
+        Freshness::Current => None,
+    };
+    match recent {
+        Some(recent) => Ok(recent),
+        None => load_as::<A>(app, id, freshness).await,
+    }
+}
+
+/// The append of `events` decided at `head`, stamped now, with a snapshot of `new_state`.
+fn append_request<A: Aggregate>(
+    stream: &StreamId,
+    head: StreamHead,
+    events: &[A::Event],
+    new_state: &A::State,
+    context: &CommandContext,
+) -> AppendRequest {
+    let now = Utc::now();
+    let snapshot = match serde_json::to_value(new_state) {
+        Ok(state) => Some(Snapshot {
+            schema: A::SNAPSHOT_VERSION,
+            state,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, %stream, "state does not serialize; no snapshot");
+            None
+        }
+    };
+    AppendRequest {
+        stream: stream.clone(),
+        expected: Expected::Head(head),
+        events: events
+            .iter()
+            .map(|e| {
+                let stored = codec::encode(e);
+                NewEvent::new(
+                    stored.event_type,
+                    stored.schema_version,
+                    now,
+                    stored.payload,
+                )
+            })
+            .collect(),
+        metadata: EventMetadata {
+            correlation_id: context.correlation_id.clone(),
+            causation_id: context.idempotency.as_ref().map(|key| key.key.clone()),
+            actor: context.caller.user_id.to_string(),
+        },
+        idempotency: context.idempotency.clone(),
+        snapshot,
+    }
 }
 
 /// The events `command` decides on `state`, or `None` when nothing is to change.

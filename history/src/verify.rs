@@ -158,87 +158,20 @@ pub async fn verify(
     options: &VerifyOptions,
 ) -> Result<Report, HistoryError> {
     let started = Instant::now();
-    let db = store.database();
-    let log: Collection<RawDocumentBuf> = db.collection("events");
-    let outbox: Collection<RawDocumentBuf> = db.collection("outbox");
     let mut report = Report {
         max_shown: options.max_shown,
         ..Report::default()
     };
     let mut buckets = Buckets::new(estimated_log_size(store).await?);
     let log_projection = doc! {"position": 1, "event_id": 1, "version": 1, "commit_id": 1};
+    let publication = PublicationDeadline::new(options.publish_grace);
 
     tracing::debug!(
         expected = buckets.width * BUCKETS,
         "verify: scanning the log"
     );
     // 1. The log: dense, ordered positions, and its half of the bucket hashes.
-    let mut cursor = scan(
-        &log,
-        store.backend(),
-        options.batch_size,
-        Some(log_projection.clone()),
-    )
-    .await?;
-    let mut previous: i64 = 0;
-    while let Some(raw) = cursor.try_next().await? {
-        report.log_events += 1;
-        let Some(row) = parse::<LogRow>(&raw, &mut report, Check::Positions, "events document")
-        else {
-            continue;
-        };
-        let Some(position) = integer(&row.position).filter(|p| *p >= 1) else {
-            report.violation(
-                Check::Positions,
-                format!(
-                    "events document with _id {} has no positive integer position ({})",
-                    row.id, row.position
-                ),
-            );
-            continue;
-        };
-        if row.id.as_str() != Some(log_id(position as u64).as_str()) {
-            report.violation(
-                Check::Positions,
-                format!(
-                    "events document with _id {} holds position {position}: its _id must be {:?}",
-                    row.id,
-                    log_id(position as u64)
-                ),
-            );
-        }
-        if position > previous + 1 {
-            let missing = if position == previous + 2 {
-                format!("position {} is missing", previous + 1)
-            } else {
-                format!("positions {}..{} are missing", previous + 1, position - 1)
-            };
-            report.violation(Check::Positions, missing);
-        } else if position <= previous {
-            report.violation(
-                Check::Positions,
-                format!("position {position} comes after {previous}: the log is out of order or holds a position twice"),
-            );
-        }
-        previous = previous.max(position);
-        let index = buckets.index(position);
-        buckets.log[index] = buckets.log[index].wrapping_add(fingerprint(
-            position,
-            &row.event_id,
-            row.version,
-            &row.commit_id,
-        ));
-    }
-    report.highest_position = u64::try_from(previous).unwrap_or(0);
-    if report.log_events != report.highest_position {
-        report.violation(
-            Check::Positions,
-            format!(
-                "the log holds {} events but its highest position is {}",
-                report.log_events, report.highest_position
-            ),
-        );
-    }
+    scan_log(store, options, &log_projection, &mut buckets, &mut report).await?;
 
     tracing::debug!(
         events = report.log_events,
@@ -247,11 +180,7 @@ pub async fn verify(
     let positions = recorded_positions(store, options.batch_size).await?;
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
-    let grace = chrono::Duration::from_std(options.publish_grace).unwrap_or(chrono::Duration::MAX);
-    let now = Utc::now();
-    let mut next_version: HashMap<String, u64> = HashMap::new();
-    let mut out_of_order: Vec<(String, u64, u64, String)> = Vec::new();
-    let mut sequenced_in_commits: u64 = 0;
+    let mut commits = CommitScan::default();
     let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         report.commits += 1;
@@ -262,78 +191,11 @@ pub async fn verify(
         commit.take_position(&positions);
         report.events_in_commits += commit.events.len() as u64;
         check_commit_shape(&commit, &mut report);
-        let (Ok(first), Ok(last)) = (
-            u64::try_from(commit.first_version),
-            u64::try_from(commit.last_version),
-        ) else {
-            continue;
-        };
-        let stream = format!("{}/{}", commit.aggregate_type, commit.aggregate_id);
-        let expected = next_version.get(&stream).copied().unwrap_or(1);
-        if first == expected {
-            next_version.insert(stream, last + 1);
-        } else {
-            out_of_order.push((stream, first, last, commit.id.clone()));
-        }
-        for event in &commit.events {
-            if let Err(reason) = decode(&commit, event, codec) {
-                report.violation(
-                    Check::Decoding,
-                    format!(
-                        "commit {} event {} (version {}): {reason}",
-                        commit.id, event.event_id, event.version
-                    ),
-                );
-            }
-        }
-        match commit.position {
-            Some(first_position) => {
-                sequenced_in_commits += commit.events.len() as u64;
-                for (index, event) in commit.events.iter().enumerate() {
-                    let position = first_position + index as i64;
-                    if position < 1 || position > previous {
-                        report.violation(
-                            Check::LogMatchesCommits,
-                            format!("commit {} places event {} at position {position}, which the log does not hold", commit.id, event.event_id),
-                        );
-                        continue;
-                    }
-                    let bucket = buckets.index(position);
-                    buckets.commits[bucket] = buckets.commits[bucket].wrapping_add(fingerprint(
-                        position,
-                        &event.event_id,
-                        event.version,
-                        &commit.id,
-                    ));
-                }
-            }
-            None => {
-                let age = now - commit.recorded_at.to_chrono();
-                let message = format!(
-                    "commit {} recorded at {} ({} s ago) has no position",
-                    commit.id,
-                    crate::show::rfc3339(commit.recorded_at.to_chrono()),
-                    age.num_seconds()
-                );
-                if age > grace {
-                    report.violation(Check::Publication, message);
-                } else {
-                    report.pending(message);
-                }
-            }
-        }
+        commits.chain(&commit);
+        check_decoding(&commit, codec, &mut report);
+        commits.place(&commit, &publication, &mut buckets, &mut report);
     }
-    resolve_chains(&mut next_version, out_of_order, &mut report);
-    report.streams = next_version.len() as u64;
-    if sequenced_in_commits != report.log_events {
-        report.violation(
-            Check::LogMatchesCommits,
-            format!(
-                "sequenced commits hold {sequenced_in_commits} events but the log holds {}",
-                report.log_events
-            ),
-        );
-    }
+    commits.finish(&mut report);
 
     tracing::debug!(
         commits = report.commits,
@@ -356,28 +218,249 @@ pub async fn verify(
 
     tracing::debug!("verify: scanning the outbox");
     // 4. The outbox: entries older than the grace period were never published.
-    let mut cursor = outbox.find(doc! {}).batch_size(options.batch_size).await?;
-    while let Some(raw) = cursor.try_next().await? {
-        report.outbox_entries += 1;
-        let Some(entry) = parse::<OutboxRow>(&raw, &mut report, Check::Publication, "outbox entry")
-        else {
-            continue;
-        };
-        let age = now - entry.created_at.to_chrono();
-        let message = format!(
-            "outbox entry {} for commit {} is {} s old",
-            entry.append_id,
-            entry.commit_id,
-            age.num_seconds()
-        );
-        if age > grace {
+    scan_outbox(store, options, &publication, &mut report).await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// When an unpublished commit or outbox entry stops being pending and becomes a violation.
+struct PublicationDeadline {
+    now: chrono::DateTime<Utc>,
+    grace: chrono::Duration,
+}
+
+impl PublicationDeadline {
+    fn new(grace: Duration) -> Self {
+        Self {
+            now: Utc::now(),
+            grace: chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
+        }
+    }
+
+    fn age(&self, since: bson::DateTime) -> chrono::Duration {
+        self.now - since.to_chrono()
+    }
+
+    /// Records `message` as a violation once `since` is older than the grace, else as pending.
+    fn judge(&self, since: bson::DateTime, message: String, report: &mut Report) {
+        if self.age(since) > self.grace {
             report.violation(Check::Publication, message);
         } else {
             report.pending(message);
         }
     }
-    report.elapsed = started.elapsed();
-    Ok(report)
+}
+
+/// The log in position order: every position present once, in order, under its `_id`.
+async fn scan_log(
+    store: &EventStore,
+    options: &VerifyOptions,
+    projection: &Document,
+    buckets: &mut Buckets,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
+    let log: Collection<RawDocumentBuf> = store.database().collection("events");
+    let mut cursor = scan(
+        &log,
+        store.backend(),
+        options.batch_size,
+        Some(projection.clone()),
+    )
+    .await?;
+    let mut previous: i64 = 0;
+    while let Some(raw) = cursor.try_next().await? {
+        report.log_events += 1;
+        let Some(row) = parse::<LogRow>(&raw, report, Check::Positions, "events document") else {
+            continue;
+        };
+        let Some(position) = check_log_row(&row, previous, report) else {
+            continue;
+        };
+        previous = previous.max(position);
+        let index = buckets.index(position);
+        buckets.log[index] = buckets.log[index].wrapping_add(fingerprint(
+            position,
+            &row.event_id,
+            row.version,
+            &row.commit_id,
+        ));
+    }
+    report.highest_position = u64::try_from(previous).unwrap_or(0);
+    if report.log_events != report.highest_position {
+        report.violation(
+            Check::Positions,
+            format!(
+                "the log holds {} events but its highest position is {}",
+                report.log_events, report.highest_position
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The position of one log document, after checking its `_id` and its place after
+/// `previous`; `None` when it has no usable position.
+fn check_log_row(row: &LogRow, previous: i64, report: &mut Report) -> Option<i64> {
+    let Some(position) = integer(&row.position).filter(|p| *p >= 1) else {
+        report.violation(
+            Check::Positions,
+            format!(
+                "events document with _id {} has no positive integer position ({})",
+                row.id, row.position
+            ),
+        );
+        return None;
+    };
+    if row.id.as_str() != Some(log_id(position as u64).as_str()) {
+        report.violation(
+            Check::Positions,
+            format!(
+                "events document with _id {} holds position {position}: its _id must be {:?}",
+                row.id,
+                log_id(position as u64)
+            ),
+        );
+    }
+    if position > previous + 1 {
+        let missing = if position == previous + 2 {
+            format!("position {} is missing", previous + 1)
+        } else {
+            format!("positions {}..{} are missing", previous + 1, position - 1)
+        };
+        report.violation(Check::Positions, missing);
+    } else if position <= previous {
+        report.violation(
+            Check::Positions,
+            format!("position {position} comes after {previous}: the log is out of order or holds a position twice"),
+        );
+    }
+    Some(position)
+}
+
+/// Every event of `commit` decodes, through the codec, as its aggregate's event.
+fn check_decoding(commit: &CommitRow, codec: &Codec, report: &mut Report) {
+    for event in &commit.events {
+        if let Err(reason) = decode(commit, event, codec) {
+            report.violation(
+                Check::Decoding,
+                format!(
+                    "commit {} event {} (version {}): {reason}",
+                    commit.id, event.event_id, event.version
+                ),
+            );
+        }
+    }
+}
+
+/// What the scan of the commits has gathered so far: each stream's next version, the commits
+/// that came before their predecessor, and how many events sequenced commits hold.
+#[derive(Default)]
+struct CommitScan {
+    next_version: HashMap<String, u64>,
+    out_of_order: Vec<(String, u64, u64, String)>,
+    sequenced_events: u64,
+}
+
+impl CommitScan {
+    /// Follows `commit` on its stream's chain of versions.
+    fn chain(&mut self, commit: &CommitRow) {
+        let (Ok(first), Ok(last)) = (
+            u64::try_from(commit.first_version),
+            u64::try_from(commit.last_version),
+        ) else {
+            return;
+        };
+        let stream = format!("{}/{}", commit.aggregate_type, commit.aggregate_id);
+        let expected = self.next_version.get(&stream).copied().unwrap_or(1);
+        if first == expected {
+            self.next_version.insert(stream, last + 1);
+        } else {
+            self.out_of_order
+                .push((stream, first, last, commit.id.clone()));
+        }
+    }
+
+    /// Adds a sequenced commit's events to the commits' bucket hashes; an unsequenced one is
+    /// pending or, past the grace, unpublished.
+    fn place(
+        &mut self,
+        commit: &CommitRow,
+        publication: &PublicationDeadline,
+        buckets: &mut Buckets,
+        report: &mut Report,
+    ) {
+        let Some(first_position) = commit.position else {
+            let message = format!(
+                "commit {} recorded at {} ({} s ago) has no position",
+                commit.id,
+                crate::show::rfc3339(commit.recorded_at.to_chrono()),
+                publication.age(commit.recorded_at).num_seconds()
+            );
+            publication.judge(commit.recorded_at, message, report);
+            return;
+        };
+        let highest = i64::try_from(report.highest_position).unwrap_or(i64::MAX);
+        self.sequenced_events += commit.events.len() as u64;
+        for (index, event) in commit.events.iter().enumerate() {
+            let position = first_position + index as i64;
+            if position < 1 || position > highest {
+                report.violation(
+                    Check::LogMatchesCommits,
+                    format!("commit {} places event {} at position {position}, which the log does not hold", commit.id, event.event_id),
+                );
+                continue;
+            }
+            let bucket = buckets.index(position);
+            buckets.commits[bucket] = buckets.commits[bucket].wrapping_add(fingerprint(
+                position,
+                &event.event_id,
+                event.version,
+                &commit.id,
+            ));
+        }
+    }
+
+    /// Chains the late commits, counts the streams and compares the events of sequenced
+    /// commits with the log's.
+    fn finish(mut self, report: &mut Report) {
+        resolve_chains(&mut self.next_version, self.out_of_order, report);
+        report.streams = self.next_version.len() as u64;
+        if self.sequenced_events != report.log_events {
+            report.violation(
+                Check::LogMatchesCommits,
+                format!(
+                    "sequenced commits hold {} events but the log holds {}",
+                    self.sequenced_events, report.log_events
+                ),
+            );
+        }
+    }
+}
+
+/// Outbox entries: each one older than the grace period was never published.
+async fn scan_outbox(
+    store: &EventStore,
+    options: &VerifyOptions,
+    publication: &PublicationDeadline,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
+    let outbox: Collection<RawDocumentBuf> = store.database().collection("outbox");
+    let mut cursor = outbox.find(doc! {}).batch_size(options.batch_size).await?;
+    while let Some(raw) = cursor.try_next().await? {
+        report.outbox_entries += 1;
+        let Some(entry) = parse::<OutboxRow>(&raw, report, Check::Publication, "outbox entry")
+        else {
+            continue;
+        };
+        let message = format!(
+            "outbox entry {} for commit {} is {} s old",
+            entry.append_id,
+            entry.commit_id,
+            publication.age(entry.created_at).num_seconds()
+        );
+        publication.judge(entry.created_at, message, report);
+    }
+    Ok(())
 }
 
 /// One cursor through a collection; MongoDB walks `_id` order, FerretDB returns insertion
@@ -562,14 +645,49 @@ async fn locate_mismatches(
     log_projection: Document,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
+    let in_differing = |position: i64| differing.binary_search(&buckets.index(position)).is_ok();
+    let found = |report: &Report| {
+        report
+            .violations
+            .get(&Check::LogMatchesCommits)
+            .map_or(0, |f| f.count)
+    };
+    let before = found(report);
+    log_against_commits(
+        store,
+        options,
+        positions,
+        &in_differing,
+        log_projection,
+        report,
+    )
+    .await?;
+    commits_against_log(store, options, positions, &in_differing, report).await?;
+    if found(report) == before {
+        let (first, last) = (differing[0], differing[differing.len() - 1]);
+        report.violation(
+            Check::LogMatchesCommits,
+            format!(
+                "log and commits disagree between positions {} and {}",
+                first as u64 * buckets.width + 1,
+                (last as u64 + 1) * buckets.width
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Each log entry in a differing bucket must be the event its commit places there.
+async fn log_against_commits(
+    store: &EventStore,
+    options: &VerifyOptions,
+    positions: &HashMap<String, i64>,
+    in_differing: &impl Fn(i64) -> bool,
+    log_projection: Document,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
     let db = store.database();
     let log: Collection<RawDocumentBuf> = db.collection("events");
-    let in_differing = |position: i64| differing.binary_search(&buckets.index(position)).is_ok();
-    let before = report
-        .violations
-        .get(&Check::LogMatchesCommits)
-        .map_or(0, |f| f.count);
-
     let mut cached: Option<CommitRow> = None;
     let mut cursor = scan(
         &log,
@@ -582,12 +700,9 @@ async fn locate_mismatches(
         let Ok(row) = bson::from_slice::<LogRow>(raw.as_bytes()) else {
             continue;
         };
-        let Some(position) = integer(&row.position) else {
+        let Some(position) = integer(&row.position).filter(|p| in_differing(*p)) else {
             continue;
         };
-        if !in_differing(position) {
-            continue;
-        }
         if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
             let commits: Collection<RawDocumentBuf> =
                 db.collection(&store.layout().commits().collection_for(&row.commit_id));
@@ -599,33 +714,46 @@ async fn locate_mismatches(
                 commit.take_position(positions);
             }
         }
-        let problem = match &cached {
-            None => Some(format!(
-                "position {position} (event {}) names commit {}, which does not exist",
-                row.event_id, row.commit_id
-            )),
-            Some(commit) => {
-                let index = row.version - commit.first_version;
-                let placed = commit.position.map(|p| p + index);
-                let event = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| commit.events.get(i));
-                match (event, placed) {
-                    (Some(event), Some(placed)) if event.event_id == row.event_id && placed == position => None,
-                    (None, _) => Some(format!("position {position} holds version {} of commit {}, which has no such version", row.version, commit.id)),
-                    (Some(event), placed) => Some(format!(
-                        "position {position} holds event {} (version {}) of commit {}, but the commit places event {} there{}",
-                        row.event_id, row.version, commit.id, event.event_id,
-                        placed.map_or_else(|| " and has no position".to_owned(), |p| format!(" at position {p}"))
-                    )),
-                }
-            }
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = log_entry_problem(&row, position, cached.as_ref()) {
             report.violation(Check::LogMatchesCommits, problem);
         }
     }
+    Ok(())
+}
 
+/// What is wrong with the log entry `row` at `position`, given the commit it names.
+fn log_entry_problem(row: &LogRow, position: i64, commit: Option<&CommitRow>) -> Option<String> {
+    let Some(commit) = commit else {
+        return Some(format!(
+            "position {position} (event {}) names commit {}, which does not exist",
+            row.event_id, row.commit_id
+        ));
+    };
+    let index = row.version - commit.first_version;
+    let placed = commit.position.map(|p| p + index);
+    let event = usize::try_from(index)
+        .ok()
+        .and_then(|i| commit.events.get(i));
+    match (event, placed) {
+        (Some(event), Some(placed)) if event.event_id == row.event_id && placed == position => None,
+        (None, _) => Some(format!("position {position} holds version {} of commit {}, which has no such version", row.version, commit.id)),
+        (Some(event), placed) => Some(format!(
+            "position {position} holds event {} (version {}) of commit {}, but the commit places event {} there{}",
+            row.event_id, row.version, commit.id, event.event_id,
+            placed.map_or_else(|| " and has no position".to_owned(), |p| format!(" at position {p}"))
+        )),
+    }
+}
+
+/// Each event a commit places in a differing bucket must be in the log at that position.
+async fn commits_against_log(
+    store: &EventStore,
+    options: &VerifyOptions,
+    positions: &HashMap<String, i64>,
+    in_differing: &impl Fn(i64) -> bool,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
+    let log: Collection<RawDocumentBuf> = store.database().collection("events");
     let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
     while let Some(raw) = cursor.try_next().await? {
         let Ok(mut commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
@@ -663,21 +791,6 @@ async fn locate_mismatches(
                 );
             }
         }
-    }
-    let after = report
-        .violations
-        .get(&Check::LogMatchesCommits)
-        .map_or(0, |f| f.count);
-    if after == before {
-        let (first, last) = (differing[0], differing[differing.len() - 1]);
-        report.violation(
-            Check::LogMatchesCommits,
-            format!(
-                "log and commits disagree between positions {} and {}",
-                first as u64 * buckets.width + 1,
-                (last as u64 + 1) * buckets.width
-            ),
-        );
     }
     Ok(())
 }
