@@ -213,7 +213,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         .merge(platform::http::health_routes(readiness));
     let router = platform::http::edge(router, &config.edge);
     tracing::info!(address = ?listener.local_addr().ok(), "command API listening");
-    let served = platform::http::serve(listener, router, shutdown, Duration::from_secs(10)).await;
+    let served = platform::http::serve_with(
+        listener,
+        router,
+        shutdown,
+        Duration::from_secs(10),
+        config.edge.connection_limits(),
+    )
+    .await;
     stop_relay.trigger();
     if let Err(error) = relay_task.await {
         tracing::error!(%error, "relay task failed");

@@ -1,6 +1,5 @@
 //! Serving HTTP with graceful shutdown, and the health endpoints every service has.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bson::doc;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -20,7 +18,6 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::problem::Problem;
-use crate::shutdown::Shutdown;
 
 /// What `/readyz` checks: the database answers a ping and the NATS connection is up.
 #[derive(Clone)]
@@ -68,27 +65,7 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     }
 }
 
-/// Serves until `shutdown`, then lets in-flight requests finish for up to `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: Shutdown,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let stopping = shutdown.clone();
-    // The peer address is kept for the per-address rate limit (`crate::limits`).
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(stopping.wait());
-    let server = std::pin::pin!(server.into_future());
-    let mut server = server;
-    tokio::select! {
-        result = &mut server => result,
-        _ = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("in-flight requests did not finish within {grace:?}; closing");
-            Ok(())
-        }
-    }
-}
+pub use crate::serve::{serve, serve_with, ConnectionLimits};
 
 /// How a service meets clients at its edge, from flags or the environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -105,6 +82,24 @@ pub struct EdgeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<HeaderValue>,
+    /// Longest a client may take to send a request's line and headers before the connection
+    /// is closed (slow clients hold no connection for long).
+    #[arg(long, env = "SIMPLEPRO_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (line and headers) in bytes, at least 8192; larger gets 431.
+    #[arg(long, env = "SIMPLEPRO_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+}
+
+impl EdgeArgs {
+    /// The limits the server loop applies before a request reaches the router.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            max_header_bytes: self.max_header_bytes,
+            ..ConnectionLimits::default()
+        }
+    }
 }
 
 /// Everything a service's router gets at its edge, outermost first: request ids and spans
@@ -385,6 +380,8 @@ mod tests {
         let args = EdgeArgs {
             request_timeout_ms: 50,
             cors_origins: vec![HeaderValue::from_static("https://ops.example.com")],
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 32 * 1024,
         };
         let app = edge(
             Router::new().route("/", get(|| async { "ok" })).route(

@@ -5,7 +5,8 @@
 //!   `X-Min-Position`) both APIs use.
 //! - [`telemetry`]: `tracing` output, human-readable or JSON.
 //! - [`shutdown`]: one signal (SIGTERM or Ctrl-C) shared by every task of a process.
-//! - [`http`]: serving a router with graceful shutdown; `/healthz` and `/readyz`.
+//! - [`http`]: the edge layers every API router gets; `/healthz` and `/readyz`.
+//! - [`serve`]: the server loop, with limits on slow and oversized request heads.
 //! - [`problem`]: `application/problem+json` errors (RFC 9457) and a JSON extractor that
 //!   reports its rejections in the same format.
 //! - [`auth`]: the extractor for the caller.
@@ -22,6 +23,7 @@ pub mod http;
 pub mod jwt;
 pub mod limits;
 pub mod problem;
+pub mod serve;
 pub mod shutdown;
 pub mod stored;
 pub mod telemetry;

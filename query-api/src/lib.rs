@@ -35,7 +35,7 @@ use axum::Router;
 use clap::Parser;
 use domain::codec::Codec;
 use platform::config::{AuthArgs, BusinessArgs, ConnectionArgs, Secret, TelemetryArgs};
-use platform::http::{health_routes, serve, Readiness};
+use platform::http::{health_routes, serve_with, Readiness};
 use platform::limits::RateLimits;
 use platform::problem::Problem;
 use platform::shutdown::Shutdown;
@@ -165,7 +165,8 @@ pub async fn run(
         },
     );
     tracing::info!(address = ?listener.local_addr().ok(), "query API listening");
-    serve(listener, router, shutdown, SHUTDOWN_GRACE)
+    let limits = config.edge.connection_limits();
+    serve_with(listener, router, shutdown, SHUTDOWN_GRACE, limits)
         .await
         .context("serving HTTP")
 }
