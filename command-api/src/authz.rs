@@ -21,6 +21,7 @@
 use domain::enums::Role::{self, Admin, Crew, Dispatcher, Sales};
 use platform::auth::Caller;
 use platform::problem::Problem;
+use uuid::Uuid;
 
 const CUSTOMER_ROLES: &[Role] = &[Admin, Dispatcher, Sales];
 const JOB_CREATE_ROLES: &[Role] = &[Admin, Dispatcher, Sales];
@@ -68,6 +69,21 @@ pub(crate) fn crew_on_job(assigned: bool) -> Result<(), Problem> {
 
 pub(crate) fn manage_users(caller: &Caller) -> Result<(), Problem> {
     caller.require(USER_ROLES, "manage users")
+}
+
+/// An administrator's own account is changed by another administrator, never by its holder:
+/// deactivating or demoting oneself could leave nobody able to manage users.
+pub(crate) fn not_own_account(caller: &Caller, user: Uuid, action: &str) -> Result<(), Problem> {
+    if caller.user_id.as_uuid() == user {
+        Err(crate::errors::refused(
+            "own_account",
+            format!(
+                "an administrator cannot {action} their own account; another administrator must"
+            ),
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 pub(crate) fn manage_crew_members(caller: &Caller) -> Result<(), Problem> {

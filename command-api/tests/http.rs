@@ -524,6 +524,38 @@ async fn users_and_crew_members_are_managed_by_their_roles() {
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.body["rule"], "user_deactivated");
 
+    // An administrator cannot lock themselves out; another administrator can.
+    let (me, my_token) = app.user(Role::Admin).await;
+    let own_role = app
+        .post(
+            &format!("/v1/users/{me}/role"),
+            &my_token,
+            json!({"role": "sales"}),
+        )
+        .await;
+    let own_deactivation = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/users/{me}/deactivate"),
+            Some(&my_token),
+            None,
+            &[],
+        )
+        .await;
+    for reply in [own_role, own_deactivation] {
+        assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+        assert_eq!(reply.body["rule"], "own_account", "{}", reply.body);
+    }
+    app.send(
+        reqwest::Method::POST,
+        &format!("/v1/users/{me}/deactivate"),
+        Some(&app.admin),
+        None,
+        &[],
+    )
+    .await
+    .assert_ok_at(2);
+
     let dispatcher = app.role_token(Role::Dispatcher);
     let reply = app
         .post(

@@ -66,6 +66,7 @@ pub(crate) async fn change_role(
 ) -> Result<Response, Problem> {
     authz::manage_users(&request.context.caller)?;
     let id = ids.get("id")?;
+    authz::not_own_account(&request.context.caller, id, "change the role of")?;
     let role = parse::body(request.body, ROLE_FIELDS, |f| {
         f.required("role", parse::choice)
     })?;
@@ -83,6 +84,7 @@ pub(crate) async fn deactivate(
 ) -> Result<Response, Problem> {
     authz::manage_users(&request.context.caller)?;
     let id = ids.get("id")?;
+    authz::not_own_account(&request.context.caller, id, "deactivate")?;
     parse::body(request.body, &[], |_| Some(()))?;
     let command = UserCommand::Deactivate {
         deactivated_at: Utc::now(),
