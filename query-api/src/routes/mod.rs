@@ -92,14 +92,43 @@ impl App {
     }
 
     /// The position the answer will reflect, after waiting for `min_position` if given.
+    /// A position beyond the end of the event log is refused (400): waiting for it would
+    /// only end in 503, and no command ever answered with it.
     pub async fn consistent(&self, min_position: Option<u64>) -> Result<u64, ApiError> {
-        match min_position {
-            None => Ok(self.freshness.position()),
-            Some(required) => self
-                .freshness
-                .wait_for(required, self.consistency_wait)
+        let Some(required) = min_position else {
+            return Ok(self.freshness.position());
+        };
+        if required > self.freshness.position() {
+            self.refuse_beyond_the_log(required).await?;
+        }
+        self.freshness
+            .wait_for(required, self.consistency_wait)
+            .await
+            .map_err(|not_yet| ApiError::not_yet_consistent(required, not_yet.current))
+    }
+
+    /// `Err` when `required` is past the log's sequenced tail. The relay records a commit's
+    /// positions (which a command answers with) a moment before it moves the tail, so the
+    /// tail is looked at again for a short while before refusing.
+    async fn refuse_beyond_the_log(&self, required: u64) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + TAIL_CATCH_UP.min(self.consistency_wait);
+        loop {
+            let tail = ::events::relay::sequenced_tail(&self.store)
                 .await
-                .map_err(|not_yet| ApiError::not_yet_consistent(required, not_yet.current)),
+                .map_err(|e| ApiError::internal("reading the event log's tail", e))?;
+            if required <= tail {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(bad_parameter(
+                    MIN_POSITION_PARAM,
+                    format!(
+                        "position {required} is beyond the end of the event log ({tail}); \
+                         pass a position a command answered with"
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }
@@ -108,7 +137,10 @@ impl App {
 /// ([`platform::consistency`]).
 pub struct MinPositionQuery;
 
-const MIN_POSITION_DOC: &str = "Read your own writes: wait (up to the configured consistency wait, 2 s by default) until the read models reflect this position (as returned by the command API), then answer; if it is not reached in time the answer is 503 `not-yet-consistent` with `Retry-After: 1`, `required_position` and `current_position`.";
+/// How long a position past the log's tail is given to appear before it is refused.
+const TAIL_CATCH_UP: Duration = Duration::from_millis(250);
+
+const MIN_POSITION_DOC: &str = "Read your own writes: wait (up to the configured consistency wait, 2 s by default) until the read models reflect this position (as returned by the command API), then answer; if it is not reached in time the answer is 503 `not-yet-consistent` with `Retry-After: 1`, `required_position` and `current_position`. A position beyond the end of the event log is a 400.";
 
 impl utoipa::IntoParams for MinPositionQuery {
     fn into_params(

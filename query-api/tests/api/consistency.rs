@@ -24,6 +24,8 @@ async fn every_answer_carries_the_checkpoint_in_header_and_body() {
 async fn min_position_waits_for_the_notice_then_answers() {
     let h = Harness::new().await;
     h.write_checkpoints(3).await;
+    // The command answered with 9: the log holds it, the read models follow.
+    h.log_reaches(9).await;
     let app = h.start().await;
     let crew = h.user(Role::Crew);
     let waiting = {
@@ -78,6 +80,7 @@ async fn the_min_position_header_works_like_the_parameter() {
 async fn an_unreached_min_position_is_503_not_yet_consistent_with_retry_after() {
     let h = Harness::new().await;
     h.write_checkpoints(2).await;
+    h.log_reaches(50).await;
     let app = h.start_with(&["--consistency-wait-ms", "300"]).await;
     let sales = h.user(Role::Sales);
     let started = Instant::now();
@@ -100,6 +103,34 @@ async fn an_unreached_min_position_is_503_not_yet_consistent_with_retry_after() 
     assert_eq!(
         reply.header("content-type").as_deref(),
         Some("application/problem+json")
+    );
+}
+
+#[tokio::test]
+async fn a_min_position_beyond_the_log_is_400_at_once() {
+    let h = Harness::new().await;
+    h.write_checkpoints(2).await;
+    let app = h.start_with(&["--consistency-wait-ms", "5000"]).await;
+    let sales = h.user(Role::Sales);
+    let started = Instant::now();
+    for (path, headers) in [
+        (
+            format!("/v1/checkpoint?{MIN_POSITION_PARAM}=9223372036854775806"),
+            vec![],
+        ),
+        (
+            "/v1/checkpoint".to_owned(),
+            vec![(MIN_POSITION_HEADER, "3")],
+        ),
+    ] {
+        let reply = h.get_with(&app, &path, Some(&sales), &headers).await;
+        assert_eq!(reply.status, 400, "{:?}", reply.body);
+        assert_eq!(reply.bad_fields(), vec![MIN_POSITION_PARAM]);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 }
 

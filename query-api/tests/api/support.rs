@@ -177,7 +177,10 @@ impl Harness {
     }
 
     /// Writes every model's generation-1 checkpoint document, as the projector does.
+    /// Moves every model's checkpoint to `position`, and the log's tail with it (a model
+    /// cannot be past the log).
     pub(crate) async fn write_checkpoints(&self, position: u64) {
+        self.log_reaches(position).await;
         for model in MODELS {
             self.env
                 .read_models
@@ -190,6 +193,28 @@ impl Harness {
                 .await
                 .unwrap();
         }
+    }
+
+    /// Records that the event log holds positions up to `position`, as the relay's
+    /// sequencer hint says after a batch (never moved back).
+    pub(crate) async fn log_reaches(&self, position: u64) {
+        let relay = self
+            .env
+            .database
+            .collection::<bson::Document>(events::relay::RELAY_COLLECTION);
+        let id = events::relay::SEQUENCER_ID;
+        let known = relay
+            .find_one(doc! {"_id": id})
+            .await
+            .unwrap()
+            .and_then(|hint| hint.get_i64("next_position").ok())
+            .unwrap_or(1);
+        let next = known.max(position as i64 + 1);
+        relay
+            .replace_one(doc! {"_id": id}, doc! {"_id": id, "next_position": next})
+            .upsert(true)
+            .await
+            .unwrap();
     }
 
     /// Publishes a change notice on the subject the projector uses.
