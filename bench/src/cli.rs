@@ -171,7 +171,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 );
                 let mut position = 1;
                 for commit in &commits {
-                    for envelope in crate::loader::envelopes(commit, position) {
+                    for envelope in crate::loader::envelopes(commit, position)? {
                         serde_json::to_writer(&mut file, &envelope)?;
                         writeln!(file)?;
                     }
@@ -227,12 +227,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let (commits, snapshots) =
                 crate::decide::decide_with_snapshots(data.seed, &dataset.ops)?;
             let client = events::store::connect_client(&connection.mongodb_uri, "bench").await?;
-            let database = client.database(&connection.mongodb_db);
-            let empty = database
-                .collection::<bson::Document>("events")
-                .estimated_document_count()
-                .await?
-                == 0;
+            let store = events::EventStore::open(client.database(&connection.mongodb_db)).await?;
+            let empty = store.event_at(1).await?.is_none();
             anyhow::ensure!(
                 empty,
                 "database {} already holds events; load needs an empty store",
@@ -246,7 +242,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     connection.bus_config(),
                 ))
             };
-            let stats = crate::loader::load(&database, bus, &commits, &snapshots, 1).await?;
+            let stats = crate::loader::load(&store, bus, &commits, &snapshots, 1).await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
             Ok(())
         }

@@ -311,8 +311,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         commits = commits.len(),
         "loading the event store (projector stopped)"
     );
+    // Opening the store creates its indexes, as any service would.
+    let store = events::EventStore::open(database.clone())
+        .await
+        .context("opening the event store")?;
     let load = crate::loader::load(
-        &database,
+        &store,
         Some((nats.clone(), bus_config.clone())),
         &commits,
         &snapshots,

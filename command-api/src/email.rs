@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use bson::{doc, DateTime};
-use mongodb::{Collection, Database};
+use events::store::Claims;
+use events::EventStore;
 use platform::problem::Problem;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::errors;
@@ -19,18 +18,13 @@ use crate::errors;
 /// A reservation whose customer never appeared is abandoned after this long.
 const STALE_AFTER: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ReservationDoc {
-    /// The lowercased email; a value, never a key, so dots are fine.
-    #[serde(rename = "_id")]
-    email: String,
-    customer_id: String,
-    reserved_at: DateTime,
-}
+/// The collection of the reservations: `_id` = the lowercased email (a value, never a key, so
+/// dots are fine), `owner` = the customer id, `claimed_at`.
+const COLLECTION: &str = "email_reservations";
 
 #[derive(Clone)]
 pub(crate) struct Reservations {
-    collection: Collection<ReservationDoc>,
+    claims: Claims,
 }
 
 /// How a reservation came about; only a new one is released when the command fails.
@@ -41,9 +35,9 @@ pub(crate) enum Reserved {
 }
 
 impl Reservations {
-    pub(crate) fn new(database: &Database) -> Self {
+    pub(crate) fn new(store: &EventStore) -> Self {
         Reservations {
-            collection: database.collection("email_reservations"),
+            claims: store.claims(COLLECTION),
         }
     }
 
@@ -63,45 +57,37 @@ impl Reservations {
         let ours = customer_id.to_string();
         // Two rounds: the second after taking over a stale reservation.
         for _ in 0..2 {
-            let reservation = ReservationDoc {
-                email: email.to_owned(),
-                customer_id: ours.clone(),
-                reserved_at: DateTime::now(),
-            };
-            match self.collection.insert_one(&reservation).await {
-                Ok(_) => return Ok(Reserved::New),
-                Err(error) if is_duplicate_key(&error) => {}
-                Err(error) => return Err(errors::mongo(&error, "reserving an email")),
+            let claimed = self.claims.try_claim(email, &ours).await;
+            if claimed.map_err(|e| errors::store_while(&e, "reserving an email"))? {
+                return Ok(Reserved::New);
             }
             let Some(holder) = self
-                .collection
-                .find_one(doc! {"_id": email})
+                .claims
+                .holder(email)
                 .await
-                .map_err(|e| errors::mongo(&e, "reading an email reservation"))?
+                .map_err(|e| errors::store_while(&e, "reading an email reservation"))?
             else {
                 // Released in the meantime: try the insert again.
                 continue;
             };
-            if holder.customer_id == ours {
+            if holder.owner == ours {
                 return Ok(Reserved::AlreadyOurs);
             }
-            let age = DateTime::now()
-                .checked_duration_since(holder.reserved_at)
+            let age = (chrono::Utc::now() - holder.claimed_at)
+                .to_std()
                 .unwrap_or_default();
-            let holder_id = Uuid::parse_str(&holder.customer_id).ok();
-            let abandoned = match holder_id {
+            let abandoned = match Uuid::parse_str(&holder.owner).ok() {
                 Some(id) => age > STALE_AFTER && !holder_uses_email(id).await?,
                 None => true,
             };
             if !abandoned {
                 return Err(taken(email));
             }
-            // Deleting by holder too: a concurrent taker's fresh reservation is not ours to
-            // delete.
-            self.collection
-                .delete_one(doc! {"_id": email, "customer_id": &holder.customer_id})
+            // Released by holder: a concurrent taker's fresh reservation is not ours to delete.
+            self.claims
+                .release(email, &holder.owner)
                 .await
-                .map_err(|e| errors::mongo(&e, "taking over an email reservation"))?;
+                .map_err(|e| errors::store_while(&e, "taking over an email reservation"))?;
         }
         Err(taken(email))
     }
@@ -109,18 +95,8 @@ impl Reservations {
     /// Releases `email` if `customer_id` holds it (after a failed command, or the old email
     /// after a change). A failure only leaves a reservation that becomes stale.
     pub(crate) async fn release(&self, email: &str, customer_id: Uuid) {
-        // A point read then a point delete (a filter on more than `_id` scans on FerretDB).
-        // Nobody else replaces a reservation of ours until it is stale, so the gap is safe.
-        let result = match self.collection.find_one(doc! {"_id": email}).await {
-            Ok(Some(holder)) if holder.customer_id == customer_id.to_string() => self
-                .collection
-                .delete_one(doc! {"_id": email})
-                .await
-                .map(drop),
-            Ok(_) => Ok(()),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
+        let released = self.claims.release(email, &customer_id.to_string()).await;
+        if let Err(error) = released {
             tracing::warn!(%error, "email reservation not released; it will go stale");
         }
     }
@@ -131,13 +107,4 @@ fn taken(email: &str) -> Problem {
         "email_taken",
         format!("another customer already uses {email}"),
     )
-}
-
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match error.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
-        ErrorKind::Command(e) => e.code == 11000,
-        _ => false,
-    }
 }

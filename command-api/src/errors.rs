@@ -34,9 +34,10 @@ pub(crate) fn store(error: &StoreError) -> Problem {
     }
 }
 
-pub(crate) fn mongo(error: &mongodb::error::Error, doing: &str) -> Problem {
-    tracing::error!(%error, "MongoDB failed while {doing}");
-    Problem::unavailable("the database is not answering; try again shortly")
+/// A store failure while `doing` something besides appending or loading.
+pub(crate) fn store_while(error: &StoreError, doing: &str) -> Problem {
+    tracing::error!(%error, "the event store failed while {doing}");
+    store(error)
 }
 
 /// Failures of `append` other than a version conflict, which the caller handles itself.

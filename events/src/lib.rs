@@ -7,7 +7,6 @@
 //!   every event on JetStream, also after NATS or the process was down.
 //! - [`bus`]: the JetStream stream and its subjects.
 //! - [`metrics`]: counters of appended, sequenced, published and pending events.
-//! - [`partition`]: hash partitioning of collections that grow with the data.
 //!
 //! The flow of one append: `store.append` inserts an outbox entry (intent), then the commit
 //! (fact); the relay gives the commit's events positions in `events`, publishes them with
@@ -16,7 +15,6 @@
 pub mod bus;
 pub mod envelope;
 pub mod metrics;
-pub mod partition;
 pub mod relay;
 pub mod store;
 

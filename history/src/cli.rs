@@ -155,8 +155,12 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
     let codec = BusinessTimeZone::parse(&cli.business_timezone)
         .map(Codec::for_business)
         .map_err(|e| HistoryError::input(format!("--business-timezone: {}", e.reason)))?;
-    let client = events::store::connect_client(&cli.connection.mongodb_uri, "history").await?;
-    let store = EventStore::open(client.database(&cli.connection.mongodb_db)).await?;
+    let store = EventStore::connect(
+        &cli.connection.mongodb_uri,
+        &cli.connection.mongodb_db,
+        "history",
+    )
+    .await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let outcome = match prepared {

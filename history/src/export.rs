@@ -200,11 +200,7 @@ pub async fn export_to_file(
 /// are dense, so this is also about the highest position. Point reads by an integer `_id`
 /// scan on FerretDB's SQLite backend, so probing positions would cost more than the export.
 pub async fn estimated_log_size(store: &EventStore) -> Result<u64, HistoryError> {
-    Ok(store
-        .database()
-        .collection::<bson::Document>("events")
-        .estimated_document_count()
-        .await?)
+    Ok(store.estimated_log_size().await?)
 }
 
 enum Sink<W: Write> {

@@ -40,8 +40,6 @@ pub enum HistoryError {
     NotFound(String),
     #[error("reading the event store: {0}")]
     Store(#[from] StoreError),
-    #[error("reading MongoDB: {0}")]
-    Mongo(#[from] mongodb::error::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::Utc;
 use domain::codec::Codec;
-use events::store::{log_id, Backend};
+use events::store::audit::StoredCollection;
+use events::store::log_id;
 use events::EventStore;
-use futures::{StreamExt, TryStreamExt};
-use mongodb::Collection;
+use futures::TryStreamExt;
 use serde::Deserialize;
 
 mod report;
@@ -181,7 +181,9 @@ pub async fn verify(
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
     let mut commits = CommitScan::default();
-    let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
+    let mut cursor = store
+        .scan_stored(StoredCollection::Commits, options.batch_size, None)
+        .await?;
     while let Some(raw) = cursor.try_next().await? {
         report.commits += 1;
         let Some(mut commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit")
@@ -259,14 +261,13 @@ async fn scan_log(
     buckets: &mut Buckets,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
-    let log: Collection<RawDocumentBuf> = store.database().collection("events");
-    let mut cursor = scan(
-        &log,
-        store.backend(),
-        options.batch_size,
-        Some(projection.clone()),
-    )
-    .await?;
+    let mut cursor = store
+        .scan_stored(
+            StoredCollection::Log,
+            options.batch_size,
+            Some(projection.clone()),
+        )
+        .await?;
     let mut previous: i64 = 0;
     while let Some(raw) = cursor.try_next().await? {
         report.log_events += 1;
@@ -444,8 +445,9 @@ async fn scan_outbox(
     publication: &PublicationDeadline,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
-    let outbox: Collection<RawDocumentBuf> = store.database().collection("outbox");
-    let mut cursor = outbox.find(doc! {}).batch_size(options.batch_size).await?;
+    let mut cursor = store
+        .scan_stored(StoredCollection::Outbox, options.batch_size, None)
+        .await?;
     while let Some(raw) = cursor.try_next().await? {
         report.outbox_entries += 1;
         let Some(entry) = parse::<OutboxRow>(&raw, report, Check::Publication, "outbox entry")
@@ -463,58 +465,21 @@ async fn scan_outbox(
     Ok(())
 }
 
-/// One cursor through a collection; MongoDB walks `_id` order, FerretDB returns insertion
-/// order (which is position order for `events`, as for `EventStore::read_all`) without
-/// sorting in memory.
-async fn scan(
-    collection: &Collection<RawDocumentBuf>,
-    backend: Backend,
-    batch_size: u32,
-    projection: Option<Document>,
-) -> Result<mongodb::Cursor<RawDocumentBuf>, HistoryError> {
-    let mut find = collection.find(doc! {}).batch_size(batch_size);
-    if let Some(projection) = projection {
-        find = find.projection(projection);
-    }
-    Ok(match backend {
-        Backend::FerretDb => find.await?,
-        Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
-    })
-}
-
-/// Every commit, partition after partition; within a partition a stream's commits come in the
-/// order they were written (on MongoDB, in `_id` order: by stream, then version).
-fn scan_commits(
-    store: &EventStore,
-    batch_size: u32,
-) -> impl futures::Stream<Item = Result<RawDocumentBuf, HistoryError>> + '_ {
-    let (db, backend) = (store.database(), store.backend());
-    futures::stream::iter(store.layout().commits().collections())
-        .then(move |name| async move {
-            let commits: Collection<RawDocumentBuf> = db.collection(&name);
-            scan(&commits, backend, batch_size, None).await
-        })
-        .map_ok(|cursor| cursor.map_err(HistoryError::from))
-        .try_flatten()
-}
-
 /// The first position of every sequenced commit, from `positions`, by commit `_id`.
 async fn recorded_positions(
     store: &EventStore,
     batch_size: u32,
 ) -> Result<HashMap<String, i64>, HistoryError> {
-    let (db, backend) = (store.database(), store.backend());
     let mut positions = HashMap::new();
-    for name in store.layout().positions().collections() {
-        let collection: Collection<RawDocumentBuf> = db.collection(&name);
-        let mut cursor = scan(&collection, backend, batch_size, None).await?;
-        while let Some(raw) = cursor.try_next().await? {
-            let Ok(row) = bson::from_slice::<PositionRow>(raw.as_bytes()) else {
-                continue;
-            };
-            if let Some(position) = integer(&row.position) {
-                positions.insert(row.id, position);
-            }
+    let mut cursor = store
+        .scan_stored(StoredCollection::Positions, batch_size, None)
+        .await?;
+    while let Some(raw) = cursor.try_next().await? {
+        let Ok(row) = bson::from_slice::<PositionRow>(raw.as_bytes()) else {
+            continue;
+        };
+        if let Some(position) = integer(&row.position) {
+            positions.insert(row.id, position);
         }
     }
     Ok(positions)
@@ -686,16 +651,14 @@ async fn log_against_commits(
     log_projection: Document,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
-    let db = store.database();
-    let log: Collection<RawDocumentBuf> = db.collection("events");
     let mut cached: Option<CommitRow> = None;
-    let mut cursor = scan(
-        &log,
-        store.backend(),
-        options.batch_size,
-        Some(log_projection),
-    )
-    .await?;
+    let mut cursor = store
+        .scan_stored(
+            StoredCollection::Log,
+            options.batch_size,
+            Some(log_projection),
+        )
+        .await?;
     while let Some(raw) = cursor.try_next().await? {
         let Ok(row) = bson::from_slice::<LogRow>(raw.as_bytes()) else {
             continue;
@@ -704,9 +667,10 @@ async fn log_against_commits(
             continue;
         };
         if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
-            let commits: Collection<RawDocumentBuf> =
-                db.collection(&store.layout().commits().collection_for(&row.commit_id));
-            cached = match commits.find_one(doc! {"_id": &row.commit_id}).await? {
+            cached = match store
+                .find_stored(StoredCollection::Commits, &row.commit_id)
+                .await?
+            {
                 Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),
                 None => None,
             };
@@ -753,8 +717,9 @@ async fn commits_against_log(
     in_differing: &impl Fn(i64) -> bool,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
-    let log: Collection<RawDocumentBuf> = store.database().collection("events");
-    let mut cursor = std::pin::pin!(scan_commits(store, options.batch_size));
+    let mut cursor = store
+        .scan_stored(StoredCollection::Commits, options.batch_size, None)
+        .await?;
     while let Some(raw) = cursor.try_next().await? {
         let Ok(mut commit) = bson::from_slice::<CommitRow>(raw.as_bytes()) else {
             continue;
@@ -768,7 +733,7 @@ async fn commits_against_log(
             if position < 1 || !in_differing(position) {
                 continue;
             }
-            let Some(raw) = log.find_one(doc! {"_id": log_id(position as u64)}).await? else {
+            let Some(raw) = store.find_stored_event(position as u64).await? else {
                 report.violation(
                     Check::LogMatchesCommits,
                     format!(

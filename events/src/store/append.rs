@@ -124,6 +124,7 @@ enum Claim {
 impl EventStore {
     /// Appends all `events` to one stream atomically, or nothing.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let _timer = self.metrics.time_append();
         if request.events.is_empty() {
             return Err(AppendError::NoEvents);
         }
@@ -147,12 +148,14 @@ impl EventStore {
                 head
             }
         };
-        let commit = build_commit(
+        let commit = CommitDoc::build(
             &request.stream,
-            &head,
+            head.version + 1,
             request.events,
             &request.metadata,
-            &request.idempotency,
+            request.idempotency.as_ref(),
+            Uuid::now_v7(),
+            Utc::now(),
         )?;
 
         if let Some(key) = &request.idempotency {
@@ -171,7 +174,7 @@ impl EventStore {
             created_at: commit.recorded_at,
         };
         self.outbox.insert_one(&outbox).await?;
-        if let Err(error) = self.commits.of(&commit.id).insert_one(&commit).await {
+        if let Err(error) = self.commits.insert_one(&commit).await {
             if !is_duplicate_key(&error) {
                 // The outcome is unknown (the insert may have landed): the outbox entry stays
                 // so that the relay publishes the commit if it exists.
@@ -181,10 +184,7 @@ impl EventStore {
                 .delete_one(doc! {"_id": &commit.append_id})
                 .await?;
             if let Some(key) = &request.idempotency {
-                self.idempotency
-                    .of(&key.key)
-                    .delete_one(doc! {"_id": &key.key})
-                    .await?;
+                self.idempotency.delete_one(doc! {"_id": &key.key}).await?;
             }
             let actual = self.head(&request.stream).await?.version;
             return Err(AppendError::Conflict {
@@ -207,12 +207,7 @@ impl EventStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<AppendOutcome>, AppendError> {
-        match self
-            .idempotency
-            .of(&key.key)
-            .find_one(doc! {"_id": &key.key})
-            .await?
-        {
+        match self.idempotency.find_one(doc! {"_id": &key.key}).await? {
             None => Ok(None),
             Some(claim) => match self.resolve_claim(claim, key).await? {
                 Claim::Done(outcome) => Ok(Some(outcome)),
@@ -236,7 +231,7 @@ impl EventStore {
         };
         // Two rounds: a stale claim found in the first is removed and the insert tried again.
         for _ in 0..2 {
-            match self.idempotency.of(&claim.key).insert_one(&claim).await {
+            match self.idempotency.insert_one(&claim).await {
                 Ok(_) => return Ok(None),
                 Err(error) if is_duplicate_key(&error) => {
                     if let Some(done) = self.idempotent_outcome(key).await? {
@@ -259,7 +254,6 @@ impl EventStore {
         }
         let commit = self
             .commits
-            .of(&claim.commit_id)
             .find_one(doc! {"_id": &claim.commit_id})
             .await?;
         match commit {
@@ -271,7 +265,6 @@ impl EventStore {
             // ago before writing: the key is free again.
             Some(_) => {
                 self.idempotency
-                    .of(&claim.key)
                     .delete_one(doc! {"_id": &claim.key})
                     .await?;
                 Ok(Claim::Free)
@@ -280,7 +273,6 @@ impl EventStore {
                 let age = Utc::now() - claim.created_at.to_chrono();
                 if age.to_std().unwrap_or_default() > ABANDONED_CLAIM_AGE {
                     self.idempotency
-                        .of(&claim.key)
                         .delete_one(doc! {"_id": &claim.key})
                         .await?;
                     Ok(Claim::Free)
@@ -295,11 +287,7 @@ impl EventStore {
     /// commits by `_id` until the next one is missing.
     pub async fn head(&self, stream: &StreamId) -> Result<StreamHead, StoreError> {
         let stream_key = stream.to_string();
-        let hint = self
-            .heads
-            .of(&stream_key)
-            .find_one(doc! {"_id": &stream_key})
-            .await?;
+        let hint = self.heads.find_one(doc! {"_id": &stream_key}).await?;
         let (version, commit_id) = match hint {
             Some(hint) => (to_u64(hint.version)?, hint.commit_id),
             None => (0, None),
@@ -311,7 +299,7 @@ impl EventStore {
         };
         loop {
             let id = stream.commit_id(head.version + 1);
-            let Some(next) = self.commits.of(&id).find_one(doc! {"_id": &id}).await? else {
+            let Some(next) = self.commits.find_one(doc! {"_id": &id}).await? else {
                 break;
             };
             head.version = to_u64(next.last_version)?;
@@ -340,14 +328,12 @@ impl EventStore {
                     updated_at: commit.recorded_at,
                 };
                 self.heads
-                    .of(&stream)
                     .replace_one(doc! {"_id": &stream}, &head)
                     .upsert(true)
                     .await
             }
             None => {
                 self.heads
-                    .of(&stream)
                     .update_one(
                         doc! {"_id": &stream},
                         doc! {"$set": {
@@ -366,43 +352,52 @@ impl EventStore {
     }
 }
 
-fn build_commit(
-    stream: &StreamId,
-    head: &StreamHead,
-    events: Vec<NewEvent>,
-    metadata: &EventMetadata,
-    idempotency: &Option<IdempotencyKey>,
-) -> Result<CommitDoc, StoreError> {
-    let first_version = head.version + 1;
-    let committed = events
-        .into_iter()
-        .enumerate()
-        .map(|(index, event)| {
-            Ok(CommittedEvent {
-                event_id: event.event_id.to_string(),
-                version: to_i64(first_version + index as u64)?,
-                event_type: event.event_type,
-                schema_version: i32::try_from(event.schema_version)
-                    .map_err(|_| StoreError::Encoding("schema version too large".into()))?,
-                occurred_at: to_millis(event.occurred_at),
-                payload: json_to_bson(&event.payload)?,
+impl CommitDoc {
+    /// The commit of `events` appended to `stream` from `first_version` on.
+    pub(crate) fn build(
+        stream: &StreamId,
+        first_version: u64,
+        events: Vec<NewEvent>,
+        metadata: &EventMetadata,
+        idempotency: Option<&IdempotencyKey>,
+        append_id: Uuid,
+        recorded_at: chrono::DateTime<Utc>,
+    ) -> Result<CommitDoc, StoreError> {
+        let committed = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                Ok(CommittedEvent {
+                    event_id: event.event_id.to_string(),
+                    version: to_i64(first_version + index as u64)?,
+                    event_type: event.event_type,
+                    schema_version: i32::try_from(event.schema_version)
+                        .map_err(|_| StoreError::Encoding("schema version too large".into()))?,
+                    occurred_at: to_millis(event.occurred_at),
+                    payload: json_to_bson(&event.payload)?,
+                })
             })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if committed.is_empty() {
+            return Err(StoreError::Encoding(
+                "a commit needs at least one event".into(),
+            ));
+        }
+        let last_version = first_version + committed.len() as u64 - 1;
+        Ok(CommitDoc {
+            id: stream.commit_id(first_version),
+            aggregate_type: stream.aggregate_type.clone(),
+            aggregate_id: stream.aggregate_id.clone(),
+            first_version: to_i64(first_version)?,
+            last_version: to_i64(last_version)?,
+            append_id: append_id.to_string(),
+            recorded_at: to_millis(recorded_at),
+            correlation_id: metadata.correlation_id.clone(),
+            causation_id: metadata.causation_id.clone(),
+            actor: metadata.actor.clone(),
+            idempotency_key: idempotency.map(|k| k.key.clone()),
+            position: None,
+            events: committed,
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let last_version = first_version + committed.len() as u64 - 1;
-    Ok(CommitDoc {
-        id: stream.commit_id(first_version),
-        aggregate_type: stream.aggregate_type.clone(),
-        aggregate_id: stream.aggregate_id.clone(),
-        first_version: to_i64(first_version)?,
-        last_version: to_i64(last_version)?,
-        append_id: Uuid::now_v7().to_string(),
-        recorded_at: to_millis(Utc::now()),
-        correlation_id: metadata.correlation_id.clone(),
-        causation_id: metadata.causation_id.clone(),
-        actor: metadata.actor.clone(),
-        idempotency_key: idempotency.as_ref().map(|k| k.key.clone()),
-        position: None,
-        events: committed,
-    })
+    }
 }

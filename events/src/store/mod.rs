@@ -12,11 +12,8 @@
 //! - `idempotency`: claims of idempotency keys.
 //! - `relay`: the relay's lease and sequencer hint.
 //!
-//! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`.
-//! A store created now keeps each in one collection of that name ([`StoreLayout::CURRENT`]);
-//! stores created on FerretDB's SQLite backend split them into hash partitions (see
-//! [`crate::partition`] for why) and keep the counts they recorded. The log is read in order
-//! on batch paths and stays whole.
+//! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`
+//! only; the log is read in position order on batch paths.
 //!
 //! Why everything rests on unique inserts: FerretDB has no transactions and its updates are
 //! read-modify-write, so a unique `_id` is the only atomic guard it offers, and on MongoDB the
@@ -28,8 +25,11 @@
 //! duplicate window gets a second sequence).
 
 mod append;
+pub mod audit;
+mod claims;
 pub(crate) mod docs;
-mod layout;
+mod identity;
+mod import;
 mod read;
 
 use std::collections::{HashMap, VecDeque};
@@ -43,13 +43,13 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::{oneshot, Notify};
 
 pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapshot, StreamHead};
+pub use claims::{Claims, Holder};
 pub use docs::{log_id, pack_state};
-pub use layout::{StoreLayout, IDENTITY_COLLECTION};
+pub use identity::IDENTITY_COLLECTION;
+pub use import::{Import, ImportedCommit};
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc, PositionDoc};
-
-use crate::partition::Partitioned;
 
 /// The stream part of a commit `_id` (`<stream>/<first_version>`).
 pub fn commit_stream(commit_id: &str) -> &str {
@@ -225,13 +225,12 @@ pub struct EventStore {
     pub(crate) db: Database,
     pub(crate) backend: Backend,
     identity: String,
-    layout: StoreLayout,
-    pub(crate) commits: Partitioned<CommitDoc>,
+    pub(crate) commits: Collection<CommitDoc>,
     pub(crate) log: Collection<LogDoc>,
     pub(crate) outbox: Collection<OutboxDoc>,
-    pub(crate) heads: Partitioned<HeadDoc>,
-    pub(crate) positions: Partitioned<PositionDoc>,
-    pub(crate) idempotency: Partitioned<IdempotencyDoc>,
+    pub(crate) heads: Collection<HeadDoc>,
+    pub(crate) positions: Collection<PositionDoc>,
+    pub(crate) idempotency: Collection<IdempotencyDoc>,
     /// Wakes the relay as soon as a commit lands instead of at its next poll.
     pub(crate) appended: Arc<Notify>,
     pub(crate) waiters: Arc<PositionWaiters>,
@@ -256,20 +255,26 @@ pub async fn connect_client(uri: &str, app_name: &str) -> Result<Client, StoreEr
 }
 
 impl EventStore {
+    /// Connects to the server at `uri` ([`connect_client`]) and opens the store in its database
+    /// `database`.
+    pub async fn connect(uri: &str, database: &str, app_name: &str) -> Result<Self, StoreError> {
+        let client = connect_client(uri, app_name).await?;
+        EventStore::open(client.database(database)).await
+    }
+
     pub async fn open(db: Database) -> Result<Self, StoreError> {
         let backend = detect_backend(&db).await?;
-        let (identity, layout) = layout::open_identity(&db).await?;
+        let identity = identity::open(&db).await?;
         let store = EventStore {
-            commits: Partitioned::new(&db, layout.commits()),
+            commits: db.collection("commits"),
             log: db.collection("events"),
             outbox: db.collection("outbox"),
-            heads: Partitioned::new(&db, layout.heads()),
-            positions: Partitioned::new(&db, layout.positions()),
-            idempotency: Partitioned::new(&db, layout.idempotency()),
+            heads: db.collection("heads"),
+            positions: db.collection("positions"),
+            idempotency: db.collection("idempotency"),
             db,
             backend,
             identity,
-            layout,
             appended: Arc::new(Notify::new()),
             waiters: Arc::new(PositionWaiters::default()),
             landed: Arc::new(LandedCommits::default()),
@@ -308,18 +313,13 @@ impl EventStore {
         Ok(())
     }
 
-    /// The store's identity: a random id recorded when the store was created (or, in stores
-    /// older than that, the first time it was asked for), in the one-document collection
+    /// The store's identity: a random id recorded when the store was created, in the
+    /// one-document collection
     /// [`IDENTITY_COLLECTION`]. Derived data (the read models) records it to tell its own
     /// store from a new one under the same database name, such as after the event store's
     /// database was dropped and filled again.
     pub fn identity(&self) -> &str {
         &self.identity
-    }
-
-    /// The partition counts of this store, as recorded when it was created.
-    pub fn layout(&self) -> StoreLayout {
-        self.layout
     }
 
     /// Checks that the database answers.
@@ -369,7 +369,6 @@ impl EventStore {
             // commit.
             None => {
                 self.commits
-                    .of(commit_id)
                     .find_one(doc! {"_id": commit_id})
                     .await
                     .ok()??
@@ -383,7 +382,6 @@ impl EventStore {
     pub(crate) async fn position_of(&self, commit_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .positions
-            .of(commit_id)
             .find_one(doc! {"_id": commit_id})
             .await?
             .map(|recorded| recorded.position))

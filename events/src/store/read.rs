@@ -90,11 +90,7 @@ impl EventStore {
         check: HeadCheck,
     ) -> Result<LoadedStream, StoreError> {
         let stream_key = stream.to_string();
-        let hint = self
-            .heads
-            .of(&stream_key)
-            .find_one(doc! {"_id": &stream_key})
-            .await?;
+        let hint = self.heads.find_one(doc! {"_id": &stream_key}).await?;
         let hinted_version = match &hint {
             Some(hint) => to_u64(hint.version)?,
             None => 0,
@@ -141,7 +137,7 @@ impl EventStore {
         first_version: u64,
     ) -> Result<Option<CommitDoc>, StoreError> {
         let id = stream.commit_id(first_version);
-        Ok(self.commits.of(&id).find_one(doc! {"_id": &id}).await?)
+        Ok(self.commits.find_one(doc! {"_id": &id}).await?)
     }
 
     /// All events of a stream with a version of at least `from_version`, in version order.

@@ -333,7 +333,7 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
     // A store written before positions had their own collection kept them on the commit.
     let commit_id = second.commit_id.as_str();
     env.database
-        .collection::<bson::Document>(&other.layout().positions().collection_for(commit_id))
+        .collection::<bson::Document>("positions")
         .delete_one(bson::doc! {"_id": commit_id})
         .await
         .unwrap();
@@ -343,7 +343,7 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
         "no position recorded anywhere"
     );
     env.database
-        .collection::<bson::Document>(&other.layout().commits().collection_for(commit_id))
+        .collection::<bson::Document>("commits")
         .update_one(
             bson::doc! {"_id": commit_id},
             bson::doc! {"$set": {"position": first_of_second as i64}},
@@ -360,15 +360,14 @@ async fn the_positions_of_sequenced_commits_are_read_back_by_another_process() {
     );
 }
 
-/// A store records its partition counts when it is created and keeps them: a store written
-/// before counts were recorded is read with the counts it was written with.
+/// A store records a random identity when it is created and keeps it: derived data tells its
+/// own store from a new one under the same database name by it.
 #[tokio::test]
-async fn a_store_keeps_the_partition_layout_it_was_created_with() {
-    use events::store::{StoreLayout, IDENTITY_COLLECTION};
+async fn a_store_keeps_the_identity_it_was_created_with() {
+    use events::store::IDENTITY_COLLECTION;
 
     let env = TestEnv::new().await;
     let store = env.store().await;
-    assert_eq!(store.layout(), StoreLayout::CURRENT);
     let identity = env
         .database
         .collection::<bson::Document>(IDENTITY_COLLECTION)
@@ -376,14 +375,7 @@ async fn a_store_keeps_the_partition_layout_it_was_created_with() {
         .await
         .unwrap()
         .expect("the identity is recorded when the store is created");
-    let recorded: StoreLayout = bson::from_bson(
-        identity
-            .get("partitions")
-            .expect("a recorded layout")
-            .clone(),
-    )
-    .unwrap();
-    assert_eq!(recorded, StoreLayout::CURRENT);
+    assert_eq!(identity.get_str("store_id").unwrap(), store.identity());
     let s = stream("customer");
     store
         .append(request(&s, Expected::Version(0), vec![event(1)]))
@@ -391,78 +383,108 @@ async fn a_store_keeps_the_partition_layout_it_was_created_with() {
         .unwrap();
     let again = env.store().await;
     assert_eq!(again.identity(), store.identity());
-    assert_eq!(again.layout(), StoreLayout::CURRENT);
     assert_eq!(again.load(&s).await.unwrap().head.version(), 1);
 
-    // An identity recorded before layouts were: the legacy counts.
-    let older = env
+    // Another database under another name is another store.
+    let other = env
         .database
         .client()
-        .database(&format!("{}_older", env.db_name));
-    older
-        .collection::<bson::Document>(IDENTITY_COLLECTION)
-        .insert_one(bson::doc! {"_id": "store", "store_id": "older-store"})
-        .await
-        .unwrap();
-    let older_store = EventStore::open(older.clone()).await.unwrap();
-    assert_eq!(older_store.identity(), "older-store");
-    assert_eq!(older_store.layout(), StoreLayout::LEGACY);
+        .database(&format!("{}_other", env.db_name));
+    let other_store = EventStore::open(other.clone()).await.unwrap();
+    assert_ne!(other_store.identity(), store.identity());
+    other.drop().await.unwrap();
+}
 
-    // No identity at all, but partitions written by a version from before identities: the
-    // legacy counts, recorded from now on. Its head, in a legacy partition with the snapshot
-    // stored as a document (as such versions did), is found and loaded.
-    let oldest = env
-        .database
-        .client()
-        .database(&format!("{}_oldest", env.db_name));
-    let s = stream("customer");
-    let commit_id = s.commit_id(1);
-    let legacy = StoreLayout::LEGACY;
-    oldest
-        .collection::<bson::Document>(&legacy.commits().collection_for(&commit_id))
-        .insert_one(bson::doc! {
-            "_id": &commit_id, "aggregate_type": "customer", "aggregate_id": &s.aggregate_id,
-            "first_version": 1_i64, "last_version": 1_i64, "append_id": "a1",
-            "recorded_at": bson::DateTime::now(), "correlation_id": "c", "causation_id": null,
-            "actor": "tester", "idempotency_key": null,
-            "events": [{"event_id": uuid::Uuid::now_v7().to_string(), "version": 1_i64,
-                "type": "Tested", "schema_version": 1, "occurred_at": bson::DateTime::now(),
-                "payload": {"n": 1}}],
-        })
-        .await
-        .unwrap();
-    let stream_key = s.to_string();
-    oldest
-        .collection::<bson::Document>(&legacy.heads().collection_for(&stream_key))
-        .insert_one(bson::doc! {
-            "_id": &stream_key, "version": 1_i64, "commit_id": &commit_id,
-            "snapshot": {"version": 1_i64, "commit_id": &commit_id, "schema": 1,
-                "state": {"count": 1}},
-            "updated_at": bson::DateTime::now(),
-        })
-        .await
-        .unwrap();
-    let oldest_store = EventStore::open(oldest.clone()).await.unwrap();
-    assert_eq!(oldest_store.layout(), StoreLayout::LEGACY);
-    let loaded = oldest_store.load(&s).await.unwrap();
-    assert_eq!(loaded.snapshot, Some((1, 1, json!({"count": 1}))));
-    assert_eq!(loaded.head.version(), 1);
-    oldest_store
-        .append(request(&s, Expected::Version(1), vec![event(2)]))
-        .await
-        .unwrap();
-    assert!(oldest
-        .collection::<bson::Document>(&legacy.commits().collection_for(&s.commit_id(2)))
-        .find_one(bson::doc! {"_id": s.commit_id(2)})
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        EventStore::open(oldest.clone()).await.unwrap().layout(),
-        StoreLayout::LEGACY
-    );
+/// A bulk import leaves the store as appends and the relay would have: dense positions in
+/// commit order, streams loadable from their heads (with the snapshot given), the relay
+/// continuing after the imported positions, and an append on an imported stream checked
+/// against its imported head.
+#[tokio::test]
+async fn an_import_reads_back_like_appended_and_sequenced_commits() {
+    use events::store::{ImportedCommit, Snapshot};
 
-    for db in [older, oldest] {
-        db.drop().await.unwrap();
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let (a, b) = (stream("customer"), stream("job"));
+    let commit = |s: &StreamId, first_version: u64, events: Vec<NewEvent>| ImportedCommit {
+        stream: s.clone(),
+        first_version,
+        events,
+        metadata: EventMetadata {
+            correlation_id: "import".into(),
+            actor: "system:loader".into(),
+            ..EventMetadata::default()
+        },
+        append_id: uuid::Uuid::now_v7(),
+        recorded_at: Utc::now(),
+    };
+    let mut import = store.import(1);
+    import
+        .write(&[
+            commit(&a, 1, vec![event(1), event(2)]),
+            commit(&b, 1, vec![event(3)]),
+        ])
+        .await
+        .unwrap();
+    import
+        .write(&[commit(&a, 3, vec![event(4)])])
+        .await
+        .unwrap();
+    assert_eq!(import.next_position(), 5);
+    let snapshots = [(
+        a.to_string(),
+        Snapshot {
+            schema: 1,
+            state: json!({"count": 3}),
+        },
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(import.finish(&snapshots).await.unwrap(), 5);
+
+    let mut all = store.read_all(ReadAllOptions::default());
+    let mut read = Vec::new();
+    while let Some(batch) = all.next().await {
+        read.extend(batch.unwrap());
     }
+    let summary: Vec<_> = read
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.aggregate_id.clone(),
+                e.version,
+                e.payload["n"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(1), a.aggregate_id.clone(), 1, json!(1)),
+            (Some(2), a.aggregate_id.clone(), 2, json!(2)),
+            (Some(3), b.aggregate_id.clone(), 1, json!(3)),
+            (Some(4), a.aggregate_id.clone(), 3, json!(4)),
+        ]
+    );
+    let loaded = store.load(&a).await.unwrap();
+    assert_eq!(loaded.head.version(), 3);
+    assert_eq!(loaded.snapshot, Some((3, 1, json!({"count": 3}))));
+    assert_eq!(store.load(&b).await.unwrap().head.version(), 1);
+
+    assert!(matches!(
+        store
+            .append(request(&a, Expected::Version(2), vec![event(5)]))
+            .await,
+        Err(AppendError::Conflict { actual: 3, .. })
+    ));
+    let _relay = env.start_relay(&store).await;
+    let appended = store
+        .append(request(&a, Expected::Version(3), vec![event(5)]))
+        .await
+        .unwrap();
+    let position = store
+        .wait_for_position(&appended.commit_id, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(position, Some(5), "the relay continues after the import");
 }
