@@ -195,13 +195,51 @@ pub(crate) fn uuid(fields: &mut Fields<'_>, name: &str, value: Value) -> Option<
     }
 }
 
+/// The largest whole number every JSON reader holds exactly (2^53 - 1, JavaScript's
+/// `Number.MAX_SAFE_INTEGER`); counts and amounts above it are refused rather than rounded
+/// by some client.
+pub(crate) const MAX_WHOLE_NUMBER: u64 = (1 << 53) - 1;
+
+/// A whole number `0..=MAX_WHOLE_NUMBER`, written `5` or `5.0` (JSON does not tell them
+/// apart, and JSON Schema calls both integers).
+fn whole_number(value: &Value) -> Option<u64> {
+    let number = match value.as_u64() {
+        Some(number) => number,
+        None => {
+            let float = value.as_f64()?;
+            if float.fract() != 0.0 || !(0.0..=MAX_WHOLE_NUMBER as f64).contains(&float) {
+                return None;
+            }
+            float as u64
+        }
+    };
+    (number <= MAX_WHOLE_NUMBER).then_some(number)
+}
+
 pub(crate) fn unsigned(fields: &mut Fields<'_>, name: &str, value: Value) -> Option<u64> {
-    match value.as_u64() {
+    match whole_number(&value) {
         Some(number) => Some(number),
         None => {
-            fields.error(name, "must be a whole number of at least 0");
+            fields.error(
+                name,
+                format!("must be a whole number from 0 to {MAX_WHOLE_NUMBER}"),
+            );
             None
         }
+    }
+}
+
+/// Ids in the body that name nothing registered: a 404 that lists each field, as the
+/// aggregate named in the path would be.
+pub(crate) fn unknown_references(errors: Vec<platform::problem::FieldProblem>) -> Problem {
+    let detail = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Problem {
+        errors,
+        ..Problem::not_found(detail)
     }
 }
 
@@ -285,10 +323,16 @@ pub(crate) fn money(
 ) -> impl FnOnce(&mut Fields<'_>, &str, Value) -> Option<Money> {
     move |fields, name, value| {
         fields.nested(name, value, &["amount_minor", "currency"], |inner| {
-            let amount = inner.required("amount_minor", |f, n, v| match v.as_i64() {
-                Some(amount) if amount >= 0 => Some(amount),
-                _ => {
-                    f.error(n, "must be a whole number of minor units, at least 0");
+            let amount = inner.required("amount_minor", |f, n, v| match whole_number(&v) {
+                // `whole_number` stays below 2^53, so the amount fits an i64.
+                Some(amount) => i64::try_from(amount).ok(),
+                None => {
+                    f.error(
+                        n,
+                        format!(
+                            "must be a whole number of minor units from 0 to {MAX_WHOLE_NUMBER}"
+                        ),
+                    );
                     None
                 }
             });
@@ -346,4 +390,37 @@ where
     let raw = string(fields, name, value)?;
     let result = raw.parse::<T>();
     fields.check(name, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read_count(value: Value) -> Result<u64, Problem> {
+        let mut map = Map::new();
+        map.insert("count".into(), value);
+        body(map, &["count"], |f| f.required("count", unsigned))
+    }
+
+    /// JSON Schema calls `5.0` an integer, and a generated client may send it so.
+    #[test]
+    fn a_whole_number_may_be_written_with_a_fraction_of_zero() {
+        assert_eq!(read_count(json!(496911.0)).unwrap(), 496_911);
+        assert_eq!(read_count(json!(7)).unwrap(), 7);
+        assert!(read_count(json!(1.5)).is_err());
+        assert!(read_count(json!(-1)).is_err());
+    }
+
+    #[test]
+    fn whole_numbers_past_what_every_json_reader_holds_are_refused() {
+        assert_eq!(
+            read_count(json!(MAX_WHOLE_NUMBER)).unwrap(),
+            MAX_WHOLE_NUMBER
+        );
+        let problem = read_count(json!(MAX_WHOLE_NUMBER + 1)).unwrap_err();
+        assert_eq!(problem.status.as_u16(), 422);
+        assert_eq!(problem.errors[0].field, "count");
+    }
 }

@@ -11,6 +11,9 @@ use platform::problem::{JsonObject, Problem};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::Required;
 use uuid::Uuid;
 
 use crate::observe::CorrelationId;
@@ -129,6 +132,49 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
         ));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// What [`if_match`] accepts: a version number, bare or quoted, optionally weak.
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(W/)?("0*[0-9]{1,19}"|0*[0-9]{1,19})$"#;
+/// What [`idempotency_key`] accepts.
+pub(crate) const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,200}$";
+
+/// The optional headers of every command, as documented parameters.
+pub(crate) struct CommandHeaders;
+
+impl utoipa::IntoParams for CommandHeaders {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let header = |name: &str, description: &str, pattern: Option<&str>| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(pattern),
+                ))
+                .build()
+        };
+        vec![
+            header(
+                "If-Match",
+                "The version the client read (`3`, `\"3\"` or `W/\"3\"`); a stale one is a 412.",
+                Some(IF_MATCH_PATTERN),
+            ),
+            header(
+                "Idempotency-Key",
+                "1–200 visible ASCII characters; a retry with the same key and request gets the first answer.",
+                Some(IDEMPOTENCY_KEY_PATTERN),
+            ),
+            header(
+                "X-Correlation-Id",
+                "Kept when 1–200 visible ASCII characters, else a new one is made; echoed back.",
+                None,
+            ),
+        ]
+    }
 }
 
 /// Ids from the path, checked to be UUIDs: a malformed one is a 400.

@@ -1,9 +1,10 @@
-//! The OpenAPI document of the query API, generated from the handlers' annotations.
+//! The header of the query API's OpenAPI document: title, security scheme, shared
+//! components and the routes merged in by `platform` (health). The operations come from
+//! the handlers' `#[utoipa::path]`s through `routes::routes`.
 
-use axum::Json;
 use platform::consistency::POSITION_HEADER;
+use platform::openapi::BearerAuth;
 use utoipa::openapi::header::Header;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{KnownFormat, ObjectBuilder, RefOr, SchemaFormat, Type};
 use utoipa::{Modify, OpenApi};
 
@@ -15,47 +16,18 @@ use crate::routes;
         title = "SimplePro query API",
         description = "Read side of SimplePro. Every 200 carries `X-Position` and a body field `position`: the read-model checkpoint it reflects. Pass `min_position` (or `X-Min-Position`) to read your own writes. Lists are keyset-paginated with opaque cursors bound to the route, filters and user. Responses carry a strong `ETag`; send `If-None-Match` to get 304. Errors are `application/problem+json`.",
     ),
-    paths(
-        routes::views::dashboard,
-        routes::views::calendar_week,
-        routes::inbox::my_threads,
-        routes::inbox::my_unread_count,
-        routes::inbox::thread_messages,
-        routes::lists::list_customers,
-        routes::lists::get_customer,
-        routes::lists::list_jobs,
-        routes::lists::get_job,
-        routes::events::list_events,
-        routes::service::checkpoint,
-    ),
+    paths(platform::openapi::healthz, platform::openapi::readyz),
     components(schemas(platform::problem::Problem, platform::problem::FieldProblem)),
-    modifiers(&BearerAuth, &PositionHeader),
+    modifiers(&BearerAuth),
     tags(
         (name = "reports", description = "Dashboard and calendar"),
         (name = "messages", description = "The caller's inbox and thread messages"),
         (name = "lists", description = "Customers and jobs"),
         (name = "events", description = "The raw event log"),
-        (name = "service", description = "Checkpoint"),
+        (name = "service", description = "Checkpoint, health, metrics and this document"),
     )
 )]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
+pub struct ApiHeader;
 
 /// Documents `X-Position` ([`POSITION_HEADER`]) on every 200 answer.
 struct PositionHeader;
@@ -71,7 +43,12 @@ impl Modify for PositionHeader {
         header.description = Some(
             "The read-model checkpoint this answer reflects, as the body's `position`.".to_owned(),
         );
-        for item in openapi.paths.paths.values_mut() {
+        let reads = openapi
+            .paths
+            .paths
+            .iter_mut()
+            .filter(|(path, _)| path.starts_with("/v1/"));
+        for (_, item) in reads {
             let Some(operation) = item.get.as_mut() else {
                 continue;
             };
@@ -83,8 +60,11 @@ impl Modify for PositionHeader {
     }
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = routes::routes().into_openapi();
+    PositionHeader.modify(&mut document);
+    document
 }
 
 #[cfg(test)]
@@ -96,10 +76,14 @@ mod tests {
     /// Every read documents the consistency token by the names the service uses.
     #[test]
     fn every_read_documents_the_position_names() {
-        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let document = serde_json::to_value(openapi()).unwrap();
         let paths = document["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 11);
-        for (path, item) in paths {
+        let reads: Vec<_> = paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/v1/"))
+            .collect();
+        assert_eq!(reads.len(), 11);
+        for (path, item) in reads {
             let get = &item["get"];
             let params = get["parameters"].as_array().unwrap();
             let has = |name: &str, place: &str| {

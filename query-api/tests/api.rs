@@ -14,6 +14,8 @@ mod bad_input;
 mod caching;
 #[path = "api/consistency.rs"]
 mod consistency;
+#[path = "api/contract.rs"]
+mod contract;
 #[path = "api/docs.rs"]
 mod docs;
 #[path = "api/limits.rs"]

@@ -1,12 +1,14 @@
 //! Fixtures for the integration tests: an isolated environment per test (fresh database name,
 //! fresh JetStream stream and subject prefix) on the shared local servers, and a private
 //! nats-server for tests that stop and restart NATS, a private database server (PostgreSQL and
-//! FerretDB) for tests that crash it; and valid command bodies (`bodies`).
+//! FerretDB) for tests that crash it; valid command bodies (`bodies`); and readings of a
+//! served OpenAPI document (`openapi`).
 
 pub mod bodies;
 mod database_server;
 mod env;
 mod nats_server;
+pub mod openapi;
 
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};

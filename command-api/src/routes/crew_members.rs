@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use crate::execute::{self, Decision};
 use crate::parse::{self, text};
+use crate::request::CommandHeaders;
 use crate::request::{CommandRequest, PathIds};
+use crate::routes::answers::{CommandAnswers, CreateAnswers};
+use crate::routes::bodies::RegisterCrewMemberBody;
 use crate::routes::jobs::no_such;
 use crate::{authz, AppState};
 
@@ -43,6 +46,17 @@ pub(crate) fn parse_register(body: Map<String, Value>) -> Result<NewCrewMember, 
 }
 
 /// A linked user must be registered, so crew can later log in and act on their jobs.
+#[utoipa::path(
+    post,
+    path = "/v1/crew-members",
+    summary = "Register a crew member",
+    operation_id = "register_a_crew_member",
+    tag = "crew-members",
+    params(CommandHeaders),
+    request_body = RegisterCrewMemberBody,
+    responses(CreateAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn register(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -71,6 +85,16 @@ pub(crate) async fn register(
     Ok(accepted.respond(true, |_, _| {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/crew-members/{id}/deactivate",
+    summary = "Deactivate a crew member",
+    operation_id = "deactivate_a_crew_member",
+    tag = "crew-members",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn deactivate(
     State(app): State<AppState>,
     ids: PathIds,

@@ -13,7 +13,10 @@ use uuid::Uuid;
 use crate::email::Reserved;
 use crate::execute::{self, Decision};
 use crate::parse::{self, text};
+use crate::request::CommandHeaders;
 use crate::request::{CommandRequest, PathIds};
+use crate::routes::answers::{CommandAnswers, CreateAnswers};
+use crate::routes::bodies::{ChangeCustomerStatusBody, RegisterCustomerBody, UpdateContactBody};
 use crate::{authz, AppState};
 
 pub(crate) const REGISTER_FIELDS: &[&str] = &[
@@ -75,6 +78,17 @@ async fn reserve(app: &AppState, email: &Email, id: Uuid) -> Result<Reserved, Pr
         .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/customers",
+    summary = "Register a customer",
+    operation_id = "register_a_customer",
+    tag = "customers",
+    params(CommandHeaders),
+    request_body = RegisterCustomerBody,
+    responses(CreateAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn register(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -134,6 +148,17 @@ pub(crate) fn parse_contact(body: Map<String, Value>) -> Result<ContactUpdate, P
 }
 
 /// A changed email is reserved before the append and the old one released after it.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/contact",
+    summary = "Update a customer's contact details",
+    operation_id = "update_a_customer_s_contact_details",
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = UpdateContactBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn update_contact(
     State(app): State<AppState>,
     ids: PathIds,
@@ -183,6 +208,17 @@ pub(crate) async fn update_contact(
     Ok(result?.respond(false, |_, _| {}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/status",
+    summary = "Change a customer's status",
+    operation_id = "change_a_customer_s_status",
+    tag = "customers",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = ChangeCustomerStatusBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn change_status(
     State(app): State<AppState>,
     ids: PathIds,

@@ -17,7 +17,13 @@ use uuid::Uuid;
 
 use crate::execute::{self, Decision};
 use crate::parse::{self, text};
+use crate::request::CommandHeaders;
 use crate::request::{CommandContext, CommandRequest, PathIds};
+use crate::routes::answers::{CommandAnswers, CreateAnswers};
+use crate::routes::bodies::{
+    AssignCrewBody, CancelJobBody, CompleteJobBody, CreateJobBody, RescheduleJobBody,
+    ScheduleJobBody,
+};
 use crate::{authz, AppState};
 
 pub(crate) const CREATE_FIELDS: &[&str] = &[
@@ -36,9 +42,9 @@ pub(crate) const COMPLETE_FIELDS: &[&str] = &["actual_revenue"];
 pub(crate) const CANCEL_FIELDS: &[&str] = &["reason"];
 
 /// Longest job note, in characters.
-const MAX_NOTES: usize = 2_000;
+pub(crate) const MAX_NOTES: usize = 2_000;
 /// Longest reschedule reason, in characters.
-const MAX_RESCHEDULE_REASON: usize = 500;
+pub(crate) const MAX_RESCHEDULE_REASON: usize = 500;
 
 #[derive(Debug)]
 pub(crate) struct NewJob {
@@ -77,6 +83,17 @@ pub(crate) fn parse_create(
 
 /// The customer must exist; that fact lives in another aggregate, so it is checked here (from
 /// a state that may be behind the customer's, which is enough: customers are never removed).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    summary = "Create a job",
+    operation_id = "create_a_job",
+    tag = "jobs",
+    params(CommandHeaders),
+    request_body = CreateJobBody,
+    responses(CreateAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -120,6 +137,17 @@ fn parse_slot(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/schedule",
+    summary = "Schedule a job",
+    operation_id = "schedule_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = ScheduleJobBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn schedule(
     State(app): State<AppState>,
     ids: PathIds,
@@ -136,6 +164,17 @@ pub(crate) async fn schedule(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/reschedule",
+    summary = "Reschedule a job",
+    operation_id = "reschedule_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = RescheduleJobBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn reschedule(
     State(app): State<AppState>,
     ids: PathIds,
@@ -154,6 +193,17 @@ pub(crate) async fn reschedule(
 }
 
 /// The crew member must exist; whether it is active goes into the command.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/crew",
+    summary = "Assign a crew member to a job",
+    operation_id = "assign_a_crew_member_to_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = AssignCrewBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn assign_crew(
     State(app): State<AppState>,
     ids: PathIds,
@@ -176,6 +226,16 @@ pub(crate) async fn assign_crew(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}/crew/{crew_member_id}",
+    summary = "Unassign a crew member from a job",
+    operation_id = "unassign_a_crew_member_from_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), ("crew_member_id" = Uuid, Path, description = "UUID of the crew member; a malformed one is a 400"), CommandHeaders),
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn unassign_crew(
     State(app): State<AppState>,
     ids: PathIds,
@@ -192,6 +252,16 @@ pub(crate) async fn unassign_crew(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/start",
+    summary = "Start a job",
+    operation_id = "start_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn start(
     State(app): State<AppState>,
     ids: PathIds,
@@ -207,6 +277,17 @@ pub(crate) async fn start(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/complete",
+    summary = "Complete a job",
+    operation_id = "complete_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = CompleteJobBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn complete(
     State(app): State<AppState>,
     ids: PathIds,
@@ -225,6 +306,17 @@ pub(crate) async fn complete(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    summary = "Cancel a job",
+    operation_id = "cancel_a_job",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = CancelJobBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn cancel(
     State(app): State<AppState>,
     ids: PathIds,
@@ -266,7 +358,7 @@ async fn check_crew_assignment(app: &AppState, caller: &Caller, id: Uuid) -> Res
 
 /// A 422 for a body field naming an aggregate that does not exist.
 pub(crate) fn no_such(field: &str, aggregate: &str) -> Problem {
-    Problem::invalid_fields(vec![platform::problem::FieldProblem {
+    parse::unknown_references(vec![platform::problem::FieldProblem {
         field: field.into(),
         reason: format!("no such {aggregate}"),
     }])

@@ -16,7 +16,10 @@ use uuid::Uuid;
 
 use crate::execute::{self, Decision};
 use crate::parse::{self, text};
+use crate::request::CommandHeaders;
 use crate::request::{CommandRequest, PathIds};
+use crate::routes::answers::{CommandAnswers, CreateAnswers};
+use crate::routes::bodies::{MarkReadBody, PostMessageBody, StartThreadBody};
 use crate::routes::jobs::no_such;
 use crate::{authz, AppState};
 
@@ -81,6 +84,17 @@ pub(crate) fn parse_start(body: Map<String, Value>) -> Result<NewThread, Problem
 
 /// The caller must take part; every participant must be a registered, active user; a job
 /// thread's job must exist. Starting a direct thread that exists answers with that thread.
+#[utoipa::path(
+    post,
+    path = "/v1/threads",
+    summary = "Start a thread",
+    operation_id = "start_a_thread",
+    tag = "threads",
+    params(CommandHeaders),
+    request_body = StartThreadBody,
+    responses(CreateAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn start(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -155,10 +169,21 @@ async fn check_participants(app: &AppState, participants: &[Uuid]) -> Result<(),
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(Problem::invalid_fields(errors))
+        Err(parse::unknown_references(errors))
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/messages",
+    summary = "Post a message",
+    operation_id = "post_a_message",
+    tag = "threads",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = PostMessageBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn post_message(
     State(app): State<AppState>,
     ids: PathIds,
@@ -198,6 +223,17 @@ pub(crate) async fn post_message(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/read",
+    summary = "Mark a thread's messages read",
+    operation_id = "mark_a_thread_s_messages_read",
+    tag = "threads",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = MarkReadBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn mark_read(
     State(app): State<AppState>,
     ids: PathIds,

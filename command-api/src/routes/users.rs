@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 use crate::execute::{self, Decision};
 use crate::parse::{self, text};
+use crate::request::CommandHeaders;
 use crate::request::{CommandContext, CommandRequest, PathIds};
+use crate::routes::answers::{CommandAnswers, CreateAnswers};
+use crate::routes::bodies::{ChangeRoleBody, RegisterUserBody};
 use crate::{authz, AppState};
 
 pub(crate) const REGISTER_FIELDS: &[&str] = &["user_id", "display_name", "email", "role"];
@@ -42,6 +45,17 @@ pub(crate) fn parse_register(body: Map<String, Value>) -> Result<NewUser, Proble
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    summary = "Register a staff user",
+    operation_id = "register_a_staff_user",
+    tag = "users",
+    params(CommandHeaders),
+    request_body = RegisterUserBody,
+    responses(CreateAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn register(
     State(app): State<AppState>,
     request: CommandRequest,
@@ -59,6 +73,17 @@ pub(crate) async fn register(
     run(&app, &request.context, id, command, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/role",
+    summary = "Change a user's role",
+    operation_id = "change_a_user_s_role",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    request_body = ChangeRoleBody,
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn change_role(
     State(app): State<AppState>,
     ids: PathIds,
@@ -77,6 +102,16 @@ pub(crate) async fn change_role(
     run(&app, &request.context, id, command, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/deactivate",
+    summary = "Deactivate a user",
+    operation_id = "deactivate_a_user",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "UUID of the aggregate; a malformed one is a 400"), CommandHeaders),
+    responses(CommandAnswers),
+    security(("bearer" = []))
+)]
 pub(crate) async fn deactivate(
     State(app): State<AppState>,
     ids: PathIds,

@@ -52,6 +52,20 @@ fn event_types() -> impl Iterator<Item = &'static str> {
         .copied()
 }
 
+/// The name of an event type any aggregate records: what the `type` filter accepts.
+pub struct EventTypeName;
+
+impl utoipa::PartialSchema for EventTypeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(event_types()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventTypeName {}
+
 /// The raw event log after a position, optionally filtered by event and aggregate type.
 #[utoipa::path(
     get,
@@ -60,7 +74,7 @@ fn event_types() -> impl Iterator<Item = &'static str> {
     params(
         ("after_position" = Option<u64>, Query, minimum = 0, maximum = 9_000_000_000_000_000_000_u64, description = "Return events after this position (0 = from the start). Pass the previous page's `next_cursor` here."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Events per page, 1..=100 (default 20)."),
-        ("type" = Option<String>, Query, description = "Only events of this type, e.g. `JobScheduled`."),
+        ("type" = inline(Option<EventTypeName>), Query, description = "Only events of this type, e.g. `JobScheduled`."),
         ("aggregate_type" = Option<super::schemas::AggregateTypeParam>, Query, description = "Only events of this aggregate type: customer, job, user, crew_member, thread."),
         ("include_message_bodies" = Option<bool>, Query, description = "Admins only: include the text of messages in threads the caller is not part of. Without it, such a `MessagePosted` has `body` = `[redacted]` and `body_redacted` = true."),
         super::MinPositionQuery,
@@ -227,14 +241,47 @@ async fn redact_foreign_messages(
 
 /// A page of the event log (schema for the OpenAPI document).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "describes the JSON list_events answers")]
 pub struct EventPage {
-    /// Events as stored: ids, stream, version, position, type, schema version, times,
-    /// correlation, causation, actor, payload.
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<serde_json::Value>,
+    data: Vec<EventItem>,
     /// The last position examined; pass it as `after_position`.
     next_cursor: Option<String>,
     has_more: bool,
     position: u64,
+}
+
+/// An event as stored (`events::EventEnvelope`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "describes the JSON of events::EventEnvelope")]
+pub struct EventItem {
+    event_id: uuid::Uuid,
+    aggregate_type: super::schemas::AggregateTypeParam,
+    aggregate_id: String,
+    /// 1, 2, 3 … within the stream, without gaps.
+    version: u64,
+    /// Global order of the whole store, dense from 1.
+    position: Option<u64>,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u32,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    correlation_id: String,
+    causation_id: Option<String>,
+    actor: String,
+    #[schema(schema_with = event_payload)]
+    payload: serde_json::Value,
+}
+
+/// The event's own fields: their JSON Schema, per `type` and `schema_version`, is recorded
+/// in `domain/schemas/events/`.
+fn event_payload() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Object)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
+        .description(Some(
+            "The event's fields; their JSON Schema per `type` and `schema_version` is in domain/schemas/events/ of the source.",
+        ))
+        .build()
 }

@@ -23,11 +23,11 @@ use crate::respond::{json_ok, ApiError, ViewBody};
     params(
         ("unread_only" = Option<bool>, Query, description = "Only threads with unread messages (default false)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1..=100 (default 20)."),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page; valid only for the same user and `unread_only`."),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page; valid only for the same user and `unread_only`."),
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {thread_id, kind (direct|group|job), job_id, title, participants[] {user_id, name} (for direct threads: the other user), unread, last_seq, last_message_at, preview, last_author_id, activity_at}, sorted by activity_at desc, thread id desc. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
+        (status = 200, description = "`data[]`: {thread_id, kind (direct|group|job), job_id, title, participants[] {user_id, name} (for direct threads: the other user), unread, last_seq, last_message_at, preview, last_author_id, activity_at}, sorted by activity_at desc, thread id desc. `total` when the read model has it.", body = super::schemas::PageEnvelope<super::schemas::ThreadItem>, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters or a cursor of another list or user.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -82,7 +82,7 @@ pub async fn my_threads(
     tag = "messages",
     params(super::MinPositionQuery),
     responses(
-        (status = 200, description = "`data`: {user_id, unread (messages), unread_threads, threads}. The caller's own messages never count as unread.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
+        (status = 200, description = "`data`: {user_id, unread (messages), unread_threads, threads}. The caller's own messages never count as unread.", body = super::schemas::ViewEnvelope<super::schemas::UnreadCountView>, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -122,11 +122,11 @@ pub async fn my_unread_count(
     params(
         ("id" = String, Path, format = Uuid, description = "Thread id."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1..=100 (default 20)."),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page of the same thread."),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "`next_cursor` of the previous page of the same thread."),
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data[]`: {seq, message_id, author_id, author_name, body, posted_at}, seq descending. `total` when the read model has it.", body = super::schemas::PageEnvelope, headers(("ETag" = String))),
+        (status = 200, description = "`data[]`: {seq, message_id, author_id, author_name, body, posted_at}, seq descending. `total` when the read model has it.", body = super::schemas::PageEnvelope<super::schemas::MessageItem>, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid id, parameters or cursor.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),

@@ -16,13 +16,13 @@ use std::str::FromStr;
 use ::events::EventStore;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, Path};
-use axum::routing::get;
-use axum::Router;
 use domain::calendar::BusinessTimeZone;
 use platform::auth::Authenticator;
 use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM};
 use platform::problem::{FieldProblem, Problem};
 use read_models::query::{CursorKey, PageRequest, QueryError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::cursor::{CursorCodec, ListScope};
 use crate::docs::DocStore;
@@ -57,18 +57,23 @@ impl FromRef<AppState> for Authenticator {
     }
 }
 
-/// The `/v1` read-model routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/dashboard", get(views::dashboard))
-        .route("/v1/calendar/week/{date}", get(views::calendar_week))
-        .route("/v1/me/threads", get(inbox::my_threads))
-        .route("/v1/me/unread-count", get(inbox::my_unread_count))
-        .route("/v1/threads/{id}/messages", get(inbox::thread_messages))
-        .route("/v1/customers", get(lists::list_customers))
-        .route("/v1/customers/{id}", get(lists::get_customer))
-        .route("/v1/jobs", get(lists::list_jobs))
-        .route("/v1/jobs/{id}", get(lists::get_job))
+/// Every route of the service with its documentation: the served document is this
+/// router's own, so a route cannot be served undocumented or documented unserved.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<crate::openapi::ApiHeader as utoipa::OpenApi>::openapi())
+        .routes(routes!(views::dashboard))
+        .routes(routes!(views::calendar_week))
+        .routes(routes!(inbox::my_threads))
+        .routes(routes!(inbox::my_unread_count))
+        .routes(routes!(inbox::thread_messages))
+        .routes(routes!(lists::list_customers))
+        .routes(routes!(lists::get_customer))
+        .routes(routes!(lists::list_jobs))
+        .routes(routes!(lists::get_job))
+        .routes(routes!(events::list_events))
+        .routes(routes!(service::checkpoint))
+        .routes(routes!(service::metrics))
+        .routes(routes!(service::openapi_document))
 }
 
 impl App {

@@ -1,59 +1,43 @@
-//! Response envelopes for the OpenAPI document. The views inside `data` are described in
-//! each operation's description (the read-model view types carry no schema).
+//! The schemas of the answers and filters, for the OpenAPI document.
+//!
+//! The read-model views (`read_models::query::views`) are plain `Serialize` types without a
+//! schema; the `*View`/`*Item` types here describe the JSON they serialize to, and a test
+//! (`tests/api/schemas.rs`) reads real answers into them with unknown fields refused.
 
-/// A page of a list.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PageEnvelope {
+use chrono::{DateTime, NaiveDate, Utc};
+pub use platform::openapi::{CustomerStatusName, ReferralSourceName, ServiceTypeName};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A page of a list of `T`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the JSON respond::PageBody writes")]
+pub struct PageEnvelope<T: ToSchema> {
     /// The items of this page.
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<serde_json::Value>,
+    data: Vec<T>,
     /// Opaque cursor of the next page (same route, filters and user only); null on the last.
     next_cursor: Option<String>,
     has_more: bool,
     /// The read-model checkpoint this answer reflects (also in `X-Position`).
     position: u64,
     /// Number of items in the whole list, where the read model keeps it cheaply.
+    #[schema(required = false)]
     total: Option<u64>,
 }
 
-/// One view.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ViewEnvelope {
-    #[schema(value_type = Object)]
-    data: serde_json::Value,
+/// One view of `T`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes the JSON respond::ViewBody writes")]
+pub struct ViewEnvelope<T: ToSchema> {
+    data: T,
     /// The read-model checkpoint this answer reflects (also in `X-Position`).
     position: u64,
 }
 
-/// Customer status filter.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum CustomerStatusParam {
-    Lead,
-    Active,
-    Inactive,
-}
-
-/// Referral source filter.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ReferralSourceParam {
-    Website,
-    Referral,
-    Google,
-    Repeat,
-    Social,
-    Other,
-}
-
 /// Job status filter.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
 pub enum JobStatusParam {
     Created,
     Scheduled,
@@ -63,9 +47,8 @@ pub enum JobStatusParam {
 }
 
 /// Aggregate type filter of the event log.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
 pub enum AggregateTypeParam {
     Customer,
     Job,
@@ -73,3 +56,208 @@ pub enum AggregateTypeParam {
     CrewMember,
     Thread,
 }
+
+/// `direct`, `group` or `job`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadKindName {
+    Direct,
+    Group,
+    Job,
+}
+
+macro_rules! view {
+    ($(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code, reason = "describes the JSON of a read-model view")]
+        pub struct $name {
+            $($(#[$field_meta])* $field: $ty),*
+        }
+    };
+}
+
+view!(
+    /// Counts for one local date or summed over a range.
+    StatsView {
+        jobs_created: u64,
+        jobs_scheduled: u64,
+        jobs_completed: u64,
+        jobs_cancelled: u64,
+        revenue_minor: i64,
+        /// `revenue_minor / jobs_completed` (0 when none), rounded down.
+        average_job_value_minor: i64,
+        /// Customers registered that day.
+        leads: u64,
+        /// Of those customers, how many have completed a first job by now.
+        conversions: u64,
+        /// Jobs (not cancelled) scheduled for that day.
+        planned_jobs: u64,
+        /// Of those, how many have at least one crew member.
+        crewed_jobs: u64,
+    }
+);
+view!(
+    /// The stats of one local date.
+    DayStatsView {
+        date: NaiveDate,
+        jobs_created: u64,
+        jobs_scheduled: u64,
+        jobs_completed: u64,
+        jobs_cancelled: u64,
+        revenue_minor: i64,
+        average_job_value_minor: i64,
+        leads: u64,
+        conversions: u64,
+        planned_jobs: u64,
+        crewed_jobs: u64,
+    }
+);
+view!(ServiceTypeStatView {
+    service_type: ServiceTypeName,
+    completed: u64,
+    revenue_minor: i64,
+});
+view!(LeadSourceStatView {
+    source: ReferralSourceName,
+    leads: u64,
+    conversions: u64,
+});
+view!(CrewStatView {
+    crew_member_id: Uuid,
+    name: String,
+    completed_jobs: u64,
+});
+view!(MonthRevenueView {
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    month: String,
+    revenue_minor: i64,
+    completed: u64,
+});
+view!(
+    /// Dashboard for the local dates `from..=to`, plus `today` and a 12-month revenue chart.
+    DashboardView {
+        from: NaiveDate,
+        to: NaiveDate,
+        totals: StatsView,
+        /// One entry per date of `from..=to`, in order.
+        days: Vec<DayStatsView>,
+        today: DayStatsView,
+        service_types: Vec<ServiceTypeStatView>,
+        lead_sources: Vec<LeadSourceStatView>,
+        crew: Vec<CrewStatView>,
+        /// The 12 months ending with the month of `today`, oldest first.
+        monthly_revenue: Vec<MonthRevenueView>,
+    }
+);
+view!(
+    /// A same-day window in the IANA zone `time_zone`.
+    WindowView {
+        #[schema(pattern = "^[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$")]
+        start: String,
+        #[schema(pattern = "^[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?$")]
+        end: String,
+        time_zone: String,
+    }
+);
+view!(CrewRefView {
+    crew_member_id: Uuid,
+    name: String,
+});
+view!(CalendarJobView {
+    job_id: Uuid,
+    date: NaiveDate,
+    window: WindowView,
+    customer_id: Uuid,
+    customer_name: String,
+    service_type: ServiceTypeName,
+    crew: Vec<CrewRefView>,
+    status: JobStatusParam,
+});
+view!(CalendarDayView {
+    date: NaiveDate,
+    /// Jobs on the day that are not cancelled.
+    scheduled: u64,
+    cancelled: u64,
+    /// Sorted by window start, then job id; cancelled jobs stay listed.
+    jobs: Vec<CalendarJobView>,
+});
+view!(
+    /// One Monday-to-Sunday week of scheduled jobs.
+    CalendarWeekView {
+        week_start: NaiveDate,
+        /// Seven days, Monday first.
+        days: Vec<CalendarDayView>,
+    }
+);
+view!(UnreadCountView {
+    user_id: Uuid,
+    /// Messages by others after the user's read marker, over all the user's threads.
+    unread: u64,
+    /// Threads with at least one unread message.
+    unread_threads: u64,
+    /// Threads the user takes part in.
+    threads: u64,
+});
+view!(ParticipantView {
+    user_id: Uuid,
+    name: String,
+});
+view!(
+    /// One thread in the caller's inbox.
+    ThreadItem {
+        thread_id: Uuid,
+        kind: ThreadKindName,
+        job_id: Option<Uuid>,
+        title: Option<String>,
+        /// Every participant but the caller, for direct threads; empty for the others.
+        participants: Vec<ParticipantView>,
+        unread: u64,
+        last_seq: u64,
+        last_message_at: Option<DateTime<Utc>>,
+        /// The first 100 characters of the last message.
+        preview: Option<String>,
+        last_author_id: Option<Uuid>,
+        activity_at: DateTime<Utc>,
+    }
+);
+view!(MessageItem {
+    seq: u64,
+    message_id: Uuid,
+    author_id: Uuid,
+    author_name: String,
+    body: String,
+    posted_at: DateTime<Utc>,
+});
+view!(CustomerItem {
+    customer_id: Uuid,
+    first_name: String,
+    last_name: String,
+    email: String,
+    phone: String,
+    referral_source: ReferralSourceName,
+    status: CustomerStatusName,
+    created_at: DateTime<Utc>,
+    /// Jobs created for the customer, whatever their status.
+    job_count: u64,
+    /// Sum of the actual revenue of the customer's completed jobs.
+    lifetime_revenue_minor: i64,
+});
+view!(JobItem {
+    job_id: Uuid,
+    customer_id: Uuid,
+    customer_name: String,
+    service_type: ServiceTypeName,
+    status: JobStatusParam,
+    scheduled_date: Option<NaiveDate>,
+    window: Option<WindowView>,
+    /// Sorted by crew member id.
+    crew: Vec<CrewRefView>,
+    estimated_price_minor: i64,
+    /// Actual revenue once completed.
+    revenue_minor: Option<i64>,
+    created_at: DateTime<Utc>,
+    /// Scheduled date, or the local creation date while unscheduled.
+    list_date: NaiveDate,
+});

@@ -66,6 +66,13 @@ pub async fn checkpoint(
 }
 
 /// Prometheus metrics of the service.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     app.docs.sync().await;
     let text = app
@@ -77,4 +84,16 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = platform::openapi::DocumentOutline))
+)]
+pub async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(crate::openapi::openapi())
 }

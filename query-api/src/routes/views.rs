@@ -33,7 +33,7 @@ const DEFAULT_RANGE_DAYS: u64 = 29;
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {from, to, totals, days[], today, service_types[], lead_sources[], crew[], monthly_revenue[]} — counts of jobs created/scheduled/completed/cancelled, revenue and average job value (minor units), leads and conversions, planned and crewed jobs; per service type, per referral source, per crew member; revenue of the 12 months ending this month.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
+        (status = 200, description = "`data`: {from, to, totals, days[], today, service_types[], lead_sources[], crew[], monthly_revenue[]} — counts of jobs created/scheduled/completed/cancelled, revenue and average job value (minor units), leads and conversions, planned and crewed jobs; per service type, per referral source, per crew member; revenue of the 12 months ending this month.", body = super::schemas::ViewEnvelope<super::schemas::DashboardView>, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Invalid parameters (malformed date, `from` after `to`, range of more than 366 days, unknown parameter).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
@@ -104,7 +104,7 @@ pub async fn dashboard(
         super::MinPositionQuery,
     ),
     responses(
-        (status = 200, description = "`data`: {week_start, days[7]: {date, scheduled, cancelled, jobs[]: {job_id, date, window {start, end}, customer_id, customer_name, service_type, crew[] {crew_member_id, name}, status}}}. Jobs sorted by window start, then job id; cancelled jobs stay listed with status `cancelled`. Crew callers see only jobs they are assigned to, with counts over those jobs.", body = super::schemas::ViewEnvelope, headers(("ETag" = String))),
+        (status = 200, description = "`data`: {week_start, days[7]: {date, scheduled, cancelled, jobs[]: {job_id, date, window {start, end}, customer_id, customer_name, service_type, crew[] {crew_member_id, name}, status}}}. Jobs sorted by window start, then job id; cancelled jobs stay listed with status `cancelled`. Crew callers see only jobs they are assigned to, with counts over those jobs.", body = super::schemas::ViewEnvelope<super::schemas::CalendarWeekView>, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Malformed date or unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),

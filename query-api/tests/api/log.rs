@@ -250,3 +250,19 @@ async fn bad_log_parameters_are_all_named() {
         .await;
     assert_eq!(reply.status, 400);
 }
+
+/// Events read into their documented schema with unknown fields refused.
+#[tokio::test]
+async fn events_fit_the_documented_event_schema() {
+    let h = Harness::new().await;
+    log_of(&h, 3).await;
+    let app = h.start().await;
+    let reply = h.get(&app, "/v1/events", Some(&h.user(Role::Admin))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let events = reply.body["data"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{}", reply.body);
+    for event in events {
+        let read = serde_json::from_value::<query_api::routes::events::EventItem>(event.clone());
+        assert!(read.is_ok(), "{:?}: {event}", read.err());
+    }
+}
