@@ -166,6 +166,11 @@ impl System {
         }
     }
 
+    /// The base URLs of the command API and the query API, for requests of any shape.
+    pub(super) fn base_urls(&self) -> (&str, &str) {
+        (&self.command.base, &self.query.base)
+    }
+
     /// The read models' database, as a MongoDB user reaches it.
     pub(super) fn read_models(&self) -> &read_models::dbs::ReadModelDbs {
         &self.env.read_models
