@@ -33,7 +33,10 @@ use platform::problem::Problem;
 use serde::Serialize;
 use uuid::Uuid;
 
+use tracing::Instrument;
+
 use crate::errors;
+use crate::observe::Outcome;
 use crate::request::CommandContext;
 use crate::AppState;
 
@@ -311,6 +314,24 @@ pub(crate) async fn execute<A, F>(
     app: &AppState,
     context: &CommandContext,
     id: Uuid,
+    command: F,
+) -> Result<Accepted<A>, Problem>
+where
+    A: Aggregate,
+    F: FnMut(&A::State) -> Result<Decision<A::Command>, Problem>,
+{
+    let span = tracing::info_span!("command", aggregate = A::TYPE, %id);
+    let result = decide_and_append::<A, F>(app, context, id, command)
+        .instrument(span)
+        .await;
+    app.metrics.command(A::TYPE, Outcome::of(&result));
+    result
+}
+
+async fn decide_and_append<A, F>(
+    app: &AppState,
+    context: &CommandContext,
+    id: Uuid,
     mut command: F,
 ) -> Result<Accepted<A>, Problem>
 where
@@ -349,7 +370,8 @@ where
         };
         let new_state = events.iter().fold(state, A::evolve);
         let request = append_request::<A>(&stream, head, &events, &new_state, context);
-        match app.store.append(request).await {
+        let append = tracing::info_span!("append", %stream, attempt);
+        match app.store.append(request).instrument(append).await {
             Ok(outcome) if outcome.replayed => return replayed::<A>(app, outcome).await,
             Ok(outcome) => return Ok(appended(app, id, outcome, events, &new_state, turn).await),
             Err(AppendError::Conflict { .. }) if freshness == Freshness::AtHint => {
@@ -485,6 +507,7 @@ where
             return Err(errors::stale(expected, head.version()));
         }
     }
+    let _decide = tracing::debug_span!("decide", aggregate = A::TYPE).entered();
     let command = match command(state)? {
         Decision::Run(command) => command,
         Decision::Unchanged => return Ok(None),

@@ -12,8 +12,9 @@
 //! - `authz`: who may issue which command (the authorization matrix).
 //! - `email`: customer email reservations, unique under concurrency.
 //! - `routes`: one module per aggregate with its handlers and cross-aggregate checks.
-//! - `openapi`: the OpenAPI document served at `/openapi.json`.
-//! - `observe`: correlation ids and response counters for `/metrics`.
+//! - `openapi`: the header of the OpenAPI document served at `/openapi.json`; its operations
+//!   come from the handlers (`routes::documented`).
+//! - `observe`: correlation ids and the series on `/metrics`.
 
 mod authz;
 mod email;
@@ -145,7 +146,7 @@ pub(crate) struct AppState {
     pub(crate) position_wait: Duration,
     pub(crate) max_body_bytes: usize,
     pub(crate) emails: email::Reservations,
-    pub(crate) counters: Arc<observe::ResponseCounters>,
+    pub(crate) metrics: Arc<observe::CommandMetrics>,
     pub(crate) locks: Arc<execute::StreamLocks>,
     pub(crate) states: states::RecentStates,
     pub(crate) in_flight: platform::http::InFlightLimit,
@@ -161,13 +162,13 @@ impl axum::extract::FromRef<AppState> for Authenticator {
 /// makes a last pass after the server has finished its in-flight requests.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let connection = &config.connection;
-    let client = events::store::connect_client(&connection.mongodb_uri, "command-api")
-        .await
-        .context("connecting to MongoDB")?;
-    let database = client.database(&connection.mongodb_db);
-    let store = EventStore::open(database.clone())
-        .await
-        .context("opening the event store")?;
+    let store = EventStore::connect(
+        &connection.mongodb_uri,
+        &connection.mongodb_db,
+        "command-api",
+    )
+    .await
+    .context("connecting to MongoDB and opening the event store")?;
     let nats = events::bus::connect_nats(&connection.nats_url, "command-api")
         .await
         .context("connecting to NATS")?;
@@ -190,7 +191,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         )
         .await?;
     let limits = auth.limits.clone();
+    let metrics = observe::CommandMetrics::new(&store);
     let state = AppState {
+        emails: email::Reservations::new(&store),
         store,
         auth,
         currency: config.currency,
@@ -198,13 +201,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         codec,
         position_wait: Duration::from_millis(config.position_wait_ms),
         max_body_bytes: config.max_body_bytes,
-        emails: email::Reservations::new(&database),
-        counters: Arc::default(),
+        metrics,
         locks: Arc::default(),
         states: states::RecentStates::new(config.state_cache_mib.saturating_mul(1024 * 1024)),
         in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
     };
-    let readiness = platform::http::Readiness { database, nats };
+    let readiness = platform::http::Readiness {
+        store: state.store.clone(),
+        nats,
+    };
     let router = routes::router(state)
         .layer(axum::middleware::from_fn_with_state(
             limits,

@@ -8,7 +8,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bson::doc;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -22,18 +21,14 @@ use crate::problem::Problem;
 /// What `/readyz` checks: the database answers a ping and the NATS connection is up.
 #[derive(Clone)]
 pub struct Readiness {
-    pub database: mongodb::Database,
+    pub store: events::EventStore,
     pub nats: async_nats::Client,
 }
 
 impl Readiness {
     /// `Ok` when both dependencies answer, else which one does not.
     pub async fn check(&self) -> Result<(), String> {
-        let ping = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.database.run_command(doc! {"ping": 1}),
-        )
-        .await;
+        let ping = tokio::time::timeout(Duration::from_secs(2), self.store.ping()).await;
         let mongodb = match ping {
             Ok(Ok(_)) => None,
             Ok(Err(error)) => Some(format!("MongoDB: {error}")),
@@ -84,7 +79,11 @@ pub struct EdgeArgs {
     pub cors_origins: Vec<HeaderValue>,
     /// Longest a client may take to send a request's line and headers before the connection
     /// is closed (slow clients hold no connection for long).
-    #[arg(long, env = "SIMPLEPRO_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "SIMPLEPRO_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub header_read_timeout_ms: u64,
     /// Largest request head (line and headers) in bytes, at least 8192; larger gets 431.
     #[arg(long, env = "SIMPLEPRO_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
@@ -209,6 +208,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         method = %request.method(),
         path = %request.uri().path(),
         request_id,
+        correlation_id = tracing::field::Empty,
     )
 }
 

@@ -4,9 +4,11 @@
 //! - [`consistency`]: the names of the consistency token (`X-Position`, `min_position`,
 //!   `X-Min-Position`) both APIs use.
 //! - [`telemetry`]: `tracing` output, human-readable or JSON.
+//! - [`metrics`]: a Prometheus registry per service, `/metrics` and request latencies.
 //! - [`shutdown`]: one signal (SIGTERM or Ctrl-C) shared by every task of a process.
 //! - [`http`]: the edge layers every API router gets; `/healthz` and `/readyz`.
 //! - [`serve`]: the server loop, with limits on slow and oversized request heads.
+//! - [`openapi`]: OpenAPI pieces both APIs' documents share (bearer scheme, health routes).
 //! - [`problem`]: `application/problem+json` errors (RFC 9457) and a JSON extractor that
 //!   reports its rejections in the same format.
 //! - [`auth`]: the extractor for the caller.
@@ -22,6 +24,8 @@ pub mod consistency;
 pub mod http;
 pub mod jwt;
 pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod serve;
 pub mod shutdown;

@@ -49,7 +49,14 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) -> std::io::Result<()> {
-    serve_with(listener, router, shutdown, grace, ConnectionLimits::default()).await
+    serve_with(
+        listener,
+        router,
+        shutdown,
+        grace,
+        ConnectionLimits::default(),
+    )
+    .await
 }
 
 /// [`serve`] with explicit connection limits.
@@ -144,7 +151,13 @@ mod tests {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         );
         let (trigger, shutdown) = crate::shutdown::channel();
-        tokio::spawn(serve_with(listener, router, shutdown, Duration::from_secs(1), limits));
+        tokio::spawn(serve_with(
+            listener,
+            router,
+            shutdown,
+            Duration::from_secs(1),
+            limits,
+        ));
         (address, trigger)
     }
 
@@ -176,11 +189,17 @@ mod tests {
         };
         let (address, _trigger) = start(limits).await;
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        stream.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         let started = std::time::Instant::now();
         let answer = answer(&mut stream).await;
         let waited = started.elapsed();
-        assert!(waited < Duration::from_secs(3), "held for {waited:?}: {answer}");
+        assert!(
+            waited < Duration::from_secs(3),
+            "held for {waited:?}: {answer}"
+        );
         assert!(!answer.contains("200 OK"), "{answer}");
     }
 

@@ -191,7 +191,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let metrics = Arc::new(Metrics::default());
     let router = http::router(
         Readiness {
-            database: connections.db.base(),
+            store: connections.store.clone(),
             nats: connections.nats.clone(),
         },
         metrics.clone(),

@@ -133,8 +133,14 @@ impl DocStore {
                 })
                 .build()
         });
+        let evictions = metrics.clone();
         let cache = settings.max_bytes.map(|max_bytes| {
             Cache::builder()
+                .eviction_listener(move |_key, _value, cause| {
+                    if cause.was_evicted() {
+                        evictions.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
                 .max_capacity(max_bytes - max_bytes / 8)
                 .time_to_live(settings.ttl)
                 .weigher(|key: &DocKey, value: &Cached| {
@@ -170,15 +176,19 @@ impl DocStore {
             collection: collection.to_owned(),
             id: id.to_owned(),
         };
+        if let Some(cached) = cache.get(&key).await {
+            self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(cached.doc);
+        }
         let entry = cache
             .entry(key)
             .or_try_insert_with(self.consistently(|| self.read(collection, id)))
             .await
             .map_err(|error| (*error).clone())?;
-        if entry.is_fresh() {
-            self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+        self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        if !entry.is_fresh() {
+            // Another request's load answered this miss.
+            self.metrics.coalesced_loads.fetch_add(1, Ordering::Relaxed);
         }
         Ok(entry.into_value().doc)
     }

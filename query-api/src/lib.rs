@@ -30,7 +30,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use domain::codec::Codec;
@@ -150,7 +149,7 @@ pub async fn run(
         docs,
         freshness,
         cursors: CursorCodec::new(&cursor_secret),
-        store,
+        store: store.clone(),
         time_zone,
         metrics,
         consistency_wait: Duration::from_millis(config.consistency_wait_ms),
@@ -160,7 +159,7 @@ pub async fn run(
         limits,
         &config.edge,
         Readiness {
-            database: database.base(),
+            store: store.clone(),
             nats,
         },
     );
@@ -177,12 +176,8 @@ fn router(
     edge: &platform::http::EdgeArgs,
     readiness: Readiness,
 ) -> Router {
-    let v1 = Router::new()
-        .route("/v1/checkpoint", get(routes::service::checkpoint))
-        .route("/v1/events", get(routes::events::list_events))
-        .merge(routes::routes())
-        .route("/metrics", get(routes::service::metrics))
-        .route("/openapi.json", get(openapi::serve))
+    let (v1, _) = routes::routes().split_for_parts();
+    let v1 = v1
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -193,6 +188,10 @@ fn router(
         .layer(axum::middleware::from_fn_with_state(
             limits,
             platform::limits::limit_by_address,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.registry(),
+            platform::metrics::time_request,
         ))
         .with_state(app);
     platform::http::edge(v1.merge(health_routes(readiness)), edge)

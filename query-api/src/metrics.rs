@@ -1,14 +1,20 @@
-//! Prometheus counters of the query API, rendered as text on `/metrics`.
+//! The query API's series on `/metrics`, through the service's `platform::metrics` registry.
+//!
+//! The read path counts into plain atomics (a relaxed add is all a cache hit costs); the
+//! counters are handed to the registry when `/metrics` is rendered.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
-#[derive(Default)]
+use platform::metrics::MetricsRegistry;
+
 pub struct Metrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Misses that joined a load another request had already started.
+    pub coalesced_loads: AtomicU64,
+    /// Documents dropped by the cache for its size or their age (not by invalidation).
+    pub evictions: AtomicU64,
     /// Views encoded from their documents, and views answered from the rendered-view cache.
     pub views_rendered: AtomicU64,
     pub views_reused: AtomicU64,
@@ -21,7 +27,7 @@ pub struct Metrics {
     pub consistency_waits: AtomicU64,
     pub consistency_timeouts: AtomicU64,
     pub mongodb_reads: AtomicU64,
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    registry: Arc<MetricsRegistry>,
 }
 
 /// Sizes read from the document cache when metrics are rendered.
@@ -31,138 +37,175 @@ pub struct CacheGauges {
     pub max_bytes: u64,
 }
 
-impl Metrics {
-    pub fn count_request(&self, route: &str, status: u16) {
-        if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((route.to_owned(), status)).or_default() += 1;
+const REQUESTS: &str = "simplepro_query_api_requests_total";
+
+/// Counter names with their help, in the order of [`Metrics::counters`].
+const COUNTERS: [(&str, &str); 13] = [
+    (
+        "simplepro_query_api_cache_hits_total",
+        "Document reads answered from the cache.",
+    ),
+    (
+        "simplepro_query_api_cache_misses_total",
+        "Document reads that went to MongoDB.",
+    ),
+    (
+        "simplepro_query_api_cache_coalesced_loads_total",
+        "Document misses that waited for a load another request had started.",
+    ),
+    (
+        "simplepro_query_api_cache_evictions_total",
+        "Documents the cache dropped for its capacity or their time to live.",
+    ),
+    (
+        "simplepro_query_api_views_rendered_total",
+        "Views and list pages encoded from their documents.",
+    ),
+    (
+        "simplepro_query_api_views_reused_total",
+        "Views and list pages answered from the cache of rendered answers.",
+    ),
+    (
+        "simplepro_query_api_cache_invalidated_docs_total",
+        "Cached documents dropped by change notices.",
+    ),
+    (
+        "simplepro_query_api_cache_invalidated_models_total",
+        "Whole models dropped from the cache (registry change or unannounced checkpoint move).",
+    ),
+    (
+        "simplepro_query_api_change_notices_total",
+        "Change notices received from the projector.",
+    ),
+    (
+        "simplepro_query_api_change_notices_undecodable_total",
+        "Change notices that could not be decoded (answered by dropping the whole cache).",
+    ),
+    (
+        "simplepro_query_api_mongodb_reads_total",
+        "Point reads sent to MongoDB.",
+    ),
+    (
+        "simplepro_query_api_consistency_waits_total",
+        "Requests that waited for min_position.",
+    ),
+    (
+        "simplepro_query_api_consistency_timeouts_total",
+        "Requests answered 503 because min_position did not arrive in time.",
+    ),
+];
+
+/// Gauge names with their help, in the order of the values [`Metrics::render`] sets.
+const GAUGES: [(&str, &str); 5] = [
+    (
+        "simplepro_query_api_cache_hit_ratio",
+        "Hits over hits plus misses since start.",
+    ),
+    (
+        "simplepro_query_api_cache_entries",
+        "Documents (and known absences) in the cache.",
+    ),
+    (
+        "simplepro_query_api_cache_weighted_size_bytes",
+        "Approximate bytes held by the cache (documents and rendered views).",
+    ),
+    (
+        "simplepro_query_api_cache_max_bytes",
+        "Configured cache capacity in bytes.",
+    ),
+    (
+        "simplepro_query_api_read_model_position",
+        "Checkpoint position the service knows the read models have reached.",
+    ),
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = MetricsRegistry::new("query-api");
+        registry.register(|| {
+            for (name, help) in COUNTERS {
+                metrics::describe_counter!(name, help);
+            }
+            for (name, help) in GAUGES {
+                metrics::describe_gauge!(name, help);
+            }
+            metrics::describe_counter!(REQUESTS, "HTTP requests by route and status.");
+        });
+        let zero = || AtomicU64::new(0);
+        Metrics {
+            cache_hits: zero(),
+            cache_misses: zero(),
+            coalesced_loads: zero(),
+            evictions: zero(),
+            views_rendered: zero(),
+            views_reused: zero(),
+            invalidated_docs: zero(),
+            invalidated_models: zero(),
+            change_notices: zero(),
+            undecodable_notices: zero(),
+            consistency_waits: zero(),
+            consistency_timeouts: zero(),
+            mongodb_reads: zero(),
+            registry,
         }
     }
+}
 
+impl Metrics {
+    /// The registry of this instance (for the request-latency layer).
+    pub fn registry(&self) -> Arc<MetricsRegistry> {
+        self.registry.clone()
+    }
+
+    pub fn count_request(&self, route: &str, status: u16) {
+        let (route, status) = (platform::metrics::route_label(route), status.to_string());
+        self.registry
+            .register(|| metrics::counter!(REQUESTS, "route" => route, "status" => status))
+            .increment(1);
+    }
+
+    fn counters(&self) -> [&AtomicU64; 13] {
+        [
+            &self.cache_hits,
+            &self.cache_misses,
+            &self.coalesced_loads,
+            &self.evictions,
+            &self.views_rendered,
+            &self.views_reused,
+            &self.invalidated_docs,
+            &self.invalidated_models,
+            &self.change_notices,
+            &self.undecodable_notices,
+            &self.mongodb_reads,
+            &self.consistency_waits,
+            &self.consistency_timeouts,
+        ]
+    }
+
+    /// The Prometheus text of every series, with the cache's sizes and the known position.
     pub fn render(&self, cache: &CacheGauges, position: u64) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let hits = load(&self.cache_hits);
-        let misses = load(&self.cache_misses);
+        let (hits, misses) = (load(&self.cache_hits), load(&self.cache_misses));
         let ratio = if hits + misses == 0 {
             0.0
         } else {
             hits as f64 / (hits + misses) as f64
         };
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "query_api_cache_hits_total",
-            "counter",
-            "Document reads answered from the cache.",
-            hits.to_string(),
-        );
-        metric(
-            "query_api_cache_misses_total",
-            "counter",
-            "Document reads that went to MongoDB.",
-            misses.to_string(),
-        );
-        metric(
-            "query_api_cache_hit_ratio",
-            "gauge",
-            "Hits over hits plus misses since start.",
-            format!("{ratio:.4}"),
-        );
-        metric(
-            "query_api_views_rendered_total",
-            "counter",
-            "Views and list pages encoded from their documents.",
-            load(&self.views_rendered).to_string(),
-        );
-        metric(
-            "query_api_views_reused_total",
-            "counter",
-            "Views and list pages answered from the cache of rendered answers.",
-            load(&self.views_reused).to_string(),
-        );
-        metric(
-            "query_api_cache_entries",
-            "gauge",
-            "Documents (and known absences) in the cache.",
-            cache.entries.to_string(),
-        );
-        metric(
-            "query_api_cache_weighted_size_bytes",
-            "gauge",
-            "Approximate bytes held by the cache (documents and rendered views).",
-            cache.weighted_bytes.to_string(),
-        );
-        metric(
-            "query_api_cache_max_bytes",
-            "gauge",
-            "Configured cache capacity in bytes.",
-            cache.max_bytes.to_string(),
-        );
-        metric(
-            "query_api_cache_invalidated_docs_total",
-            "counter",
-            "Cached documents dropped by change notices.",
-            load(&self.invalidated_docs).to_string(),
-        );
-        metric(
-            "query_api_cache_invalidated_models_total",
-            "counter",
-            "Whole models dropped from the cache (registry change or unannounced checkpoint move).",
-            load(&self.invalidated_models).to_string(),
-        );
-        metric(
-            "query_api_change_notices_total",
-            "counter",
-            "Change notices received from the projector.",
-            load(&self.change_notices).to_string(),
-        );
-        metric(
-            "query_api_change_notices_undecodable_total",
-            "counter",
-            "Change notices that could not be decoded (answered by dropping the whole cache).",
-            load(&self.undecodable_notices).to_string(),
-        );
-        metric(
-            "query_api_mongodb_reads_total",
-            "counter",
-            "Point reads sent to MongoDB.",
-            load(&self.mongodb_reads).to_string(),
-        );
-        metric(
-            "query_api_consistency_waits_total",
-            "counter",
-            "Requests that waited for min_position.",
-            load(&self.consistency_waits).to_string(),
-        );
-        metric(
-            "query_api_consistency_timeouts_total",
-            "counter",
-            "Requests answered 503 because min_position did not arrive in time.",
-            load(&self.consistency_timeouts).to_string(),
-        );
-        metric(
-            "query_api_read_model_position",
-            "gauge",
-            "Checkpoint position the service knows the read models have reached.",
-            position.to_string(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP query_api_requests_total HTTP requests by route and status.\n# TYPE query_api_requests_total counter"
-        );
-        if let Ok(requests) = self.requests.lock() {
-            for ((route, status), count) in requests.iter() {
-                let route = route.replace('\\', "\\\\").replace('"', "\\\"");
-                let _ = writeln!(
-                    out,
-                    "query_api_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
-                );
+        let gauges = [
+            ratio,
+            cache.entries as f64,
+            cache.weighted_bytes as f64,
+            cache.max_bytes as f64,
+            position as f64,
+        ];
+        self.registry.register(|| {
+            for ((name, _), value) in COUNTERS.iter().zip(self.counters()) {
+                metrics::counter!(*name).absolute(load(value));
             }
-        }
-        out
+            for ((name, _), value) in GAUGES.iter().zip(gauges) {
+                metrics::gauge!(*name).set(value);
+            }
+        });
+        self.registry.render()
     }
 }

@@ -1,57 +1,57 @@
 //! The HTTP surface: one module per aggregate, each handler parsing its body, checking the
 //! caller and cross-aggregate facts, then handing a command to `execute`.
 
+pub(crate) mod answers;
+pub(crate) mod bodies;
 pub(crate) mod crew_members;
 pub(crate) mod customers;
 pub(crate) mod jobs;
 pub(crate) mod threads;
 pub(crate) mod users;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use platform::problem::Problem;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::openapi::ApiHeader;
 use crate::{observe, AppState};
+
+/// Every route with its documentation: the served document is this router's own, so a
+/// route cannot be served undocumented or documented unserved.
+pub(crate) fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiHeader::openapi())
+        .routes(routes!(customers::register))
+        .routes(routes!(customers::update_contact))
+        .routes(routes!(customers::change_status))
+        .routes(routes!(jobs::create))
+        .routes(routes!(jobs::schedule))
+        .routes(routes!(jobs::reschedule))
+        .routes(routes!(jobs::assign_crew))
+        .routes(routes!(jobs::unassign_crew))
+        .routes(routes!(jobs::start))
+        .routes(routes!(jobs::complete))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(users::register))
+        .routes(routes!(users::change_role))
+        .routes(routes!(users::deactivate))
+        .routes(routes!(crew_members::register))
+        .routes(routes!(crew_members::deactivate))
+        .routes(routes!(threads::start))
+        .routes(routes!(threads::post_message))
+        .routes(routes!(threads::mark_read))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_document))
+}
 
 pub(crate) fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    Router::new()
-        .route("/v1/customers", post(customers::register))
-        .route(
-            "/v1/customers/{id}/contact",
-            post(customers::update_contact),
-        )
-        .route("/v1/customers/{id}/status", post(customers::change_status))
-        .route("/v1/jobs", post(jobs::create))
-        .route("/v1/jobs/{id}/schedule", post(jobs::schedule))
-        .route("/v1/jobs/{id}/reschedule", post(jobs::reschedule))
-        .route("/v1/jobs/{id}/crew", post(jobs::assign_crew))
-        .route(
-            "/v1/jobs/{id}/crew/{crew_member_id}",
-            delete(jobs::unassign_crew),
-        )
-        .route("/v1/jobs/{id}/start", post(jobs::start))
-        .route("/v1/jobs/{id}/complete", post(jobs::complete))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/users", post(users::register))
-        .route("/v1/users/{id}/role", post(users::change_role))
-        .route("/v1/users/{id}/deactivate", post(users::deactivate))
-        .route("/v1/crew-members", post(crew_members::register))
-        .route(
-            "/v1/crew-members/{id}/deactivate",
-            post(crew_members::deactivate),
-        )
-        .route("/v1/threads", post(threads::start))
-        .route("/v1/threads/{id}/messages", post(threads::post_message))
-        .route("/v1/threads/{id}/read", post(threads::mark_read))
-        .route("/metrics", get(observe::metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(crate::openapi::openapi()) }),
-        )
+    let (routes, _) = documented().split_for_parts();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -64,7 +64,35 @@ pub(crate) fn router(state: AppState) -> Router {
             platform::http::shed_when_busy,
         ))
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.registry(),
+            platform::metrics::time_request,
+        ))
         .with_state(state)
+}
+
+/// Prometheus metrics of the service.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"))
+)]
+async fn metrics(state: State<AppState>) -> Response {
+    observe::metrics(state).await
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = platform::openapi::DocumentOutline))
+)]
+async fn openapi_document(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::openapi(app.currency))
 }
 
 async fn not_found(uri: Uri) -> Problem {

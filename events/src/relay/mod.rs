@@ -227,7 +227,7 @@ impl Relay {
             .await?
             .try_collect()
             .await?;
-        self.store.metrics.set_outbox_pending(entries.len());
+        self.store.metrics.outbox_seen(&entries);
         if entries.is_empty() {
             return Ok(false);
         }
@@ -277,7 +277,7 @@ impl Relay {
                     if cached.is_some() {
                         return Ok::<_, StoreError>(cached);
                     }
-                    match store.commits.of(&id).find_one(doc! {"_id": &id}).await? {
+                    match store.commits.find_one(doc! {"_id": &id}).await? {
                         Some(commit) => Ok(Some(store.with_position(commit).await?)),
                         None => Ok(None),
                     }
@@ -388,7 +388,7 @@ impl Relay {
         let inserts: Vec<_> = positions
             .into_iter()
             .map(|(commit_id, position)| {
-                let positions = self.store.positions.of(&commit_id).clone();
+                let positions = self.store.positions.clone();
                 async move {
                     match positions
                         .insert_one(PositionDoc {
@@ -502,6 +502,8 @@ impl Relay {
             return false;
         }
         ready.sort_by_key(|(_, commit)| commit.position);
+        #[cfg(feature = "fault-points")]
+        abort_before_publish();
         let result = self.publish_commits(&ready).await;
         match result {
             Ok(()) => {
@@ -540,12 +542,33 @@ impl Relay {
         for (_, commit) in ready {
             envelopes.extend(commit.envelopes().map_err(|e| e.to_string())?);
         }
+        let started = Instant::now();
         self.bus
             .publish(&envelopes)
             .await
             .map_err(|e| e.to_string())?;
-        self.store.metrics.published(envelopes.len());
+        self.store
+            .metrics
+            .published(envelopes.len(), started.elapsed());
         Ok(())
+    }
+}
+
+/// A fault point for the fault suite (`tests/tests/faults`), compiled only with the
+/// `fault-points` feature: with `SIMPLEPRO_FAULT_ABORT_BEFORE_PUBLISH=N` the process aborts
+/// at its N-th publish, when commits are stored and sequenced (and their commands may have
+/// been answered) but not yet on JetStream. A crash lands in that window too rarely to test
+/// otherwise.
+#[cfg(feature = "fault-points")]
+fn abort_before_publish() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PUBLISHES: AtomicU64 = AtomicU64::new(0);
+    let at = std::env::var("SIMPLEPRO_FAULT_ABORT_BEFORE_PUBLISH")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok());
+    if at.is_some_and(|at| PUBLISHES.fetch_add(1, Ordering::Relaxed) + 1 >= at) {
+        eprintln!("fault point: aborting between append and publish");
+        std::process::abort();
     }
 }
 
