@@ -22,8 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{doc, Document, RawDocumentBuf};
-use futures::TryStreamExt;
+use bson::{Document, RawDocumentBuf};
 use moka::future::Cache;
 
 use read_models::cache::LoadError;
@@ -304,9 +303,7 @@ impl DocStore {
 
     /// The stored documents among `ids`, by `_id`. Ids of a small collection
     /// (`read_models::names::SMALL_KINDS`) are read with one query, `_id` `$in` them; ids of
-    /// any other with a point read each, all concurrently. FerretDB serves `_id` equality
-    /// from an index but reads the whole collection for a `$in`, which only a collection that
-    /// stays small can afford; on MongoDB both are lookups in the `_id` index.
+    /// any other with a point read each, all concurrently (why: `ReadModelDbs::find_by_ids`).
     async fn read_many(
         &self,
         collection: &str,
@@ -330,14 +327,13 @@ impl DocStore {
             reason,
         };
         self.metrics.mongodb_reads.fetch_add(1, Ordering::Relaxed);
-        let mut cursor = self
+        let found = self
             .database
-            .collection::<RawDocumentBuf>(collection)
-            .find(doc! {"_id": {"$in": &distinct}})
+            .find_by_ids(collection, &distinct)
             .await
             .map_err(|e| error(e.to_string()))?;
         let mut docs = HashMap::with_capacity(distinct.len());
-        while let Some(raw) = cursor.try_next().await.map_err(|e| error(e.to_string()))? {
+        for raw in found {
             let found = cached(raw).map_err(error)?;
             if let Some(id) = found.doc.as_ref().and_then(|d| d.get_str("_id").ok()) {
                 docs.insert(id.to_owned(), found);
@@ -355,8 +351,7 @@ impl DocStore {
         };
         let raw = self
             .database
-            .collection::<RawDocumentBuf>(collection)
-            .find_one(doc! {"_id": id})
+            .find_by_id(collection, id)
             .await
             .map_err(|e| error(e.to_string()))?;
         match raw {

@@ -8,6 +8,8 @@
 //! a database on each `find`. Its PostgreSQL backend has neither cost worth a database per
 //! model, and a MongoDB user finds every read model in one place.
 
+use bson::{doc, RawDocumentBuf};
+use futures::TryStreamExt;
 use mongodb::{Client, Collection, Database};
 
 /// The database of the read models, addressed by collection name: every point read and
@@ -48,5 +50,34 @@ impl ReadModelDbs {
     /// Drops the read models' database.
     pub async fn drop(&self) -> mongodb::error::Result<()> {
         self.base.drop().await
+    }
+
+    /// The stored document of `collection` with this `_id`, as stored.
+    pub async fn find_by_id(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> mongodb::error::Result<Option<RawDocumentBuf>> {
+        self.base
+            .collection::<RawDocumentBuf>(collection)
+            .find_one(doc! {"_id": id})
+            .await
+    }
+
+    /// The stored documents of `collection` among `ids`, in no particular order, with one
+    /// query (`_id` `$in` them). On MongoDB that is a lookup in the `_id` index per id; FerretDB
+    /// reads the whole collection for a `$in`, so callers use it only for collections that
+    /// stay small (`names::is_small`) and a point read per id otherwise.
+    pub async fn find_by_ids(
+        &self,
+        collection: &str,
+        ids: &[&str],
+    ) -> mongodb::error::Result<Vec<RawDocumentBuf>> {
+        self.base
+            .collection::<RawDocumentBuf>(collection)
+            .find(doc! {"_id": {"$in": ids}})
+            .await?
+            .try_collect()
+            .await
     }
 }
