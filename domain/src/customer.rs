@@ -167,49 +167,71 @@ pub fn decide(
                 address,
                 updated_at,
             },
-        ) => {
-            let first_name = changed(&current.first_name, first_name);
-            let last_name = changed(&current.last_name, last_name);
-            let email = changed(&current.email, email);
-            let phone = changed(&current.phone, phone);
-            let address = changed(&current.address, address);
-            if first_name.is_none()
-                && last_name.is_none()
-                && email.is_none()
-                && phone.is_none()
-                && address.is_none()
-            {
-                return Ok(vec![]);
-            }
-            Ok(vec![CustomerEvent::CustomerContactUpdated {
-                current_first_name: first_name.clone().unwrap_or(current.first_name.clone()),
-                current_last_name: last_name.clone().unwrap_or(current.last_name.clone()),
-                current_email: email.clone().unwrap_or(current.email.clone()),
-                current_phone: phone.clone().unwrap_or(current.phone.clone()),
-                first_name,
-                last_name,
-                email,
-                phone,
-                address,
-                updated_at,
-            }])
-        }
+        ) => update_contact(
+            current, first_name, last_name, email, phone, address, updated_at,
+        ),
         (Some(current), CustomerCommand::ChangeStatus { status, changed_at }) => {
-            if status == current.status {
-                Ok(vec![])
-            } else if current.status.can_change_to(status) {
-                Ok(vec![CustomerEvent::CustomerStatusChanged {
-                    from: current.status,
-                    to: status,
-                    changed_at,
-                }])
-            } else {
-                Err(DomainError::CustomerStatusTransition {
-                    from: current.status,
-                    to: status,
-                })
-            }
+            change_status(current, status, changed_at)
         }
+    }
+}
+
+/// Only the fields that really change are carried; an update that changes nothing emits
+/// nothing.
+fn update_contact(
+    current: &CustomerRecord,
+    first_name: Option<PersonName>,
+    last_name: Option<PersonName>,
+    email: Option<Email>,
+    phone: Option<Phone>,
+    address: Option<Address>,
+    updated_at: DateTime<Utc>,
+) -> Result<Vec<CustomerEvent>, DomainError> {
+    let first_name = changed(&current.first_name, first_name);
+    let last_name = changed(&current.last_name, last_name);
+    let email = changed(&current.email, email);
+    let phone = changed(&current.phone, phone);
+    let address = changed(&current.address, address);
+    if first_name.is_none()
+        && last_name.is_none()
+        && email.is_none()
+        && phone.is_none()
+        && address.is_none()
+    {
+        return Ok(vec![]);
+    }
+    Ok(vec![CustomerEvent::CustomerContactUpdated {
+        current_first_name: first_name.clone().unwrap_or(current.first_name.clone()),
+        current_last_name: last_name.clone().unwrap_or(current.last_name.clone()),
+        current_email: email.clone().unwrap_or(current.email.clone()),
+        current_phone: phone.clone().unwrap_or(current.phone.clone()),
+        first_name,
+        last_name,
+        email,
+        phone,
+        address,
+        updated_at,
+    }])
+}
+
+fn change_status(
+    current: &CustomerRecord,
+    status: CustomerStatus,
+    changed_at: DateTime<Utc>,
+) -> Result<Vec<CustomerEvent>, DomainError> {
+    if status == current.status {
+        Ok(vec![])
+    } else if current.status.can_change_to(status) {
+        Ok(vec![CustomerEvent::CustomerStatusChanged {
+            from: current.status,
+            to: status,
+            changed_at,
+        }])
+    } else {
+        Err(DomainError::CustomerStatusTransition {
+            from: current.status,
+            to: status,
+        })
     }
 }
 

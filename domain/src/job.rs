@@ -269,111 +269,148 @@ pub fn decide(state: &JobState, command: JobCommand) -> Result<Vec<JobEvent>, Do
 
 /// Commands to a job that exists and is not terminal.
 fn decide_existing(job: &JobRecord, command: JobCommand) -> Result<Vec<JobEvent>, DomainError> {
-    let status = job.status;
     match command {
         JobCommand::Create { .. } => Err(DomainError::AlreadyExists { aggregate: "job" }),
         JobCommand::Schedule {
             date,
             window,
             scheduled_at,
-        } => match status {
-            JobStatus::Created => Ok(vec![JobEvent::JobScheduled {
-                date,
-                window,
-                scheduled_at,
-            }]),
-            JobStatus::Scheduled => Err(DomainError::JobAlreadyScheduled),
-            _ => Err(DomainError::JobNotSchedulable { status }),
-        },
+        } => schedule(job, date, window, scheduled_at),
         JobCommand::Reschedule {
             date,
             window,
             reason,
             rescheduled_at,
-        } => match (status, job.schedule) {
-            (JobStatus::Scheduled, Some(current)) => {
-                if current.date == date && current.window == window {
-                    return Ok(vec![]);
-                }
-                Ok(vec![JobEvent::JobRescheduled {
-                    from_date: current.date,
-                    from_window: current.window,
-                    date,
-                    window,
-                    reason,
-                    rescheduled_at,
-                }])
-            }
-            _ => Err(DomainError::JobNotReschedulable { status }),
-        },
+        } => reschedule(job, JobSchedule { date, window }, reason, rescheduled_at),
         JobCommand::AssignCrew {
             crew_member_id,
             crew_member_active,
             assigned_at,
-        } => {
-            if job.crew.contains(&crew_member_id) {
-                Ok(vec![])
-            } else if !crew_member_active {
-                Err(DomainError::CrewMemberInactive { crew_member_id })
-            } else if job.crew.len() >= MAX_CREW {
-                Err(DomainError::CrewLimitReached { max: MAX_CREW })
-            } else {
-                Ok(vec![JobEvent::CrewAssigned {
-                    crew_member_id,
-                    assigned_at,
-                }])
-            }
-        }
+        } => assign_crew(job, crew_member_id, crew_member_active, assigned_at),
         JobCommand::UnassignCrew {
             crew_member_id,
             unassigned_at,
-        } => {
-            if !job.crew.contains(&crew_member_id) {
-                Err(DomainError::CrewMemberNotAssigned { crew_member_id })
-            } else if status == JobStatus::InProgress && job.crew.len() == 1 {
-                Err(DomainError::JobInProgressNeedsCrew)
-            } else {
-                Ok(vec![JobEvent::CrewUnassigned {
-                    crew_member_id,
-                    unassigned_at,
-                }])
-            }
-        }
-        JobCommand::Start { started_at } => {
-            if status != JobStatus::Scheduled {
-                Err(DomainError::JobNotStartable { status })
-            } else if job.crew.is_empty() {
-                Err(DomainError::JobWithoutCrew)
-            } else {
-                Ok(vec![JobEvent::JobStarted { started_at }])
-            }
-        }
+        } => unassign_crew(job, crew_member_id, unassigned_at),
+        JobCommand::Start { started_at } => start(job, started_at),
         JobCommand::Complete {
             actual_revenue,
             completed_at,
-        } => {
-            if status != JobStatus::InProgress {
-                Err(DomainError::JobNotInProgress { status })
-            } else if actual_revenue.currency() != job.currency {
-                Err(DomainError::RevenueCurrencyMismatch {
-                    expected: job.currency,
-                    actual: actual_revenue.currency(),
-                })
-            } else {
-                Ok(vec![JobEvent::JobCompleted {
-                    actual_revenue,
-                    completed_at,
-                }])
-            }
-        }
+        } => complete(job, actual_revenue, completed_at),
         JobCommand::Cancel {
             reason,
             cancelled_at,
         } => Ok(vec![JobEvent::JobCancelled {
             reason,
-            previous_status: status,
+            previous_status: job.status,
             cancelled_at,
         }]),
+    }
+}
+
+fn schedule(
+    job: &JobRecord,
+    date: NaiveDate,
+    window: TimeWindow,
+    scheduled_at: DateTime<Utc>,
+) -> Result<Vec<JobEvent>, DomainError> {
+    match job.status {
+        JobStatus::Created => Ok(vec![JobEvent::JobScheduled {
+            date,
+            window,
+            scheduled_at,
+        }]),
+        JobStatus::Scheduled => Err(DomainError::JobAlreadyScheduled),
+        status => Err(DomainError::JobNotSchedulable { status }),
+    }
+}
+
+/// Rescheduling to the slot the job already has is accepted and emits nothing.
+fn reschedule(
+    job: &JobRecord,
+    to: JobSchedule,
+    reason: Option<String>,
+    rescheduled_at: DateTime<Utc>,
+) -> Result<Vec<JobEvent>, DomainError> {
+    let (JobStatus::Scheduled, Some(current)) = (job.status, job.schedule) else {
+        return Err(DomainError::JobNotReschedulable { status: job.status });
+    };
+    if current == to {
+        return Ok(vec![]);
+    }
+    Ok(vec![JobEvent::JobRescheduled {
+        from_date: current.date,
+        from_window: current.window,
+        date: to.date,
+        window: to.window,
+        reason,
+        rescheduled_at,
+    }])
+}
+
+fn assign_crew(
+    job: &JobRecord,
+    crew_member_id: CrewMemberId,
+    crew_member_active: bool,
+    assigned_at: DateTime<Utc>,
+) -> Result<Vec<JobEvent>, DomainError> {
+    if job.crew.contains(&crew_member_id) {
+        Ok(vec![])
+    } else if !crew_member_active {
+        Err(DomainError::CrewMemberInactive { crew_member_id })
+    } else if job.crew.len() >= MAX_CREW {
+        Err(DomainError::CrewLimitReached { max: MAX_CREW })
+    } else {
+        Ok(vec![JobEvent::CrewAssigned {
+            crew_member_id,
+            assigned_at,
+        }])
+    }
+}
+
+fn unassign_crew(
+    job: &JobRecord,
+    crew_member_id: CrewMemberId,
+    unassigned_at: DateTime<Utc>,
+) -> Result<Vec<JobEvent>, DomainError> {
+    if !job.crew.contains(&crew_member_id) {
+        Err(DomainError::CrewMemberNotAssigned { crew_member_id })
+    } else if job.status == JobStatus::InProgress && job.crew.len() == 1 {
+        Err(DomainError::JobInProgressNeedsCrew)
+    } else {
+        Ok(vec![JobEvent::CrewUnassigned {
+            crew_member_id,
+            unassigned_at,
+        }])
+    }
+}
+
+fn start(job: &JobRecord, started_at: DateTime<Utc>) -> Result<Vec<JobEvent>, DomainError> {
+    if job.status != JobStatus::Scheduled {
+        Err(DomainError::JobNotStartable { status: job.status })
+    } else if job.crew.is_empty() {
+        Err(DomainError::JobWithoutCrew)
+    } else {
+        Ok(vec![JobEvent::JobStarted { started_at }])
+    }
+}
+
+fn complete(
+    job: &JobRecord,
+    actual_revenue: Money,
+    completed_at: DateTime<Utc>,
+) -> Result<Vec<JobEvent>, DomainError> {
+    if job.status != JobStatus::InProgress {
+        Err(DomainError::JobNotInProgress { status: job.status })
+    } else if actual_revenue.currency() != job.currency {
+        Err(DomainError::RevenueCurrencyMismatch {
+            expected: job.currency,
+            actual: actual_revenue.currency(),
+        })
+    } else {
+        Ok(vec![JobEvent::JobCompleted {
+            actual_revenue,
+            completed_at,
+        }])
     }
 }
 

@@ -197,40 +197,14 @@ pub fn decide(
                 started_by,
                 started_at,
             },
-        ) => {
-            let participants: BTreeSet<UserId> = participants.into_iter().collect();
-            let (min, max) = kind.participant_bounds();
-            if !(min..=max).contains(&participants.len()) {
-                return Err(DomainError::ThreadParticipantCount {
-                    kind: kind.name(),
-                    min,
-                    max,
-                    actual: participants.len(),
-                });
-            }
-            if kind == ThreadKind::Group && title.is_none() {
-                return Err(DomainError::GroupThreadNeedsTitle);
-            }
-            if !participants.contains(&started_by) {
-                return Err(DomainError::StarterNotParticipant);
-            }
-            if kind == ThreadKind::Direct {
-                let mut pair = participants.iter().copied();
-                if let (Some(a), Some(b)) = (pair.next(), pair.next()) {
-                    if direct_thread_id(a, b) != thread_id {
-                        return Err(DomainError::DirectThreadIdMismatch);
-                    }
-                }
-            }
-            Ok(vec![ThreadEvent::ThreadStarted {
-                thread_id,
-                kind,
-                participants: participants.into_iter().collect(),
-                title,
-                started_by,
-                started_at,
-            }])
-        }
+        ) => start(
+            thread_id,
+            kind,
+            participants.into_iter().collect(),
+            title,
+            started_by,
+            started_at,
+        ),
         (Some(_), ThreadCommand::Start { .. }) => Err(DomainError::AlreadyExists {
             aggregate: AGGREGATE,
         }),
@@ -245,18 +219,7 @@ pub fn decide(
                 body,
                 posted_at,
             },
-        ) => {
-            if !thread.participants.contains(&author) {
-                return Err(DomainError::NotThreadParticipant { action: "post" });
-            }
-            Ok(vec![ThreadEvent::MessagePosted {
-                message_id,
-                seq: thread.last_seq + 1,
-                author,
-                body,
-                posted_at,
-            }])
-        }
+        ) => post(thread, message_id, author, body, posted_at),
         (
             Some(thread),
             ThreadCommand::MarkRead {
@@ -264,28 +227,96 @@ pub fn decide(
                 up_to_seq,
                 read_at,
             },
-        ) => {
-            if !thread.participants.contains(&user) {
-                return Err(DomainError::NotThreadParticipant {
-                    action: "mark messages read",
-                });
+        ) => mark_read(thread, user, up_to_seq, read_at),
+    }
+}
+
+fn start(
+    thread_id: ThreadId,
+    kind: ThreadKind,
+    participants: BTreeSet<UserId>,
+    title: Option<ThreadTitle>,
+    started_by: UserId,
+    started_at: DateTime<Utc>,
+) -> Result<Vec<ThreadEvent>, DomainError> {
+    let (min, max) = kind.participant_bounds();
+    if !(min..=max).contains(&participants.len()) {
+        return Err(DomainError::ThreadParticipantCount {
+            kind: kind.name(),
+            min,
+            max,
+            actual: participants.len(),
+        });
+    }
+    if kind == ThreadKind::Group && title.is_none() {
+        return Err(DomainError::GroupThreadNeedsTitle);
+    }
+    if !participants.contains(&started_by) {
+        return Err(DomainError::StarterNotParticipant);
+    }
+    if kind == ThreadKind::Direct {
+        let mut pair = participants.iter().copied();
+        if let (Some(a), Some(b)) = (pair.next(), pair.next()) {
+            if direct_thread_id(a, b) != thread_id {
+                return Err(DomainError::DirectThreadIdMismatch);
             }
-            if up_to_seq == 0 || up_to_seq > thread.last_seq {
-                return Err(DomainError::ReadMarkerOutOfRange {
-                    up_to_seq,
-                    last_seq: thread.last_seq,
-                });
-            }
-            if up_to_seq <= thread.read_marker(user) {
-                return Ok(vec![]);
-            }
-            Ok(vec![ThreadEvent::ThreadRead {
-                user,
-                up_to_seq,
-                read_at,
-            }])
         }
     }
+    Ok(vec![ThreadEvent::ThreadStarted {
+        thread_id,
+        kind,
+        participants: participants.into_iter().collect(),
+        title,
+        started_by,
+        started_at,
+    }])
+}
+
+fn post(
+    thread: &ThreadRecord,
+    message_id: MessageId,
+    author: UserId,
+    body: MessageBody,
+    posted_at: DateTime<Utc>,
+) -> Result<Vec<ThreadEvent>, DomainError> {
+    if !thread.participants.contains(&author) {
+        return Err(DomainError::NotThreadParticipant { action: "post" });
+    }
+    Ok(vec![ThreadEvent::MessagePosted {
+        message_id,
+        seq: thread.last_seq + 1,
+        author,
+        body,
+        posted_at,
+    }])
+}
+
+/// Marking read up to a message already read is accepted and emits nothing.
+fn mark_read(
+    thread: &ThreadRecord,
+    user: UserId,
+    up_to_seq: u64,
+    read_at: DateTime<Utc>,
+) -> Result<Vec<ThreadEvent>, DomainError> {
+    if !thread.participants.contains(&user) {
+        return Err(DomainError::NotThreadParticipant {
+            action: "mark messages read",
+        });
+    }
+    if up_to_seq == 0 || up_to_seq > thread.last_seq {
+        return Err(DomainError::ReadMarkerOutOfRange {
+            up_to_seq,
+            last_seq: thread.last_seq,
+        });
+    }
+    if up_to_seq <= thread.read_marker(user) {
+        return Ok(vec![]);
+    }
+    Ok(vec![ThreadEvent::ThreadRead {
+        user,
+        up_to_seq,
+        read_at,
+    }])
 }
 
 pub fn evolve(mut state: ThreadState, event: &ThreadEvent) -> ThreadState {
