@@ -191,7 +191,6 @@ async fn apply_job(
     job_id: JobId,
     event: &JobEvent,
 ) -> Result<(), LoadError> {
-    let id = job_id.to_string();
     if let JobEvent::JobCreated {
         customer_id,
         service_type,
@@ -206,18 +205,9 @@ async fn apply_job(
             crew: Vec::new(),
             status: JobStatus::Created,
         };
-        cache
-            .update::<JobDoc>(loader, &c.jobs, &id, p, |doc| doc.job = Some(lookup))
-            .await?;
-        cache
-            .update::<CustomerDoc>(loader, &c.customers, &customer_id.to_string(), p, |doc| {
-                if !doc.job_ids.contains(&job_id) {
-                    doc.job_ids.push(job_id);
-                }
-            })
-            .await?;
-        return Ok(());
+        return record_new_job(cache, loader, c, p, job_id, lookup).await;
     }
+    let id = job_id.to_string();
     let Some(old) = cache
         .get::<JobDoc>(loader, &c.jobs, &id)
         .await?
@@ -226,26 +216,7 @@ async fn apply_job(
         return Ok(());
     };
     let mut new = old.clone();
-    match event {
-        JobEvent::JobCreated { .. } => {}
-        JobEvent::JobScheduled { date, window, .. }
-        | JobEvent::JobRescheduled { date, window, .. } => {
-            new.date = Some(*date);
-            new.window = Some(WindowView::from(window));
-            new.status = JobStatus::Scheduled;
-        }
-        JobEvent::CrewAssigned { crew_member_id, .. } => {
-            if let Err(i) = new.crew.binary_search(crew_member_id) {
-                new.crew.insert(i, *crew_member_id);
-            }
-        }
-        JobEvent::CrewUnassigned { crew_member_id, .. } => {
-            new.crew.retain(|m| m != crew_member_id);
-        }
-        JobEvent::JobStarted { .. } => new.status = JobStatus::InProgress,
-        JobEvent::JobCompleted { .. } => new.status = JobStatus::Completed,
-        JobEvent::JobCancelled { .. } => new.status = JobStatus::Cancelled,
-    }
+    change_lookup(&mut new, event);
     let stored = new.clone();
     cache
         .update::<JobDoc>(loader, &c.jobs, &id, p, |doc| doc.job = Some(stored))
@@ -258,37 +229,109 @@ async fn apply_job(
             })
             .await?;
     }
-    let (Some(date), Some(window)) = (new.date, new.window) else {
-        return Ok(());
+    match calendar_entry(cache, loader, c, job_id, &new).await? {
+        Some(entry) => insert_into_week(cache, loader, c, p, entry).await,
+        None => Ok(()),
+    }
+}
+
+/// Stores the new job's lookup and lists the job under its customer, for renames.
+async fn record_new_job(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    p: u64,
+    job_id: JobId,
+    lookup: JobLookup,
+) -> Result<(), LoadError> {
+    let customer_id = lookup.customer_id.to_string();
+    cache
+        .update::<JobDoc>(loader, &c.jobs, &job_id.to_string(), p, |doc| {
+            doc.job = Some(lookup)
+        })
+        .await?;
+    cache
+        .update::<CustomerDoc>(loader, &c.customers, &customer_id, p, |doc| {
+            if !doc.job_ids.contains(&job_id) {
+                doc.job_ids.push(job_id);
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+fn change_lookup(job: &mut JobLookup, event: &JobEvent) {
+    match event {
+        JobEvent::JobCreated { .. } => {}
+        JobEvent::JobScheduled { date, window, .. }
+        | JobEvent::JobRescheduled { date, window, .. } => {
+            job.date = Some(*date);
+            job.window = Some(WindowView::from(window));
+            job.status = JobStatus::Scheduled;
+        }
+        JobEvent::CrewAssigned { crew_member_id, .. } => {
+            if let Err(i) = job.crew.binary_search(crew_member_id) {
+                job.crew.insert(i, *crew_member_id);
+            }
+        }
+        JobEvent::CrewUnassigned { crew_member_id, .. } => {
+            job.crew.retain(|m| m != crew_member_id);
+        }
+        JobEvent::JobStarted { .. } => job.status = JobStatus::InProgress,
+        JobEvent::JobCompleted { .. } => job.status = JobStatus::Completed,
+        JobEvent::JobCancelled { .. } => job.status = JobStatus::Cancelled,
+    }
+}
+
+/// The job as its week shows it, with customer and crew names; `None` while unscheduled.
+async fn calendar_entry(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    job_id: JobId,
+    job: &JobLookup,
+) -> Result<Option<CalendarJob>, LoadError> {
+    let (Some(date), Some(window)) = (job.date, job.window) else {
+        return Ok(None);
     };
     let customer_name = cache
-        .get::<CustomerDoc>(loader, &c.customers, &new.customer_id.to_string())
+        .get::<CustomerDoc>(loader, &c.customers, &job.customer_id.to_string())
         .await?
         .map(|doc| doc.name.clone())
         .unwrap_or_default();
-    let mut crew = Vec::with_capacity(new.crew.len());
-    for member in &new.crew {
+    let mut crew = Vec::with_capacity(job.crew.len());
+    for member in &job.crew {
         let name = name_of(cache, loader, &c.crew_names, &member.to_string()).await?;
         crew.push(CrewRef {
             crew_member_id: *member,
             name,
         });
     }
-    let entry = CalendarJob {
+    Ok(Some(CalendarJob {
         job_id,
         date,
         window,
-        customer_id: new.customer_id,
+        customer_id: job.customer_id,
         customer_name,
-        service_type: new.service_type,
+        service_type: job.service_type,
         crew,
-        status: new.status,
-    };
-    let monday = domain::calendar::week_start(date);
+        status: job.status,
+    }))
+}
+
+/// Puts the entry into its week in date and time order, replacing any earlier entry of it.
+async fn insert_into_week(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    p: u64,
+    entry: CalendarJob,
+) -> Result<(), LoadError> {
+    let monday = domain::calendar::week_start(entry.date);
     cache
         .update::<WeekDoc>(loader, &c.weeks, &week_id(monday), p, |doc| {
             doc.week_start = Some(monday);
-            doc.jobs.retain(|e| e.job_id != job_id);
+            doc.jobs.retain(|e| e.job_id != entry.job_id);
             let key = sort_key(&entry);
             let at = doc.jobs.partition_point(|e| sort_key(e) < key);
             doc.jobs.insert(at, entry);

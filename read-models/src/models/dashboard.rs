@@ -261,11 +261,7 @@ async fn apply_job<L: DocLoader>(
             crew: Vec::new(),
             status: JobStatus::Created,
         };
-        ctx.cache
-            .update::<JobDoc>(ctx.loader, &ctx.jobs, &id, ctx.p, |doc| {
-                doc.job = Some(lookup)
-            })
-            .await?;
+        store_job(ctx, &id, lookup).await?;
         return ctx
             .day(at.local_date(*created_at), |day| day.created += 1)
             .await;
@@ -279,65 +275,92 @@ async fn apply_job<L: DocLoader>(
         return Ok(());
     };
     let mut new = old.clone();
+    change_job(at, ctx, &mut new, event).await?;
+    store_job(ctx, &id, new.clone()).await?;
+    move_utilization(ctx, old.utilization(), new.utilization()).await
+}
+
+/// Changes the job's lookup and counts the event on the day it happened.
+async fn change_job<L: DocLoader>(
+    at: &At<'_>,
+    ctx: &mut Ctx<'_, L>,
+    job: &mut JobLookup,
+    event: &JobEvent,
+) -> Result<(), LoadError> {
     match event {
         JobEvent::JobCreated { .. } => {}
         JobEvent::JobScheduled {
             date, scheduled_at, ..
         } => {
-            new.date = Some(*date);
-            new.status = JobStatus::Scheduled;
+            job.date = Some(*date);
+            job.status = JobStatus::Scheduled;
             ctx.day(at.local_date(*scheduled_at), |day| day.scheduled += 1)
                 .await?;
         }
         JobEvent::JobRescheduled { date, .. } => {
-            new.date = Some(*date);
-            new.status = JobStatus::Scheduled;
+            job.date = Some(*date);
+            job.status = JobStatus::Scheduled;
         }
         JobEvent::CrewAssigned { crew_member_id, .. } => {
-            if let Err(i) = new.crew.binary_search(crew_member_id) {
-                new.crew.insert(i, *crew_member_id);
+            if let Err(i) = job.crew.binary_search(crew_member_id) {
+                job.crew.insert(i, *crew_member_id);
             }
         }
         JobEvent::CrewUnassigned { crew_member_id, .. } => {
-            new.crew.retain(|m| m != crew_member_id);
+            job.crew.retain(|m| m != crew_member_id);
         }
-        JobEvent::JobStarted { .. } => new.status = JobStatus::InProgress,
+        JobEvent::JobStarted { .. } => job.status = JobStatus::InProgress,
         JobEvent::JobCompleted {
             actual_revenue,
             completed_at,
         } => {
-            new.status = JobStatus::Completed;
+            job.status = JobStatus::Completed;
             let revenue = actual_revenue.amount_minor();
-            complete(ctx, &new, revenue, at.local_date(*completed_at)).await?;
+            complete(ctx, job, revenue, at.local_date(*completed_at)).await?;
         }
         JobEvent::JobCancelled { cancelled_at, .. } => {
-            new.status = JobStatus::Cancelled;
+            job.status = JobStatus::Cancelled;
             ctx.day(at.local_date(*cancelled_at), |day| day.cancelled += 1)
                 .await?;
         }
     }
-    let stored = new.clone();
+    Ok(())
+}
+
+async fn store_job<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    id: &str,
+    job: JobLookup,
+) -> Result<(), LoadError> {
     ctx.cache
-        .update::<JobDoc>(ctx.loader, &ctx.jobs, &id, ctx.p, |doc| {
-            doc.job = Some(stored)
+        .update::<JobDoc>(ctx.loader, &ctx.jobs, id, ctx.p, |doc| doc.job = Some(job))
+        .await?;
+    Ok(())
+}
+
+/// Takes the job off the `planned`/`crewed` counts of the day it was planned for and puts
+/// it on those of the day it is planned for now.
+async fn move_utilization<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    before: Option<(NaiveDate, bool)>,
+    after: Option<(NaiveDate, bool)>,
+) -> Result<(), LoadError> {
+    if before == after {
+        return Ok(());
+    }
+    if let Some((date, crewed)) = before {
+        ctx.day(date, |day| {
+            day.planned -= 1;
+            day.crewed -= i64::from(crewed);
         })
         .await?;
-    let (before, after) = (old.utilization(), new.utilization());
-    if before != after {
-        if let Some((date, crewed)) = before {
-            ctx.day(date, |day| {
-                day.planned -= 1;
-                day.crewed -= i64::from(crewed);
-            })
-            .await?;
-        }
-        if let Some((date, crewed)) = after {
-            ctx.day(date, |day| {
-                day.planned += 1;
-                day.crewed += i64::from(crewed);
-            })
-            .await?;
-        }
+    }
+    if let Some((date, crewed)) = after {
+        ctx.day(date, |day| {
+            day.planned += 1;
+            day.crewed += i64::from(crewed);
+        })
+        .await?;
     }
     Ok(())
 }
@@ -355,33 +378,57 @@ async fn complete<L: DocLoader>(
         let name = name_of(ctx.cache, ctx.loader, &ctx.crew_names, &member.to_string()).await?;
         crew.push((*member, name));
     }
-    let customer = job.customer_id.to_string();
-    let p = ctx.p;
-    ctx.cache
-        .update::<CustomerDoc>(ctx.loader, &ctx.customers, &customer, p, |doc| {
-            doc.converted_pos.get_or_insert(p as i64);
-        })
-        .await?;
-    let conversion = ctx
-        .cache
-        .get::<CustomerDoc>(ctx.loader, &ctx.customers, &customer)
-        .await?
-        .filter(|doc| doc.converted_pos == Some(p as i64))
-        .and_then(|doc| Some((doc.registered_date?, doc.source?)));
+    let conversion = convert_customer(ctx, job.customer_id).await?;
     let month = month_id(date);
     let month_name = month.clone();
     ctx.cache
-        .update::<MonthTotalsDoc>(ctx.loader, &ctx.month_totals, &month, p, |doc| {
+        .update::<MonthTotalsDoc>(ctx.loader, &ctx.month_totals, &month, ctx.p, |doc| {
             doc.month = month_name;
             doc.completed += 1;
             doc.revenue_minor += revenue;
         })
         .await?;
     let service_type = job.service_type;
-    ctx.day(date, |day| {
-        day.completed += 1;
-        day.revenue_minor += revenue;
-        match day
+    ctx.day(date, |day| day.add_completion(service_type, revenue, crew))
+        .await?;
+    if let Some((registered, source)) = conversion {
+        ctx.day(registered, |day| add_source(&mut day.conversions, source))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Marks the customer converted by this event unless an earlier event did, and returns
+/// the registration date and source to count the conversion on when this event did.
+async fn convert_customer<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    customer_id: CustomerId,
+) -> Result<Option<(NaiveDate, ReferralSource)>, LoadError> {
+    let customer = customer_id.to_string();
+    let p = ctx.p;
+    ctx.cache
+        .update::<CustomerDoc>(ctx.loader, &ctx.customers, &customer, p, |doc| {
+            doc.converted_pos.get_or_insert(p as i64);
+        })
+        .await?;
+    Ok(ctx
+        .cache
+        .get::<CustomerDoc>(ctx.loader, &ctx.customers, &customer)
+        .await?
+        .filter(|doc| doc.converted_pos == Some(p as i64))
+        .and_then(|doc| Some((doc.registered_date?, doc.source?))))
+}
+
+impl DayDoc {
+    fn add_completion(
+        &mut self,
+        service_type: ServiceType,
+        revenue: i64,
+        crew: Vec<(CrewMemberId, String)>,
+    ) {
+        self.completed += 1;
+        self.revenue_minor += revenue;
+        match self
             .services
             .iter_mut()
             .find(|s| s.service_type == service_type)
@@ -391,30 +438,24 @@ async fn complete<L: DocLoader>(
                 s.revenue_minor += revenue;
             }
             None => {
-                day.services.push(ServiceCount {
+                self.services.push(ServiceCount {
                     service_type,
                     count: 1,
                     revenue_minor: revenue,
                 });
-                day.services.sort_by_key(|s| s.service_type);
+                self.services.sort_by_key(|s| s.service_type);
             }
         }
         for (member, name) in crew {
-            match day.crew.iter_mut().find(|c| c.crew_member_id == member) {
+            match self.crew.iter_mut().find(|c| c.crew_member_id == member) {
                 Some(c) => c.count += 1,
-                None => day.crew.push(CrewCount {
+                None => self.crew.push(CrewCount {
                     crew_member_id: member,
                     name,
                     count: 1,
                 }),
             }
         }
-        day.crew.sort_by_key(|c| c.crew_member_id);
-    })
-    .await?;
-    if let Some((registered, source)) = conversion {
-        ctx.day(registered, |day| add_source(&mut day.conversions, source))
-            .await?;
+        self.crew.sort_by_key(|c| c.crew_member_id);
     }
-    Ok(())
 }

@@ -23,12 +23,13 @@
 
 use chrono::{DateTime, Utc};
 use domain::ids::{JobId, ThreadId, UserId};
-use domain::thread::ThreadEvent;
+use domain::thread::{ThreadEvent, ThreadKind};
 use domain::user::UserEvent;
+use domain::values::ThreadTitle;
 use serde::{Deserialize, Serialize};
 
 use super::messages::kind_view;
-use super::{name_of, set_name, time_key, At};
+use super::{named_participants, set_name, time_key, At};
 use crate::apply::Decoded;
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
 use crate::list_index::{ListStore, Membership};
@@ -70,6 +71,28 @@ impl ReadDoc for UserThreadDoc {
     const TIER: u8 = 2;
 }
 
+impl UserThreadDoc {
+    /// Own messages after the read marker are remembered so they never count as unread.
+    fn note_own_message(&mut self, seq: u64) {
+        if seq <= self.read_up_to {
+            return;
+        }
+        match self.own_after.last_mut() {
+            Some(run) if run.to + 1 == seq => run.to = seq,
+            _ => self.own_after.push(SeqRange { from: seq, to: seq }),
+        }
+    }
+
+    fn note_read(&mut self, up_to_seq: u64) {
+        self.read_up_to = self.read_up_to.max(up_to_seq);
+        let read = self.read_up_to;
+        self.own_after.retain(|r| r.to > read);
+        if let Some(first) = self.own_after.first_mut() {
+            first.from = first.from.max(read + 1);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct SeqRange {
     from: u64,
@@ -99,6 +122,40 @@ struct ThreadState {
     last_message_at: Option<DateTime<Utc>>,
     preview: Option<String>,
     last_author_id: Option<UserId>,
+}
+
+impl ThreadState {
+    fn started(
+        thread_id: ThreadId,
+        kind: &ThreadKind,
+        title: Option<&ThreadTitle>,
+        started_at: DateTime<Utc>,
+        participants: Vec<Participant>,
+    ) -> Self {
+        let (kind, job_id) = kind_view(kind);
+        ThreadState {
+            thread_id,
+            kind,
+            job_id,
+            title: title.map(|t| t.as_str().to_owned()),
+            participants,
+            started_at,
+            last_seq: 0,
+            last_message_at: None,
+            preview: None,
+            last_author_id: None,
+        }
+    }
+
+    /// An earlier message delivered again leaves the last message as it is.
+    fn note_message(&mut self, seq: u64, author: UserId, at: DateTime<Utc>, preview: String) {
+        if seq >= self.last_seq {
+            self.last_seq = seq;
+            self.last_message_at = Some(at);
+            self.preview = Some(preview);
+            self.last_author_id = Some(author);
+        }
+    }
 }
 
 /// `inbox|<user>|all` or `inbox|<user>|unread`.
@@ -225,28 +282,8 @@ async fn apply_thread(
             started_at,
             ..
         } => {
-            let mut named = Vec::with_capacity(participants.len());
-            for user in participants {
-                let name = name_of(cache, loader, &c.names, &user.to_string()).await?;
-                named.push(Participant {
-                    user_id: *user,
-                    name,
-                });
-            }
-            named.sort_by_key(|p| p.user_id);
-            let (kind, job_id) = kind_view(kind);
-            let state = ThreadState {
-                thread_id,
-                kind,
-                job_id,
-                title: title.as_ref().map(|t| t.as_str().to_owned()),
-                participants: named,
-                started_at: *started_at,
-                last_seq: 0,
-                last_message_at: None,
-                preview: None,
-                last_author_id: None,
-            };
+            let named = named_participants(cache, loader, &c.names, participants).await?;
+            let state = ThreadState::started(thread_id, kind, title.as_ref(), *started_at, named);
             cache
                 .update::<ThreadDoc>(loader, &c.threads, &id, p, |doc| doc.thread = Some(state))
                 .await?;
@@ -265,32 +302,15 @@ async fn apply_thread(
             cache
                 .update_existing::<ThreadDoc>(loader, &c.threads, &id, p, |doc| {
                     if let Some(t) = &mut doc.thread {
-                        if *seq >= t.last_seq {
-                            t.last_seq = *seq;
-                            t.last_message_at = Some(*posted_at);
-                            t.preview = Some(text);
-                            t.last_author_id = Some(*author);
-                        }
+                        t.note_message(*seq, *author, *posted_at, text);
                     }
                 })
                 .await?;
-            let participants: Vec<UserId> = cache
-                .get::<ThreadDoc>(loader, &c.threads, &id)
-                .await?
-                .and_then(|doc| doc.thread.as_ref())
-                .map(|t| t.participants.iter().map(|p| p.user_id).collect())
-                .unwrap_or_default();
-            for user in participants {
+            for user in participants_of(cache, loader, c, &id).await? {
                 let own = user == *author;
                 refresh(cache, loader, c, p, thread_id, user, |ut| {
-                    if own && *seq > ut.read_up_to {
-                        match ut.own_after.last_mut() {
-                            Some(run) if run.to + 1 == *seq => run.to = *seq,
-                            _ => ut.own_after.push(SeqRange {
-                                from: *seq,
-                                to: *seq,
-                            }),
-                        }
+                    if own {
+                        ut.note_own_message(*seq);
                     }
                 })
                 .await?;
@@ -300,17 +320,26 @@ async fn apply_thread(
             user, up_to_seq, ..
         } => {
             refresh(cache, loader, c, p, thread_id, *user, |ut| {
-                ut.read_up_to = ut.read_up_to.max(*up_to_seq);
-                let read = ut.read_up_to;
-                ut.own_after.retain(|r| r.to > read);
-                if let Some(first) = ut.own_after.first_mut() {
-                    first.from = first.from.max(read + 1);
-                }
+                ut.note_read(*up_to_seq)
             })
             .await?;
         }
     }
     Ok(())
+}
+
+async fn participants_of(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    c: &Collections,
+    thread_id: &str,
+) -> Result<Vec<UserId>, LoadError> {
+    Ok(cache
+        .get::<ThreadDoc>(loader, &c.threads, thread_id)
+        .await?
+        .and_then(|doc| doc.thread.as_ref())
+        .map(|t| t.participants.iter().map(|p| p.user_id).collect())
+        .unwrap_or_default())
 }
 
 /// Applies `change` to one user's view of a thread and carries the result into the user's

@@ -20,7 +20,7 @@
 use domain::crew_member::CrewMemberEvent;
 use domain::customer::CustomerEvent;
 use domain::enums::JobStatus;
-use domain::ids::{CustomerId, JobId};
+use domain::ids::{CrewMemberId, CustomerId, JobId};
 use domain::job::JobEvent;
 use serde::{Deserialize, Serialize};
 
@@ -278,16 +278,7 @@ async fn apply_customer<L: DocLoader>(
             })
             .await?;
             let name = full_name(current_first_name.as_str(), current_last_name.as_str());
-            let job_ids = ctx
-                .cache
-                .get::<CustomerDoc>(ctx.loader, &ctx.customers, &id.to_string())
-                .await?
-                .map(|doc| doc.job_ids.clone())
-                .unwrap_or_default();
-            for job_id in job_ids {
-                change_job(ctx, job_id, |s| s.customer_name = name.clone()).await?;
-            }
-            Ok(())
+            rename_customer_on_jobs(ctx, id, &name).await
         }
         CustomerEvent::CustomerStatusChanged { to, .. } => {
             change_customer(ctx, id, |doc| {
@@ -298,6 +289,24 @@ async fn apply_customer<L: DocLoader>(
             .await
         }
     }
+}
+
+/// Jobs carry their customer's name, so a rename rewrites every job of the customer.
+async fn rename_customer_on_jobs<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    id: CustomerId,
+    name: &str,
+) -> Result<(), LoadError> {
+    let job_ids = ctx
+        .cache
+        .get::<CustomerDoc>(ctx.loader, &ctx.customers, &id.to_string())
+        .await?
+        .map(|doc| doc.job_ids.clone())
+        .unwrap_or_default();
+    for job_id in job_ids {
+        change_job(ctx, job_id, |s| s.customer_name = name.to_owned()).await?;
+    }
+    Ok(())
 }
 
 async fn apply_job<L: DocLoader>(
@@ -313,17 +322,10 @@ async fn apply_job<L: DocLoader>(
             created_at,
             ..
         } => {
-            let customer_name = ctx
-                .cache
-                .get::<CustomerDoc>(ctx.loader, &ctx.customers, &customer_id.to_string())
-                .await?
-                .and_then(|doc| doc.summary.as_ref())
-                .map(|s| full_name(&s.first_name, &s.last_name))
-                .unwrap_or_default();
             let summary = JobSummary {
                 job_id: id,
                 customer_id: *customer_id,
-                customer_name,
+                customer_name: customer_name(ctx, *customer_id).await?,
                 service_type: *service_type,
                 status: JobStatus::Created,
                 scheduled_date: None,
@@ -335,15 +337,7 @@ async fn apply_job<L: DocLoader>(
                 list_date: ctx.at.local_date(*created_at),
             };
             create_job(ctx, summary).await?;
-            change_customer(ctx, *customer_id, |doc| {
-                if !doc.job_ids.contains(&id) {
-                    doc.job_ids.push(id);
-                    if let Some(s) = &mut doc.summary {
-                        s.job_count += 1;
-                    }
-                }
-            })
-            .await
+            count_job_for_customer(ctx, *customer_id, id).await
         }
         JobEvent::JobScheduled { date, window, .. }
         | JobEvent::JobRescheduled { date, window, .. } => {
@@ -357,23 +351,7 @@ async fn apply_job<L: DocLoader>(
             .await
         }
         JobEvent::CrewAssigned { crew_member_id, .. } => {
-            let name = name_of(
-                ctx.cache,
-                ctx.loader,
-                &ctx.crew_names,
-                &crew_member_id.to_string(),
-            )
-            .await?;
-            change_job(ctx, id, |s| {
-                if !s.crew.iter().any(|c| c.crew_member_id == *crew_member_id) {
-                    s.crew.push(CrewRef {
-                        crew_member_id: *crew_member_id,
-                        name,
-                    });
-                    s.crew.sort_by_key(|c| c.crew_member_id);
-                }
-            })
-            .await
+            assign_crew(ctx, id, *crew_member_id).await
         }
         JobEvent::CrewUnassigned { crew_member_id, .. } => {
             change_job(ctx, id, |s| {
@@ -388,31 +366,92 @@ async fn apply_job<L: DocLoader>(
             change_job(ctx, id, |s| s.status = JobStatus::Cancelled).await
         }
         JobEvent::JobCompleted { actual_revenue, .. } => {
-            let revenue = actual_revenue.amount_minor();
-            change_job(ctx, id, |s| {
-                s.status = JobStatus::Completed;
-                s.revenue_minor = Some(revenue);
-            })
-            .await?;
-            // The customer id never changes, so reading it from the job is safe whatever
-            // the job document's tier.
-            let customer = ctx
-                .cache
-                .get::<JobDoc>(ctx.loader, &ctx.jobs, &id.to_string())
-                .await?
-                .and_then(|doc| doc.summary.as_ref())
-                .map(|s| s.customer_id);
-            if let Some(customer) = customer {
-                change_customer(ctx, customer, |doc| {
-                    if let Some(s) = &mut doc.summary {
-                        s.lifetime_revenue_minor += revenue;
-                    }
-                })
-                .await?;
-            }
-            Ok(())
+            complete_job(ctx, id, actual_revenue.amount_minor()).await
         }
     }
+}
+
+async fn customer_name<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    customer_id: CustomerId,
+) -> Result<String, LoadError> {
+    Ok(ctx
+        .cache
+        .get::<CustomerDoc>(ctx.loader, &ctx.customers, &customer_id.to_string())
+        .await?
+        .and_then(|doc| doc.summary.as_ref())
+        .map(|s| full_name(&s.first_name, &s.last_name))
+        .unwrap_or_default())
+}
+
+async fn count_job_for_customer<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    customer_id: CustomerId,
+    id: JobId,
+) -> Result<(), LoadError> {
+    change_customer(ctx, customer_id, |doc| {
+        if !doc.job_ids.contains(&id) {
+            doc.job_ids.push(id);
+            if let Some(s) = &mut doc.summary {
+                s.job_count += 1;
+            }
+        }
+    })
+    .await
+}
+
+async fn assign_crew<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    id: JobId,
+    crew_member_id: CrewMemberId,
+) -> Result<(), LoadError> {
+    let name = name_of(
+        ctx.cache,
+        ctx.loader,
+        &ctx.crew_names,
+        &crew_member_id.to_string(),
+    )
+    .await?;
+    change_job(ctx, id, |s| {
+        if !s.crew.iter().any(|c| c.crew_member_id == crew_member_id) {
+            s.crew.push(CrewRef {
+                crew_member_id,
+                name,
+            });
+            s.crew.sort_by_key(|c| c.crew_member_id);
+        }
+    })
+    .await
+}
+
+/// Completes the job and adds its revenue to its customer's lifetime revenue.
+async fn complete_job<L: DocLoader>(
+    ctx: &mut Ctx<'_, L>,
+    id: JobId,
+    revenue: i64,
+) -> Result<(), LoadError> {
+    change_job(ctx, id, |s| {
+        s.status = JobStatus::Completed;
+        s.revenue_minor = Some(revenue);
+    })
+    .await?;
+    // The customer id never changes, so reading it from the job is safe whatever
+    // the job document's tier.
+    let customer = ctx
+        .cache
+        .get::<JobDoc>(ctx.loader, &ctx.jobs, &id.to_string())
+        .await?
+        .and_then(|doc| doc.summary.as_ref())
+        .map(|s| s.customer_id);
+    if let Some(customer) = customer {
+        change_customer(ctx, customer, |doc| {
+            if let Some(s) = &mut doc.summary {
+                s.lifetime_revenue_minor += revenue;
+            }
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// Changes a customer document and carries the change into its lists and postings.

@@ -19,10 +19,10 @@ use domain::thread::{ThreadEvent, ThreadKind};
 use domain::user::UserEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{name_of, set_name, At};
+use super::{name_of, named_participants, set_name, At};
 use crate::apply::Decoded;
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
-use crate::query::{MessageItem, Participant, ThreadKindView, ThreadMeta};
+use crate::query::{MessageItem, ThreadKindView, ThreadMeta};
 use crate::Model;
 
 pub(crate) const KINDS: &[&str] = &["pages", "threads", "user_names"];
@@ -114,15 +114,7 @@ async fn apply_thread(
             started_at,
             ..
         } => {
-            let mut named = Vec::with_capacity(participants.len());
-            for user in participants {
-                let name = name_of(cache, loader, names, &user.to_string()).await?;
-                named.push(Participant {
-                    user_id: *user,
-                    name,
-                });
-            }
-            named.sort_by_key(|p| p.user_id);
+            let named = named_participants(cache, loader, names, participants).await?;
             let (kind, job_id) = kind_view(kind);
             let meta = ThreadMeta {
                 thread_id,
@@ -147,37 +139,60 @@ async fn apply_thread(
             body,
             posted_at,
         } => {
-            cache
-                .update_existing::<ThreadDoc>(loader, &threads, &thread_key, at.position, |doc| {
-                    if let Some(meta) = &mut doc.meta {
-                        meta.last_seq = meta.last_seq.max(*seq);
-                    }
-                })
-                .await?;
-            let author_name = name_of(cache, loader, names, &author.to_string()).await?;
+            raise_last_seq(at, cache, loader, &threads, &thread_key, *seq).await?;
             let message = MessageItem {
                 seq: *seq,
                 message_id: *message_id,
                 author_id: *author,
-                author_name,
+                author_name: name_of(cache, loader, names, &author.to_string()).await?,
                 body: body.as_str().to_owned(),
                 posted_at: *posted_at,
             };
-            let page = page_of(*seq);
-            let pages = at.collection(Model::Messages, "pages");
-            let id = page_id(thread_id, page);
-            cache
-                .update::<PageDoc>(loader, &pages, &id, at.position, |doc| {
-                    doc.thread_id = thread_key.clone();
-                    doc.page = page as i64;
-                    match doc.messages.binary_search_by_key(seq, |m| m.seq) {
-                        Ok(i) => doc.messages[i] = message,
-                        Err(i) => doc.messages.insert(i, message),
-                    }
-                })
-                .await?;
+            add_to_page(at, cache, loader, thread_id, message).await?;
         }
         ThreadEvent::ThreadRead { .. } => {}
     }
+    Ok(())
+}
+
+async fn raise_last_seq(
+    at: &At<'_>,
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    threads: &str,
+    thread_key: &str,
+    seq: u64,
+) -> Result<(), LoadError> {
+    cache
+        .update_existing::<ThreadDoc>(loader, threads, thread_key, at.position, |doc| {
+            if let Some(meta) = &mut doc.meta {
+                meta.last_seq = meta.last_seq.max(seq);
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// Puts the message into its page by seq, replacing an earlier copy of it.
+async fn add_to_page(
+    at: &At<'_>,
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    thread_id: ThreadId,
+    message: MessageItem,
+) -> Result<(), LoadError> {
+    let page = page_of(message.seq);
+    let pages = at.collection(Model::Messages, "pages");
+    let id = page_id(thread_id, page);
+    cache
+        .update::<PageDoc>(loader, &pages, &id, at.position, |doc| {
+            doc.thread_id = thread_id.to_string();
+            doc.page = page as i64;
+            match doc.messages.binary_search_by_key(&message.seq, |m| m.seq) {
+                Ok(i) => doc.messages[i] = message,
+                Err(i) => doc.messages.insert(i, message),
+            }
+        })
+        .await?;
     Ok(())
 }

@@ -5,9 +5,11 @@
 //! leaf documents such as buckets, weeks, months and pages (0).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::ids::UserId;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
+use crate::query::Participant;
 use crate::{Model, ProjectionContext};
 
 pub(crate) mod calendar;
@@ -72,6 +74,25 @@ pub(crate) async fn name_of(
         .await?
         .map(|doc| doc.name.clone())
         .unwrap_or_default())
+}
+
+/// The participants with their names, by user id.
+pub(crate) async fn named_participants(
+    cache: &mut DocCache,
+    loader: &impl DocLoader,
+    names: &str,
+    participants: &[UserId],
+) -> Result<Vec<Participant>, LoadError> {
+    let mut named = Vec::with_capacity(participants.len());
+    for user in participants {
+        let name = name_of(cache, loader, names, &user.to_string()).await?;
+        named.push(Participant {
+            user_id: *user,
+            name,
+        });
+    }
+    named.sort_by_key(|p| p.user_id);
+    Ok(named)
 }
 
 /// A sortable text form of an instant: fixed width, nanoseconds, UTC.
