@@ -171,6 +171,24 @@ struct Entry {
 }
 
 impl Entry {
+    /// The same document read as another type is a layout change inside the crate; it is
+    /// re-decoded so the caller still gets a faithful value.
+    fn ensure_type<T: ReadDoc>(&mut self, collection: &str, id: &str) -> Result<(), LoadError> {
+        let Some(value) = &self.value else {
+            return Ok(());
+        };
+        if value.as_any().is::<T>() {
+            return Ok(());
+        }
+        let doc = value
+            .encode()
+            .map_err(|e| LoadError::corrupt(collection, id, e))?;
+        let typed: T =
+            bson::from_document(doc).map_err(|e| LoadError::corrupt(collection, id, e))?;
+        self.value = Some(Box::new(typed));
+        Ok(())
+    }
+
     fn snapshot(&self) -> Entry {
         Entry {
             value: self.value.as_ref().map(|v| v.clone_box()),
@@ -322,34 +340,8 @@ impl DocCache {
                 .stored_keys
                 .as_ref()
                 .is_some_and(|stored| !stored.contains(&key));
-            let stored = if known_absent {
-                None
-            } else {
-                loader.load(collection, id).await?
-            };
-            let found = stored.is_some();
-            let (value, persisted_pos, bytes) = match stored {
-                Some(doc) => {
-                    let pos = stored_pos(&doc);
-                    let (value, bytes) = crate::stored::open::<T>(&doc)
-                        .map_err(|e| LoadError::corrupt(collection, id, e))?;
-                    (Some(Box::new(value) as Box<dyn ErasedDoc>), pos, bytes)
-                }
-                None => (None, 0, 0),
-            };
-            self.entries.insert(
-                key.clone(),
-                Entry {
-                    value,
-                    tier: T::TIER,
-                    persisted_pos,
-                    pos: persisted_pos,
-                    dirty: false,
-                    last_used: self.tick,
-                    stored: found,
-                    bytes,
-                },
-            );
+            let entry = load_entry::<T>(loader, collection, id, known_absent, self.tick).await?;
+            self.entries.insert(key.clone(), entry);
         }
         let tick = self.tick;
         let event = self.event;
@@ -361,18 +353,7 @@ impl DocCache {
             ));
         };
         entry.last_used = tick;
-        if let Some(value) = &entry.value {
-            if !value.as_any().is::<T>() {
-                // The same document read as another type: a layout change inside the crate.
-                // Re-decode it so the caller still gets a faithful value.
-                let doc = value
-                    .encode()
-                    .map_err(|e| LoadError::corrupt(collection, id, e))?;
-                let typed: T =
-                    bson::from_document(doc).map_err(|e| LoadError::corrupt(collection, id, e))?;
-                entry.value = Some(Box::new(typed));
-            }
-        }
+        entry.ensure_type::<T>(collection, id)?;
         if let Some(position) = event {
             if entry.persisted_pos >= position {
                 self.skip_below = self.skip_below.max(entry.tier);
@@ -561,4 +542,39 @@ fn stored_pos(doc: &Document) -> u64 {
         Some(bson::Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Reads the stored document (unless it is known to be absent) into a fresh cache entry.
+async fn load_entry<T: ReadDoc>(
+    loader: &impl DocLoader,
+    collection: &str,
+    id: &str,
+    known_absent: bool,
+    tick: u64,
+) -> Result<Entry, LoadError> {
+    let stored = if known_absent {
+        None
+    } else {
+        loader.load(collection, id).await?
+    };
+    let found = stored.is_some();
+    let (value, persisted_pos, bytes) = match stored {
+        Some(doc) => {
+            let pos = stored_pos(&doc);
+            let (value, bytes) = crate::stored::open::<T>(&doc)
+                .map_err(|e| LoadError::corrupt(collection, id, e))?;
+            (Some(Box::new(value) as Box<dyn ErasedDoc>), pos, bytes)
+        }
+        None => (None, 0, 0),
+    };
+    Ok(Entry {
+        value,
+        tier: T::TIER,
+        persisted_pos,
+        pos: persisted_pos,
+        dirty: false,
+        last_used: tick,
+        stored: found,
+        bytes,
+    })
 }

@@ -64,6 +64,95 @@ impl ReadDoc for Directory {
     const TIER: u8 = 1;
 }
 
+// These change the directory from its own counts only (see the comment above `insert`).
+impl Directory {
+    /// Index of the bucket for `key`; an empty list gets its first bucket, covering every
+    /// key.
+    fn bucket_for(&mut self, key: &str) -> usize {
+        if let Some(index) = locate(self, key) {
+            return index;
+        }
+        let no = self.take_no();
+        self.buckets.push(BucketRef {
+            no,
+            lo: String::new(),
+            count: 0,
+        });
+        self.buckets.len() - 1
+    }
+
+    fn take_no(&mut self) -> i64 {
+        let no = self.next_no;
+        self.next_no += 1;
+        no
+    }
+
+    /// Puts a new bucket holding only `key` in front of the full bucket `index`; returns
+    /// its number.
+    fn split_front(&mut self, index: usize, key: String) -> i64 {
+        let no = self.take_no();
+        self.buckets.insert(
+            index,
+            BucketRef {
+                no,
+                lo: key,
+                count: 1,
+            },
+        );
+        no
+    }
+
+    /// Replaces bucket `index` by two new buckets holding the halves of `entries`; returns
+    /// their numbers with their entries.
+    fn split_halves<P>(
+        &mut self,
+        index: usize,
+        mut entries: Vec<ListEntry<P>>,
+    ) -> [(i64, Vec<ListEntry<P>>); 2] {
+        let lower = entries.split_off(entries.len() / 2);
+        let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
+        let (upper_no, lower_no) = (self.take_no(), self.take_no());
+        let refs = [
+            BucketRef {
+                no: upper_no,
+                lo: upper_lo,
+                count: entries.len() as i64,
+            },
+            BucketRef {
+                no: lower_no,
+                lo: self.buckets[index].lo.clone(),
+                count: lower.len() as i64,
+            },
+        ];
+        self.buckets.splice(index..=index, refs);
+        [(upper_no, entries), (lower_no, lower)]
+    }
+
+    /// Drops emptied bucket `index`; its range joins the neighbours'. Only the last
+    /// bucket's range must be handed on explicitly (to the one before it).
+    fn drop_bucket(&mut self, index: usize) {
+        self.buckets.remove(index);
+        if index == self.buckets.len() {
+            if let Some(last) = self.buckets.last_mut() {
+                last.lo = String::new();
+            }
+        }
+    }
+
+    /// Replaces buckets `upper..=lower` by one new bucket of `count` entries; returns its
+    /// number.
+    fn merge(&mut self, upper: usize, lower: usize, count: usize) -> i64 {
+        let no = self.take_no();
+        let merged = BucketRef {
+            no,
+            lo: self.buckets[lower].lo.clone(),
+            count: count as i64,
+        };
+        self.buckets.splice(upper..=lower, [merged]);
+        no
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BucketRef {
     pub(crate) no: i64,
@@ -259,19 +348,7 @@ impl ListStore {
         let list = membership.list.as_str();
         let key = membership.key.clone();
         let mut dir = self.directory(cache, loader, list).await?;
-        let index = match locate(&dir, &key) {
-            Some(index) => index,
-            None => {
-                // An empty list: its first bucket covers every key.
-                dir.buckets.push(BucketRef {
-                    no: dir.next_no,
-                    lo: String::new(),
-                    count: 0,
-                });
-                dir.next_no += 1;
-                dir.buckets.len() - 1
-            }
-        };
+        let index = dir.bucket_for(&key);
         dir.total += 1;
         let no = dir.buckets[index].no;
         let count = dir.buckets[index].count + 1;
@@ -287,44 +364,18 @@ impl ListStore {
         // A front split (see the module documentation). An empty bucket the directory counts
         // as full can only be one that later events of a front split emptied.
         if entries.first().is_none_or(|first| key > first.key) {
-            let front_no = dir.next_no;
-            dir.next_no += 1;
-            dir.buckets.insert(
-                index,
-                BucketRef {
-                    no: front_no,
-                    lo: key.clone(),
-                    count: 1,
-                },
-            );
+            let front_no = dir.split_front(index, key.clone());
             let front = vec![ListEntry { key, item }];
             self.write_bucket(cache, loader, position, list, front_no, front)
                 .await?;
-            return self.write_directory(cache, loader, position, dir).await;
+        } else {
+            // Split into two new buckets; the full one is retired untouched.
+            insert_sorted(&mut entries, key, item);
+            for (no, half) in dir.split_halves(index, entries) {
+                self.write_bucket(cache, loader, position, list, no, half)
+                    .await?;
+            }
         }
-        // Split into two new buckets; the full one is retired untouched.
-        insert_sorted(&mut entries, key, item);
-        let lower = entries.split_off(entries.len() / 2);
-        let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
-        let (upper_no, lower_no) = (dir.next_no, dir.next_no + 1);
-        dir.next_no += 2;
-        let refs = [
-            BucketRef {
-                no: upper_no,
-                lo: upper_lo,
-                count: entries.len() as i64,
-            },
-            BucketRef {
-                no: lower_no,
-                lo: dir.buckets[index].lo.clone(),
-                count: lower.len() as i64,
-            },
-        ];
-        dir.buckets.splice(index..=index, refs);
-        self.write_bucket(cache, loader, position, list, upper_no, entries)
-            .await?;
-        self.write_bucket(cache, loader, position, list, lower_no, lower)
-            .await?;
         self.write_directory(cache, loader, position, dir).await
     }
 
@@ -371,25 +422,14 @@ impl ListStore {
             }
         };
         if count == 0 {
-            // Drop the bucket; its range joins the neighbours'. Only the last bucket's range
-            // must be handed on explicitly (to the one before it).
             self.edit_bucket::<P>(cache, loader, position, list, no, without)
                 .await?;
-            dir.buckets.remove(index);
-            if index == dir.buckets.len() {
-                if let Some(last) = dir.buckets.last_mut() {
-                    last.lo = String::new();
-                }
-            }
+            dir.drop_bucket(index);
             return self.write_directory(cache, loader, position, dir).await;
         }
         dir.buckets[index].count = count;
         if let Some(neighbour) = merge_partner(&dir, index) {
-            let (upper, lower) = if neighbour > index {
-                (index, neighbour)
-            } else {
-                (neighbour, index)
-            };
+            let (upper, lower) = (index.min(neighbour), index.max(neighbour));
             let mut merged: Vec<ListEntry<P>> = Vec::new();
             for i in [upper, lower] {
                 let mut entries = self
@@ -400,14 +440,7 @@ impl ListStore {
                 }
                 merged.extend(entries);
             }
-            let merged_no = dir.next_no;
-            dir.next_no += 1;
-            let merged_ref = BucketRef {
-                no: merged_no,
-                lo: dir.buckets[lower].lo.clone(),
-                count: merged.len() as i64,
-            };
-            dir.buckets.splice(upper..=lower, [merged_ref]);
+            let merged_no = dir.merge(upper, lower, merged.len());
             self.write_bucket(cache, loader, position, list, merged_no, merged)
                 .await?;
         } else {
@@ -474,69 +507,95 @@ pub(crate) async fn read_page<P: ListItem>(
             total: Some(0),
         });
     };
-    let total = u64::try_from(dir.total).unwrap_or(0);
-    let start = match &spec.before {
-        // The bucket holding the largest key below `before`: the one whose range holds
-        // `before`, unless `before` is its lowest possible key (then the next one).
-        Some(before) => dir
-            .buckets
-            .iter()
-            .position(|b| b.lo.as_str() < before.as_str())
-            .unwrap_or(dir.buckets.len()),
-        None => 0,
+    let total = Some(u64::try_from(dir.total).unwrap_or(0));
+    let start = first_bucket_before(&dir, spec.before.as_deref());
+    let mut scan = PageScan {
+        spec: &spec,
+        items: Vec::new(),
+        scanned: 0,
+        last_scanned: None,
     };
-    let mut items = Vec::new();
-    let mut scanned = 0usize;
-    let mut last_scanned: Option<String> = None;
     for bucket_ref in &dir.buckets[start..] {
         let id = bucket_id(list, bucket_ref.no);
         let Some(bucket) = crate::query::read::<Bucket<P>>(src, buckets, &id).await? else {
             continue;
         };
         for entry in bucket.entries {
-            if spec
-                .before
-                .as_deref()
-                .is_some_and(|before| entry.key.as_str() >= before)
-            {
-                continue;
-            }
-            if spec
-                .floor
-                .as_deref()
-                .is_some_and(|floor| entry.key.as_str() < floor)
-            {
+            if let Scanned::PageEnds { next } = scan.offer(entry) {
                 return Ok(ListPage {
-                    items,
-                    next: None,
-                    total: Some(total),
-                });
-            }
-            if items.len() == spec.limit {
-                let next = items.last().map(|e: &ListEntry<P>| e.key.clone());
-                return Ok(ListPage {
-                    items,
+                    items: scan.items,
                     next,
-                    total: Some(total),
+                    total,
                 });
-            }
-            if scanned == spec.budget {
-                return Ok(ListPage {
-                    items,
-                    next: last_scanned,
-                    total: Some(total),
-                });
-            }
-            scanned += 1;
-            last_scanned = Some(entry.key.clone());
-            if (spec.keep)(&entry.item) {
-                items.push(entry);
             }
         }
     }
     Ok(ListPage {
-        items,
+        items: scan.items,
         next: None,
-        total: Some(total),
+        total,
     })
+}
+
+/// The bucket holding the largest key below `before`: the one whose range holds `before`,
+/// unless `before` is its lowest possible key (then the next one).
+fn first_bucket_before(dir: &Directory, before: Option<&str>) -> usize {
+    match before {
+        Some(before) => dir
+            .buckets
+            .iter()
+            .position(|b| b.lo.as_str() < before)
+            .unwrap_or(dir.buckets.len()),
+        None => 0,
+    }
+}
+
+/// A page being gathered, entry by entry in key order.
+struct PageScan<'a, 'k, P> {
+    spec: &'a PageSpec<'k, P>,
+    items: Vec<ListEntry<P>>,
+    scanned: usize,
+    last_scanned: Option<String>,
+}
+
+enum Scanned {
+    More,
+    /// The page is complete; `next` is the cursor to continue after it.
+    PageEnds {
+        next: Option<String>,
+    },
+}
+
+impl<P> PageScan<'_, '_, P> {
+    fn offer(&mut self, entry: ListEntry<P>) -> Scanned {
+        let spec = self.spec;
+        if spec
+            .before
+            .as_deref()
+            .is_some_and(|before| entry.key.as_str() >= before)
+        {
+            return Scanned::More;
+        }
+        if spec
+            .floor
+            .as_deref()
+            .is_some_and(|floor| entry.key.as_str() < floor)
+        {
+            return Scanned::PageEnds { next: None };
+        }
+        if self.items.len() == spec.limit {
+            let next = self.items.last().map(|e| e.key.clone());
+            return Scanned::PageEnds { next };
+        }
+        if self.scanned == spec.budget {
+            let next = self.last_scanned.take();
+            return Scanned::PageEnds { next };
+        }
+        self.scanned += 1;
+        self.last_scanned = Some(entry.key.clone());
+        if (spec.keep)(&entry.item) {
+            self.items.push(entry);
+        }
+        Scanned::More
+    }
 }

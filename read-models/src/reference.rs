@@ -57,6 +57,48 @@ struct Job {
     cancelled_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// A later event of an existing job.
+    fn apply(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::JobCreated { .. } => {}
+            JobEvent::JobScheduled {
+                date,
+                window,
+                scheduled_at,
+            } => {
+                self.status = JobStatus::Scheduled;
+                self.date = Some(date);
+                self.window = Some(WindowView::from(&window));
+                self.scheduled_at = Some(scheduled_at);
+            }
+            JobEvent::JobRescheduled { date, window, .. } => {
+                self.date = Some(date);
+                self.window = Some(WindowView::from(&window));
+            }
+            JobEvent::CrewAssigned { crew_member_id, .. } => {
+                self.crew.insert(crew_member_id);
+            }
+            JobEvent::CrewUnassigned { crew_member_id, .. } => {
+                self.crew.remove(&crew_member_id);
+            }
+            JobEvent::JobStarted { .. } => self.status = JobStatus::InProgress,
+            JobEvent::JobCompleted {
+                actual_revenue,
+                completed_at,
+            } => {
+                self.status = JobStatus::Completed;
+                self.revenue = Some(actual_revenue.amount_minor());
+                self.completed_at = Some(completed_at);
+            }
+            JobEvent::JobCancelled { cancelled_at, .. } => {
+                self.status = JobStatus::Cancelled;
+                self.cancelled_at = Some(cancelled_at);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Message {
     seq: u64,
@@ -188,44 +230,8 @@ impl ReferenceModel {
             self.jobs.insert(id, job);
             return;
         }
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        match event {
-            JobEvent::JobCreated { .. } => {}
-            JobEvent::JobScheduled {
-                date,
-                window,
-                scheduled_at,
-            } => {
-                job.status = JobStatus::Scheduled;
-                job.date = Some(date);
-                job.window = Some(WindowView::from(&window));
-                job.scheduled_at = Some(scheduled_at);
-            }
-            JobEvent::JobRescheduled { date, window, .. } => {
-                job.date = Some(date);
-                job.window = Some(WindowView::from(&window));
-            }
-            JobEvent::CrewAssigned { crew_member_id, .. } => {
-                job.crew.insert(crew_member_id);
-            }
-            JobEvent::CrewUnassigned { crew_member_id, .. } => {
-                job.crew.remove(&crew_member_id);
-            }
-            JobEvent::JobStarted { .. } => job.status = JobStatus::InProgress,
-            JobEvent::JobCompleted {
-                actual_revenue,
-                completed_at,
-            } => {
-                job.status = JobStatus::Completed;
-                job.revenue = Some(actual_revenue.amount_minor());
-                job.completed_at = Some(completed_at);
-            }
-            JobEvent::JobCancelled { cancelled_at, .. } => {
-                job.status = JobStatus::Cancelled;
-                job.cancelled_at = Some(cancelled_at);
-            }
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.apply(event);
         }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
+use domain::enums::{ReferralSource, ServiceType};
 
 use super::{
     read_many, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat,
@@ -49,43 +50,13 @@ pub async fn dashboard(
     today: NaiveDate,
 ) -> Result<DashboardView, QueryError> {
     check_dashboard_range(from, to)?;
-    let chart = chart_months(today);
-    let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
-    wanted.push(today);
-    let mut ids: Vec<String> = wanted.into_iter().map(month_id).collect();
-    ids.sort();
-    ids.dedup();
-    let chart_ids: Vec<String> = chart.iter().copied().map(month_id).collect();
-    let (docs, totals) = futures::future::try_join(
-        read_many::<MonthDoc>(src, &gens.collection(Model::Dashboard, "months"), &ids),
-        read_many::<MonthTotalsDoc>(
-            src,
-            &gens.collection(Model::Dashboard, "month_totals"),
-            &chart_ids,
-        ),
-    )
-    .await?;
-    let months: HashMap<String, MonthDoc> = ids
-        .into_iter()
-        .zip(docs)
-        .map(|(id, doc)| (id, doc.unwrap_or_default()))
-        .collect();
+    let chart_ids: Vec<String> = chart_months(today).into_iter().map(month_id).collect();
+    let (months, totals) = read_months(src, gens, month_ids(from, to, today), &chart_ids).await?;
     let day = |date: NaiveDate| -> Option<&DayDoc> {
         months.get(&month_id(date))?.days.get(&day_key(date))
     };
     let range: Vec<(NaiveDate, Option<&DayDoc>)> = dates(from, to).map(|d| (d, day(d))).collect();
-    let monthly_revenue = chart_ids
-        .into_iter()
-        .zip(totals)
-        .map(|(month, totals)| {
-            let totals = totals.unwrap_or_default();
-            MonthRevenue {
-                month,
-                revenue_minor: totals.revenue_minor,
-                completed: count(totals.completed),
-            }
-        })
-        .collect();
+    let monthly_revenue = monthly_revenue(chart_ids, totals);
     Ok(DashboardView {
         from,
         to,
@@ -106,6 +77,59 @@ pub async fn dashboard(
         crew: crew(range.iter().filter_map(|(_, d)| *d)),
         monthly_revenue,
     })
+}
+
+/// Ids of the months `from..=to` touches and of `today`'s month, sorted, each once.
+fn month_ids(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Vec<String> {
+    let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
+    wanted.push(today);
+    let mut ids: Vec<String> = wanted.into_iter().map(month_id).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The month documents by id (empty where absent) and the chart's month totals, in one
+/// round.
+async fn read_months(
+    src: &impl DocSource,
+    gens: &Generations,
+    ids: Vec<String>,
+    chart_ids: &[String],
+) -> Result<(HashMap<String, MonthDoc>, Vec<Option<MonthTotalsDoc>>), QueryError> {
+    let (docs, totals) = futures::future::try_join(
+        read_many::<MonthDoc>(src, &gens.collection(Model::Dashboard, "months"), &ids),
+        read_many::<MonthTotalsDoc>(
+            src,
+            &gens.collection(Model::Dashboard, "month_totals"),
+            chart_ids,
+        ),
+    )
+    .await?;
+    let months = ids
+        .into_iter()
+        .zip(docs)
+        .map(|(id, doc)| (id, doc.unwrap_or_default()))
+        .collect();
+    Ok((months, totals))
+}
+
+fn monthly_revenue(
+    chart_ids: Vec<String>,
+    totals: Vec<Option<MonthTotalsDoc>>,
+) -> Vec<MonthRevenue> {
+    chart_ids
+        .into_iter()
+        .zip(totals)
+        .map(|(month, totals)| {
+            let totals = totals.unwrap_or_default();
+            MonthRevenue {
+                month,
+                revenue_minor: totals.revenue_minor,
+                completed: count(totals.completed),
+            }
+        })
+        .collect()
 }
 
 fn count(n: i64) -> u64 {
@@ -161,6 +185,13 @@ fn service_types<'a>(days: impl Iterator<Item = &'a DayDoc>) -> Vec<ServiceTypeS
         stat.0 += count(s.count);
         stat.1 += s.revenue_minor;
     }
+    service_type_stats(by_type)
+}
+
+/// `(completed, revenue)` per service type, as stats in service type order.
+pub(crate) fn service_type_stats(
+    by_type: BTreeMap<ServiceType, (u64, i64)>,
+) -> Vec<ServiceTypeStat> {
     by_type
         .into_iter()
         .map(
@@ -183,6 +214,13 @@ fn lead_sources<'a>(days: impl Iterator<Item = &'a DayDoc>) -> Vec<LeadSourceSta
             by_source.entry(c.source).or_insert((0u64, 0u64)).1 += count(c.count);
         }
     }
+    lead_source_stats(by_source)
+}
+
+/// `(leads, conversions)` per referral source, as stats in source order.
+pub(crate) fn lead_source_stats(
+    by_source: BTreeMap<ReferralSource, (u64, u64)>,
+) -> Vec<LeadSourceStat> {
     by_source
         .into_iter()
         .map(|(source, (leads, conversions))| LeadSourceStat {

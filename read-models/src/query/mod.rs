@@ -25,7 +25,9 @@ mod search;
 pub mod views;
 
 pub use calendar::calendar_week;
-pub(crate) use dashboard::{chart_months, sort_crew as dashboard_sort_crew};
+pub(crate) use dashboard::{
+    chart_months, lead_source_stats, service_type_stats, sort_crew as dashboard_sort_crew,
+};
 pub use dashboard::{check_dashboard_range, dashboard, MAX_DASHBOARD_DAYS};
 pub use inbox::{unread_count, user_threads};
 pub use lists::{crew_member_for_user, customer, customers, job, jobs, SCAN_BUDGET};

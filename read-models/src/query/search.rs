@@ -44,43 +44,16 @@ pub(crate) async fn search_customers(
     filter: &CustomerFilter,
     page: PageRequest,
 ) -> Result<Page<CustomerSummary>, QueryError> {
-    let after = page
-        .after
-        .as_ref()
-        .map(|c| {
-            serde_json::from_value::<SearchCursor>(c.0.clone())
-                .map_err(|_| QueryError::InvalidCursor("expected a search position".into()))
-        })
-        .transpose()?;
+    let after = page.after.as_ref().map(decode_cursor).transpose()?;
     let tokens = query_tokens(search);
-    let Some(seed) = tokens.iter().max_by(|a, b| {
-        a.chars()
-            .count()
-            .cmp(&b.chars().count())
-            .then_with(|| b.cmp(a))
-    }) else {
+    let Some(seed) = most_specific(&tokens) else {
         return Ok(Page {
             items: Vec::new(),
             next: None,
             total: Some(0),
         });
     };
-    let collection = gens.collection(Model::Lists, "search");
-    let mut candidates: BTreeMap<CustomerId, Posting> = BTreeMap::new();
-    let (first_round, second_round) = lookup_rounds(seed);
-    let mut postings = read_many::<PostingDoc>(src, &collection, &first_round).await?;
-    if postings
-        .first()
-        .and_then(Option::as_ref)
-        .is_some_and(|first_two| first_two.truncated)
-    {
-        postings.extend(read_many::<PostingDoc>(src, &collection, &second_round).await?);
-    }
-    for doc in postings.into_iter().flatten() {
-        for entry in doc.entries {
-            candidates.entry(entry.customer_id).or_insert(entry);
-        }
-    }
+    let candidates = candidates(src, gens, seed).await?;
     let mut ranked: Vec<SearchCursor> = candidates
         .into_values()
         .filter(|p| filter.status.is_none_or(|s| s == p.status))
@@ -105,9 +78,7 @@ pub(crate) async fn search_customers(
     let ids: Vec<CustomerId> = chosen.iter().map(|hit| hit.id).collect();
     let items = customers_by_id(src, gens, &ids).await?;
     let next = match chosen.last() {
-        Some(last) if more => Some(CursorKey(serde_json::to_value(last).map_err(|e| {
-            QueryError::InvalidCursor(format!("cannot encode a search position: {e}"))
-        })?)),
+        Some(last) if more => Some(encode_cursor(last)?),
         _ => None,
     };
     Ok(Page {
@@ -115,4 +86,50 @@ pub(crate) async fn search_customers(
         next,
         total: Some(total),
     })
+}
+
+fn decode_cursor(cursor: &CursorKey) -> Result<SearchCursor, QueryError> {
+    serde_json::from_value::<SearchCursor>(cursor.0.clone())
+        .map_err(|_| QueryError::InvalidCursor("expected a search position".into()))
+}
+
+fn encode_cursor(last: &SearchCursor) -> Result<CursorKey, QueryError> {
+    let value = serde_json::to_value(last)
+        .map_err(|e| QueryError::InvalidCursor(format!("cannot encode a search position: {e}")))?;
+    Ok(CursorKey(value))
+}
+
+/// The most specific query token: the longest, the first in order among equally long ones.
+fn most_specific(tokens: &[String]) -> Option<&String> {
+    tokens.iter().max_by(|a, b| {
+        a.chars()
+            .count()
+            .cmp(&b.chars().count())
+            .then_with(|| b.cmp(a))
+    })
+}
+
+/// Every customer posted under the seed's lookup keys, once each.
+async fn candidates(
+    src: &impl DocSource,
+    gens: &Generations,
+    seed: &str,
+) -> Result<BTreeMap<CustomerId, Posting>, QueryError> {
+    let collection = gens.collection(Model::Lists, "search");
+    let (first_round, second_round) = lookup_rounds(seed);
+    let mut postings = read_many::<PostingDoc>(src, &collection, &first_round).await?;
+    if postings
+        .first()
+        .and_then(Option::as_ref)
+        .is_some_and(|first_two| first_two.truncated)
+    {
+        postings.extend(read_many::<PostingDoc>(src, &collection, &second_round).await?);
+    }
+    let mut candidates = BTreeMap::new();
+    for doc in postings.into_iter().flatten() {
+        for entry in doc.entries {
+            candidates.entry(entry.customer_id).or_insert(entry);
+        }
+    }
+    Ok(candidates)
 }

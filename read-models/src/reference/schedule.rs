@@ -53,56 +53,58 @@ impl ReferenceModel {
     }
 
     pub fn dashboard(&self, from: NaiveDate, to: NaiveDate, today: NaiveDate) -> DashboardView {
-        let range: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-        let in_range =
-            |t: Option<DateTime<Utc>>| t.is_some_and(|t| (from..=to).contains(&self.local(t)));
-        let days: Vec<DayStats> = range
-            .iter()
-            .map(|d| DayStats {
-                date: *d,
-                stats: self.stats(*d),
+        let days: Vec<DayStats> = from
+            .iter_days()
+            .take_while(|d| *d <= to)
+            .map(|date| DayStats {
+                date,
+                stats: self.stats(date),
             })
             .collect();
-        let mut totals = Stats::default();
-        for d in &days {
-            let s = &d.stats;
-            totals.jobs_created += s.jobs_created;
-            totals.jobs_scheduled += s.jobs_scheduled;
-            totals.jobs_completed += s.jobs_completed;
-            totals.jobs_cancelled += s.jobs_cancelled;
-            totals.revenue_minor += s.revenue_minor;
-            totals.leads += s.leads;
-            totals.conversions += s.conversions;
-            totals.planned_jobs += s.planned_jobs;
-            totals.crewed_jobs += s.crewed_jobs;
-        }
-        if totals.jobs_completed > 0 {
-            totals.average_job_value_minor = totals.revenue_minor / totals.jobs_completed as i64;
-        }
         let completed: Vec<&Job> = self
             .jobs
             .values()
-            .filter(|j| in_range(j.completed_at))
+            .filter(|j| self.within(j.completed_at, from, to))
             .collect();
-        let mut services: BTreeMap<ServiceType, (u64, i64)> = BTreeMap::new();
-        let mut crew: BTreeMap<CrewMemberId, u64> = BTreeMap::new();
-        for job in &completed {
-            let s = services.entry(job.service_type).or_default();
-            s.0 += 1;
-            s.1 += job.revenue.unwrap_or(0);
-            for member in &job.crew {
-                *crew.entry(*member).or_default() += 1;
-            }
+        DashboardView {
+            from,
+            to,
+            totals: totals(&days),
+            days,
+            today: DayStats {
+                date: today,
+                stats: self.stats(today),
+            },
+            service_types: service_types(&completed),
+            lead_sources: self.lead_sources(from, to),
+            crew: self.crew_stats(&completed),
+            monthly_revenue: self.monthly_revenue(today),
         }
+    }
+
+    /// Whether `t` is set and falls on a local date in `from..=to`.
+    fn within(&self, t: Option<DateTime<Utc>>, from: NaiveDate, to: NaiveDate) -> bool {
+        t.is_some_and(|t| (from..=to).contains(&self.local(t)))
+    }
+
+    fn lead_sources(&self, from: NaiveDate, to: NaiveDate) -> Vec<LeadSourceStat> {
         let mut sources: BTreeMap<ReferralSource, (u64, u64)> = BTreeMap::new();
         for (id, c) in &self.customers {
-            if in_range(Some(c.registered_at)) {
+            if self.within(Some(c.registered_at), from, to) {
                 let s = sources.entry(c.source).or_default();
                 s.0 += 1;
                 s.1 += u64::from(self.converted(*id));
             }
         }
-        let mut crew: Vec<CrewStat> = crew
+        crate::query::lead_source_stats(sources)
+    }
+
+    fn crew_stats(&self, completed: &[&Job]) -> Vec<CrewStat> {
+        let mut jobs_by_member: BTreeMap<CrewMemberId, u64> = BTreeMap::new();
+        for member in completed.iter().flat_map(|job| &job.crew) {
+            *jobs_by_member.entry(*member).or_default() += 1;
+        }
+        let mut crew: Vec<CrewStat> = jobs_by_member
             .into_iter()
             .map(|(id, n)| CrewStat {
                 crew_member_id: id,
@@ -111,36 +113,7 @@ impl ReferenceModel {
             })
             .collect();
         crate::query::dashboard_sort_crew(&mut crew);
-        DashboardView {
-            from,
-            to,
-            totals,
-            days,
-            today: DayStats {
-                date: today,
-                stats: self.stats(today),
-            },
-            service_types: services
-                .into_iter()
-                .map(
-                    |(service_type, (completed, revenue_minor))| ServiceTypeStat {
-                        service_type,
-                        completed,
-                        revenue_minor,
-                    },
-                )
-                .collect(),
-            lead_sources: sources
-                .into_iter()
-                .map(|(source, (leads, conversions))| LeadSourceStat {
-                    source,
-                    leads,
-                    conversions,
-                })
-                .collect(),
-            crew,
-            monthly_revenue: self.monthly_revenue(today),
-        }
+        crew
     }
 
     fn monthly_revenue(&self, today: NaiveDate) -> Vec<MonthRevenue> {
@@ -202,4 +175,34 @@ impl ReferenceModel {
             .collect();
         CalendarWeekView { week_start, days }
     }
+}
+
+fn totals(days: &[DayStats]) -> Stats {
+    let mut totals = Stats::default();
+    for d in days {
+        let s = &d.stats;
+        totals.jobs_created += s.jobs_created;
+        totals.jobs_scheduled += s.jobs_scheduled;
+        totals.jobs_completed += s.jobs_completed;
+        totals.jobs_cancelled += s.jobs_cancelled;
+        totals.revenue_minor += s.revenue_minor;
+        totals.leads += s.leads;
+        totals.conversions += s.conversions;
+        totals.planned_jobs += s.planned_jobs;
+        totals.crewed_jobs += s.crewed_jobs;
+    }
+    if totals.jobs_completed > 0 {
+        totals.average_job_value_minor = totals.revenue_minor / totals.jobs_completed as i64;
+    }
+    totals
+}
+
+fn service_types(completed: &[&Job]) -> Vec<ServiceTypeStat> {
+    let mut services: BTreeMap<ServiceType, (u64, i64)> = BTreeMap::new();
+    for job in completed {
+        let s = services.entry(job.service_type).or_default();
+        s.0 += 1;
+        s.1 += job.revenue.unwrap_or(0);
+    }
+    crate::query::service_type_stats(services)
 }
