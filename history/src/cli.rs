@@ -1,7 +1,7 @@
 //! The command line: subcommands, their arguments, and running them.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -165,22 +165,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let outcome = match prepared {
         Prepared::Export(options, output, quiet) => {
-            let interactive = !quiet && std::io::stderr().is_terminal();
-            let progress = if interactive {
-                progress_bar(&store, &options).await?
-            } else {
-                ProgressBar::hidden()
-            };
-            let summary = match &output {
-                Some(path) => {
-                    export::export_to_file(&store, &codec, &options, path, &progress).await?
-                }
-                None => export::export(&store, &codec, &options, &mut out, &progress).await?,
-            };
-            progress.finish_and_clear();
-            if !quiet {
-                eprintln!("{summary}");
-            }
+            run_export(&store, &codec, &options, output.as_deref(), quiet, &mut out).await?;
             Outcome::Ok
         }
         Prepared::Show(kind, id, point, include_message_bodies) => {
@@ -217,6 +202,32 @@ pub async fn run(cli: Cli) -> Result<Outcome, HistoryError> {
     out.flush()
         .map_err(HistoryError::io("writing to standard output"))?;
     Ok(outcome)
+}
+
+/// Exports to the file, or else to `out`, with a progress bar when a person is watching.
+async fn run_export(
+    store: &EventStore,
+    codec: &Codec,
+    options: &ExportOptions,
+    output: Option<&Path>,
+    quiet: bool,
+    out: &mut impl Write,
+) -> Result<(), HistoryError> {
+    let interactive = !quiet && std::io::stderr().is_terminal();
+    let progress = if interactive {
+        progress_bar(store, options).await?
+    } else {
+        ProgressBar::hidden()
+    };
+    let summary = match output {
+        Some(path) => export::export_to_file(store, codec, options, path, &progress).await?,
+        None => export::export(store, codec, options, out, &progress).await?,
+    };
+    progress.finish_and_clear();
+    if !quiet {
+        eprintln!("{summary}");
+    }
+    Ok(())
 }
 
 enum Prepared {

@@ -139,35 +139,22 @@ pub async fn export_to_file(
     progress: &ProgressBar,
 ) -> Result<ExportSummary, HistoryError> {
     let shown = path.display().to_string();
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| HistoryError::input(format!("--output `{shown}` is not a file name")))?;
-    if path.is_dir() {
-        return Err(HistoryError::input(format!(
-            "--output `{shown}` is a directory"
-        )));
-    }
+    let (directory, name) = directory_and_name(path, &shown)?;
     // A device or pipe (`/dev/null`, a FIFO) is written in place: renaming a regular file
     // over it would replace the device node itself.
-    if let Ok(metadata) = std::fs::metadata(path) {
-        if !metadata.is_file() {
-            let target = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(HistoryError::io(format!("opening `{shown}`")))?;
-            return export(
-                store,
-                codec,
-                options,
-                BufWriter::with_capacity(WRITE_BUFFER, target),
-                progress,
-            )
-            .await;
-        }
+    if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file()) {
+        let target = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(HistoryError::io(format!("opening `{shown}`")))?;
+        return export(
+            store,
+            codec,
+            options,
+            BufWriter::with_capacity(WRITE_BUFFER, target),
+            progress,
+        )
+        .await;
     }
     let mut temporary = tempfile::Builder::new()
         .prefix(&format!(".{}.", name.to_string_lossy()))
@@ -194,6 +181,27 @@ pub async fn export_to_file(
         source: e.error,
     })?;
     Ok(summary)
+}
+
+/// The directory the temporary file goes into and the output's file name; refuses a
+/// directory as the output.
+fn directory_and_name<'a>(
+    path: &'a Path,
+    shown: &str,
+) -> Result<(&'a Path, &'a std::ffi::OsStr), HistoryError> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| HistoryError::input(format!("--output `{shown}` is not a file name")))?;
+    if path.is_dir() {
+        return Err(HistoryError::input(format!(
+            "--output `{shown}` is a directory"
+        )));
+    }
+    Ok((directory, name))
 }
 
 /// About how many events the log holds, from the collection's metadata (no scan). Positions

@@ -145,8 +145,25 @@ pub fn render(shown: &Shown, out: &mut impl Write) -> std::io::Result<()> {
         shown.events.len()
     )?;
     writeln!(out)?;
-    let rows: Vec<[String; 6]> = shown
-        .events
+    render_events(&shown.events, out)?;
+    writeln!(out)?;
+    writeln!(out, "state at version {}:", shown.version())?;
+    let pretty = serde_json::to_string_pretty(&shown.state).map_err(std::io::Error::from)?;
+    writeln!(out, "{pretty}")
+}
+
+const EVENT_HEADER: [&str; 6] = [
+    "POSITION",
+    "VERSION",
+    "TYPE",
+    "RECORDED_AT",
+    "ACTOR",
+    "PAYLOAD",
+];
+
+/// One line per event, each column as wide as its widest cell.
+fn render_events(events: &[EventEnvelope], out: &mut impl Write) -> std::io::Result<()> {
+    let rows: Vec<[String; 6]> = events
         .iter()
         .map(|e| {
             [
@@ -159,15 +176,7 @@ pub fn render(shown: &Shown, out: &mut impl Write) -> std::io::Result<()> {
             ]
         })
         .collect();
-    let header = [
-        "POSITION",
-        "VERSION",
-        "TYPE",
-        "RECORDED_AT",
-        "ACTOR",
-        "PAYLOAD",
-    ];
-    let mut widths = header.map(str::len);
+    let mut widths = EVENT_HEADER.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -190,14 +199,11 @@ pub fn render(shown: &Shown, out: &mut impl Write) -> std::io::Result<()> {
             w4 = widths[4],
         )
     };
-    line(header, out)?;
+    line(EVENT_HEADER, out)?;
     for row in &rows {
         line(row.each_ref().map(String::as_str), out)?;
     }
-    writeln!(out)?;
-    writeln!(out, "state at version {}:", shown.version())?;
-    let pretty = serde_json::to_string_pretty(&shown.state).map_err(std::io::Error::from)?;
-    writeln!(out, "{pretty}")
+    Ok(())
 }
 
 pub(crate) fn rfc3339(time: DateTime<Utc>) -> String {

@@ -180,49 +180,66 @@ pub async fn verify(
     let positions = recorded_positions(store, options.batch_size).await?;
     tracing::debug!(events = report.log_events, "verify: scanning the commits");
     // 2. The commits: shape, chains, decoding, publication, and the other bucket half.
-    let mut commits = CommitScan::default();
-    let mut cursor = store
-        .scan_stored(StoredCollection::Commits, options.batch_size, None)
-        .await?;
-    while let Some(raw) = cursor.try_next().await? {
-        report.commits += 1;
-        let Some(mut commit) = parse::<CommitRow>(&raw, &mut report, Check::Versions, "commit")
-        else {
-            continue;
-        };
-        commit.take_position(&positions);
-        report.events_in_commits += commit.events.len() as u64;
-        check_commit_shape(&commit, &mut report);
-        commits.chain(&commit);
-        check_decoding(&commit, codec, &mut report);
-        commits.place(&commit, &publication, &mut buckets, &mut report);
-    }
-    commits.finish(&mut report);
+    scan_commits(
+        store,
+        codec,
+        options,
+        &positions,
+        &publication,
+        &mut buckets,
+        &mut report,
+    )
+    .await?;
 
     tracing::debug!(
         commits = report.commits,
         "verify: comparing log and commits"
     );
     // 3. Only where the hashes differ: find the events that disagree.
-    let differing = buckets.differing();
-    if !differing.is_empty() {
-        locate_mismatches(
-            store,
-            options,
-            &positions,
-            &buckets,
-            &differing,
-            log_projection,
-            &mut report,
-        )
-        .await?;
-    }
+    locate_mismatches(
+        store,
+        options,
+        &positions,
+        &buckets,
+        log_projection,
+        &mut report,
+    )
+    .await?;
 
     tracing::debug!("verify: scanning the outbox");
     // 4. The outbox: entries older than the grace period were never published.
     scan_outbox(store, options, &publication, &mut report).await?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+async fn scan_commits(
+    store: &EventStore,
+    codec: &Codec,
+    options: &VerifyOptions,
+    positions: &HashMap<String, i64>,
+    publication: &PublicationDeadline,
+    buckets: &mut Buckets,
+    report: &mut Report,
+) -> Result<(), HistoryError> {
+    let mut commits = CommitScan::default();
+    let mut cursor = store
+        .scan_stored(StoredCollection::Commits, options.batch_size, None)
+        .await?;
+    while let Some(raw) = cursor.try_next().await? {
+        report.commits += 1;
+        let Some(mut commit) = parse::<CommitRow>(&raw, report, Check::Versions, "commit") else {
+            continue;
+        };
+        commit.take_position(positions);
+        report.events_in_commits += commit.events.len() as u64;
+        check_commit_shape(&commit, report);
+        commits.chain(&commit);
+        check_decoding(&commit, codec, report);
+        commits.place(&commit, publication, buckets, report);
+    }
+    commits.finish(report);
+    Ok(())
 }
 
 /// When an unpublished commit or outbox entry stops being pending and becomes a violation.
@@ -598,18 +615,21 @@ fn resolve_chains(
     }
 }
 
-/// Re-reads the positions of the buckets whose hashes differ and names each disagreement,
-/// from the log's side (a document whose commit does not place it there) and from the
-/// commits' side (a commit whose position holds another event).
+/// Re-reads the positions of the buckets whose hashes differ (if any) and names each
+/// disagreement, from the log's side (a document whose commit does not place it there) and
+/// from the commits' side (a commit whose position holds another event).
 async fn locate_mismatches(
     store: &EventStore,
     options: &VerifyOptions,
     positions: &HashMap<String, i64>,
     buckets: &Buckets,
-    differing: &[usize],
     log_projection: Document,
     report: &mut Report,
 ) -> Result<(), HistoryError> {
+    let differing = buckets.differing();
+    if differing.is_empty() {
+        return Ok(());
+    }
     let in_differing = |position: i64| differing.binary_search(&buckets.index(position)).is_ok();
     let found = |report: &Report| {
         report
