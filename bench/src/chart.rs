@@ -16,22 +16,28 @@ const ENDPOINTS: &[&str] = &[
     "customer search",
 ];
 
-/// Writes `latency.svg` in `dir` from every results file there.
-pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> {
-    let path = dir.join("latency.svg");
-    // (events, p50 ms, whether the p50 is a lower bound: requests that timed out).
-    let points = |endpoint: &str, design: &str| -> Vec<(f64, f64, bool)> {
-        all.iter()
-            .filter_map(|r| {
-                let events = r.data.as_ref()?.events as f64;
-                let median = r.read(endpoint, design)?.sequential.as_ref()?.median()?;
-                Some((events, median.ms.max(0.01), median.at_least))
-            })
-            .collect()
-    };
-    let baseline: Vec<(f64, f64, bool)> = ENDPOINTS
+/// A point of a series: events, p50 ms, and whether the p50 is a lower bound (requests that
+/// timed out).
+type Point = (f64, f64, bool);
+
+type LogChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
+
+fn points(all: &[Results], endpoint: &str, design: &str) -> Vec<Point> {
+    all.iter()
+        .filter_map(|r| {
+            let events = r.data.as_ref()?.events as f64;
+            let median = r.read(endpoint, design)?.sequential.as_ref()?.median()?;
+            Some((events, median.ms.max(0.01), median.at_least))
+        })
+        .collect()
+}
+
+/// The top of the latency axis and the caption, which explains triangles when there are
+/// any.
+fn y_top_and_caption(all: &[Results]) -> (f64, &'static str) {
+    let baseline: Vec<Point> = ENDPOINTS
         .iter()
-        .flat_map(|endpoint| points(endpoint, BASELINE))
+        .flat_map(|endpoint| points(all, endpoint, BASELINE))
         .collect();
     let slowest = baseline
         .iter()
@@ -45,14 +51,26 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
     } else {
         "Read latency (sequential p50) vs. events in the store"
     };
+    (y_max, caption)
+}
+
+/// The events axis: every size measured, spanning at least 1,000 to 10,000 events.
+fn x_range(all: &[Results]) -> (f64, f64) {
     let xs: Vec<f64> = all
         .iter()
         .filter_map(|r| r.data.as_ref().map(|d| d.events as f64))
         .collect();
-    let (x_min, x_max) = (
+    (
         xs.iter().cloned().fold(f64::MAX, f64::min).min(1e3),
         xs.iter().cloned().fold(0.0, f64::max).max(1e4),
-    );
+    )
+}
+
+/// Writes `latency.svg` in `dir` from every results file there.
+pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("latency.svg");
+    let (y_max, caption) = y_top_and_caption(all);
+    let (x_min, x_max) = x_range(all);
     let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
@@ -74,39 +92,13 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
     let colors = [RED, BLUE, GREEN, MAGENTA];
     for (endpoint, color) in ENDPOINTS.iter().zip(colors) {
         for (design, dashed) in [(WARM, false), (BASELINE, true)] {
-            let marked = points(endpoint, design);
-            if marked.is_empty() {
-                continue;
-            }
-            let series: Vec<(f64, f64)> = marked.iter().map(|&(x, y, _)| (x, y)).collect();
             let style = if dashed {
                 color.mix(0.5).stroke_width(2)
             } else {
                 color.stroke_width(2)
             };
             let label = format!("{endpoint} — {design}");
-            chart
-                .draw_series(LineSeries::new(series.clone(), style))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-            chart
-                .draw_series(
-                    marked
-                        .iter()
-                        .filter(|p| !p.2)
-                        .map(|&(x, y, _)| Circle::new((x, y), 3, style.filled())),
-                )
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            // A lower bound: the request timed out, the true latency is above the mark.
-            chart
-                .draw_series(
-                    marked
-                        .iter()
-                        .filter(|p| p.2)
-                        .map(|&(x, y, _)| TriangleMarker::new((x, y), 6, style.filled())),
-                )
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            draw_series(&mut chart, &points(all, endpoint, design), style, label)?;
         }
     }
     chart
@@ -120,4 +112,41 @@ pub fn write(dir: &Path, all: &[Results]) -> anyhow::Result<std::path::PathBuf> 
     drop(chart);
     drop(root);
     Ok(path)
+}
+
+/// One design's line for one endpoint, with a circle at each measured point and a
+/// triangle at each lower bound.
+fn draw_series(
+    chart: &mut LogChart<'_, '_>,
+    marked: &[Point],
+    style: ShapeStyle,
+    label: String,
+) -> anyhow::Result<()> {
+    if marked.is_empty() {
+        return Ok(());
+    }
+    let series: Vec<(f64, f64)> = marked.iter().map(|&(x, y, _)| (x, y)).collect();
+    chart
+        .draw_series(LineSeries::new(series.clone(), style))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    chart
+        .draw_series(
+            marked
+                .iter()
+                .filter(|p| !p.2)
+                .map(|&(x, y, _)| Circle::new((x, y), 3, style.filled())),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A lower bound: the request timed out, the true latency is above the mark.
+    chart
+        .draw_series(
+            marked
+                .iter()
+                .filter(|p| p.2)
+                .map(|&(x, y, _)| TriangleMarker::new((x, y), 6, style.filled())),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }

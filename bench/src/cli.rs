@@ -1,7 +1,8 @@
 //! Command-line interface: `generate`, `load`, `seed`, `baseline-server`, `run`, `report`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
@@ -145,41 +146,7 @@ pub enum Cmd {
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Generate { data, events_out } => {
-            let dataset = crate::generate(data.config()?)?;
-            let commits = crate::decide::decide_all(data.seed, &dataset.ops)?;
-            let events: usize = commits.iter().map(|c| c.events.len()).sum();
-            let mut by_type = std::collections::BTreeMap::new();
-            for event in commits.iter().flat_map(|c| &c.events) {
-                *by_type.entry(event.event_type).or_insert(0usize) += 1;
-            }
-            println!(
-                "size {} seed {} anchor {}: {} commands, {} commits, {events} events",
-                data.size.as_str(),
-                data.seed,
-                dataset.config.anchor,
-                dataset.ops.len(),
-                commits.len()
-            );
-            for (kind, count) in by_type {
-                println!("  {kind:<24} {count}");
-            }
-            if let Some(path) = events_out {
-                use std::io::Write;
-                let mut file = std::io::BufWriter::new(
-                    std::fs::File::create(&path).context("creating the events file")?,
-                );
-                let mut position = 1;
-                for commit in &commits {
-                    for envelope in crate::loader::envelopes(commit, position)? {
-                        serde_json::to_writer(&mut file, &envelope)?;
-                        writeln!(file)?;
-                    }
-                    position += commit.events.len() as u64;
-                }
-            }
-            Ok(())
-        }
+        Cmd::Generate { data, events_out } => generate(&data, events_out.as_deref()),
         Cmd::Writes {
             data,
             via_http,
@@ -189,63 +156,23 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             seconds,
             first_index,
         } => {
-            use crate::measure::writes;
-            let dataset = crate::generate(data.config()?)?;
-            let keys = JwtKeys::new(&jwt_secret);
-            let workload = Arc::new(writes::Workload::new(&via_http, &keys, &dataset)?);
-            let client = reqwest::Client::new();
-            let completions = clients.len() * (commands / 10 + 1);
-            workload
-                .prepare_completions(&client, completions, writes::PREPARE_SEED + first_index)
-                .await
-                .context("preparing started jobs to complete")?;
-            let mut first = first_index;
-            for concurrency in clients {
-                let level = writes::run_level(
-                    workload.clone(),
-                    concurrency,
-                    commands,
-                    std::time::Duration::from_secs(seconds),
-                    first,
-                )
-                .await;
-                let stats = &level.commands;
-                println!(
-                    "{concurrency:>3} clients: {:.1} commands/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} done, {} errors, {:.1} events/s",
-                    stats.per_second, stats.p50_ms, stats.p99_ms, stats.max_ms, stats.samples, stats.errors, level.events_per_second
-                );
-                first += commands as u64;
-            }
-            Ok(())
+            let seconds = Duration::from_secs(seconds);
+            writes(
+                &data,
+                &via_http,
+                &jwt_secret,
+                clients,
+                commands,
+                seconds,
+                first_index,
+            )
+            .await
         }
         Cmd::Load {
             data,
             connection,
             no_publish,
-        } => {
-            let dataset = crate::generate(data.config()?)?;
-            let (commits, snapshots) =
-                crate::decide::decide_with_snapshots(data.seed, &dataset.ops)?;
-            let client = events::store::connect_client(&connection.mongodb_uri, "bench").await?;
-            let store = events::EventStore::open(client.database(&connection.mongodb_db)).await?;
-            let empty = store.event_at(1).await?.is_none();
-            anyhow::ensure!(
-                empty,
-                "database {} already holds events; load needs an empty store",
-                connection.mongodb_db
-            );
-            let bus = if no_publish {
-                None
-            } else {
-                Some((
-                    events::bus::connect_nats(&connection.nats_url, "bench").await?,
-                    connection.bus_config(),
-                ))
-            };
-            let stats = crate::loader::load(&store, bus, &commits, &snapshots, 1).await?;
-            println!("{}", serde_json::to_string_pretty(&stats)?);
-            Ok(())
-        }
+        } => load(&data, &connection, no_publish).await,
         Cmd::Seed {
             data,
             via_http,
@@ -265,45 +192,160 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             listen,
             jwt_secret,
             fill,
-        } => {
-            let config = data.config()?;
-            let client = events::store::connect_client(&mongodb_uri, "bench-baseline").await?;
-            let database = client.database(&db);
-            if fill {
-                database
-                    .drop()
-                    .await
-                    .context("dropping the baseline database")?;
-                let dataset = crate::generate(config.clone())?;
-                crate::baseline::fill(
-                    &database,
-                    crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
-                )
-                .await?;
-            }
-            let state = crate::baseline::server::BaselineState {
-                database,
-                time_zone: config.time_zone,
-                auth: Authenticator::new(
-                    JwtKeys::new(&jwt_secret),
-                    Accounts::trusting_tokens(),
-                    RateLimits::unlimited(),
-                ),
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            crate::baseline::server::serve(state, listener, platform::shutdown::on_signals()).await
-        }
+        } => baseline_server(&data, &mongodb_uri, &db, listen, &jwt_secret, fill).await,
         Cmd::Run(args) => crate::run::run(args).await,
-        Cmd::Report { out } => {
-            let all = crate::report::load_all(&out)?;
-            for results in &all {
-                crate::report::write_markdown(results, &out)?;
-            }
-            let chart = crate::chart::write(&out, &all)?;
-            println!("{} reports, chart {}", all.len(), chart.display());
-            Ok(())
-        }
+        Cmd::Report { out } => report(&out),
     }
+}
+
+fn report(out: &Path) -> anyhow::Result<()> {
+    let all = crate::report::load_all(out)?;
+    for results in &all {
+        crate::report::write_markdown(results, out)?;
+    }
+    let chart = crate::chart::write(out, &all)?;
+    println!("{} reports, chart {}", all.len(), chart.display());
+    Ok(())
+}
+
+/// Prints the commands, commits and events of the data set by type.
+fn generate(data: &DataArgs, events_out: Option<&Path>) -> anyhow::Result<()> {
+    let dataset = crate::generate(data.config()?)?;
+    let commits = crate::decide::decide_all(data.seed, &dataset.ops)?;
+    let events: usize = commits.iter().map(|c| c.events.len()).sum();
+    let mut by_type = std::collections::BTreeMap::new();
+    for event in commits.iter().flat_map(|c| &c.events) {
+        *by_type.entry(event.event_type).or_insert(0usize) += 1;
+    }
+    println!(
+        "size {} seed {} anchor {}: {} commands, {} commits, {events} events",
+        data.size.as_str(),
+        data.seed,
+        dataset.config.anchor,
+        dataset.ops.len(),
+        commits.len()
+    );
+    for (kind, count) in by_type {
+        println!("  {kind:<24} {count}");
+    }
+    match events_out {
+        Some(path) => write_events(path, &commits),
+        None => Ok(()),
+    }
+}
+
+/// Every decided event as one JSON line, numbered from position 1.
+fn write_events(path: &Path, commits: &[crate::decide::Commit]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(path).context("creating the events file")?);
+    let mut position = 1;
+    for commit in commits {
+        for envelope in crate::loader::envelopes(commit, position)? {
+            serde_json::to_writer(&mut file, &envelope)?;
+            writeln!(file)?;
+        }
+        position += commit.events.len() as u64;
+    }
+    Ok(())
+}
+
+/// Each client count in turn, `commands` per level.
+async fn writes(
+    data: &DataArgs,
+    via_http: &str,
+    jwt_secret: &Secret,
+    clients: Vec<usize>,
+    commands: usize,
+    level_time: Duration,
+    first_index: u64,
+) -> anyhow::Result<()> {
+    use crate::measure::writes;
+    let dataset = crate::generate(data.config()?)?;
+    let keys = JwtKeys::new(jwt_secret);
+    let workload = Arc::new(writes::Workload::new(via_http, &keys, &dataset)?);
+    let client = reqwest::Client::new();
+    let completions = clients.len() * (commands / 10 + 1);
+    workload
+        .prepare_completions(&client, completions, writes::PREPARE_SEED + first_index)
+        .await
+        .context("preparing started jobs to complete")?;
+    let mut first = first_index;
+    for concurrency in clients {
+        let level =
+            writes::run_level(workload.clone(), concurrency, commands, level_time, first).await;
+        let stats = &level.commands;
+        println!(
+            "{concurrency:>3} clients: {:.1} commands/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} done, {} errors, {:.1} events/s",
+            stats.per_second, stats.p50_ms, stats.p99_ms, stats.max_ms, stats.samples, stats.errors, level.events_per_second
+        );
+        first += commands as u64;
+    }
+    Ok(())
+}
+
+async fn load(
+    data: &DataArgs,
+    connection: &platform::config::ConnectionArgs,
+    no_publish: bool,
+) -> anyhow::Result<()> {
+    let dataset = crate::generate(data.config()?)?;
+    let (commits, snapshots) = crate::decide::decide_with_snapshots(data.seed, &dataset.ops)?;
+    let client = events::store::connect_client(&connection.mongodb_uri, "bench").await?;
+    let store = events::EventStore::open(client.database(&connection.mongodb_db)).await?;
+    let empty = store.event_at(1).await?.is_none();
+    anyhow::ensure!(
+        empty,
+        "database {} already holds events; load needs an empty store",
+        connection.mongodb_db
+    );
+    let bus = if no_publish {
+        None
+    } else {
+        Some((
+            events::bus::connect_nats(&connection.nats_url, "bench").await?,
+            connection.bus_config(),
+        ))
+    };
+    let stats = crate::loader::load(&store, bus, &commits, &snapshots, 1).await?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+async fn baseline_server(
+    data: &DataArgs,
+    mongodb_uri: &str,
+    db: &str,
+    listen: std::net::SocketAddr,
+    jwt_secret: &Secret,
+    fill: bool,
+) -> anyhow::Result<()> {
+    let config = data.config()?;
+    let client = events::store::connect_client(mongodb_uri, "bench-baseline").await?;
+    let database = client.database(db);
+    if fill {
+        database
+            .drop()
+            .await
+            .context("dropping the baseline database")?;
+        let dataset = crate::generate(config.clone())?;
+        crate::baseline::fill(
+            &database,
+            crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
+        )
+        .await?;
+    }
+    let state = crate::baseline::server::BaselineState {
+        database,
+        time_zone: config.time_zone,
+        auth: Authenticator::new(
+            JwtKeys::new(jwt_secret),
+            Accounts::trusting_tokens(),
+            RateLimits::unlimited(),
+        ),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    crate::baseline::server::serve(state, listener, platform::shutdown::on_signals()).await
 }

@@ -287,6 +287,24 @@ fn ceilings_section(out: &mut String, r: &Results) {
 pub fn markdown(results: &Results) -> String {
     let mut out = String::new();
     let r = results;
+    header_section(&mut out, r);
+    reads_section(&mut out, r);
+    writes_section(&mut out, r);
+    ceilings_section(&mut out, r);
+    projection_section(&mut out, r);
+    memory_section(&mut out, r);
+    goals_section(&mut out, r);
+    if !r.failures.is_empty() {
+        let _ = writeln!(out, "\n## Not measured\n");
+        for failure in &r.failures {
+            let _ = writeln!(out, "- {failure}");
+        }
+    }
+    out
+}
+
+/// The title, the command and the machine, then the data set.
+fn header_section(out: &mut String, r: &Results) {
     let _ = writeln!(out, "# Benchmark report — size {}\n", r.size.as_str());
     let _ = writeln!(
         out,
@@ -309,6 +327,9 @@ pub fn markdown(results: &Results) -> String {
             Loaded by bulk-inserting commit, position, event and head documents in the event store's shapes ({:.1} s), then published to JetStream in position order ({:.1} s).\n",
             d.events, d.ops, d.customers, d.jobs, d.threads, d.focus_user_threads, d.load.insert_seconds, d.load.publish_seconds);
     }
+}
+
+fn reads_section(out: &mut String, r: &Results) {
     let _ = writeln!(out, "## Reads\n\nSequential: one request at a time on a kept-alive connection. wrk: 64 connections, 2 threads. Latencies in ms.\n");
     let _ = writeln!(out, "| endpoint | design | seq p50 | seq p99 | seq max | seq req/s | errors | wrk p50 | wrk p99 | wrk max | wrk req/s | errors | note |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -334,6 +355,9 @@ pub fn markdown(results: &Results) -> String {
             ratio_cell(ratio(r, endpoint, NO_CACHE))
         );
     }
+}
+
+fn writes_section(out: &mut String, r: &Results) {
     let _ = writeln!(out, "\n## Writes\n\nMix: messages 50 %, rescheduling 20 %, new customers 10 %, new jobs 10 %, completions 10 % (jobs created, scheduled, crewed and started beforehand, untimed). Closed loop: each client sends its next command when the previous one is answered.\n");
     let _ = writeln!(out, "| clients | p50 | p99 | max | commands/s | errors | events/s |\n|---|---|---|---|---|---|---|");
     for level in &r.writes {
@@ -353,7 +377,9 @@ pub fn markdown(results: &Results) -> String {
     if let Some(d) = &r.publish_delay {
         let _ = writeln!(out, "\nOutbox → JetStream (commit `recorded_at` → event received by a subscriber), {} events: p50 {} ms, p99 {} ms, max {} ms.", d.samples, ms(d.p50_ms), ms(d.p99_ms), ms(d.max_ms));
     }
-    ceilings_section(&mut out, r);
+}
+
+fn projection_section(out: &mut String, r: &Results) {
     let _ = writeln!(out, "\n## Projection\n");
     if let Some(docs) = r.projector_flush_docs {
         let _ = writeln!(out, "The projector held up to {docs} changed documents before writing them, in its catch-up (`--catch-up-docs`) and in the rebuild (`--flush-docs`); its defaults are 250,000 and 1,000,000.\n");
@@ -375,6 +401,9 @@ pub fn markdown(results: &Results) -> String {
         };
         let _ = writeln!(out, "\nRebuild (`projector rebuild`, {which}, into new generations, then switched): {} events in {:.1} s: **{:.0} events/s**.", b.events, b.seconds, b.events_per_second);
     }
+}
+
+fn memory_section(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "\n## Memory (VmRSS after reads and writes)\n\n| service | RSS MiB |\n|---|---|"
@@ -387,11 +416,18 @@ pub fn markdown(results: &Results) -> String {
         "\nQuery API cache bound: {:.0} MiB.",
         r.cache_bound_mib
     );
+}
 
+fn goals_section(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "\n## Goals\n\n| goal | target | measured | verdict |\n|---|---|---|---|"
     );
+    read_goals(out, r);
+    pipeline_goals(out, r);
+}
+
+fn read_goals(out: &mut String, r: &Results) {
     for (endpoint, target) in [
         ("dashboard 30 days", 50.0),
         ("dashboard 365 days", 50.0),
@@ -399,7 +435,7 @@ pub fn markdown(results: &Results) -> String {
         ("threads unread_only", 20.0),
     ] {
         goal(
-            &mut out,
+            out,
             // The goals are set at M; other sizes are held against the same targets.
             &format!("{endpoint}: baseline ÷ warm (at {})", r.size.as_str()),
             // A lower bound that falls short of the target counts as missed.
@@ -416,16 +452,9 @@ pub fn markdown(results: &Results) -> String {
             .filter_map(|x| x.sequential.as_ref().and_then(Stats::p99_for_goal))
             .reduce(f64::max)
     };
+    goal(out, "worst read p99, warm", worst(WARM), 10.0, false, "ms");
     goal(
-        &mut out,
-        "worst read p99, warm",
-        worst(WARM),
-        10.0,
-        false,
-        "ms",
-    );
-    goal(
-        &mut out,
+        out,
         "worst read p99, no cache",
         worst(NO_CACHE),
         25.0,
@@ -439,16 +468,20 @@ pub fn markdown(results: &Results) -> String {
         .filter_map(|x| x.wrk.as_ref().map(|s| s.per_second))
         .reduce(f64::min);
     goal(
-        &mut out,
+        out,
         "lowest warm req/s at 64 connections",
         warm_wrk,
         15_000.0,
         true,
         "req/s",
     );
+}
+
+/// Writes, projection and rebuild.
+fn pipeline_goals(out: &mut String, r: &Results) {
     let at64 = r.writes.iter().find(|w| w.concurrency == 64);
     goal(
-        &mut out,
+        out,
         "commands/s at 64 in flight",
         at64.map(|w| w.commands.per_second),
         1_000.0,
@@ -456,7 +489,7 @@ pub fn markdown(results: &Results) -> String {
         "/s",
     );
     goal(
-        &mut out,
+        out,
         "command p99 at 64 in flight",
         at64.and_then(|w| w.commands.p99_for_goal()),
         50.0,
@@ -464,7 +497,7 @@ pub fn markdown(results: &Results) -> String {
         "ms",
     );
     goal(
-        &mut out,
+        out,
         "projector catch-up",
         r.catch_up.as_ref().map(|c| c.events_per_second),
         5_000.0,
@@ -472,7 +505,7 @@ pub fn markdown(results: &Results) -> String {
         "events/s",
     );
     goal(
-        &mut out,
+        out,
         "end-to-end lag p99 at 200 commands/s",
         r.lag.as_ref().and_then(|l| l.lag.p99_for_goal()),
         100.0,
@@ -480,7 +513,7 @@ pub fn markdown(results: &Results) -> String {
         "ms",
     );
     goal(
-        &mut out,
+        out,
         "rebuild (all models)",
         r.rebuild
             .as_ref()
@@ -490,13 +523,6 @@ pub fn markdown(results: &Results) -> String {
         true,
         "events/s",
     );
-    if !r.failures.is_empty() {
-        let _ = writeln!(out, "\n## Not measured\n");
-        for failure in &r.failures {
-            let _ = writeln!(out, "- {failure}");
-        }
-    }
-    out
 }
 
 pub fn write_markdown(results: &Results, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
