@@ -14,7 +14,7 @@ use chrono::Duration;
 use domain::crew_member::CrewMemberCommand;
 use domain::customer::CustomerCommand;
 use domain::enums::Role;
-use domain::ids::UserId;
+use domain::ids::{CrewMemberId, CustomerId, JobId, ThreadId, UserId};
 use domain::job::JobCommand;
 use domain::thread::{ThreadCommand, ThreadKind};
 use domain::user::UserCommand;
@@ -26,129 +26,149 @@ use crate::generator::{Command, Dataset, Op};
 /// Path and JSON body of the command API request for `op`.
 pub fn request(op: &Op) -> (String, Value) {
     match &op.command {
-        Command::User(id, c) => match c {
-            UserCommand::Register {
-                display_name,
-                email,
-                role,
-                ..
-            } => (
-                "/v1/users".into(),
-                json!({"user_id": id, "display_name": display_name, "email": email, "role": role}),
-            ),
-            UserCommand::ChangeRole { role, .. } => {
-                (format!("/v1/users/{id}/role"), json!({"role": role}))
+        Command::User(id, c) => user_request(*id, c),
+        Command::Crew(id, c) => crew_request(*id, c),
+        Command::Customer(id, c) => customer_request(*id, c),
+        Command::Job(id, c) => job_request(*id, c),
+        Command::Thread(id, c) => thread_request(*id, c),
+    }
+}
+
+fn user_request(id: UserId, c: &UserCommand) -> (String, Value) {
+    match c {
+        UserCommand::Register {
+            display_name,
+            email,
+            role,
+            ..
+        } => (
+            "/v1/users".into(),
+            json!({"user_id": id, "display_name": display_name, "email": email, "role": role}),
+        ),
+        UserCommand::ChangeRole { role, .. } => {
+            (format!("/v1/users/{id}/role"), json!({"role": role}))
+        }
+        UserCommand::Deactivate { .. } => (format!("/v1/users/{id}/deactivate"), json!({})),
+    }
+}
+
+fn crew_request(id: CrewMemberId, c: &CrewMemberCommand) -> (String, Value) {
+    match c {
+        CrewMemberCommand::Register {
+            name,
+            skills,
+            user_id,
+            ..
+        } => (
+            "/v1/crew-members".into(),
+            json!({"crew_member_id": id, "name": name, "skills": skills, "user_id": user_id}),
+        ),
+        CrewMemberCommand::Deactivate { .. } => {
+            (format!("/v1/crew-members/{id}/deactivate"), json!({}))
+        }
+    }
+}
+
+fn customer_request(id: CustomerId, c: &CustomerCommand) -> (String, Value) {
+    match c {
+        CustomerCommand::Register {
+            first_name,
+            last_name,
+            email,
+            phone,
+            referral_source,
+            address,
+            ..
+        } => (
+            "/v1/customers".into(),
+            json!({"customer_id": id, "first_name": first_name, "last_name": last_name, "email": email,
+                   "phone": phone, "referral_source": referral_source, "address": address}),
+        ),
+        CustomerCommand::UpdateContact {
+            first_name,
+            last_name,
+            email,
+            phone,
+            address,
+            ..
+        } => (
+            format!("/v1/customers/{id}/contact"),
+            json!({"first_name": first_name, "last_name": last_name, "email": email, "phone": phone, "address": address}),
+        ),
+        CustomerCommand::ChangeStatus { status, .. } => (
+            format!("/v1/customers/{id}/status"),
+            json!({"status": status}),
+        ),
+    }
+}
+
+fn job_request(id: JobId, c: &JobCommand) -> (String, Value) {
+    match c {
+        JobCommand::Create {
+            customer_id,
+            service_type,
+            origin,
+            destination,
+            estimated_price,
+            notes,
+            ..
+        } => (
+            "/v1/jobs".into(),
+            json!({"job_id": id, "customer_id": customer_id, "service_type": service_type, "origin": origin,
+                   "destination": destination, "estimated_price": estimated_price, "notes": notes}),
+        ),
+        JobCommand::Schedule { date, window, .. } => (
+            format!("/v1/jobs/{id}/schedule"),
+            json!({"date": date, "window": window}),
+        ),
+        JobCommand::Reschedule {
+            date,
+            window,
+            reason,
+            ..
+        } => (
+            format!("/v1/jobs/{id}/reschedule"),
+            json!({"date": date, "window": window, "reason": reason}),
+        ),
+        JobCommand::AssignCrew { crew_member_id, .. } => (
+            format!("/v1/jobs/{id}/crew"),
+            json!({"crew_member_id": crew_member_id}),
+        ),
+        JobCommand::UnassignCrew { crew_member_id, .. } => {
+            (format!("/v1/jobs/{id}/crew/{crew_member_id}"), json!({}))
+        }
+        JobCommand::Start { .. } => (format!("/v1/jobs/{id}/start"), json!({})),
+        JobCommand::Complete { actual_revenue, .. } => (
+            format!("/v1/jobs/{id}/complete"),
+            json!({"actual_revenue": actual_revenue}),
+        ),
+        JobCommand::Cancel { reason, .. } => {
+            (format!("/v1/jobs/{id}/cancel"), json!({"reason": reason}))
+        }
+    }
+}
+
+fn thread_request(id: ThreadId, c: &ThreadCommand) -> (String, Value) {
+    match c {
+        ThreadCommand::Start {
+            kind,
+            participants,
+            title,
+            ..
+        } => {
+            let mut body = json!({"thread_id": id, "kind": kind.name(), "participants": participants, "title": title});
+            if let ThreadKind::Job { job_id } = kind {
+                body["job_id"] = json!(job_id);
             }
-            UserCommand::Deactivate { .. } => (format!("/v1/users/{id}/deactivate"), json!({})),
-        },
-        Command::Crew(id, c) => match c {
-            CrewMemberCommand::Register {
-                name,
-                skills,
-                user_id,
-                ..
-            } => (
-                "/v1/crew-members".into(),
-                json!({"crew_member_id": id, "name": name, "skills": skills, "user_id": user_id}),
-            ),
-            CrewMemberCommand::Deactivate { .. } => {
-                (format!("/v1/crew-members/{id}/deactivate"), json!({}))
-            }
-        },
-        Command::Customer(id, c) => match c {
-            CustomerCommand::Register {
-                first_name,
-                last_name,
-                email,
-                phone,
-                referral_source,
-                address,
-                ..
-            } => (
-                "/v1/customers".into(),
-                json!({"customer_id": id, "first_name": first_name, "last_name": last_name, "email": email,
-                       "phone": phone, "referral_source": referral_source, "address": address}),
-            ),
-            CustomerCommand::UpdateContact {
-                first_name,
-                last_name,
-                email,
-                phone,
-                address,
-                ..
-            } => (
-                format!("/v1/customers/{id}/contact"),
-                json!({"first_name": first_name, "last_name": last_name, "email": email, "phone": phone, "address": address}),
-            ),
-            CustomerCommand::ChangeStatus { status, .. } => (
-                format!("/v1/customers/{id}/status"),
-                json!({"status": status}),
-            ),
-        },
-        Command::Job(id, c) => match c {
-            JobCommand::Create {
-                customer_id,
-                service_type,
-                origin,
-                destination,
-                estimated_price,
-                notes,
-                ..
-            } => (
-                "/v1/jobs".into(),
-                json!({"job_id": id, "customer_id": customer_id, "service_type": service_type, "origin": origin,
-                       "destination": destination, "estimated_price": estimated_price, "notes": notes}),
-            ),
-            JobCommand::Schedule { date, window, .. } => (
-                format!("/v1/jobs/{id}/schedule"),
-                json!({"date": date, "window": window}),
-            ),
-            JobCommand::Reschedule {
-                date,
-                window,
-                reason,
-                ..
-            } => (
-                format!("/v1/jobs/{id}/reschedule"),
-                json!({"date": date, "window": window, "reason": reason}),
-            ),
-            JobCommand::AssignCrew { crew_member_id, .. } => (
-                format!("/v1/jobs/{id}/crew"),
-                json!({"crew_member_id": crew_member_id}),
-            ),
-            JobCommand::UnassignCrew { crew_member_id, .. } => {
-                (format!("/v1/jobs/{id}/crew/{crew_member_id}"), json!({}))
-            }
-            JobCommand::Start { .. } => (format!("/v1/jobs/{id}/start"), json!({})),
-            JobCommand::Complete { actual_revenue, .. } => (
-                format!("/v1/jobs/{id}/complete"),
-                json!({"actual_revenue": actual_revenue}),
-            ),
-            JobCommand::Cancel { reason, .. } => {
-                (format!("/v1/jobs/{id}/cancel"), json!({"reason": reason}))
-            }
-        },
-        Command::Thread(id, c) => match c {
-            ThreadCommand::Start {
-                kind,
-                participants,
-                title,
-                ..
-            } => {
-                let mut body = json!({"thread_id": id, "kind": kind.name(), "participants": participants, "title": title});
-                if let ThreadKind::Job { job_id } = kind {
-                    body["job_id"] = json!(job_id);
-                }
-                ("/v1/threads".into(), body)
-            }
-            ThreadCommand::Post { body, .. } => {
-                (format!("/v1/threads/{id}/messages"), json!({"body": body}))
-            }
-            ThreadCommand::MarkRead { up_to_seq, .. } => (
-                format!("/v1/threads/{id}/read"),
-                json!({"up_to_seq": up_to_seq}),
-            ),
-        },
+            ("/v1/threads".into(), body)
+        }
+        ThreadCommand::Post { body, .. } => {
+            (format!("/v1/threads/{id}/messages"), json!({"body": body}))
+        }
+        ThreadCommand::MarkRead { up_to_seq, .. } => (
+            format!("/v1/threads/{id}/read"),
+            json!({"up_to_seq": up_to_seq}),
+        ),
     }
 }
 

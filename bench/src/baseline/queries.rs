@@ -52,56 +52,69 @@ pub async fn dashboard(
     let at = |day: NaiveDate| BsonDateTime::from_millis(tz.start_of_day(day).timestamp_millis());
     let (start, end) = (at(from), at(to + Duration::days(1)));
     let year_ago = at(to - Duration::days(365));
-    let completed = doc! {"status": "completed", "completedAt": {"$gte": start, "$lt": end}};
+    let [by_status, totals, scheduled_today, services, months, leads] =
+        dashboard_pipelines(start, end, year_ago, today);
     let (jobs_by_status, revenue, today, top_services, monthly_revenue, leads_by_source) = tokio::try_join!(
-        aggregate(
-            &jobs,
-            vec![
-                doc! {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
-                doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}},
-            ]
-        ),
-        aggregate(
-            &jobs,
-            vec![
-                doc! {"$match": completed.clone()},
-                doc! {"$group": {"_id": Bson::Null, "totalRevenue": {"$sum": "$actualRevenue"}, "count": {"$sum": 1}}},
-            ]
-        ),
-        aggregate(
-            &jobs,
-            vec![
-                doc! {"$match": {"scheduledDate": today.to_string()}},
-                doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}},
-            ]
-        ),
-        aggregate(
-            &jobs,
-            vec![
-                doc! {"$match": completed.clone()},
-                doc! {"$group": {"_id": "$serviceType", "count": {"$sum": 1}, "revenue": {"$sum": "$actualRevenue"}}},
-                doc! {"$sort": {"revenue": -1}},
-                doc! {"$limit": 5},
-            ]
-        ),
-        aggregate(
-            &jobs,
-            vec![
-                doc! {"$match": {"status": "completed", "completedAt": {"$gte": year_ago, "$lt": end}}},
-                doc! {"$group": {"_id": "$completedMonth", "revenue": {"$sum": "$actualRevenue"}, "count": {"$sum": 1}}},
-                doc! {"$sort": {"_id": 1}},
-            ]
-        ),
-        aggregate(
-            &customers,
-            vec![
-                doc! {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
-                doc! {"$group": {"_id": "$referralSource", "count": {"$sum": 1}}},
-            ]
-        ),
+        aggregate(&jobs, by_status),
+        aggregate(&jobs, totals),
+        aggregate(&jobs, scheduled_today),
+        aggregate(&jobs, services),
+        aggregate(&jobs, months),
+        aggregate(&customers, leads),
     )?;
-    // `$avg` is not available on FerretDB: the average is the sum over the count.
-    let revenue = match revenue.into_iter().next() {
+    Ok(Dashboard {
+        jobs_by_status,
+        revenue: with_average(revenue),
+        today,
+        top_services,
+        monthly_revenue,
+        leads_by_source,
+    })
+}
+
+/// The dashboard's pipelines in the order of [`Dashboard`]'s fields: the first five over
+/// `jobs`, the last over `customers`.
+fn dashboard_pipelines(
+    start: BsonDateTime,
+    end: BsonDateTime,
+    year_ago: BsonDateTime,
+    today: NaiveDate,
+) -> [Vec<Document>; 6] {
+    let completed = doc! {"status": "completed", "completedAt": {"$gte": start, "$lt": end}};
+    [
+        vec![
+            doc! {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
+            doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+        ],
+        vec![
+            doc! {"$match": completed.clone()},
+            doc! {"$group": {"_id": Bson::Null, "totalRevenue": {"$sum": "$actualRevenue"}, "count": {"$sum": 1}}},
+        ],
+        vec![
+            doc! {"$match": {"scheduledDate": today.to_string()}},
+            doc! {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+        ],
+        vec![
+            doc! {"$match": completed.clone()},
+            doc! {"$group": {"_id": "$serviceType", "count": {"$sum": 1}, "revenue": {"$sum": "$actualRevenue"}}},
+            doc! {"$sort": {"revenue": -1}},
+            doc! {"$limit": 5},
+        ],
+        vec![
+            doc! {"$match": {"status": "completed", "completedAt": {"$gte": year_ago, "$lt": end}}},
+            doc! {"$group": {"_id": "$completedMonth", "revenue": {"$sum": "$actualRevenue"}, "count": {"$sum": 1}}},
+            doc! {"$sort": {"_id": 1}},
+        ],
+        vec![
+            doc! {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
+            doc! {"$group": {"_id": "$referralSource", "count": {"$sum": 1}}},
+        ],
+    ]
+}
+
+/// `$avg` is not available on FerretDB: the average is the sum over the count.
+fn with_average(revenue: Vec<serde_json::Value>) -> serde_json::Value {
+    match revenue.into_iter().next() {
         Some(serde_json::Value::Object(mut totals)) => {
             let total = totals
                 .get("totalRevenue")
@@ -113,15 +126,7 @@ pub async fn dashboard(
             serde_json::Value::Object(totals)
         }
         _ => serde_json::json!({"totalRevenue": 0, "count": 0, "averageRevenue": 0}),
-    };
-    Ok(Dashboard {
-        jobs_by_status,
-        revenue,
-        today,
-        top_services,
-        monthly_revenue,
-        leads_by_source,
-    })
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -277,33 +277,45 @@ impl Generator {
                 ),
             );
             if role == Role::Crew {
-                let crew_id = CrewMemberId::from_uuid(rng.uuid());
-                let skills = ["packing", "driving", "piano moving", "assembly"]
-                    .iter()
-                    .filter(|_| rng.chance(0.5))
-                    .map(|s| Skill::parse(s).map_err(GenError::field))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.push(
-                    id,
-                    Command::Crew(
-                        crew_id,
-                        CrewMemberCommand::Register {
-                            crew_member_id: crew_id,
-                            name: name.clone(),
-                            skills,
-                            user_id: Some(id),
-                            registered_at: registered_at + Duration::minutes(5),
-                        },
-                    ),
-                );
-                self.crew.push(CrewInfo {
-                    id: crew_id,
-                    user: id,
-                    name: name.clone(),
-                });
+                self.crew_member(&mut rng, id, &name, registered_at + Duration::minutes(5))?;
             }
             self.users.push(Staff { id, name, role });
         }
+        Ok(())
+    }
+
+    /// The crew member record of crew user `user`.
+    fn crew_member(
+        &mut self,
+        rng: &mut Rng,
+        user: UserId,
+        name: &PersonName,
+        registered_at: DateTime<Utc>,
+    ) -> Result<(), GenError> {
+        let crew_id = CrewMemberId::from_uuid(rng.uuid());
+        let skills = ["packing", "driving", "piano moving", "assembly"]
+            .iter()
+            .filter(|_| rng.chance(0.5))
+            .map(|s| Skill::parse(s).map_err(GenError::field))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.push(
+            user,
+            Command::Crew(
+                crew_id,
+                CrewMemberCommand::Register {
+                    crew_member_id: crew_id,
+                    name: name.clone(),
+                    skills,
+                    user_id: Some(user),
+                    registered_at,
+                },
+            ),
+        );
+        self.crew.push(CrewInfo {
+            id: crew_id,
+            user,
+            name: name.clone(),
+        });
         Ok(())
     }
 
@@ -354,50 +366,63 @@ impl Generator {
             };
             self.push(actor, Command::Customer(customer_id, command));
             self.customers.push(customer_id);
+            self.customer_jobs(&mut rng, customer_id, actor, registered_on)?;
+        }
+        Ok(())
+    }
 
-            let job_count = match rng.unit() {
-                u if u < 0.15 => 0,
-                u if u < 0.65 => 1,
-                u if u < 0.82 => 2,
-                u if u < 0.91 => 3,
-                u if u < 0.98 => rng.between(4, 8),
-                _ => rng.between(15, 60),
-            };
-            let mut first_job_at: Option<DateTime<Utc>> = None;
-            let mut created_on = registered_on;
-            for _ in 0..job_count {
-                let created_at = self
-                    .at(created_on, rng.between(8, 18), rng.between(0, 59))
-                    .min(self.now - Duration::hours(1));
-                if first_job_at.is_none() {
-                    first_job_at = Some(created_at);
-                    self.push(
-                        actor,
-                        Command::Customer(
-                            customer_id,
-                            CustomerCommand::ChangeStatus {
-                                status: CustomerStatus::Active,
-                                changed_at: created_at,
-                            },
-                        ),
-                    );
-                }
-                self.job(&mut rng, customer_id, actor, created_at)?;
-                // Repeat business: the next job comes weeks or months later.
-                created_on = (created_on + Duration::days(rng.between(3, 90))).min(anchor);
-            }
-            if first_job_at.is_some() && rng.chance(0.04) {
+    /// The customer's jobs, the first of which makes the customer active; a few customers
+    /// with jobs become inactive at the end.
+    fn customer_jobs(
+        &mut self,
+        rng: &mut Rng,
+        customer_id: CustomerId,
+        actor: UserId,
+        registered_on: NaiveDate,
+    ) -> Result<(), GenError> {
+        let anchor = self.config.anchor;
+        let job_count = match rng.unit() {
+            u if u < 0.15 => 0,
+            u if u < 0.65 => 1,
+            u if u < 0.82 => 2,
+            u if u < 0.91 => 3,
+            u if u < 0.98 => rng.between(4, 8),
+            _ => rng.between(15, 60),
+        };
+        let mut first_job_at: Option<DateTime<Utc>> = None;
+        let mut created_on = registered_on;
+        for _ in 0..job_count {
+            let created_at = self
+                .at(created_on, rng.between(8, 18), rng.between(0, 59))
+                .min(self.now - Duration::hours(1));
+            if first_job_at.is_none() {
+                first_job_at = Some(created_at);
                 self.push(
                     actor,
                     Command::Customer(
                         customer_id,
                         CustomerCommand::ChangeStatus {
-                            status: CustomerStatus::Inactive,
-                            changed_at: self.now - Duration::hours(2),
+                            status: CustomerStatus::Active,
+                            changed_at: created_at,
                         },
                     ),
                 );
             }
+            self.job(rng, customer_id, actor, created_at)?;
+            // Repeat business: the next job comes weeks or months later.
+            created_on = (created_on + Duration::days(rng.between(3, 90))).min(anchor);
+        }
+        if first_job_at.is_some() && rng.chance(0.04) {
+            self.push(
+                actor,
+                Command::Customer(
+                    customer_id,
+                    CustomerCommand::ChangeStatus {
+                        status: CustomerStatus::Inactive,
+                        changed_at: self.now - Duration::hours(2),
+                    },
+                ),
+            );
         }
         Ok(())
     }
@@ -409,6 +434,31 @@ impl Generator {
         actor: UserId,
         created_at: DateTime<Utc>,
     ) -> Result<(), GenError> {
+        let (job_id, estimate) = self.create_job(rng, customer_id, actor, created_at)?;
+        let mut info = JobInfo {
+            id: job_id,
+            customer: customer_id,
+            open_future: false,
+            date: None,
+        };
+        if !rng.chance(0.08) {
+            let date = self.schedule_job(rng, job_id, actor, created_at)?;
+            info.date = Some(date);
+            info.open_future = self.end_job(rng, job_id, actor, date, estimate)?;
+        }
+        self.jobs.push(info);
+        Ok(())
+    }
+
+    /// Creates a job with a price estimate for its service type; returns its id and the
+    /// estimate.
+    fn create_job(
+        &mut self,
+        rng: &mut Rng,
+        customer_id: CustomerId,
+        actor: UserId,
+        created_at: DateTime<Utc>,
+    ) -> Result<(JobId, i64), GenError> {
         let job_id = JobId::from_uuid(rng.uuid());
         let service_weights = [0.45, 0.15, 0.15, 0.1, 0.12, 0.03];
         let service_type = ServiceType::ALL[rng.weighted(&service_weights)];
@@ -421,32 +471,37 @@ impl Generator {
             ServiceType::Other => 30_000,
         };
         let estimate = base + rng.between(-base / 4, base / 2);
-        let job = |command| Command::Job(job_id, command);
         self.push(
             actor,
-            job(JobCommand::Create {
+            Command::Job(
                 job_id,
-                customer_id,
-                service_type,
-                origin: people::address(rng)?,
-                destination: people::address(rng)?,
-                estimated_price: Money::parse(estimate, self.usd).map_err(GenError::field)?,
-                notes: rng
-                    .chance(0.3)
-                    .then(|| "Fragile items, handle with care".to_owned()),
-                created_at,
-            }),
+                JobCommand::Create {
+                    job_id,
+                    customer_id,
+                    service_type,
+                    origin: people::address(rng)?,
+                    destination: people::address(rng)?,
+                    estimated_price: Money::parse(estimate, self.usd).map_err(GenError::field)?,
+                    notes: rng
+                        .chance(0.3)
+                        .then(|| "Fragile items, handle with care".to_owned()),
+                    created_at,
+                },
+            ),
         );
-        let mut info = JobInfo {
-            id: job_id,
-            customer: customer_id,
-            open_future: false,
-            date: None,
-        };
-        if rng.chance(0.08) {
-            self.jobs.push(info);
-            return Ok(());
-        }
+        Ok((job_id, estimate))
+    }
+
+    /// Schedules the job, assigns its crew and sometimes reschedules it; returns the date
+    /// it ends up on.
+    fn schedule_job(
+        &mut self,
+        rng: &mut Rng,
+        job_id: JobId,
+        actor: UserId,
+        created_at: DateTime<Utc>,
+    ) -> Result<NaiveDate, GenError> {
+        let job = |command| Command::Job(job_id, command);
         let created_on = self.config.time_zone.local_date(created_at);
         let mut date = Self::weekday_date(rng, created_on, 2, 30);
         let window = Self::window(rng, self.config.time_zone)?;
@@ -487,18 +542,20 @@ impl Generator {
             );
             date = new_date;
         }
-        info.date = Some(date);
-        let cancel = |rng: &mut Rng, at| -> Result<JobCommand, GenError> {
-            Ok(JobCommand::Cancel {
-                reason: CancelReason::parse(if rng.chance(0.5) {
-                    "customer cancelled"
-                } else {
-                    "found another mover"
-                })
-                .map_err(GenError::field)?,
-                cancelled_at: at,
-            })
-        };
+        Ok(date)
+    }
+
+    /// Most jobs scheduled in the past were done, a few cancelled; a few ahead are
+    /// cancelled. Returns whether the job is still open and ahead.
+    fn end_job(
+        &mut self,
+        rng: &mut Rng,
+        job_id: JobId,
+        actor: UserId,
+        date: NaiveDate,
+        estimate: i64,
+    ) -> Result<bool, GenError> {
+        let job = |command| Command::Job(job_id, command);
         if date < self.config.anchor {
             let roll = rng.unit();
             if roll < 0.86 {
@@ -517,14 +574,14 @@ impl Generator {
                 let command = cancel(rng, at)?;
                 self.push(actor, job(command));
             }
+            Ok(false)
         } else if rng.chance(0.05) {
             let command = cancel(rng, self.now - Duration::minutes(30))?;
             self.push(actor, job(command));
+            Ok(false)
         } else {
-            info.open_future = true;
+            Ok(true)
         }
-        self.jobs.push(info);
-        Ok(())
     }
 
     fn window(rng: &mut Rng, zone: BusinessTimeZone) -> Result<TimeWindow, GenError> {
@@ -533,6 +590,18 @@ impl Generator {
         let time = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default();
         TimeWindow::parse(time(start), time(start + length), zone).map_err(GenError::field)
     }
+}
+
+fn cancel(rng: &mut Rng, at: DateTime<Utc>) -> Result<JobCommand, GenError> {
+    Ok(JobCommand::Cancel {
+        reason: CancelReason::parse(if rng.chance(0.5) {
+            "customer cancelled"
+        } else {
+            "found another mover"
+        })
+        .map_err(GenError::field)?,
+        cancelled_at: at,
+    })
 }
 
 #[cfg(test)]
