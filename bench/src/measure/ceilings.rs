@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bson::{doc, Document};
 use mongodb::options::IndexOptions;
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 /// The concurrency levels measured.
@@ -41,74 +41,59 @@ pub async fn measure(
 ) -> anyhow::Result<Vec<Ceiling>> {
     let db = client.database(database);
     db.drop().await.context("dropping the ceilings database")?;
-    let unique: Collection<Document> = db.collection("unique_inserts");
-    unique
-        .create_index(
-            IndexModel::builder()
-                .keys(doc! {"key": 1})
-                .options(IndexOptions::builder().unique(true).build())
-                .build(),
-        )
-        .await
-        .context("creating the unique index")?;
-    let finds: Collection<Document> = db.collection("indexed_finds");
-    finds
-        .create_index(IndexModel::builder().keys(doc! {"key": 1}).build())
-        .await
-        .context("creating the find index")?;
-    let docs: Vec<Document> = (0..FIND_DOCS).map(|n| filled(&format!("k{n}"))).collect();
-    for chunk in docs.chunks(BATCH) {
-        finds
-            .insert_many(chunk)
-            .await
-            .context("filling the find collection")?;
-    }
-    let bulk: Collection<Document> = db.collection("insert_many");
-
+    let collections = Collections::prepare(&db).await?;
     let mut levels = Vec::new();
     for clients in CLIENTS {
-        let unique_inserts = rate(clients, each, {
-            let unique = unique.clone();
-            move |task, n| {
-                let unique = unique.clone();
-                async move {
-                    let key = format!("c{clients}-t{task}-n{n}");
-                    unique.insert_one(filled(&key)).await.map(|_| 1)
-                }
-            }
+        levels.push(collections.measure_level(clients, each).await?);
+    }
+    db.drop().await.context("dropping the ceilings database")?;
+    Ok(levels)
+}
+
+/// One collection per operation.
+struct Collections {
+    unique: Collection<Document>,
+    finds: Collection<Document>,
+    bulk: Collection<Document>,
+}
+
+impl Collections {
+    /// Creates the indexes and fills the collection the finds read.
+    async fn prepare(db: &Database) -> anyhow::Result<Self> {
+        let unique: Collection<Document> = db.collection("unique_inserts");
+        unique
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"key": 1})
+                    .options(IndexOptions::builder().unique(true).build())
+                    .build(),
+            )
+            .await
+            .context("creating the unique index")?;
+        let finds: Collection<Document> = db.collection("indexed_finds");
+        finds
+            .create_index(IndexModel::builder().keys(doc! {"key": 1}).build())
+            .await
+            .context("creating the find index")?;
+        let docs: Vec<Document> = (0..FIND_DOCS).map(|n| filled(&format!("k{n}"))).collect();
+        for chunk in docs.chunks(BATCH) {
+            finds
+                .insert_many(chunk)
+                .await
+                .context("filling the find collection")?;
+        }
+        let bulk: Collection<Document> = db.collection("insert_many");
+        Ok(Collections {
+            unique,
+            finds,
+            bulk,
         })
-        .await
-        .context("unique inserts")?;
-        let indexed_finds = rate(clients, each, {
-            let finds = finds.clone();
-            move |task, n| {
-                let finds = finds.clone();
-                async move {
-                    // A spread of keys without a random-number crate: a multiplicative hash.
-                    let pick = (task as u64 * 7_919 + n * 104_729) % FIND_DOCS;
-                    finds
-                        .find_one(doc! {"key": format!("k{pick}")})
-                        .await
-                        .map(|found| u64::from(found.is_some()))
-                }
-            }
-        })
-        .await
-        .context("indexed finds")?;
-        let insert_many = rate(clients, each, {
-            let bulk = bulk.clone();
-            move |task, n| {
-                let bulk = bulk.clone();
-                async move {
-                    let batch: Vec<Document> = (0..BATCH)
-                        .map(|i| filled(&format!("c{clients}-t{task}-n{n}-{i}")))
-                        .collect();
-                    bulk.insert_many(batch).await.map(|_| BATCH as u64)
-                }
-            }
-        })
-        .await
-        .context("insert_many")?;
+    }
+
+    async fn measure_level(&self, clients: usize, each: Duration) -> anyhow::Result<Ceiling> {
+        let unique_inserts = self.unique_inserts(clients, each).await?;
+        let indexed_finds = self.indexed_finds(clients, each).await?;
+        let insert_many = self.insert_many(clients, each).await?;
         tracing::info!(
             clients,
             unique_inserts,
@@ -116,15 +101,58 @@ pub async fn measure(
             insert_many,
             "substrate ceilings"
         );
-        levels.push(Ceiling {
+        Ok(Ceiling {
             clients,
             unique_inserts_per_s: unique_inserts,
             indexed_finds_per_s: indexed_finds,
             insert_many_docs_per_s: insert_many,
-        });
+        })
     }
-    db.drop().await.context("dropping the ceilings database")?;
-    Ok(levels)
+
+    async fn unique_inserts(&self, clients: usize, each: Duration) -> anyhow::Result<f64> {
+        let unique = self.unique.clone();
+        rate(clients, each, move |task, n| {
+            let unique = unique.clone();
+            async move {
+                let key = format!("c{clients}-t{task}-n{n}");
+                unique.insert_one(filled(&key)).await.map(|_| 1)
+            }
+        })
+        .await
+        .context("unique inserts")
+    }
+
+    async fn indexed_finds(&self, clients: usize, each: Duration) -> anyhow::Result<f64> {
+        let finds = self.finds.clone();
+        rate(clients, each, move |task, n| {
+            let finds = finds.clone();
+            async move {
+                // A spread of keys without a random-number crate: a multiplicative hash.
+                let pick = (task as u64 * 7_919 + n * 104_729) % FIND_DOCS;
+                finds
+                    .find_one(doc! {"key": format!("k{pick}")})
+                    .await
+                    .map(|found| u64::from(found.is_some()))
+            }
+        })
+        .await
+        .context("indexed finds")
+    }
+
+    async fn insert_many(&self, clients: usize, each: Duration) -> anyhow::Result<f64> {
+        let bulk = self.bulk.clone();
+        rate(clients, each, move |task, n| {
+            let bulk = bulk.clone();
+            async move {
+                let batch: Vec<Document> = (0..BATCH)
+                    .map(|i| filled(&format!("c{clients}-t{task}-n{n}-{i}")))
+                    .collect();
+                bulk.insert_many(batch).await.map(|_| BATCH as u64)
+            }
+        })
+        .await
+        .context("insert_many")
+    }
 }
 
 fn filled(key: &str) -> Document {

@@ -95,12 +95,16 @@ pub async fn steady_lag(
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<Lag> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(LagErrors::default()));
+    let probe = Arc::new(LagProbe {
+        workload,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build()?,
+        query_url: query_url.to_owned(),
+        samples: Mutex::new(Vec::new()),
+        errors: Mutex::new(LagErrors::default()),
+    });
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -110,54 +114,20 @@ pub async fn steady_lag(
     while started.elapsed() < duration {
         ticker.tick().await;
         index += 1;
-        let (workload, client, samples, errors) = (
-            workload.clone(),
-            client.clone(),
-            samples.clone(),
-            errors.clone(),
-        );
-        let query_url = query_url.to_owned();
         let mix = if index.is_multiple_of(2) {
             CommandMix::Message
         } else {
             CommandMix::Scheduling
         };
-        tasks.push(tokio::spawn(async move {
-            let position = match workload.send(&client, mix, index).await {
-                Ok(outcome) => outcome.position,
-                Err(_) => {
-                    errors.lock().await.refused += 1;
-                    return;
-                }
-            };
-            let Some(position) = position else {
-                errors.lock().await.without_position += 1;
-                return;
-            };
-            let accepted = Instant::now();
-            let token = workload.reader_token();
-            let url = format!("{query_url}/v1/checkpoint?{MIN_POSITION_PARAM}={position}");
-            loop {
-                match client.get(&url).bearer_auth(token).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        samples.lock().await.push(accepted.elapsed());
-                        return;
-                    }
-                    _ if accepted.elapsed() > VISIBLE_WITHIN => {
-                        errors.lock().await.not_visible += 1;
-                        return;
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
-                }
-            }
-        }));
+        let probe = probe.clone();
+        tasks.push(tokio::spawn(async move { probe.measure(mix, index).await }));
     }
     let sent = started.elapsed();
     for task in tasks {
         let _ = task.await;
     }
-    let samples = std::mem::take(&mut *samples.lock().await);
-    let errors = *errors.lock().await;
+    let samples = std::mem::take(&mut *probe.samples.lock().await);
+    let errors = *probe.errors.lock().await;
     let failed = errors.refused + errors.without_position + errors.not_visible;
     let commands = samples.len() + failed;
     Ok(Lag {
@@ -166,6 +136,52 @@ pub async fn steady_lag(
         lag: Stats::from_samples(samples, failed, sent),
         causes: Some(errors),
     })
+}
+
+/// What the tasks of one lag measurement share: where to send and read, and what they found.
+struct LagProbe {
+    workload: Arc<Workload>,
+    client: reqwest::Client,
+    query_url: String,
+    samples: Mutex<Vec<Duration>>,
+    errors: Mutex<LagErrors>,
+}
+
+impl LagProbe {
+    /// Sends one command and records how long its position took to become visible, or why
+    /// there is no sample.
+    async fn measure(&self, mix: CommandMix, index: u64) {
+        let position = match self.workload.send(&self.client, mix, index).await {
+            Ok(outcome) => outcome.position,
+            Err(_) => {
+                self.errors.lock().await.refused += 1;
+                return;
+            }
+        };
+        let Some(position) = position else {
+            self.errors.lock().await.without_position += 1;
+            return;
+        };
+        let accepted = Instant::now();
+        let token = self.workload.reader_token();
+        let url = format!(
+            "{}/v1/checkpoint?{MIN_POSITION_PARAM}={position}",
+            self.query_url
+        );
+        loop {
+            match self.client.get(&url).bearer_auth(token).send().await {
+                Ok(r) if r.status().is_success() => {
+                    self.samples.lock().await.push(accepted.elapsed());
+                    return;
+                }
+                _ if accepted.elapsed() > VISIBLE_WITHIN => {
+                    self.errors.lock().await.not_visible += 1;
+                    return;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    }
 }
 
 /// How long an accepted command's position may take to become visible.

@@ -141,31 +141,8 @@ impl Workload {
     ) -> anyhow::Result<Outcome> {
         let mut rng = Rng::new(index);
         match mix {
-            CommandMix::Message => {
-                let thread = rng.pick(&self.threads);
-                let author = rng.pick(&thread.participants);
-                let token = self.tokens.get(author).context("author token")?;
-                let body = json!({"body": format!("Benchmark message {index}: on my way, ETA 15 minutes.")});
-                self.post(
-                    client,
-                    token,
-                    &format!("/v1/threads/{}/messages", thread.id),
-                    body,
-                )
-                .await
-            }
-            CommandMix::Scheduling => {
-                let job = rng.pick(&self.reschedulable);
-                let hour = rng.between(7, 12);
-                let body = json!({"date": rng.pick(&self.anchor_days), "window": {"start": format!("{hour:02}:00:00"), "end": format!("{:02}:00:00", hour + 4)}});
-                self.post(
-                    client,
-                    &self.admin_token,
-                    &format!("/v1/jobs/{job}/reschedule"),
-                    body,
-                )
-                .await
-            }
+            CommandMix::Message => self.post_message(client, &mut rng, index).await,
+            CommandMix::Scheduling => self.reschedule(client, &mut rng).await,
             CommandMix::NewCustomer => {
                 let n = self.unique();
                 let body = json!({"first_name": "Bench", "last_name": format!("Customer{n}"),
@@ -178,21 +155,47 @@ impl Workload {
                 .create_job(client, &mut rng)
                 .await
                 .map(|(outcome, _)| outcome),
-            CommandMix::Completion => {
-                let job = self.in_progress.lock().ok().and_then(|mut pool| pool.pop());
-                let Some(job) = job else {
-                    bail!("no started job left to complete")
-                };
-                let body = json!({"actual_revenue": {"amount_minor": 100_000 + rng.between(0, 50_000), "currency": "USD"}});
-                self.post(
-                    client,
-                    &self.admin_token,
-                    &format!("/v1/jobs/{job}/complete"),
-                    body,
-                )
-                .await
-            }
+            CommandMix::Completion => self.complete_job(client, &mut rng).await,
         }
+    }
+
+    /// A message by one of the thread's participants, as that participant.
+    async fn post_message(
+        &self,
+        client: &reqwest::Client,
+        rng: &mut Rng,
+        index: u64,
+    ) -> anyhow::Result<Outcome> {
+        let thread = rng.pick(&self.threads);
+        let author = rng.pick(&thread.participants);
+        let token = self.tokens.get(author).context("author token")?;
+        let body =
+            json!({"body": format!("Benchmark message {index}: on my way, ETA 15 minutes.")});
+        let path = format!("/v1/threads/{}/messages", thread.id);
+        self.post(client, token, &path, body).await
+    }
+
+    async fn reschedule(&self, client: &reqwest::Client, rng: &mut Rng) -> anyhow::Result<Outcome> {
+        let job = rng.pick(&self.reschedulable);
+        let hour = rng.between(7, 12);
+        let body = json!({"date": rng.pick(&self.anchor_days), "window": {"start": format!("{hour:02}:00:00"), "end": format!("{:02}:00:00", hour + 4)}});
+        let path = format!("/v1/jobs/{job}/reschedule");
+        self.post(client, &self.admin_token, &path, body).await
+    }
+
+    /// Completes one of the jobs [`Workload::prepare_completions`] started.
+    async fn complete_job(
+        &self,
+        client: &reqwest::Client,
+        rng: &mut Rng,
+    ) -> anyhow::Result<Outcome> {
+        let job = self.in_progress.lock().ok().and_then(|mut pool| pool.pop());
+        let Some(job) = job else {
+            bail!("no started job left to complete")
+        };
+        let body = json!({"actual_revenue": {"amount_minor": 100_000 + rng.between(0, 50_000), "currency": "USD"}});
+        let path = format!("/v1/jobs/{job}/complete");
+        self.post(client, &self.admin_token, &path, body).await
     }
 
     async fn create_job(
