@@ -82,6 +82,7 @@ fn imported(commit: &Commit) -> ImportedCommit {
             correlation_id: uuid::Uuid::from_u128(first_event ^ 1).to_string(),
             causation_id: None,
             actor: commit.actor.clone(),
+            traceparent: None,
         },
         append_id: uuid::Uuid::from_u128(first_event ^ 2),
         recorded_at: commit.occurred_at,

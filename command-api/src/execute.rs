@@ -484,6 +484,8 @@ fn append_request<A: Aggregate>(
             correlation_id: context.correlation_id.clone(),
             causation_id: context.idempotency.as_ref().map(|key| key.key.clone()),
             actor: context.caller.user_id.to_string(),
+            // The request's trace, continued by the projection of these events.
+            traceparent: platform::trace_context::current_traceparent(),
         },
         idempotency: context.idempotency.clone(),
         snapshot,

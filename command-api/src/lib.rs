@@ -210,7 +210,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         store: state.store.clone(),
         nats,
     };
-    let router = routes::router(state)
+    let registry = state.metrics.registry();
+    let router = platform::http::timed(routes::router(state), &registry, &config.edge)
         .layer(axum::middleware::from_fn_with_state(
             limits,
             platform::limits::limit_by_address,

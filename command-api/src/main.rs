@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    platform::telemetry::init(&config.telemetry);
+    let _telemetry = platform::telemetry::init(&config.telemetry, "command-api")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -8,6 +8,9 @@ use async_nats::HeaderMap;
 
 use crate::envelope::EventEnvelope;
 
+/// The W3C trace-context header an event's message carries when its command had a trace.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot connect to NATS: {0}")]
@@ -131,6 +134,11 @@ impl Bus {
         for envelope in envelopes {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", envelope.event_id.to_string().as_str());
+            // The command's trace travels with the message too, for consumers that read
+            // headers rather than the envelope (tracing-aware NATS tools, other services).
+            if let Some(traceparent) = envelope.traceparent.as_deref() {
+                headers.insert(TRACEPARENT_HEADER, traceparent);
+            }
             let payload = serde_json::to_vec(envelope)?;
             let ack = self
                 .jetstream

@@ -71,6 +71,10 @@ pub struct EventMetadata {
     pub causation_id: Option<String>,
     /// The acting user's id (a JWT subject), or a system actor such as `system:loader`.
     pub actor: String,
+    /// The W3C `traceparent` of the request that caused the events, so the projection of each
+    /// event continues the command's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An event as the domain hands it to the store, before it has a version or a position.
@@ -119,6 +123,9 @@ pub struct EventEnvelope {
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub actor: String,
+    /// The W3C `traceparent` of the command that recorded the event, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub payload: serde_json::Value,
 }
 
@@ -149,6 +156,7 @@ mod tests {
             correlation_id: "req-1".into(),
             causation_id: Some("cmd-1".into()),
             actor: "user-7".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             payload: serde_json::json!({"date": "2026-12-01", "window": {"start": "08:00", "end": "12:00"}, "n": 9007199254740993u64}),
         }
     }

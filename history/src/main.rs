@@ -8,7 +8,13 @@ use history::HistoryError;
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    platform::telemetry::init(&cli.telemetry);
+    let telemetry = match platform::telemetry::init(&cli.telemetry, "history") {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("history: {error}");
+            std::process::exit(2);
+        }
+    };
     let shutdown = platform::shutdown::on_signals();
     let result = tokio::select! {
         result = run(cli) => result,
@@ -22,5 +28,7 @@ async fn main() {
             error.exit_code()
         }
     };
+    // Exiting skips destructors: send the buffered spans first.
+    drop(telemetry);
     std::process::exit(code);
 }

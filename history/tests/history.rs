@@ -83,6 +83,7 @@ async fn append<E: DomainEvent>(
             correlation_id: format!("corr-{expected}"),
             causation_id: Some("cmd-1".into()),
             actor: "user-7".into(),
+            traceparent: None,
         },
         idempotency: None,
         snapshot: None,

@@ -75,7 +75,10 @@ impl ConnectionArgs {
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
+    /// JSON when standard error is not a terminal (a container, a log shipper), human
+    /// otherwise.
     #[default]
+    Auto,
     Human,
     Json,
 }
@@ -83,11 +86,26 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {
     /// Log format.
-    #[arg(long, env = "SIMPLEPRO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, env = "SIMPLEPRO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (e.g.
+    /// `http://otel-collector:4318`); spans are sent to `<url>/v1/traces`. Unset: no export
+    /// (trace ids are still made and propagated).
+    #[arg(long, env = "SIMPLEPRO_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetryArgs {
+    fn default() -> Self {
+        TelemetryArgs {
+            log_format: LogFormat::Auto,
+            log_filter: "info".into(),
+            otlp_endpoint: None,
+        }
+    }
 }
 
 /// A secret that never shows in logs or debug output.

@@ -88,6 +88,16 @@ pub struct EdgeArgs {
     /// Largest request head (line and headers) in bytes, at least 8192; larger gets 431.
     #[arg(long, env = "SIMPLEPRO_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
+    /// Times, counts and traces every request (latency histograms, request ids, spans).
+    /// `false` only to measure what that costs (the benchmark does); nothing else needs it
+    /// off.
+    #[arg(
+        long,
+        env = "SIMPLEPRO_REQUEST_TELEMETRY",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub request_telemetry: bool,
 }
 
 impl EdgeArgs {
@@ -131,7 +141,27 @@ pub fn edge(router: Router, args: &EdgeArgs) -> Router {
     } else {
         router.layer(cors(&args.cors_origins))
     };
-    traced(router)
+    if args.request_telemetry {
+        traced(router)
+    } else {
+        router
+    }
+}
+
+/// `router` with each request's latency recorded in `registry` (unless request telemetry is
+/// off); layer it on the routes themselves, so the matched route template is known.
+pub fn timed<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    registry: &Arc<crate::metrics::MetricsRegistry>,
+    args: &EdgeArgs,
+) -> Router<S> {
+    if !args.request_telemetry {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        registry.clone(),
+        crate::metrics::time_request,
+    ))
 }
 
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
@@ -152,6 +182,7 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
             header::IF_NONE_MATCH,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static(crate::trace_context::TRACEPARENT),
             HeaderName::from_static(crate::consistency::MIN_POSITION_HEADER),
         ])
         .expose_headers([
@@ -188,7 +219,8 @@ async fn answer_within(
 
 /// Request ids and a span per request, outermost on a service's router: an incoming
 /// `x-request-id` is kept (a UUID is made otherwise), returned on every response, and is a
-/// field of the request's span, so every log line written while serving it names it.
+/// field of the request's span, so every log line written while serving it names it. An
+/// incoming W3C `traceparent` makes the span a child of the caller's trace.
 pub fn traced(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -203,13 +235,16 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     // The path only: a query string may hold search text.
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         request_id,
         correlation_id = tracing::field::Empty,
-    )
+    );
+    // A caller's `traceparent` makes this request part of its trace.
+    crate::trace_context::continue_from_headers(&span, request.headers());
+    span
 }
 
 /// Middleware running the rest of a request in a task of its own. A client that hangs up makes
@@ -382,6 +417,7 @@ mod tests {
             cors_origins: vec![HeaderValue::from_static("https://ops.example.com")],
             header_read_timeout_ms: 10_000,
             max_header_bytes: 32 * 1024,
+            request_telemetry: true,
         };
         let app = edge(
             Router::new().route("/", get(|| async { "ok" })).route(

@@ -3,7 +3,9 @@
 //! - [`config`]: connection settings from flags and environment, with local defaults.
 //! - [`consistency`]: the names of the consistency token (`X-Position`, `min_position`,
 //!   `X-Min-Position`) both APIs use.
-//! - [`telemetry`]: `tracing` output, human-readable or JSON.
+//! - [`telemetry`]: `tracing` output, human-readable or JSON, and spans as OpenTelemetry spans
+//!   (exported over OTLP when configured).
+//! - [`trace_context`]: the W3C `traceparent` in and out of spans, across services.
 //! - [`metrics`]: a Prometheus registry per service, `/metrics` and request latencies.
 //! - [`shutdown`]: one signal (SIGTERM or Ctrl-C) shared by every task of a process.
 //! - [`http`]: the edge layers every API router gets; `/healthz` and `/readyz`.
@@ -31,3 +33,4 @@ pub mod serve;
 pub mod shutdown;
 pub mod stored;
 pub mod telemetry;
+pub mod trace_context;

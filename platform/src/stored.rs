@@ -45,6 +45,7 @@ mod tests {
             correlation_id: "c".into(),
             causation_id: None,
             actor: "u".into(),
+            traceparent: None,
             payload,
         }
     }

@@ -66,6 +66,10 @@ pub struct RebuildArgs {
     /// 45 s.
     #[arg(long, default_value_t = 1_000_000)]
     pub flush_docs: usize,
+    /// Serves the rebuild's `/metrics` (its progress among them) on this address while it
+    /// runs, e.g. `127.0.0.1:9464`.
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Knobs with defaults that suit both FerretDB and MongoDB.

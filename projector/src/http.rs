@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,10 +19,7 @@ pub(crate) fn router(readiness: Readiness, metrics: Arc<Metrics>) -> Router {
 }
 
 async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.to_prometheus(),
-    )
+    metrics.registry().response()
 }
 
 async fn checkpoint(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

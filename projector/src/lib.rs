@@ -188,7 +188,7 @@ fn shared(
 /// the batch in hand, acknowledges it and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let connections = connect(&config).await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Metrics::new(platform::metrics::MetricsRegistry::new("projector"));
     let router = http::router(
         Readiness {
             store: connections.store.clone(),
@@ -244,12 +244,22 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
     let mut seen = std::collections::HashSet::new();
     models.retain(|model| seen.insert(*model));
     let connections = connect(config).await?;
+    let metrics = Metrics::new(platform::metrics::MetricsRegistry::new("projector-rebuild"));
+    let (stop_metrics, metrics_stopped) = platform::shutdown::channel();
+    if let Some(address) = args.metrics_listen {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address} for the rebuild's metrics"))?;
+        let routes = metrics.registry().routes();
+        tokio::spawn(platform::http::serve(
+            listener,
+            routes,
+            metrics_stopped,
+            Duration::from_secs(1),
+        ));
+    }
     let rebuilder = rebuild::Rebuilder {
-        shared: shared(
-            &connections.db,
-            Arc::new(Metrics::default()),
-            &config.tuning,
-        ),
+        shared: shared(&connections.db, metrics, &config.tuning),
         store: connections.store,
         bus: connections.bus,
         bus_replay_min: config.tuning.bus_replay_min,
@@ -272,5 +282,6 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
     if let Err(error) = connections.nats.flush().await {
         tracing::debug!(%error, "final NATS flush failed");
     }
+    stop_metrics.trigger();
     Ok(reports)
 }

@@ -11,6 +11,7 @@ use events::{Bus, EventEnvelope, EventStore};
 use platform::shutdown::Shutdown;
 use read_models::{Model, ProjectionContext};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::Tuning;
 use crate::consumer::{self, Delivery};
@@ -36,6 +37,11 @@ pub(crate) struct Live {
     unflushed_since: Option<Instant>,
     /// Time spent applying the events not yet flushed.
     unflushed_apply: Duration,
+    /// One span per event in hand that came with its command's trace: a child of that trace,
+    /// open from the event's delivery until the flush that makes it visible has announced it.
+    event_spans: Vec<tracing::Span>,
+    /// When the live deliveries in hand were recorded, for the visibility lag.
+    unflushed_recorded: Vec<chrono::DateTime<chrono::Utc>>,
     tail: u64,
     /// JetStream's copy of the log, for long catch-ups; set when [`Live::run`] starts.
     bus: Option<Bus>,
@@ -65,6 +71,8 @@ impl Live {
             unacked: Vec::new(),
             unflushed_since: None,
             unflushed_apply: Duration::ZERO,
+            event_spans: Vec::new(),
+            unflushed_recorded: Vec::new(),
             tail: 0,
             bus: None,
         }
@@ -130,7 +138,10 @@ impl Live {
                 },
             };
             match received {
-                Ok(deliveries) => self.offer(deliveries).await,
+                Ok(deliveries) => {
+                    let span = tracing::info_span!("consume", messages = deliveries.len());
+                    self.offer(deliveries).instrument(span).await
+                }
                 Err(error) => {
                     tracing::warn!(%error, "JetStream message stream broke; re-creating it");
                     messages = None;
@@ -283,6 +294,10 @@ impl Live {
                 });
             }
         }
+        self.event_spans
+            .extend(events.iter().filter_map(event_span));
+        self.unflushed_recorded
+            .extend(events.iter().map(|event| event.recorded_at));
         let prepared = projection::prepare(&self.codec, events);
         self.apply_and_flush(prepared.into()).await
     }
@@ -309,6 +324,9 @@ impl Live {
             .with_bus(bus.as_ref(), self.tuning.bus_replay_min);
         while let Some(chunk) = reader.next().await {
             let prepared = projection::prepare(&self.codec, chunk?);
+            if let Some(reached) = prepared.last().and_then(|p| p.event.position) {
+                self.shared.metrics.replay_progress(reached, target);
+            }
             self.apply(prepared.into()).await?;
             if self.dirty_docs() >= self.tuning.catch_up_docs {
                 self.flush().await?;
@@ -316,6 +334,7 @@ impl Live {
         }
         // Counted before the last flush, which makes the catch-up visible.
         self.shared.metrics.replayed(reader.read());
+        self.shared.metrics.replay_progress(0, 0);
         self.flush().await?;
         Ok(self.min_applied())
     }
@@ -333,9 +352,14 @@ impl Live {
         }
         let started = Instant::now();
         self.unflushed_since.get_or_insert(started);
-        projection::apply_all(&mut self.models, &self.shared, &prepared).await?;
-        self.unflushed_apply += started.elapsed();
-        self.shared.metrics.applied(prepared.len());
+        let span = tracing::info_span!("apply", events = prepared.len());
+        projection::apply_all(&mut self.models, &self.shared, &prepared)
+            .instrument(span)
+            .await?;
+        let took = started.elapsed();
+        self.unflushed_apply += took;
+        let newest = prepared.last().map(|p| p.event.recorded_at);
+        self.shared.metrics.applied(prepared.len(), took, newest);
         Ok(())
     }
 
@@ -350,6 +374,26 @@ impl Live {
         let Some(started) = self.unflushed_since.take() else {
             return Ok(());
         };
+        let span = tracing::info_span!(
+            "flush",
+            docs = tracing::field::Empty,
+            position = tracing::field::Empty
+        );
+        let traced = std::mem::take(&mut self.event_spans);
+        let result = self
+            .write_and_announce(started, &traced)
+            .instrument(span)
+            .await;
+        // The events' spans end here: each one lasted from delivery to visible.
+        drop(traced);
+        result
+    }
+
+    async fn write_and_announce(
+        &mut self,
+        started: Instant,
+        traced: &[tracing::Span],
+    ) -> Result<(), ProjectError> {
         let applied_ms = std::mem::take(&mut self.unflushed_apply).as_millis() as u64;
         let written = Instant::now();
         let shared = &self.shared;
@@ -373,9 +417,28 @@ impl Live {
         self.shared
             .metrics
             .flushed(changed.len(), started.elapsed());
+        self.shared
+            .metrics
+            .visible(&std::mem::take(&mut self.unflushed_recorded));
         self.report_models();
         let position = self.min_applied();
-        notify::publish(&self.nats, &self.changes_subject, position, &changed, false).await;
+        let span = tracing::Span::current();
+        span.record("docs", changed.len());
+        span.record("position", position);
+        let traceparents: Vec<String> = traced
+            .iter()
+            .filter_map(platform::trace_context::traceparent_of)
+            .take(notify::TRACES_PER_NOTICE)
+            .collect();
+        notify::publish(
+            &self.nats,
+            &self.changes_subject,
+            position,
+            &changed,
+            false,
+            &traceparents,
+        )
+        .await;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unacked)
             .into_iter()
             .partition(|(p, _)| *p <= position);
@@ -449,6 +512,8 @@ impl Live {
         }
         self.models = models;
         self.unflushed_since = None;
+        self.event_spans.clear();
+        self.unflushed_recorded.clear();
         self.unflushed_apply = Duration::ZERO;
         self.report_models();
         let lowest = self.min_applied();
@@ -485,6 +550,19 @@ impl Live {
             );
         }
     }
+}
+
+/// The span of one event's projection, continuing the trace of the command that recorded it.
+fn event_span(event: &EventEnvelope) -> Option<tracing::Span> {
+    let traceparent = event.traceparent.as_deref()?;
+    let span = tracing::info_span!(
+        "project_event",
+        position = event.position,
+        event_type = %event.event_type,
+        event_id = %event.event_id,
+    );
+    platform::trace_context::continue_trace(&span, traceparent);
+    Some(span)
 }
 
 /// Acknowledges deliveries whose event was applied from the event store instead: each one is a

@@ -5,7 +5,7 @@ use projector::{Command, Config};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    platform::telemetry::init(&config.telemetry);
+    let _telemetry = platform::telemetry::init(&config.telemetry, "projector")?;
     match &config.command {
         Some(Command::Rebuild(args)) => {
             let reports = projector::rebuild(&config, args).await?;

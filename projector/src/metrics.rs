@@ -1,14 +1,20 @@
-//! What the projector reports on `/metrics` and `/v1/checkpoint`.
+//! What the projector reports on `/metrics` and `/v1/checkpoint`, through the service's
+//! `platform::metrics` registry.
+//!
+//! The projection loop counts into plain atomics and records histograms through handles
+//! registered once; counters and gauges are handed to the registry when `/metrics` is
+//! rendered.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use metrics::{Counter, Histogram};
+use platform::metrics::MetricsRegistry;
 use serde::Serialize;
 
-#[derive(Debug, Default)]
 pub struct Metrics {
     events_applied: AtomicU64,
     duplicates_skipped: AtomicU64,
@@ -20,12 +26,115 @@ pub struct Metrics {
     invalid_messages: AtomicU64,
     batch_failures: AtomicU64,
     flushes: AtomicU64,
-    flush_micros_total: AtomicU64,
-    flush_micros_last: AtomicU64,
     docs_written: AtomicU64,
     store_tail: AtomicU64,
+    /// When the newest applied event was recorded (ms since the epoch; 0 before any).
+    last_applied_recorded_ms: AtomicI64,
+    /// A replay (catch-up or rebuild) in progress: the position it reached and its target.
+    replay_position: AtomicU64,
+    replay_target: AtomicU64,
     models: RwLock<BTreeMap<String, ModelStatus>>,
+    histograms: Histograms,
+    applied_by_model: BTreeMap<&'static str, Counter>,
+    registry: Arc<MetricsRegistry>,
 }
+
+struct Histograms {
+    flush_duration: Histogram,
+    flush_docs: Histogram,
+    apply_duration: Histogram,
+    visible_lag: Histogram,
+}
+
+/// Counter names with their help, in the order of [`Metrics::counter_values`].
+const COUNTERS: [(&str, &str); 11] = [
+    (
+        "simplepro_projector_events_applied_total",
+        "Events applied to every live read model.",
+    ),
+    (
+        "simplepro_projector_duplicates_skipped_total",
+        "Deliveries skipped because their position was already applied.",
+    ),
+    (
+        "simplepro_projector_gap_fills_total",
+        "Missing ranges read from the event store instead of JetStream.",
+    ),
+    (
+        "simplepro_projector_gap_fill_events_total",
+        "Events read from the event store to fill gaps.",
+    ),
+    (
+        "simplepro_projector_replayed_from_bus_total",
+        "Events of catch-ups read from JetStream's copy of the log.",
+    ),
+    (
+        "simplepro_projector_replayed_from_store_total",
+        "Events of catch-ups read from the event store.",
+    ),
+    (
+        "simplepro_projector_dead_letters_total",
+        "Events a model could not apply, written to the dead letters.",
+    ),
+    (
+        "simplepro_projector_invalid_messages_total",
+        "JetStream messages that were not events of the store, acknowledged and dropped.",
+    ),
+    (
+        "simplepro_projector_batch_failures_total",
+        "Batches that failed and made the projector reload from its checkpoints.",
+    ),
+    (
+        "simplepro_projector_flushes_total",
+        "Flushes of changed documents and checkpoints.",
+    ),
+    (
+        "simplepro_projector_docs_written_total",
+        "Read-model documents written.",
+    ),
+];
+
+const APPLIED_BY_MODEL: &str = "simplepro_projector_model_events_applied_total";
+const FLUSH_DURATION: &str = "simplepro_projector_flush_duration_seconds";
+const FLUSH_DOCS: &str = "simplepro_projector_flush_docs_size";
+const APPLY_DURATION: &str = "simplepro_projector_apply_duration_seconds";
+const VISIBLE_LAG: &str = "simplepro_projector_visible_lag_seconds";
+
+/// Gauge names with their help.
+const GAUGES: [(&str, &str); 8] = [
+    (
+        "simplepro_projector_store_tail",
+        "Last position of the event store the projector knows of.",
+    ),
+    (
+        "simplepro_projector_checkpoint",
+        "Position every live read model has reached.",
+    ),
+    (
+        "simplepro_projector_lag_events",
+        "Events in the store not yet applied to every live model.",
+    ),
+    (
+        "simplepro_projector_lag_seconds",
+        "Age of the newest applied event while events remain to apply; 0 when caught up.",
+    ),
+    (
+        "simplepro_projector_model_checkpoint",
+        "Position each live read model has persisted, by model and generation.",
+    ),
+    (
+        "simplepro_projector_model_lag_events",
+        "Events in the store not yet applied to the model.",
+    ),
+    (
+        "simplepro_projector_replay_position",
+        "Position a catch-up or rebuild in progress has reached (0 when none runs).",
+    ),
+    (
+        "simplepro_projector_replay_remaining_events",
+        "Events a catch-up or rebuild in progress has still to read (0 when none runs).",
+    ),
+];
 
 /// One model's live generation and checkpoint.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -44,8 +153,174 @@ pub struct CheckpointView {
 }
 
 impl Metrics {
-    pub(crate) fn applied(&self, events: usize) {
+    /// The projector's series, registered in `registry` (which serves `/metrics`).
+    pub fn new(registry: Arc<MetricsRegistry>) -> Arc<Self> {
+        let (histograms, applied_by_model) = registry.register(|| {
+            for (name, help) in COUNTERS {
+                metrics::describe_counter!(name, help);
+            }
+            for (name, help) in GAUGES {
+                metrics::describe_gauge!(name, help);
+            }
+            metrics::describe_counter!(APPLIED_BY_MODEL, "Events applied, by read model.");
+            metrics::describe_histogram!(
+                FLUSH_DURATION,
+                metrics::Unit::Seconds,
+                "Time from the first event applied after a flush to the end of the next flush."
+            );
+            metrics::describe_histogram!(FLUSH_DOCS, "Documents written per flush.");
+            metrics::describe_histogram!(
+                APPLY_DURATION,
+                metrics::Unit::Seconds,
+                "Time to apply one batch of events to every live model, in memory."
+            );
+            metrics::describe_histogram!(
+                VISIBLE_LAG,
+                metrics::Unit::Seconds,
+                "Time from an event's recording to the flush that made it readable (live deliveries)."
+            );
+            let histograms = Histograms {
+                flush_duration: metrics::histogram!(FLUSH_DURATION),
+                flush_docs: metrics::histogram!(FLUSH_DOCS),
+                apply_duration: metrics::histogram!(APPLY_DURATION),
+                visible_lag: metrics::histogram!(VISIBLE_LAG),
+            };
+            let applied_by_model: BTreeMap<&'static str, Counter> = read_models::Model::ALL
+                .iter()
+                .map(|model| {
+                    let name = model.as_str();
+                    (name, metrics::counter!(APPLIED_BY_MODEL, "model" => name))
+                })
+                .collect();
+            (histograms, applied_by_model)
+        });
+        let zero = || AtomicU64::new(0);
+        let metrics = Arc::new(Metrics {
+            events_applied: zero(),
+            duplicates_skipped: zero(),
+            gap_fills: zero(),
+            gap_fill_events: zero(),
+            replayed_from_bus: zero(),
+            replayed_from_store: zero(),
+            dead_letters: zero(),
+            invalid_messages: zero(),
+            batch_failures: zero(),
+            flushes: zero(),
+            docs_written: zero(),
+            store_tail: zero(),
+            last_applied_recorded_ms: AtomicI64::new(0),
+            replay_position: zero(),
+            replay_target: zero(),
+            models: RwLock::new(BTreeMap::new()),
+            histograms,
+            applied_by_model,
+            registry,
+        });
+        let collected = Arc::downgrade(&metrics);
+        metrics.registry.on_render(move || {
+            if let Some(metrics) = collected.upgrade() {
+                metrics.collect();
+            }
+        });
+        metrics
+    }
+
+    /// The registry these series live in.
+    pub fn registry(&self) -> &Arc<MetricsRegistry> {
+        &self.registry
+    }
+
+    /// The Prometheus text of every series of the service.
+    pub fn render(&self) -> String {
+        self.registry.render()
+    }
+
+    /// Sets the counters and gauges from the atomics (runs inside the registry).
+    fn collect(&self) {
+        for ((name, _), value) in COUNTERS.iter().zip(self.counter_values()) {
+            metrics::counter!(*name).absolute(value);
+        }
+        let view = self.checkpoint();
+        metrics::gauge!("simplepro_projector_store_tail").set(view.store_tail as f64);
+        metrics::gauge!("simplepro_projector_checkpoint").set(view.position as f64);
+        let behind = view.store_tail.saturating_sub(view.position);
+        metrics::gauge!("simplepro_projector_lag_events").set(behind as f64);
+        metrics::gauge!("simplepro_projector_lag_seconds").set(self.lag_seconds(behind));
+        for (model, status) in &view.models {
+            metrics::gauge!(
+                "simplepro_projector_model_checkpoint",
+                "model" => model.clone(),
+                "generation" => status.generation.to_string()
+            )
+            .set(status.position as f64);
+            metrics::gauge!("simplepro_projector_model_lag_events", "model" => model.clone())
+                .set(view.store_tail.saturating_sub(status.position) as f64);
+        }
+        let (reached, target) = (
+            self.replay_position.load(Ordering::Relaxed),
+            self.replay_target.load(Ordering::Relaxed),
+        );
+        metrics::gauge!("simplepro_projector_replay_position").set(reached as f64);
+        metrics::gauge!("simplepro_projector_replay_remaining_events")
+            .set(target.saturating_sub(reached) as f64);
+    }
+
+    fn counter_values(&self) -> [u64; 11] {
+        [
+            &self.events_applied,
+            &self.duplicates_skipped,
+            &self.gap_fills,
+            &self.gap_fill_events,
+            &self.replayed_from_bus,
+            &self.replayed_from_store,
+            &self.dead_letters,
+            &self.invalid_messages,
+            &self.batch_failures,
+            &self.flushes,
+            &self.docs_written,
+        ]
+        .map(|counter| counter.load(Ordering::Relaxed))
+    }
+
+    /// How old the newest applied event is while `behind` events remain to apply.
+    fn lag_seconds(&self, behind: u64) -> f64 {
+        let recorded = self.last_applied_recorded_ms.load(Ordering::Relaxed);
+        if behind == 0 || recorded == 0 {
+            return 0.0;
+        }
+        (Utc::now().timestamp_millis() - recorded).max(0) as f64 / 1000.0
+    }
+
+    /// `events` applied to every live model in `took`; the newest was recorded at `newest`.
+    pub(crate) fn applied(&self, events: usize, took: Duration, newest: Option<DateTime<Utc>>) {
         add(&self.events_applied, events as u64);
+        self.histograms.apply_duration.record(took.as_secs_f64());
+        if let Some(recorded) = newest {
+            self.last_applied_recorded_ms
+                .fetch_max(recorded.timestamp_millis(), Ordering::Relaxed);
+        }
+    }
+
+    /// `events` applied to `model` (a model behind the others applies more of a catch-up).
+    pub(crate) fn applied_to(&self, model: &str, events: u64) {
+        if let Some(counter) = self.applied_by_model.get(model) {
+            counter.increment(events);
+        }
+    }
+
+    /// Events made readable by a flush, as their recording times.
+    pub(crate) fn visible(&self, recorded: &[DateTime<Utc>]) {
+        let now = Utc::now();
+        for at in recorded {
+            let lag = (now - *at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            self.histograms.visible_lag.record(lag);
+        }
+    }
+
+    /// A replay is under way: it has reached `position` of `target` (both 0 when it ends).
+    pub(crate) fn replay_progress(&self, position: u64, target: u64) {
+        self.replay_position.store(position, Ordering::Relaxed);
+        self.replay_target.store(target, Ordering::Relaxed);
     }
 
     pub(crate) fn duplicate(&self) {
@@ -76,11 +351,10 @@ impl Metrics {
     }
 
     pub(crate) fn flushed(&self, docs: usize, took: Duration) {
-        let micros = took.as_micros().min(u64::MAX as u128) as u64;
         add(&self.flushes, 1);
-        add(&self.flush_micros_total, micros);
-        self.flush_micros_last.store(micros, Ordering::Relaxed);
         add(&self.docs_written, docs as u64);
+        self.histograms.flush_duration.record(took.as_secs_f64());
+        self.histograms.flush_docs.record(docs as f64);
     }
 
     pub(crate) fn set_store_tail(&self, tail: u64) {
@@ -114,85 +388,6 @@ impl Metrics {
             models,
         }
     }
-
-    /// Prometheus text exposition.
-    pub fn to_prometheus(&self) -> String {
-        let view = self.checkpoint();
-        let mut out = String::new();
-        let counters = [
-            (
-                "simplepro_projector_events_applied_total",
-                &self.events_applied,
-            ),
-            (
-                "simplepro_projector_duplicates_skipped_total",
-                &self.duplicates_skipped,
-            ),
-            ("simplepro_projector_gap_fills_total", &self.gap_fills),
-            (
-                "simplepro_projector_gap_fill_events_total",
-                &self.gap_fill_events,
-            ),
-            (
-                "simplepro_projector_replayed_from_bus_total",
-                &self.replayed_from_bus,
-            ),
-            (
-                "simplepro_projector_replayed_from_store_total",
-                &self.replayed_from_store,
-            ),
-            ("simplepro_projector_dead_letters_total", &self.dead_letters),
-            (
-                "simplepro_projector_invalid_messages_total",
-                &self.invalid_messages,
-            ),
-            (
-                "simplepro_projector_batch_failures_total",
-                &self.batch_failures,
-            ),
-            ("simplepro_projector_flushes_total", &self.flushes),
-            ("simplepro_projector_docs_written_total", &self.docs_written),
-        ];
-        for (name, value) in counters {
-            let _ = writeln!(
-                out,
-                "# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        let total = self.flush_micros_total.load(Ordering::Relaxed) as f64 / 1e6;
-        let last = self.flush_micros_last.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "# TYPE simplepro_projector_flush_seconds_total counter\n\
-             simplepro_projector_flush_seconds_total {total}\n\
-             # TYPE simplepro_projector_last_flush_seconds gauge\n\
-             simplepro_projector_last_flush_seconds {last}"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE simplepro_projector_store_tail gauge\nsimplepro_projector_store_tail {}\n\
-             # TYPE simplepro_projector_checkpoint gauge\nsimplepro_projector_checkpoint {}",
-            view.store_tail, view.position
-        );
-        let _ = writeln!(out, "# TYPE simplepro_projector_model_checkpoint gauge");
-        for (model, status) in &view.models {
-            let _ = writeln!(
-                out,
-                "simplepro_projector_model_checkpoint{{model=\"{model}\",generation=\"{}\"}} {}",
-                status.generation, status.position
-            );
-        }
-        let _ = writeln!(out, "# TYPE simplepro_projector_model_lag gauge");
-        for (model, status) in &view.models {
-            let _ = writeln!(
-                out,
-                "simplepro_projector_model_lag{{model=\"{model}\"}} {}",
-                view.store_tail.saturating_sub(status.position)
-            );
-        }
-        out
-    }
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -205,7 +400,7 @@ mod tests {
 
     #[test]
     fn the_checkpoint_is_the_lowest_model_position_and_lag_is_measured_from_the_tail() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(MetricsRegistry::new("projector"));
         metrics.set_model(
             "calendar",
             ModelStatus {
@@ -222,10 +417,34 @@ mod tests {
         );
         metrics.set_store_tail(55);
         assert_eq!(metrics.checkpoint().position, 40);
-        let text = metrics.to_prometheus();
-        assert!(text.contains("simplepro_projector_model_lag{model=\"calendar\"} 15"));
-        assert!(text.contains(
-            "simplepro_projector_model_checkpoint{model=\"calendar\",generation=\"2\"} 40"
-        ));
+        let text = metrics.render();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("Prometheus text");
+        let gauge = |name: &str, label: (&str, &str)| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        assert_eq!(
+            gauge(
+                "simplepro_projector_model_lag_events",
+                ("model", "calendar")
+            ),
+            Some(15.0)
+        );
+        assert_eq!(
+            gauge("simplepro_projector_model_checkpoint", ("generation", "2")),
+            Some(40.0)
+        );
+        assert_eq!(
+            gauge("simplepro_projector_lag_events", ("service", "projector")),
+            Some(15.0)
+        );
+        assert!(text.contains("# HELP simplepro_projector_lag_seconds "));
     }
 }

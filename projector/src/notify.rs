@@ -18,7 +18,15 @@ struct ChangeNotice<'a> {
     position: u64,
     docs: &'a [ChangedDoc],
     registry: bool,
+    /// The traces of the commands whose events the flush made visible (at most
+    /// [`TRACES_PER_NOTICE`]), so the readers' invalidation joins them.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    traceparents: &'a [String],
 }
+
+/// Traces named per notice: enough to follow any command of a live batch, bounded for a
+/// catch-up that flushes thousands of events at once.
+pub(crate) const TRACES_PER_NOTICE: usize = 64;
 
 /// Publishes the changed documents and the new checkpoint. Failures are logged only: the
 /// readers' checkpoint polling is the safety net for lost notices.
@@ -28,6 +36,7 @@ pub(crate) async fn publish(
     position: u64,
     docs: &[ChangedDoc],
     registry: bool,
+    traceparents: &[String],
 ) {
     let mut chunks: Vec<&[ChangedDoc]> = docs.chunks(DOCS_PER_NOTICE).collect();
     if chunks.is_empty() {
@@ -38,6 +47,7 @@ pub(crate) async fn publish(
             position,
             docs: chunk,
             registry,
+            traceparents: &traceparents[..traceparents.len().min(TRACES_PER_NOTICE)],
         };
         let payload = match serde_json::to_vec(&notice) {
             Ok(payload) => payload,

@@ -67,7 +67,11 @@ pub(crate) async fn apply_all(
         .map(|mut projection| {
             let (shared, events) = (shared.clone(), Arc::clone(events));
             tokio::spawn(async move {
+                let before = projection.applied();
                 let applied = projection.apply(&shared, &events).await;
+                let model = projection.model.as_str();
+                let count = projection.applied().saturating_sub(before);
+                shared.metrics.applied_to(model, count);
                 (projection, applied)
             })
         })

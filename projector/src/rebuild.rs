@@ -220,7 +220,7 @@ impl Rebuilder {
         }
         state::switch_generation(&self.shared.db, model.as_str(), generation).await?;
         report.switched = true;
-        notify::publish(&self.nats, &self.changes_subject, position, &[], true).await;
+        notify::publish(&self.nats, &self.changes_subject, position, &[], true, &[]).await;
         tracing::info!(
             model = model.as_str(),
             generation,
@@ -257,6 +257,9 @@ impl Rebuilder {
             for (projection, bar) in targets.projections.iter().zip(&targets.bars) {
                 bar.set_position(projection.applied());
             }
+            self.shared
+                .metrics
+                .replay_progress(targets.lowest_applied(), up_to);
             times.apply += lap(&mut mark);
             let dirty: usize = targets
                 .projections
@@ -270,6 +273,7 @@ impl Rebuilder {
         }
         self.flush(&mut targets.projections).await?;
         times.write += lap(&mut mark);
+        self.shared.metrics.replay_progress(0, 0);
         let read = reader.read();
         tracing::info!(
             from,

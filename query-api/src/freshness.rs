@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use read_models::query::{model_checkpoints, Generations};
 use read_models::{names, Model};
@@ -36,6 +37,9 @@ struct ChangeNotice {
     docs: Vec<ChangedDoc>,
     #[serde(default)]
     registry: bool,
+    /// The traces of the commands whose events this notice makes visible.
+    #[serde(default)]
+    traceparents: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +150,24 @@ impl Freshness {
                 return;
             }
         };
+        // The invalidation continues the trace of the first command the notice covers and
+        // links the others.
+        let span = tracing::info_span!(
+            "invalidate",
+            position = notice.position,
+            docs = notice.docs.len()
+        );
+        let mut traces = notice.traceparents.iter();
+        if let Some(first) = traces.next() {
+            platform::trace_context::continue_trace(&span, first);
+        }
+        for other in traces {
+            platform::trace_context::link_trace(&span, other);
+        }
+        self.apply_notice(notice).instrument(span).await;
+    }
+
+    async fn apply_notice(self: &Arc<Self>, notice: ChangeNotice) {
         if notice.registry {
             self.metrics
                 .invalidated_models

@@ -179,21 +179,23 @@ fn router(
     let (v1, _) = routes::routes().split_for_parts();
     let v1 = v1
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
+        .method_not_allowed_fallback(method_not_allowed);
+    let v1 = if edge.request_telemetry {
+        v1.layer(axum::middleware::from_fn_with_state(
             app.clone(),
             count_requests,
         ))
+    } else {
+        v1
+    };
+    let v1 = v1
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             platform::limits::limit_by_address,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.metrics.registry(),
-            platform::metrics::time_request,
-        ))
-        .with_state(app);
+        ));
+    let registry = app.metrics.registry();
+    let v1 = platform::http::timed(v1, &registry, edge).with_state(app);
     platform::http::edge(v1.merge(health_routes(readiness)), edge)
 }
 

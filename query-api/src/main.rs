@@ -5,7 +5,7 @@ use query_api::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    platform::telemetry::init(&config.telemetry);
+    let _telemetry = platform::telemetry::init(&config.telemetry, "query-api")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -2,13 +2,14 @@
 //! fresh JetStream stream and subject prefix) on the shared local servers, and a private
 //! nats-server for tests that stop and restart NATS, a private database server (PostgreSQL and
 //! FerretDB) for tests that crash it; valid command bodies (`bodies`); and readings of a
-//! served OpenAPI document (`openapi`).
+//! served OpenAPI document (`openapi`); the finished spans of the process (`spans`).
 
 pub mod bodies;
 mod database_server;
 mod env;
 mod nats_server;
 pub mod openapi;
+pub mod spans;
 
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};

@@ -64,10 +64,6 @@ pub(crate) fn router(state: AppState) -> Router {
             platform::http::shed_when_busy,
         ))
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.registry(),
-            platform::metrics::time_request,
-        ))
         .with_state(state)
 }
 

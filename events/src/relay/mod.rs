@@ -632,6 +632,7 @@ mod tests {
                 correlation_id: String::new(),
                 causation_id: None,
                 actor: String::new(),
+                traceparent: None,
                 idempotency_key: None,
                 position: None,
                 events: Vec::new(),

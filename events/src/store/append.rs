@@ -395,6 +395,7 @@ impl CommitDoc {
             correlation_id: metadata.correlation_id.clone(),
             causation_id: metadata.causation_id.clone(),
             actor: metadata.actor.clone(),
+            traceparent: metadata.traceparent.clone(),
             idempotency_key: idempotency.map(|k| k.key.clone()),
             position: None,
             events: committed,

@@ -25,6 +25,8 @@ pub(crate) struct CommitDoc {
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub idempotency_key: Option<String>,
     /// Global position of the first event. Stores written before positions had their own
     /// collection hold it here; now only in memory, taken from [`PositionDoc`].
@@ -74,6 +76,7 @@ impl CommitDoc {
                     correlation_id: self.correlation_id.clone(),
                     causation_id: self.causation_id.clone(),
                     actor: self.actor.clone(),
+                    traceparent: self.traceparent.clone(),
                     payload: event.payload.clone().into_relaxed_extjson(),
                 })
             })
@@ -99,6 +102,7 @@ impl CommitDoc {
                 correlation_id: self.correlation_id.clone(),
                 causation_id: self.causation_id.clone(),
                 actor: self.actor.clone(),
+                traceparent: self.traceparent.clone(),
                 payload: event.payload.clone(),
                 commit_id: self.id.clone(),
             })
@@ -133,6 +137,8 @@ pub(crate) struct LogDoc {
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub payload: Bson,
     pub commit_id: String,
 }
@@ -153,6 +159,7 @@ impl LogDoc {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             actor: self.actor,
+            traceparent: self.traceparent,
             payload: self.payload.into_relaxed_extjson(),
         })
     }

@@ -72,7 +72,7 @@ impl RunningProjector {
         let addr = listener.local_addr().expect("local address");
         let (trigger, stop) = shutdown::channel();
         let config = config(env, args);
-        platform::telemetry::init(&config.telemetry);
+        let _ = platform::telemetry::init(&config.telemetry, "projector");
         let task = tokio::spawn(projector::run(config, listener, stop));
         RunningProjector {
             trigger,
@@ -106,13 +106,23 @@ impl RunningProjector {
             .expect("response body")
     }
 
-    /// The value of an unlabelled Prometheus sample.
+    /// The value of a counter or gauge, summed over its label sets, read with a Prometheus
+    /// text parser.
     pub(crate) async fn metric(&self, name: &str) -> f64 {
         let text = self.get("/metrics").await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("Prometheus text");
+        let values: Vec<f64> = scrape
+            .samples
+            .iter()
+            .filter(|sample| sample.metric == name)
+            .filter_map(|sample| match sample.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        assert!(!values.is_empty(), "metric {name} missing in:\n{text}");
+        values.iter().sum()
     }
 }
 
@@ -153,6 +163,7 @@ async fn flush_wave(store: &EventStore, wave: Vec<GeneratedCommit>) -> u64 {
                 correlation_id: "test".into(),
                 causation_id: None,
                 actor: "system:test".into(),
+                traceparent: None,
             },
             idempotency: None,
             snapshot: None,

@@ -103,7 +103,11 @@ async fn two_instances_serve_a_change_within_200_ms_of_its_notice() {
     assert!(announced.elapsed() < Duration::from_millis(400));
     let metrics = scrape(&h, &first).await;
     let hits = metrics.value("simplepro_query_api_cache_hits_total", &[]);
-    assert!(hits > 0.0, "the second read was not a cache hit:\n{}", metrics.text);
+    assert!(
+        hits > 0.0,
+        "the second read was not a cache hit:\n{}",
+        metrics.text
+    );
     let route = [("route", "/v1/customers/:id"), ("status", "200")];
     assert!(metrics.value("simplepro_query_api_requests_total", &route) >= 2.0);
 }
@@ -152,7 +156,10 @@ async fn without_the_cache_every_request_reads_mongodb() {
         assert_eq!(h.get(&app, &path, Some(&w.sales)).await.status, 200);
     }
     let metrics = scrape(&h, &app).await;
-    assert_eq!(metrics.value("simplepro_query_api_cache_hits_total", &[]), 0.0);
+    assert_eq!(
+        metrics.value("simplepro_query_api_cache_hits_total", &[]),
+        0.0
+    );
     assert_eq!(metrics.value("simplepro_query_api_cache_entries", &[]), 0.0);
 }
 
@@ -233,8 +240,14 @@ async fn a_rendered_dashboard_is_reused_until_a_change_and_then_follows_it() {
     let again = h.get(&app, path, Some(&w.dispatcher)).await;
     assert_eq!(again.body, first.body);
     let metrics = scrape(&h, &app).await;
-    assert_eq!(metrics.value("simplepro_query_api_views_rendered_total", &[]), 1.0);
-    assert_eq!(metrics.value("simplepro_query_api_views_reused_total", &[]), 1.0);
+    assert_eq!(
+        metrics.value("simplepro_query_api_views_rendered_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        metrics.value("simplepro_query_api_views_reused_total", &[]),
+        1.0
+    );
     let position = projector
         .flush(
             &h,
@@ -296,8 +309,14 @@ async fn rendered_list_pages_are_reused_until_a_change_and_answer_as_uncached_on
         assert_eq!(direct.header("etag"), rendered.header("etag"), "{path}");
     }
     let metrics = scrape(&h, &app).await;
-    assert_eq!(metrics.value("simplepro_query_api_views_rendered_total", &[]), 2.0);
-    assert_eq!(metrics.value("simplepro_query_api_views_reused_total", &[]), 2.0);
+    assert_eq!(
+        metrics.value("simplepro_query_api_views_rendered_total", &[]),
+        2.0
+    );
+    assert_eq!(
+        metrics.value("simplepro_query_api_views_reused_total", &[]),
+        2.0
+    );
 
     let newest = new_id();
     projector

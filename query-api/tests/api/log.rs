@@ -26,6 +26,7 @@ async fn append_to_new_stream(store: &EventStore, aggregate_type: &str, events: 
         correlation_id: "test".into(),
         causation_id: None,
         actor: "system:test".into(),
+        traceparent: None,
     };
     let request = AppendRequest {
         stream: StreamId::new(aggregate_type, id).unwrap(),

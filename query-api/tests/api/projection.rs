@@ -124,6 +124,7 @@ impl Projector {
                     correlation_id: "test".into(),
                     causation_id: None,
                     actor: "system:test".into(),
+                    traceparent: None,
                     payload: s.payload,
                 }
             })

@@ -194,6 +194,7 @@ fn a_failed_load_leaves_the_cache_as_it_was() {
         correlation_id: "c".into(),
         causation_id: None,
         actor: "a".into(),
+        traceparent: None,
         payload: json!({"user_id": uuid::Uuid::from_u128(2), "display_name": "Dana",
             "email": "dana@example.com", "role": "admin", "registered_at": "2025-01-01T00:00:00Z"}),
     };

@@ -136,6 +136,7 @@ impl World {
                 correlation_id: format!("c{position}"),
                 causation_id: None,
                 actor: "tester".to_owned(),
+                traceparent: None,
                 payload: event.to_payload(),
             });
         }

@@ -5,6 +5,7 @@
 
 mod access;
 mod matrix;
+mod observability;
 mod old_events;
 mod system;
 

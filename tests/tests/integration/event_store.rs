@@ -28,6 +28,7 @@ pub(crate) fn request(
             correlation_id: "corr".into(),
             causation_id: None,
             actor: "tester".into(),
+            traceparent: None,
         },
         idempotency: None,
         snapshot: None,
@@ -413,6 +414,7 @@ async fn an_import_reads_back_like_appended_and_sequenced_commits() {
         metadata: EventMetadata {
             correlation_id: "import".into(),
             actor: "system:loader".into(),
+            traceparent: None,
             ..EventMetadata::default()
         },
         append_id: uuid::Uuid::now_v7(),

@@ -78,6 +78,7 @@ async fn version_one_events_are_read_as_version_two_by_every_reader() {
                 correlation_id: "fixture-v1".into(),
                 causation_id: None,
                 actor: admin.id.to_string(),
+                traceparent: None,
             },
             idempotency: None,
             snapshot: None,

@@ -176,6 +176,17 @@ impl System {
         &self.env.read_models
     }
 
+    /// Each service's name and `/metrics` address.
+    pub(super) fn metrics_urls(&self) -> [(&'static str, String); 3] {
+        [&self.command, &self.projector, &self.query]
+            .map(|s| (s.name, format!("{}/metrics", s.base)))
+    }
+
+    /// The event stream on JetStream, as the services share it.
+    pub(super) async fn bus(&self) -> events::Bus {
+        self.env.bus().await
+    }
+
     /// The event store, as the services share it.
     pub(super) async fn store(&self) -> events::EventStore {
         self.env.store().await
