@@ -2,21 +2,25 @@
 //! stopped (the catch-up backlog), the three services and the baseline started from
 //! `target/release`, reads, writes, lag, memory, rebuild; then the report, JSON and chart.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Duration as Days;
 use clap::Args;
+use events::store::Snapshot;
 use platform::auth::JwtKeys;
 use platform::config::Secret;
 
 use crate::cli::DataArgs;
-use crate::generator::Size;
-use crate::measure::{latency, memory, projection, rebuild, writes, wrk};
-use crate::report::{self, DataSummary, ReadResult, Results, BASELINE, NO_CACHE, WARM};
+use crate::decide::Commit;
+use crate::generator::{GenConfig, Size};
+use crate::measure::{memory, projection, rebuild, writes};
+use crate::report::{self, DataSummary, Results};
 use crate::services::{self, Environment, Service};
+
+mod reads;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -157,77 +161,6 @@ fn machine() -> report::Machine {
     }
 }
 
-/// The read endpoints: name, query API path, baseline path.
-fn endpoints(dataset: &crate::Dataset) -> Vec<(&'static str, String, String)> {
-    let a = dataset.config.anchor;
-    let week = dataset.busy_week();
-    vec![
-        (
-            "dashboard 30 days",
-            format!("/v1/dashboard?from={}&to={a}", a - Days::days(29)),
-            format!("/v1/dashboard?from={}&to={a}&today={a}", a - Days::days(29)),
-        ),
-        (
-            "dashboard 365 days",
-            format!("/v1/dashboard?from={}&to={a}", a - Days::days(364)),
-            format!(
-                "/v1/dashboard?from={}&to={a}&today={a}",
-                a - Days::days(364)
-            ),
-        ),
-        (
-            "calendar week",
-            format!("/v1/calendar/week/{week}"),
-            format!("/v1/calendar/week/{week}"),
-        ),
-        (
-            "threads unread_only",
-            "/v1/me/threads?unread_only=true&limit=100".into(),
-            "/v1/threads?unread_only=true".into(),
-        ),
-        (
-            "customer list first page",
-            "/v1/customers?limit=20".into(),
-            "/v1/customers".into(),
-        ),
-        (
-            "customer list deep page",
-            "DEEP".into(),
-            "/v1/customers".into(),
-        ),
-        (
-            "customer search",
-            "/v1/customers?search=smith".into(),
-            "/v1/customers?search=smith".into(),
-        ),
-    ]
-}
-
-/// Follows `next_cursor` `pages` times and returns the URL of the page reached.
-async fn deep_page(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    pages: usize,
-) -> anyhow::Result<String> {
-    let mut url = format!("{base}/v1/customers?limit=20");
-    for _ in 0..pages {
-        let body: serde_json::Value = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        match body.get("next_cursor").and_then(|c| c.as_str()) {
-            Some(cursor) => url = format!("{base}/v1/customers?limit=20&cursor={cursor}"),
-            None => break,
-        }
-    }
-    Ok(url)
-}
-
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = args.data.config()?;
     let size = config.size;
@@ -237,9 +170,57 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     services::ensure_local_servers(&repo).await?;
     let tag = uuid::Uuid::now_v7().simple().to_string();
     let tag = &tag[tag.len() - 8..];
+    let env = environment(&args, size, tag);
+    let keys = JwtKeys::new(&Secret::new(env.jwt_secret.clone()));
+    let mut results = new_results(&args, &config);
+
+    tracing::info!(size = size.as_str(), "generating");
+    let dataset = crate::generate(config.clone())?;
+    let (commits, snapshots) = crate::decide::decide_with_snapshots(config.seed, &dataset.ops)?;
+    let mongo = events::store::connect_client(&args.mongodb_uri, "bench").await?;
+    let database = mongo.database(&env.database);
+    let baseline_db = mongo.database(&format!("{}_baseline", env.database));
+    drop_databases(&mongo, &env, &database, &baseline_db).await?;
+    tracing::info!("measuring the substrate's ceilings");
+    let ceilings_db = format!("{}_ceilings", env.database);
+    match crate::measure::ceilings::measure(&mongo, &ceilings_db, plan.ceiling_seconds).await {
+        Ok(ceilings) => results.ceilings = ceilings,
+        Err(error) => results.failures.push(format!("ceilings: {error:#}")),
+    }
+    let nats = events::bus::connect_nats(&args.nats_url, "bench").await?;
+    let data = load_events(&env, &dataset, &commits, &snapshots, &database, &nats).await?;
+    let total_events = data.events;
+    results.data = Some(data);
+    tracing::info!("filling the baseline");
+    crate::baseline::fill(
+        &baseline_db,
+        crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
+    )
+    .await?;
+
+    let outcome = match Bench::new(&args, &env, &plan, &dataset, &keys) {
+        Ok(bench) => measure_services(&bench, total_events, &mut results, &nats, &database).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = outcome {
+        results
+            .failures
+            .push(format!("run stopped early: {error:#}"));
+    }
+    // The data stays in MongoDB for inspection; the stream only takes disk space.
+    if let Err(error) = async_nats::jetstream::new(nats.clone())
+        .delete_stream(&env.stream)
+        .await
+    {
+        tracing::warn!(%error, "benchmark stream not deleted");
+    }
+    finish(&results, &args.out)
+}
+
+/// The benchmark's own database, stream and subject prefix, named after the size and `tag`.
+fn environment(args: &RunArgs, size: Size, tag: &str) -> Environment {
     let size_name = size.as_str().to_lowercase();
-    let secret = format!("bench-secret-{tag}-0123456789abcdef");
-    let env = Environment {
+    Environment {
         bin_dir: args.bin_dir.clone(),
         log_dir: args.out.join(format!("logs-{}", size.as_str())),
         mongodb_uri: args.mongodb_uri.clone(),
@@ -247,11 +228,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         database: format!("bench_{size_name}"),
         stream: format!("BENCH_{}_{tag}", size.as_str()),
         subject_prefix: format!("bench.{size_name}{tag}.events"),
-        jwt_secret: secret.clone(),
+        jwt_secret: format!("bench-secret-{tag}-0123456789abcdef"),
         time_zone: args.data.timezone.clone(),
-    };
-    let keys = JwtKeys::new(&Secret::new(secret.clone()));
-    let mut results = Results {
+    }
+}
+
+fn new_results(args: &RunArgs, config: &GenConfig) -> Results {
+    let size = config.size;
+    Results {
         cache_bound_mib: 64.0,
         projector_flush_docs: args.projector_flush_docs(size),
         ..Results::new(
@@ -266,14 +250,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ),
             machine(),
         )
-    };
+    }
+}
 
-    tracing::info!(size = size.as_str(), "generating");
-    let dataset = crate::generate(config.clone())?;
-    let (commits, snapshots) = crate::decide::decide_with_snapshots(config.seed, &dataset.ops)?;
-    let mongo = events::store::connect_client(&args.mongodb_uri, "bench").await?;
-    let database = mongo.database(&env.database);
-    let baseline_db = mongo.database(&format!("{}_baseline", env.database));
+/// Drops what an earlier run of this size left: the event store, its read models and the
+/// baseline.
+async fn drop_databases(
+    mongo: &mongodb::Client,
+    env: &Environment,
+    database: &mongodb::Database,
+    baseline_db: &mongodb::Database,
+) -> anyhow::Result<()> {
     database
         .drop()
         .await
@@ -288,25 +275,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     baseline_db
         .drop()
         .await
-        .context("dropping the baseline database")?;
-    tracing::info!("measuring the substrate's ceilings");
-    match crate::measure::ceilings::measure(
-        &mongo,
-        &format!("{}_ceilings", env.database),
-        plan.ceiling_seconds,
-    )
-    .await
-    {
-        Ok(ceilings) => results.ceilings = ceilings,
-        Err(error) => results.failures.push(format!("ceilings: {error:#}")),
-    }
-    let nats = events::bus::connect_nats(&args.nats_url, "bench").await?;
+        .context("dropping the baseline database")
+}
+
+/// Loads the decided events into the event store and the stream while no projector runs,
+/// so that they are the catch-up backlog.
+async fn load_events(
+    env: &Environment,
+    dataset: &crate::Dataset,
+    commits: &[Commit],
+    snapshots: &HashMap<String, Snapshot>,
+    database: &mongodb::Database,
+    nats: &async_nats::Client,
+) -> anyhow::Result<DataSummary> {
     let bus_config = events::BusConfig {
         stream_name: env.stream.clone(),
         subject_prefix: env.subject_prefix.clone(),
         ..Default::default()
     };
-
     tracing::info!(
         commits = commits.len(),
         "loading the event store (projector stopped)"
@@ -317,16 +303,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("opening the event store")?;
     let load = crate::loader::load(
         &store,
-        Some((nats.clone(), bus_config.clone())),
-        &commits,
-        &snapshots,
+        Some((nats.clone(), bus_config)),
+        commits,
+        snapshots,
         1,
     )
     .await?;
-    let total_events = load.events;
-    results.data = Some(DataSummary {
+    Ok(DataSummary {
         ops: dataset.ops.len(),
-        events: total_events,
+        events: load.events,
         customers: dataset.customers.len(),
         jobs: dataset.jobs.len(),
         threads: dataset.threads.len(),
@@ -336,51 +321,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .filter(|t| t.participants.contains(&dataset.focus_user))
             .count(),
         load,
-    });
-    tracing::info!("filling the baseline");
-    crate::baseline::fill(
-        &baseline_db,
-        crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
-    )
-    .await?;
-
-    let outcome = measure_services(
-        &args,
-        &env,
-        &keys,
-        &dataset,
-        total_events,
-        &plan,
-        &mut results,
-        &nats,
-        &database,
-    )
-    .await;
-    if let Err(error) = outcome {
-        results
-            .failures
-            .push(format!("run stopped early: {error:#}"));
-    }
-    // The data stays in MongoDB for inspection; the stream only takes disk space.
-    if let Err(error) = async_nats::jetstream::new(nats.clone())
-        .delete_stream(&env.stream)
-        .await
-    {
-        tracing::warn!(%error, "benchmark stream not deleted");
-    }
-    finish(&results, &args.out)?;
-    // The report is written either way; a section that could not be measured fails the run,
-    // so the smoke run in the test suite catches a broken path.
-    if !results.failures.is_empty() {
-        anyhow::bail!(
-            "{} section(s) failed: {}",
-            results.failures.len(),
-            results.failures.join("; ")
-        );
-    }
-    Ok(())
+    })
 }
 
+/// Writes the report, JSON and chart. The report is written either way; a section that
+/// could not be measured fails the run, so the smoke run in the test suite catches a broken
+/// path.
 fn finish(results: &Results, out: &Path) -> anyhow::Result<()> {
     let json = results.write_json(out)?;
     let md = report::write_markdown(results, out)?;
@@ -393,53 +339,84 @@ fn finish(results: &Results, out: &Path) -> anyhow::Result<()> {
         json.display(),
         chart.display()
     );
+    if !results.failures.is_empty() {
+        anyhow::bail!(
+            "{} section(s) failed: {}",
+            results.failures.len(),
+            results.failures.join("; ")
+        );
+    }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every measured section works with.
+struct Bench<'a> {
+    args: &'a RunArgs,
+    env: &'a Environment,
+    plan: &'a Plan,
+    dataset: &'a crate::Dataset,
+    keys: &'a JwtKeys,
+    client: reqwest::Client,
+    /// Token of the focus user, who reads every endpoint.
+    reader: String,
+    /// A stuck projector must not hold the run forever; the reads then show stale data.
+    catch_up_timeout: Duration,
+}
+
+impl<'a> Bench<'a> {
+    fn new(
+        args: &'a RunArgs,
+        env: &'a Environment,
+        plan: &'a Plan,
+        dataset: &'a crate::Dataset,
+        keys: &'a JwtKeys,
+    ) -> anyhow::Result<Self> {
+        Ok(Bench {
+            args,
+            env,
+            plan,
+            dataset,
+            keys,
+            // Every request is bounded, so a stalled service fails a section instead of
+            // the run.
+            client: reqwest::Client::builder()
+                .timeout(crate::measure::REQUEST_TIMEOUT)
+                .build()?,
+            reader: writes::reader(keys, dataset)?,
+            catch_up_timeout: Duration::from_secs(if plan.seq_warm < 100 { 600 } else { 3_600 }),
+        })
+    }
+}
+
+/// The services read from and written to once the projector has caught up.
+struct Services {
+    query: Service,
+    query_cold: Service,
+    command: Service,
+    baseline: Service,
+}
+
+fn listen_args(port: u16) -> Vec<String> {
+    vec!["--listen".to_owned(), format!("127.0.0.1:{port}")]
+}
+
 async fn measure_services(
-    args: &RunArgs,
-    env: &Environment,
-    keys: &JwtKeys,
-    dataset: &crate::Dataset,
+    bench: &Bench<'_>,
     total_events: u64,
-    plan: &Plan,
     results: &mut Results,
     nats: &async_nats::Client,
     database: &mongodb::Database,
 ) -> anyhow::Result<()> {
-    // Every request is bounded, so a stalled service fails a section instead of the run.
-    let client = reqwest::Client::builder()
-        .timeout(crate::measure::REQUEST_TIMEOUT)
-        .build()?;
-    let reader = writes::reader(keys, dataset)?;
-    let port = |p: u16| vec!["--listen".to_owned(), format!("127.0.0.1:{p}")];
-
-    let projector_port = services::free_port()?;
-    // A stuck projector must not hold the run forever; the reads below then show stale data.
-    let catch_up_timeout = Duration::from_secs(if plan.seq_warm < 100 { 600 } else { 3_600 });
     let started = Instant::now();
-    let flush_docs = results.projector_flush_docs;
-    let mut projector_args = port(projector_port);
-    if let Some(docs) = flush_docs {
-        projector_args.extend(["--catch-up-docs".to_owned(), docs.to_string()]);
-    }
-    let projector = Service::start(
-        env,
-        "projector",
-        "projector",
-        &projector_args,
-        Some(projector_port),
-    )
-    .await?;
+    let projector = start_projector(bench.env, results.projector_flush_docs).await?;
     match projection::catch_up(
-        &client,
+        &bench.client,
         &projector.url(),
-        &reader,
+        &bench.reader,
         0,
         total_events,
         started,
-        catch_up_timeout,
+        bench.catch_up_timeout,
     )
     .await
     {
@@ -448,15 +425,55 @@ async fn measure_services(
             .failures
             .push(format!("projector catch-up: {error:#}")),
     }
+    let services = start_services(bench).await?;
+    reads::measure(bench, &services, results).await;
+    let workload = Arc::new(writes::Workload::new(
+        &services.command.url(),
+        bench.keys,
+        bench.dataset,
+    )?);
+    measure_writes(bench, &workload, nats, results).await?;
+    measure_lag(bench, &workload, &services, &projector, database, results).await;
+    results.memory = memory::sample(&[
+        &services.command,
+        &projector,
+        &services.query,
+        &services.query_cold,
+        &services.baseline,
+    ]);
+    measure_rebuild(bench, database, total_events, results).await;
+    let Services {
+        query,
+        query_cold,
+        command,
+        baseline,
+    } = services;
+    for service in [baseline, command, query_cold, query, projector] {
+        service.stop().await;
+    }
+    Ok(())
+}
 
+async fn start_projector(env: &Environment, flush_docs: Option<usize>) -> anyhow::Result<Service> {
+    let port = services::free_port()?;
+    let mut args = listen_args(port);
+    if let Some(docs) = flush_docs {
+        args.extend(["--catch-up-docs".to_owned(), docs.to_string()]);
+    }
+    Service::start(env, "projector", "projector", &args, Some(port)).await
+}
+
+/// The query API with and without its cache, the command API and the baseline server.
+async fn start_services(bench: &Bench<'_>) -> anyhow::Result<Services> {
+    let env = bench.env;
     let (q1, q2, c, b) = (
         services::free_port()?,
         services::free_port()?,
         services::free_port()?,
         services::free_port()?,
     );
-    let query = Service::start(env, "query-api", "query-api", &port(q1), Some(q1)).await?;
-    let mut no_cache_args = port(q2);
+    let query = Service::start(env, "query-api", "query-api", &listen_args(q1), Some(q1)).await?;
+    let mut no_cache_args = listen_args(q2);
     no_cache_args.push("--no-cache".into());
     let query_cold = Service::start(
         env,
@@ -466,7 +483,8 @@ async fn measure_services(
         Some(q2),
     )
     .await?;
-    let command = Service::start(env, "command-api", "command-api", &port(c), Some(c)).await?;
+    let command =
+        Service::start(env, "command-api", "command-api", &listen_args(c), Some(c)).await?;
     let baseline_args = vec![
         "baseline-server".into(),
         "--db".into(),
@@ -476,187 +494,71 @@ async fn measure_services(
         "--timezone".into(),
         env.time_zone.clone(),
         "--anchor".into(),
-        dataset.config.anchor.to_string(),
+        bench.dataset.config.anchor.to_string(),
     ];
     let baseline = Service::start(env, "baseline", "bench", &baseline_args, Some(b)).await?;
+    Ok(Services {
+        query,
+        query_cold,
+        command,
+        baseline,
+    })
+}
 
-    if let Err(error) = wrk::ensure_installed().await {
-        results.failures.push(format!("wrk: {error:#}"));
-    }
-    let wrk_ok = tokio::process::Command::new("wrk")
-        .arg("--version")
-        .output()
-        .await
-        .is_ok();
-    let customers = dataset.customers.len();
-    let deep_pages = ((customers / 20) * 4 / 5).clamp(1, 100);
-    for (name, query_path, baseline_path) in endpoints(dataset) {
-        // The no-cache URL of this endpoint and its p50: a probe of the database's load.
-        let mut database_probe: Option<(String, Duration)> = None;
-        for (design, service) in [
-            (WARM, &query),
-            (NO_CACHE, &query_cold),
-            (BASELINE, &baseline),
-        ] {
-            let url = if query_path == "DEEP" && design != BASELINE {
-                match deep_page(&client, &service.url(), &reader, deep_pages).await {
-                    Ok(url) => url,
-                    Err(error) => {
-                        results
-                            .failures
-                            .push(format!("{name} ({design}): {error:#}"));
-                        continue;
-                    }
-                }
-            } else if design == BASELINE {
-                format!("{}{baseline_path}", service.url())
-            } else {
-                format!("{}{query_path}", service.url())
-            };
-            let (count, budget) = match design {
-                WARM => (plan.seq_warm, Duration::from_secs(30)),
-                NO_CACHE => (plan.seq_cold, Duration::from_secs(30)),
-                _ => (plan.seq_cold, plan.baseline_budget),
-            };
-            let mut read = ReadResult {
-                endpoint: name.into(),
-                design: design.into(),
-                sequential: None,
-                wrk: None,
-                note: None,
-            };
-            // The baseline has no cache to warm, and its slowest requests take minutes.
-            let warmup = if design == BASELINE { 0 } else { 2 };
-            match latency::sequential(&client, &url, &reader, warmup, count, budget).await {
-                Ok(stats) => read.sequential = Some(stats),
-                Err(error) => {
-                    results
-                        .failures
-                        .push(format!("{name} ({design}): {error:#}"));
-                    results.reads.push(read);
-                    continue;
-                }
-            }
-            // Seconds per request, or no answer at all (timeouts count as slower than any
-            // answer): 64 connections would only queue minutes of work in the database.
-            let slow = read
-                .sequential
-                .as_ref()
-                .is_some_and(|s| s.samples == 0 || s.median().is_some_and(|m| m.ms > 1_000.0));
-            let typical = read.sequential.as_ref().map_or(Duration::ZERO, |s| {
-                Duration::from_secs_f64(s.p50_ms / 1000.0)
-            });
-            if query_path == "DEEP" && design == BASELINE {
-                read.note =
-                    Some("no pagination: the whole list, as the old endpoint returned it".into());
-            }
-            if slow {
-                read.note =
-                    Some("wrk skipped: seconds per request; sequential samples only".into());
-            } else if args.quick && design != WARM {
-                // The smoke run checks the wrk path once per endpoint; against the slow designs
-                // a burst of 64 connections leaves minutes of queued work behind.
-                read.note = Some("quick mode: wrk against the warm cache only".into());
-            } else if wrk_ok {
-                match wrk::run(
-                    &url,
-                    &reader,
-                    64,
-                    Duration::from_secs(plan.wrk_seconds),
-                    &args.out,
-                )
-                .await
-                {
-                    Ok(Some(stats)) => read.wrk = Some(stats),
-                    Ok(None) => {
-                        read.note = Some(format!(
-                            "wrk: none of 64 concurrent requests completed within {} s",
-                            plan.wrk_seconds
-                        ))
-                    }
-                    Err(error) => results
-                        .failures
-                        .push(format!("wrk {name} ({design}): {error:#}")),
-                }
-                let waited =
-                    latency::settle(&client, &url, &reader, typical, Duration::from_secs(300))
-                        .await;
-                tracing::debug!(endpoint = name, design, ?waited, "settled after wrk");
-            }
-            if design == NO_CACHE {
-                database_probe = Some((url.clone(), typical));
-            }
-            // The baseline's requests that timed out left their queries running in FerretDB,
-            // which does not stop a query whose client has gone (the threads endpoint at L:
-            // 32 count queries at a time, still running 10 minutes after the timeout). The
-            // next measurements must not share the database with them: the query API
-            // without its cache reads the database, so it answers as usual again once they
-            // are done. The wait is bounded; a longer one calls for restarting FerretDB.
-            let timed_out = read.sequential.as_ref().is_some_and(|s| s.timeouts > 0);
-            if design == BASELINE && timed_out {
-                if let Some((probe, typical)) = &database_probe {
-                    let waited = latency::settle(
-                        &client,
-                        probe,
-                        &reader,
-                        *typical,
-                        crate::measure::REQUEST_TIMEOUT,
-                    )
-                    .await;
-                    tracing::info!(endpoint = name, ?waited, "settled after timeouts");
-                }
-            }
-            tracing::info!(
-                endpoint = name,
-                design,
-                p50 = read.sequential.as_ref().map(|s| s.p50_ms),
-                "read measured"
-            );
-            results.reads.push(read);
-        }
-    }
-
-    let workload = Arc::new(writes::Workload::new(&command.url(), keys, dataset)?);
+/// Each write level in turn, with the publication delay measured across all of them.
+async fn measure_writes(
+    bench: &Bench<'_>,
+    workload: &Arc<writes::Workload>,
+    nats: &async_nats::Client,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let plan = bench.plan;
     let completions: usize = plan.write_levels.iter().map(|(_, n)| n / 10 + 1).sum();
-    match workload
-        .prepare_completions(&client, completions, writes::PREPARE_SEED)
+    if let Err(error) = workload
+        .prepare_completions(&bench.client, completions, writes::PREPARE_SEED)
         .await
     {
-        Ok(()) => {
-            let delay = writes::PublishDelay::start(nats, &env.subject_prefix).await?;
-            let mut first = 1_000_000u64;
-            for (concurrency, total) in &plan.write_levels {
-                let level = writes::run_level(
-                    workload.clone(),
-                    *concurrency,
-                    *total,
-                    plan.write_budget,
-                    first,
-                )
-                .await;
-                tracing::info!(
-                    concurrency,
-                    per_second = level.commands.per_second,
-                    errors = level.commands.errors,
-                    "writes measured"
-                );
-                results.writes.push(level);
-                first += *total as u64;
-            }
-            results.publish_delay = Some(delay.finish());
-        }
-        Err(error) => results
+        results
             .failures
-            .push(format!("writes: preparing started jobs failed: {error:#}")),
+            .push(format!("writes: preparing started jobs failed: {error:#}"));
+        return Ok(());
     }
-    match projection::steady_lag(
-        workload.clone(),
-        &query.url(),
-        200.0,
-        Duration::from_secs(plan.lag_seconds),
-    )
-    .await
-    {
+    let delay = writes::PublishDelay::start(nats, &bench.env.subject_prefix).await?;
+    let mut first = 1_000_000u64;
+    for (concurrency, total) in &plan.write_levels {
+        let level = writes::run_level(
+            workload.clone(),
+            *concurrency,
+            *total,
+            plan.write_budget,
+            first,
+        )
+        .await;
+        tracing::info!(
+            concurrency,
+            per_second = level.commands.per_second,
+            errors = level.commands.errors,
+            "writes measured"
+        );
+        results.writes.push(level);
+        first += *total as u64;
+    }
+    results.publish_delay = Some(delay.finish());
+    Ok(())
+}
+
+/// The projection lag at 200 writes a second, then at half the sustained write rate.
+async fn measure_lag(
+    bench: &Bench<'_>,
+    workload: &Arc<writes::Workload>,
+    services: &Services,
+    projector: &Service,
+    database: &mongodb::Database,
+    results: &mut Results,
+) {
+    let lag_duration = Duration::from_secs(bench.plan.lag_seconds);
+    let query_url = services.query.url();
+    match projection::steady_lag(workload.clone(), &query_url, 200.0, lag_duration).await {
         Ok(lag) => results.lag = Some(lag),
         Err(error) => results.failures.push(format!("lag: {error:#}")),
     }
@@ -665,48 +567,54 @@ async fn measure_services(
         .iter()
         .find(|level| level.concurrency == 16)
         .map(|level| level.commands.per_second);
-    if let Some(sustained) = sustained.filter(|rate| *rate >= 2.0) {
-        // Let the command API work off what the 200/s run left queued, then the projector
-        // what that appended: measured on top of a backlog, the lag would be the backlog's.
-        tokio::time::sleep(Duration::from_secs(plan.lag_seconds)).await;
-        let drain_started = Instant::now();
-        let drained = match events::relay::next_free_position(database).await {
-            Ok(next) => projection::catch_up(
-                &client,
-                &projector.url(),
-                &reader,
-                0,
-                next - 1,
-                drain_started,
-                catch_up_timeout,
-            )
-            .await
-            .map(|_| ()),
-            Err(error) => Err(error.into()),
-        };
-        match drained {
-            Ok(()) => tracing::info!(
-                seconds = drain_started.elapsed().as_secs_f64(),
-                "the projector worked off the 200/s run"
-            ),
-            Err(error) => tracing::warn!(%error, "measuring the lag on top of a backlog"),
-        }
-        match projection::steady_lag(
-            workload.clone(),
-            &query.url(),
-            sustained / 2.0,
-            Duration::from_secs(plan.lag_seconds),
+    let Some(sustained) = sustained.filter(|rate| *rate >= 2.0) else {
+        return;
+    };
+    // Let the command API work off what the 200/s run left queued, then the projector
+    // what that appended: measured on top of a backlog, the lag would be the backlog's.
+    tokio::time::sleep(lag_duration).await;
+    drain_backlog(bench, projector, database).await;
+    match projection::steady_lag(workload.clone(), &query_url, sustained / 2.0, lag_duration).await
+    {
+        Ok(lag) => results.lag_below_capacity = Some(lag),
+        Err(error) => results
+            .failures
+            .push(format!("lag below capacity: {error:#}")),
+    }
+}
+
+/// Waits until the projector has projected every event appended so far.
+async fn drain_backlog(bench: &Bench<'_>, projector: &Service, database: &mongodb::Database) {
+    let drain_started = Instant::now();
+    let drained = match events::relay::next_free_position(database).await {
+        Ok(next) => projection::catch_up(
+            &bench.client,
+            &projector.url(),
+            &bench.reader,
+            0,
+            next - 1,
+            drain_started,
+            bench.catch_up_timeout,
         )
         .await
-        {
-            Ok(lag) => results.lag_below_capacity = Some(lag),
-            Err(error) => results
-                .failures
-                .push(format!("lag below capacity: {error:#}")),
-        }
+        .map(|_| ()),
+        Err(error) => Err(error.into()),
+    };
+    match drained {
+        Ok(()) => tracing::info!(
+            seconds = drain_started.elapsed().as_secs_f64(),
+            "the projector worked off the 200/s run"
+        ),
+        Err(error) => tracing::warn!(%error, "measuring the lag on top of a backlog"),
     }
-    results.memory = memory::sample(&[&command, &projector, &query, &query_cold, &baseline]);
+}
 
+async fn measure_rebuild(
+    bench: &Bench<'_>,
+    database: &mongodb::Database,
+    total_events: u64,
+    results: &mut Results,
+) {
     // A rebuild replays the whole log, which the writes above made longer (positions are dense,
     // so the log's size is its tail).
     let tail = database
@@ -715,13 +623,14 @@ async fn measure_services(
         .await
         .unwrap_or(total_events);
     // Quick mode rebuilds one model: the smoke run checks the path, not the rate.
-    let models: &[&str] = if args.quick { &["dashboard"] } else { &[] };
-    match rebuild::rebuild(env, tail, models, flush_docs).await {
+    let models: &[&str] = if bench.args.quick {
+        &["dashboard"]
+    } else {
+        &[]
+    };
+    let flush_docs = results.projector_flush_docs;
+    match rebuild::rebuild(bench.env, tail, models, flush_docs).await {
         Ok(result) => results.rebuild = Some(result),
         Err(error) => results.failures.push(format!("rebuild: {error:#}")),
     }
-    for service in [baseline, command, query_cold, query, projector] {
-        service.stop().await;
-    }
-    Ok(())
 }
