@@ -81,6 +81,9 @@ pub struct Results {
     /// them (their defaults otherwise).
     #[serde(default)]
     pub projector_flush_docs: Option<usize>,
+    /// Warm reads with request telemetry on and off.
+    #[serde(default)]
+    pub telemetry_overhead: Option<crate::measure::overhead::TelemetryOverhead>,
     /// Sections that could not be measured, and why.
     pub failures: Vec<String>,
 }
@@ -115,6 +118,7 @@ impl Results {
             memory: Vec::new(),
             cache_bound_mib: 0.0,
             projector_flush_docs: None,
+            telemetry_overhead: None,
             failures: Vec::new(),
         }
     }
@@ -293,6 +297,7 @@ pub fn markdown(results: &Results) -> String {
     ceilings_section(&mut out, r);
     projection_section(&mut out, r);
     memory_section(&mut out, r);
+    telemetry_section(&mut out, r);
     goals_section(&mut out, r);
     if !r.failures.is_empty() {
         let _ = writeln!(out, "\n## Not measured\n");
@@ -403,6 +408,22 @@ fn projection_section(out: &mut String, r: &Results) {
     }
 }
 
+fn telemetry_section(out: &mut String, r: &Results) {
+    let Some(t) = &r.telemetry_overhead else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\n## Request telemetry on the warm read path\n\n`{}` on two warm query APIs, one started with `--request-telemetry false` (no latency histogram, request id or span), `wrk` at 64 connections in alternation, medians of 3 rounds.\n\n| | req/s | p50 ms |\n|---|---|---|\n| telemetry on | {:.0} | {:.2} |\n| telemetry off | {:.0} | {:.2} |\n\nOverhead: {:.1} % of throughput.",
+        t.endpoint,
+        t.with_telemetry,
+        t.with_telemetry_p50_ms,
+        t.without_telemetry,
+        t.without_telemetry_p50_ms,
+        t.percent()
+    );
+}
+
 fn memory_section(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
@@ -474,6 +495,14 @@ fn read_goals(out: &mut String, r: &Results) {
         15_000.0,
         true,
         "req/s",
+    );
+    goal(
+        out,
+        "request telemetry overhead, warm reads",
+        r.telemetry_overhead.as_ref().map(|t| t.percent()),
+        5.0,
+        false,
+        "%",
     );
 }
 

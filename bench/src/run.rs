@@ -16,7 +16,7 @@ use platform::config::Secret;
 use crate::cli::DataArgs;
 use crate::decide::Commit;
 use crate::generator::{GenConfig, Size};
-use crate::measure::{memory, projection, rebuild, writes};
+use crate::measure::{memory, overhead, projection, rebuild, writes};
 use crate::report::{self, DataSummary, Results};
 use crate::services::{self, Environment, Service};
 
@@ -427,6 +427,7 @@ async fn measure_services(
     }
     let services = start_services(bench).await?;
     reads::measure(bench, &services, results).await;
+    measure_telemetry_overhead(bench, &services, results).await;
     let workload = Arc::new(writes::Workload::new(
         &services.command.url(),
         bench.keys,
@@ -461,6 +462,60 @@ async fn start_projector(env: &Environment, flush_docs: Option<usize>) -> anyhow
         args.extend(["--catch-up-docs".to_owned(), docs.to_string()]);
     }
     Service::start(env, "projector", "projector", &args, Some(port)).await
+}
+
+/// The cost of request telemetry on the warm read path: the warm query API against a second
+/// one with `--request-telemetry false`, on the first page of customers.
+async fn measure_telemetry_overhead(bench: &Bench<'_>, services: &Services, results: &mut Results) {
+    let started = async {
+        let port = services::free_port()?;
+        let mut args = listen_args(port);
+        args.extend(["--request-telemetry".to_owned(), "false".to_owned()]);
+        Service::start(
+            bench.env,
+            "query-api-no-telemetry",
+            "query-api",
+            &args,
+            Some(port),
+        )
+        .await
+    };
+    let untraced = match started.await {
+        Ok(service) => service,
+        Err(error) => {
+            results
+                .failures
+                .push(format!("telemetry overhead: {error:#}"));
+            return;
+        }
+    };
+    let path = "/v1/customers?limit=20";
+    let (on, off) = (
+        format!("{}{path}", services.query.url()),
+        format!("{}{path}", untraced.url()),
+    );
+    for url in [&on, &off] {
+        // Both caches warm before the first round.
+        let _ = bench
+            .client
+            .get(url)
+            .bearer_auth(&bench.reader)
+            .send()
+            .await;
+    }
+    let pair = overhead::Pair {
+        endpoint: path,
+        with_telemetry: &on,
+        without_telemetry: &off,
+    };
+    let duration = Duration::from_secs(bench.plan.wrk_seconds);
+    match overhead::measure(pair, &bench.reader, duration, &bench.args.out).await {
+        Ok(measured) => results.telemetry_overhead = Some(measured),
+        Err(error) => results
+            .failures
+            .push(format!("telemetry overhead: {error:#}")),
+    }
+    untraced.stop().await;
 }
 
 /// The query API with and without its cache, the command API and the baseline server.

@@ -509,7 +509,7 @@ where
             return Err(errors::stale(expected, head.version()));
         }
     }
-    let _decide = tracing::debug_span!("decide", aggregate = A::TYPE).entered();
+    let _decide = tracing::info_span!("decide", aggregate = A::TYPE).entered();
     let command = match command(state)? {
         Decision::Run(command) => command,
         Decision::Unchanged => return Ok(None),

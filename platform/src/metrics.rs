@@ -7,15 +7,17 @@
 //! instance's recorder with [`MetricsRegistry::register`], which runs the `metrics` macros with
 //! it as the local recorder; the handles then record without any lookup.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use metrics::Histogram;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -47,6 +49,10 @@ pub struct MetricsRegistry {
     handle: PrometheusHandle,
     /// Set gauges from state read at scrape time (cache sizes, checkpoints, backlogs).
     collectors: RwLock<Vec<Collector>>,
+    /// [`REQUEST_DURATION`] handles by route template, then method and status: a request
+    /// looks its handle up instead of building a labelled key (allocating its label values)
+    /// and finding it in the registry.
+    request_durations: RwLock<HashMap<String, HashMap<(Method, u16), Histogram>>>,
 }
 
 impl MetricsRegistry {
@@ -65,6 +71,7 @@ impl MetricsRegistry {
             recorder,
             handle,
             collectors: RwLock::new(Vec::new()),
+            request_durations: RwLock::new(HashMap::new()),
         });
         registry.register(|| {
             metrics::describe_histogram!(
@@ -120,6 +127,31 @@ impl MetricsRegistry {
             .into_response()
     }
 
+    /// The [`REQUEST_DURATION`] histogram of one route template, method and status.
+    fn request_duration(&self, route: &str, method: &Method, status: u16) -> Histogram {
+        let key = (method.clone(), status);
+        if let Ok(known) = self.request_durations.read() {
+            if let Some(histogram) = known.get(route).and_then(|by_key| by_key.get(&key)) {
+                return histogram.clone();
+            }
+        }
+        let histogram = self.register(|| {
+            metrics::histogram!(
+                REQUEST_DURATION,
+                "route" => route_label(route),
+                "method" => method.as_str().to_owned(),
+                "status" => status.to_string()
+            )
+        });
+        if let Ok(mut known) = self.request_durations.write() {
+            known
+                .entry(route.to_owned())
+                .or_default()
+                .insert(key, histogram.clone());
+        }
+        histogram
+    }
+
     /// A router serving only `GET /metrics`.
     pub fn routes(self: &Arc<Self>) -> Router {
         Router::new()
@@ -159,18 +191,13 @@ pub async fn time_request(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| route_label(path.as_str()));
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     registry
-        .register(|| {
-            metrics::histogram!(REQUEST_DURATION, "route" => route, "method" => method, "status" => status)
-        })
+        .request_duration(route, &method, response.status().as_u16())
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -124,6 +124,10 @@ fn install(args: &TelemetryArgs, service: &'static str, provider: SdkTracerProvi
         .with_tracer(provider.tracer(service))
         .with_location(false)
         .with_threads(false)
+        .with_target(false)
+        // Timing every poll of every request's future costs two clock reads per poll, for
+        // busy/idle attributes nobody reads.
+        .with_tracked_inactivity(false)
         .with_context_activation(false)
         .with_filter(LevelFilter::INFO);
     tracing_subscriber::registry()

@@ -215,7 +215,7 @@ pub(crate) async fn dead_letter(
         .await;
     match insert {
         Ok(_) => Ok(()),
-        Err(e) if is_duplicate_key(&e) => {
+        Err(e) if events::store::is_duplicate_key(&e) => {
             collection
                 .update_one(
                     doc! {"_id": &id},
@@ -228,15 +228,6 @@ pub(crate) async fn dead_letter(
             Ok(())
         }
         Err(e) => Err(e),
-    }
-}
-
-pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match error.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
-        ErrorKind::Command(e) => e.code == 11000,
-        _ => false,
     }
 }
 

@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use clap::Parser;
@@ -179,16 +177,7 @@ fn router(
     let (v1, _) = routes::routes().split_for_parts();
     let v1 = v1
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let v1 = if edge.request_telemetry {
-        v1.layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            count_requests,
-        ))
-    } else {
-        v1
-    };
-    let v1 = v1
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(platform::http::run_to_completion))
         .layer(axum::middleware::from_fn_with_state(
             limits,
@@ -197,18 +186,6 @@ fn router(
     let registry = app.metrics.registry();
     let v1 = platform::http::timed(v1, &registry, edge).with_state(app);
     platform::http::edge(v1.merge(health_routes(readiness)), edge)
-}
-
-async fn count_requests(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
-    app.metrics
-        .count_request(&route, response.status().as_u16());
-    response
 }
 
 async fn not_found() -> Response {

@@ -37,8 +37,6 @@ pub struct CacheGauges {
     pub max_bytes: u64,
 }
 
-const REQUESTS: &str = "simplepro_query_api_requests_total";
-
 /// Counter names with their help, in the order of [`Metrics::counters`].
 const COUNTERS: [(&str, &str); 13] = [
     (
@@ -129,7 +127,6 @@ impl Default for Metrics {
             for (name, help) in GAUGES {
                 metrics::describe_gauge!(name, help);
             }
-            metrics::describe_counter!(REQUESTS, "HTTP requests by route and status.");
         });
         let zero = || AtomicU64::new(0);
         Metrics {
@@ -155,13 +152,6 @@ impl Metrics {
     /// The registry of this instance (for the request-latency layer).
     pub fn registry(&self) -> Arc<MetricsRegistry> {
         self.registry.clone()
-    }
-
-    pub fn count_request(&self, route: &str, status: u16) {
-        let (route, status) = (platform::metrics::route_label(route), status.to_string());
-        self.registry
-            .register(|| metrics::counter!(REQUESTS, "route" => route, "status" => status))
-            .increment(1);
     }
 
     fn counters(&self) -> [&AtomicU64; 13] {

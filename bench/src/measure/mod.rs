@@ -9,10 +9,12 @@
 //! - [`projection`]: catch-up rate on a backlog and end-to-end lag at a steady rate.
 //! - [`rebuild`]: `projector rebuild` of every model.
 //! - [`memory`]: resident memory of each service.
+//! - [`overhead`]: what request telemetry costs on the warm read path.
 
 pub mod ceilings;
 pub mod latency;
 pub mod memory;
+pub mod overhead;
 pub mod projection;
 pub mod rebuild;
 pub mod writes;

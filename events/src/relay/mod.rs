@@ -24,6 +24,7 @@ use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::bus::Bus;
 use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc, PositionDoc};
@@ -543,8 +544,14 @@ impl Relay {
             envelopes.extend(commit.envelopes().map_err(|e| e.to_string())?);
         }
         let started = Instant::now();
+        let span = tracing::info_span!(
+            "publish",
+            events = envelopes.len(),
+            first_position = envelopes.first().and_then(|e| e.position)
+        );
         self.bus
             .publish(&envelopes)
+            .instrument(span)
             .await
             .map_err(|e| e.to_string())?;
         self.store

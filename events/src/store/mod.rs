@@ -409,8 +409,8 @@ async fn detect_backend(db: &Database) -> Result<Backend, StoreError> {
     })
 }
 
-/// Whether a MongoDB error is a unique-index violation (code 11000), however it is wrapped.
-/// Whether a write failed because a document with the same `_id` (or unique key) exists.
+/// Whether a MongoDB error is a unique-index violation (code 11000), however it is wrapped:
+/// a write failed because a document with the same `_id` (or unique key) exists.
 pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match error.kind.as_ref() {

@@ -1,0 +1,94 @@
+//! What request telemetry (latency histograms, request ids, trace spans) costs on the warm
+//! read path: the same endpoint of two query APIs on the same read models, one with
+//! `--request-telemetry false`, loaded with `wrk` in alternation so that both see the same
+//! machine.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::wrk;
+
+/// Rounds of `wrk` per variant; the median of each is compared.
+const ROUNDS: usize = 3;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelemetryOverhead {
+    pub endpoint: String,
+    /// Requests per second at 64 connections, median of the rounds, with telemetry on.
+    pub with_telemetry: f64,
+    pub without_telemetry: f64,
+    /// p50 latency under that load (ms), median of the rounds.
+    pub with_telemetry_p50_ms: f64,
+    pub without_telemetry_p50_ms: f64,
+}
+
+impl TelemetryOverhead {
+    /// The throughput lost to telemetry, in percent (negative: within noise, in its favour).
+    pub fn percent(&self) -> f64 {
+        if self.without_telemetry <= 0.0 {
+            return 0.0;
+        }
+        (1.0 - self.with_telemetry / self.without_telemetry) * 100.0
+    }
+}
+
+/// The two URLs of one endpoint: on the query API with telemetry and on the one without.
+pub struct Pair<'a> {
+    pub endpoint: &'a str,
+    pub with_telemetry: &'a str,
+    pub without_telemetry: &'a str,
+}
+
+/// `ROUNDS` alternating `wrk` runs of `duration` on each URL of `pair`.
+pub async fn measure(
+    pair: Pair<'_>,
+    token: &str,
+    duration: Duration,
+    work_dir: &Path,
+) -> anyhow::Result<TelemetryOverhead> {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for (url, samples) in [
+            (pair.with_telemetry, &mut on),
+            (pair.without_telemetry, &mut off),
+        ] {
+            let stats = wrk::run(url, token, 64, duration, work_dir)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("wrk completed no request on {url}"))?;
+            samples.push((stats.per_second, stats.p50_ms));
+        }
+    }
+    Ok(TelemetryOverhead {
+        endpoint: pair.endpoint.to_owned(),
+        with_telemetry: median(on.iter().map(|s| s.0)),
+        without_telemetry: median(off.iter().map(|s| s.0)),
+        with_telemetry_p50_ms: median(on.iter().map(|s| s.1)),
+        without_telemetry_p50_ms: median(off.iter().map(|s| s.1)),
+    })
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overhead_is_the_share_of_throughput_lost_with_telemetry_on() {
+        let overhead = TelemetryOverhead {
+            endpoint: "x".into(),
+            with_telemetry: 9_500.0,
+            without_telemetry: 10_000.0,
+            with_telemetry_p50_ms: 1.0,
+            without_telemetry_p50_ms: 1.0,
+        };
+        assert!((overhead.percent() - 5.0).abs() < 1e-9);
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+    }
+}
