@@ -1,19 +1,22 @@
 //! Fixtures for the integration tests: an isolated environment per test (fresh database name,
 //! fresh JetStream stream and subject prefix) on the shared local servers, and a private
 //! nats-server for tests that stop and restart NATS, a private database server (PostgreSQL and
-//! FerretDB) for tests that crash it; valid command bodies (`bodies`); and readings of a
-//! served OpenAPI document (`openapi`); the finished spans of the process (`spans`).
+//! FerretDB) for tests that crash it; the services as child processes for tests that crash,
+//! pause and restart them (`ServiceProcess`); valid command bodies (`bodies`); and readings of
+//! a served OpenAPI document (`openapi`); the finished spans of the process (`spans`).
 
 pub mod bodies;
 mod database_server;
 mod env;
 mod nats_server;
 pub mod openapi;
+mod processes;
 pub mod spans;
 
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};
 pub use nats_server::NatsServer;
+pub use processes::ServiceProcess;
 
 /// A free TCP port on 127.0.0.1 (bound, read and released).
 pub fn free_port() -> u16 {
