@@ -213,9 +213,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     );
     live.run(connections.bus, config.durable_name(), shutdown)
         .await;
-    if let Err(error) = connections.nats.flush().await {
-        tracing::debug!(%error, "final NATS flush failed");
-    }
+    final_flush(&connections.nats).await;
     server
         .await
         .context("the HTTP server task failed")?
@@ -225,38 +223,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
 /// Rebuilds the named models (all when none is named), together from one replay of the log.
 pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<RebuildReport>> {
-    let mut models = if args.models.is_empty() {
-        Model::ALL.to_vec()
-    } else {
-        args.models
-            .iter()
-            .map(|name| {
-                name.parse::<Model>().map_err(|_| {
-                    anyhow::anyhow!(
-                        "unknown model {name:?}; expected one of: {}",
-                        Model::ALL.map(Model::as_str).join(", ")
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
-    // Named twice, rebuilt once: two rebuilds of a model would write the same generation.
-    let mut seen = std::collections::HashSet::new();
-    models.retain(|model| seen.insert(*model));
+    let models = models_to_rebuild(args)?;
     let connections = connect(config).await?;
     let metrics = Metrics::new(platform::metrics::MetricsRegistry::new("projector-rebuild"));
     let (stop_metrics, metrics_stopped) = platform::shutdown::channel();
     if let Some(address) = args.metrics_listen {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("binding {address} for the rebuild's metrics"))?;
-        let routes = metrics.registry().routes();
-        tokio::spawn(platform::http::serve(
-            listener,
-            routes,
-            metrics_stopped,
-            Duration::from_secs(1),
-        ));
+        serve_rebuild_metrics(address, &metrics, metrics_stopped).await?;
     }
     let rebuilder = rebuild::Rebuilder {
         shared: shared(&connections.db, metrics, &config.tuning),
@@ -279,9 +251,56 @@ pub async fn rebuild(config: &Config, args: &RebuildArgs) -> anyhow::Result<Vec<
         .rebuild(&models, args, &bars)
         .await
         .with_context(|| format!("rebuilding the read models {names}"))?;
-    if let Err(error) = connections.nats.flush().await {
-        tracing::debug!(%error, "final NATS flush failed");
-    }
+    final_flush(&connections.nats).await;
     stop_metrics.trigger();
     Ok(reports)
+}
+
+/// The models `args` names (all when none is named), each once.
+fn models_to_rebuild(args: &RebuildArgs) -> anyhow::Result<Vec<Model>> {
+    let mut models = if args.models.is_empty() {
+        Model::ALL.to_vec()
+    } else {
+        args.models
+            .iter()
+            .map(|name| {
+                name.parse::<Model>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown model {name:?}; expected one of: {}",
+                        Model::ALL.map(Model::as_str).join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    // Named twice, rebuilt once: two rebuilds of a model would write the same generation.
+    let mut seen = std::collections::HashSet::new();
+    models.retain(|model| seen.insert(*model));
+    Ok(models)
+}
+
+/// Serves the rebuild's `/metrics` on `address` until `stopped`.
+async fn serve_rebuild_metrics(
+    address: std::net::SocketAddr,
+    metrics: &Metrics,
+    stopped: Shutdown,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for the rebuild's metrics"))?;
+    let routes = metrics.registry().routes();
+    tokio::spawn(platform::http::serve(
+        listener,
+        routes,
+        stopped,
+        Duration::from_secs(1),
+    ));
+    Ok(())
+}
+
+/// Sends what NATS still buffers (change notices) before the process exits.
+async fn final_flush(nats: &async_nats::Client) {
+    if let Err(error) = nats.flush().await {
+        tracing::debug!(%error, "final NATS flush failed");
+    }
 }

@@ -81,87 +81,80 @@ impl Live {
     /// Runs until `shutdown`; never returns early on a failure, it backs off and recovers.
     pub(crate) async fn run(mut self, bus: Bus, durable: String, shutdown: Shutdown) {
         self.bus = Some(bus.clone());
-        let mut messages: Option<PullStream> = None;
-        let mut connect_at = Instant::now();
+        let mut feed = Feed {
+            messages: None,
+            connect_at: Instant::now(),
+        };
         let mut last_poll = Instant::now();
         let mut failures: u32 = 0;
         let mut recovered = false;
         while !shutdown.is_triggered() {
             if !recovered {
-                match with_shutdown(&shutdown, self.recover()).await {
-                    None => break,
-                    Some(Ok(())) => {
-                        recovered = true;
-                        failures = 0;
-                    }
-                    Some(Err(error)) => {
-                        failures += 1;
-                        tracing::error!(%error, "projector start-up failed; retrying");
-                        if !backoff(&shutdown, failures).await {
-                            break;
-                        }
-                        continue;
-                    }
+                match self.recover_or_back_off(&shutdown, &mut failures).await {
+                    Flow::Go => recovered = true,
+                    Flow::Retry => continue,
+                    Flow::Stop => break,
                 }
             }
-            if messages.is_none() && Instant::now() >= connect_at {
-                let pull = async {
-                    let durable_consumer =
-                        consumer::durable(&bus, &durable, self.tuning.max_ack_pending).await?;
-                    consumer::messages(&durable_consumer, self.tuning.batch_max).await
-                };
-                match pull.await {
-                    Ok(stream) => messages = Some(stream),
-                    Err(error) => {
-                        tracing::warn!(%error, "JetStream consumer unavailable; reading the event store meanwhile");
-                        connect_at = Instant::now() + Duration::from_secs(2);
-                    }
-                }
-            }
+            feed.connect_if_due(&bus, &durable, &self.tuning).await;
             let idle = self.idle_wait(last_poll);
-            let received = match messages.as_mut() {
-                Some(stream) => {
-                    let next = consumer::next_batch(
-                        stream,
-                        self.tuning.batch_max,
-                        self.tuning.batch_wait(),
-                        idle,
-                    );
-                    match with_shutdown(&shutdown, next).await {
-                        None => break,
-                        Some(received) => received,
-                    }
-                }
-                None => match with_shutdown(&shutdown, tokio::time::sleep(idle)).await {
-                    None => break,
-                    Some(()) => Ok(Vec::new()),
-                },
+            let Some(received) = feed.receive(&shutdown, &self.tuning, idle).await else {
+                break;
             };
             match received {
                 Ok(deliveries) => {
                     let span = tracing::info_span!("consume", messages = deliveries.len());
                     self.offer(deliveries).instrument(span).await
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "JetStream message stream broke; re-creating it");
-                    messages = None;
-                    connect_at = Instant::now() + Duration::from_millis(500);
-                }
+                Err(error) => feed.broken(&error),
             }
-            match self.step(&mut last_poll).await {
-                Ok(()) => failures = 0,
-                Err(error) => {
-                    failures += 1;
-                    self.shared.metrics.batch_failed();
-                    tracing::error!(%error, failures, "projecting a batch failed; reloading from the checkpoints");
-                    if !backoff(&shutdown, failures).await {
-                        break;
-                    }
-                    recovered = false;
-                }
+            match self
+                .step_or_back_off(&shutdown, &mut last_poll, &mut failures)
+                .await
+            {
+                Flow::Go => {}
+                Flow::Retry => recovered = false,
+                Flow::Stop => break,
             }
         }
         tracing::info!(position = self.min_applied(), "projector stopped");
+    }
+
+    /// [`Live::recover`], or after a failure the backoff before the next attempt.
+    async fn recover_or_back_off(&mut self, shutdown: &Shutdown, failures: &mut u32) -> Flow {
+        match with_shutdown(shutdown, self.recover()).await {
+            None => Flow::Stop,
+            Some(Ok(())) => {
+                *failures = 0;
+                Flow::Go
+            }
+            Some(Err(error)) => {
+                *failures += 1;
+                tracing::error!(%error, "projector start-up failed; retrying");
+                retry_after_backoff(shutdown, *failures).await
+            }
+        }
+    }
+
+    /// [`Live::step`], or after a failure the backoff before recovering from the checkpoints.
+    async fn step_or_back_off(
+        &mut self,
+        shutdown: &Shutdown,
+        last_poll: &mut Instant,
+        failures: &mut u32,
+    ) -> Flow {
+        match self.step(last_poll).await {
+            Ok(()) => {
+                *failures = 0;
+                Flow::Go
+            }
+            Err(error) => {
+                *failures += 1;
+                self.shared.metrics.batch_failed();
+                tracing::error!(%error, failures = *failures, "projecting a batch failed; reloading from the checkpoints");
+                retry_after_backoff(shutdown, *failures).await
+            }
+        }
     }
 
     /// How long to wait for deliveries: until the next poll or the next overdue gap.
@@ -552,6 +545,69 @@ impl Live {
     }
 }
 
+/// What the live loop does next after an attempt that may have failed.
+enum Flow {
+    Go,
+    /// Failed and backed off: try again.
+    Retry,
+    /// Shutdown came first.
+    Stop,
+}
+
+/// The JetStream side of the live loop: the durable consumer's message stream while there is
+/// one, and when to try for one again. Without it the store alone serves the loop.
+struct Feed {
+    messages: Option<PullStream>,
+    connect_at: Instant,
+}
+
+impl Feed {
+    /// Opens the message stream when there is none and a retry is due.
+    async fn connect_if_due(&mut self, bus: &Bus, durable: &str, tuning: &Tuning) {
+        if self.messages.is_some() || Instant::now() < self.connect_at {
+            return;
+        }
+        let pull = async {
+            let durable_consumer = consumer::durable(bus, durable, tuning.max_ack_pending).await?;
+            consumer::messages(&durable_consumer, tuning.batch_max).await
+        };
+        match pull.await {
+            Ok(stream) => self.messages = Some(stream),
+            Err(error) => {
+                tracing::warn!(%error, "JetStream consumer unavailable; reading the event store meanwhile");
+                self.connect_at = Instant::now() + Duration::from_secs(2);
+            }
+        }
+    }
+
+    /// The next deliveries (none after `idle` without a stream); `None` when shutdown came
+    /// first, `Err` when the stream broke.
+    async fn receive(
+        &mut self,
+        shutdown: &Shutdown,
+        tuning: &Tuning,
+        idle: Duration,
+    ) -> Option<Result<Vec<Delivery>, String>> {
+        match self.messages.as_mut() {
+            Some(stream) => {
+                let next =
+                    consumer::next_batch(stream, tuning.batch_max, tuning.batch_wait(), idle);
+                with_shutdown(shutdown, next).await
+            }
+            None => with_shutdown(shutdown, tokio::time::sleep(idle))
+                .await
+                .map(|()| Ok(Vec::new())),
+        }
+    }
+
+    /// Drops a broken stream; it is re-created shortly.
+    fn broken(&mut self, error: &str) {
+        tracing::warn!(%error, "JetStream message stream broke; re-creating it");
+        self.messages = None;
+        self.connect_at = Instant::now() + Duration::from_millis(500);
+    }
+}
+
 /// The span of one event's projection, continuing the trace of the command that recorded it.
 fn event_span(event: &EventEnvelope) -> Option<tracing::Span> {
     let traceparent = event.traceparent.as_deref()?;
@@ -588,10 +644,12 @@ async fn with_shutdown<T>(
     }
 }
 
-/// Sleeps 100 ms doubling up to 5 s; false when shutdown came first.
-async fn backoff(shutdown: &Shutdown, failures: u32) -> bool {
+/// Sleeps 100 ms doubling up to 5 s, then [`Flow::Retry`]; [`Flow::Stop`] when shutdown came
+/// first.
+async fn retry_after_backoff(shutdown: &Shutdown, failures: u32) -> Flow {
     let wait = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
-    with_shutdown(shutdown, tokio::time::sleep(wait))
-        .await
-        .is_some()
+    match with_shutdown(shutdown, tokio::time::sleep(wait)).await {
+        Some(()) => Flow::Retry,
+        None => Flow::Stop,
+    }
 }

@@ -136,6 +136,52 @@ const GAUGES: [(&str, &str); 8] = [
     ),
 ];
 
+/// Names every series with its help (inside the registry).
+fn describe_series() {
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(name, help);
+    }
+    for (name, help) in GAUGES {
+        metrics::describe_gauge!(name, help);
+    }
+    metrics::describe_counter!(APPLIED_BY_MODEL, "Events applied, by read model.");
+    metrics::describe_histogram!(
+        FLUSH_DURATION,
+        metrics::Unit::Seconds,
+        "Time from the first event applied after a flush to the end of the next flush."
+    );
+    metrics::describe_histogram!(FLUSH_DOCS, "Documents written per flush.");
+    metrics::describe_histogram!(
+        APPLY_DURATION,
+        metrics::Unit::Seconds,
+        "Time to apply one batch of events to every live model, in memory."
+    );
+    metrics::describe_histogram!(
+        VISIBLE_LAG,
+        metrics::Unit::Seconds,
+        "Time from an event's recording to the flush that made it readable (live deliveries)."
+    );
+}
+
+/// The handles the projection loop records through (inside the registry): the histograms,
+/// and the applied counter of each model.
+fn series_handles() -> (Histograms, BTreeMap<&'static str, Counter>) {
+    let histograms = Histograms {
+        flush_duration: metrics::histogram!(FLUSH_DURATION),
+        flush_docs: metrics::histogram!(FLUSH_DOCS),
+        apply_duration: metrics::histogram!(APPLY_DURATION),
+        visible_lag: metrics::histogram!(VISIBLE_LAG),
+    };
+    let applied_by_model = read_models::Model::ALL
+        .iter()
+        .map(|model| {
+            let name = model.as_str();
+            (name, metrics::counter!(APPLIED_BY_MODEL, "model" => name))
+        })
+        .collect();
+    (histograms, applied_by_model)
+}
+
 /// One model's live generation and checkpoint.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct ModelStatus {
@@ -156,43 +202,8 @@ impl Metrics {
     /// The projector's series, registered in `registry` (which serves `/metrics`).
     pub fn new(registry: Arc<MetricsRegistry>) -> Arc<Self> {
         let (histograms, applied_by_model) = registry.register(|| {
-            for (name, help) in COUNTERS {
-                metrics::describe_counter!(name, help);
-            }
-            for (name, help) in GAUGES {
-                metrics::describe_gauge!(name, help);
-            }
-            metrics::describe_counter!(APPLIED_BY_MODEL, "Events applied, by read model.");
-            metrics::describe_histogram!(
-                FLUSH_DURATION,
-                metrics::Unit::Seconds,
-                "Time from the first event applied after a flush to the end of the next flush."
-            );
-            metrics::describe_histogram!(FLUSH_DOCS, "Documents written per flush.");
-            metrics::describe_histogram!(
-                APPLY_DURATION,
-                metrics::Unit::Seconds,
-                "Time to apply one batch of events to every live model, in memory."
-            );
-            metrics::describe_histogram!(
-                VISIBLE_LAG,
-                metrics::Unit::Seconds,
-                "Time from an event's recording to the flush that made it readable (live deliveries)."
-            );
-            let histograms = Histograms {
-                flush_duration: metrics::histogram!(FLUSH_DURATION),
-                flush_docs: metrics::histogram!(FLUSH_DOCS),
-                apply_duration: metrics::histogram!(APPLY_DURATION),
-                visible_lag: metrics::histogram!(VISIBLE_LAG),
-            };
-            let applied_by_model: BTreeMap<&'static str, Counter> = read_models::Model::ALL
-                .iter()
-                .map(|model| {
-                    let name = model.as_str();
-                    (name, metrics::counter!(APPLIED_BY_MODEL, "model" => name))
-                })
-                .collect();
-            (histograms, applied_by_model)
+            describe_series();
+            series_handles()
         });
         let zero = || AtomicU64::new(0);
         let metrics = Arc::new(Metrics {

@@ -116,42 +116,11 @@ impl Rebuilder {
         args: &RebuildArgs,
         bars: &MultiProgress,
     ) -> Result<Vec<RebuildReport>, ProjectError> {
-        let db = &self.shared.db;
-        let registry = state::registry(db).await?;
-        let mut targets = Targets {
-            projections: Vec::with_capacity(models.len()),
-            live_generations: Vec::with_capacity(models.len()),
-            bars: Vec::with_capacity(models.len()),
-        };
-        for &model in models {
-            let live_generation = registry.get(model.as_str()).copied().unwrap_or(1);
-            let generation = live_generation + 1;
-            for leftover in state::generation_collections(db, &prefix(model, generation)).await? {
-                db.collection::<Document>(&leftover).drop().await?;
-            }
-            let projection =
-                ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
-            targets.projections.push(projection);
-            targets.live_generations.push(live_generation);
-            targets.bars.push(progress_bar(bars, model));
-        }
+        let mut targets = self.open_targets(models, bars).await?;
         let started = Instant::now();
-        let mut tail = source::store_tail(&self.store, 0).await?;
-        let mut behind = u64::MAX;
-        for _ in 0..MAX_ROUNDS {
-            self.replay(&mut targets, tail, args.flush_docs.max(1))
-                .await?;
-            let applied = targets.lowest_applied();
-            tail = source::store_tail(&self.store, applied).await?;
-            let now_behind = tail.saturating_sub(applied);
-            // Near enough, or not getting nearer: appends arrive as fast as a round replays
-            // them (on FerretDB each round reads the log with a scan of all of it). The live
-            // projector fills whatever is left after the switch.
-            if now_behind <= CLOSE_ENOUGH || now_behind.saturating_mul(2) > behind {
-                break;
-            }
-            behind = now_behind;
-        }
+        let tail = self
+            .replay_rounds(&mut targets, args.flush_docs.max(1))
+            .await?;
         self.replay(&mut targets, tail, usize::MAX).await?;
         let seconds = started.elapsed().as_secs_f64();
         let mut reports = Vec::with_capacity(models.len());
@@ -173,13 +142,62 @@ impl Rebuilder {
             models.iter().zip(&targets.live_generations).zip(&reports)
         {
             if report.switched {
-                let old = prefix(model, live_generation);
-                for collection in state::generation_collections(db, &old).await? {
-                    db.collection::<Document>(&collection).drop().await?;
-                }
+                drop_generation(&self.shared.db, model, live_generation).await?;
             }
         }
         Ok(reports)
+    }
+
+    /// Opens the next generation of each model, empty: whatever an interrupted rebuild left
+    /// of it is dropped first.
+    async fn open_targets(
+        &self,
+        models: &[Model],
+        bars: &MultiProgress,
+    ) -> Result<Targets, ProjectError> {
+        let db = &self.shared.db;
+        let registry = state::registry(db).await?;
+        let mut targets = Targets {
+            projections: Vec::with_capacity(models.len()),
+            live_generations: Vec::with_capacity(models.len()),
+            bars: Vec::with_capacity(models.len()),
+        };
+        for &model in models {
+            let live_generation = registry.get(model.as_str()).copied().unwrap_or(1);
+            let generation = live_generation + 1;
+            drop_generation(db, model, generation).await?;
+            let projection =
+                ModelProjection::open(db, model, generation, self.context, REBUILD_CACHE).await?;
+            targets.projections.push(projection);
+            targets.live_generations.push(live_generation);
+            targets.bars.push(progress_bar(bars, model));
+        }
+        Ok(targets)
+    }
+
+    /// Replays up to the tail round after round while appends keep coming; returns the tail
+    /// last seen, which the final round replays to.
+    async fn replay_rounds(
+        &self,
+        targets: &mut Targets,
+        flush_docs: usize,
+    ) -> Result<u64, ProjectError> {
+        let mut tail = source::store_tail(&self.store, 0).await?;
+        let mut behind = u64::MAX;
+        for _ in 0..MAX_ROUNDS {
+            self.replay(targets, tail, flush_docs).await?;
+            let applied = targets.lowest_applied();
+            tail = source::store_tail(&self.store, applied).await?;
+            let now_behind = tail.saturating_sub(applied);
+            // Near enough, or not getting nearer: appends arrive as fast as a round replays
+            // them (on FerretDB each round reads the log with a scan of all of it). The live
+            // projector fills whatever is left after the switch.
+            if now_behind <= CLOSE_ENOUGH || now_behind.saturating_mul(2) > behind {
+                break;
+            }
+            behind = now_behind;
+        }
+        Ok(tail)
     }
 
     /// Verifies a rebuilt generation if asked, then makes it the live one unless it differs.
@@ -313,80 +331,132 @@ impl Rebuilder {
         position: u64,
     ) -> Result<VerifyReport, ProjectError> {
         let db = &self.shared.db;
-        let live_meta = read_models::names::meta_collection(model, live);
-        let deadline = Instant::now() + LIVE_WAIT;
-        let live_checkpoint = loop {
-            let checkpoint = state::checkpoint(db, &live_meta).await?.unwrap_or(0);
-            if checkpoint >= position {
-                break checkpoint;
-            }
-            if Instant::now() >= deadline {
-                return Err(ProjectError::Verify(format!(
-                    "the live {} model is at {checkpoint}, behind the rebuilt position {position}; \
-                     is the projector running?",
-                    model.as_str()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let live_checkpoint = wait_for_live(db, model, live, position).await?;
         // Each collection is compared with its counterpart of the same kind.
         let (live_prefix, new_prefix) = (prefix(model, live), prefix(model, rebuilt));
-        let mut partitions: Vec<String> = Vec::new();
-        for prefix in [&live_prefix, &new_prefix] {
-            partitions.extend(
-                state::generation_collections(db, prefix)
-                    .await?
-                    .iter()
-                    .filter_map(|c| c.strip_prefix(prefix.as_str()).map(str::to_owned))
-                    .filter(|partition| partition != read_models::names::META_KIND),
-            );
-        }
-        partitions.sort();
-        partitions.dedup();
         let mut report = VerifyReport::default();
-        for partition in partitions {
+        for partition in partitions(db, &live_prefix, &new_prefix).await? {
             let live_collection = format!("{live_prefix}{partition}");
-            let mut live_docs = all_docs(db, &live_collection).await?;
+            let live_docs = all_docs(db, &live_collection).await?;
             let new_docs = all_docs(db, &format!("{new_prefix}{partition}")).await?;
-            for (id, mut rebuilt_doc) in new_docs {
-                match live_docs.remove(&id) {
-                    Some(mut live_doc) => {
-                        if doc_pos(&live_doc) > position {
-                            report.skipped += 1;
-                            continue;
-                        }
-                        live_doc.remove("_pos");
-                        rebuilt_doc.remove("_pos");
-                        if live_doc == rebuilt_doc {
-                            report.equal += 1;
-                        } else {
-                            report.different(&live_collection, &id);
-                        }
-                    }
-                    // Removed from the live model after the rebuilt position, or missing.
-                    None if live_checkpoint > position => report.skipped += 1,
-                    None => report.different(&live_collection, &id),
-                }
-            }
-            for (id, live_doc) in live_docs {
-                if doc_pos(&live_doc) > position {
-                    report.skipped += 1;
-                } else {
-                    report.different(&live_collection, &id);
-                }
-            }
+            report.compare(
+                &live_collection,
+                live_docs,
+                new_docs,
+                position,
+                live_checkpoint,
+            );
         }
         Ok(report)
     }
 }
 
+/// The live generation's checkpoint once it has reached `position` (the projector, running,
+/// continues it meanwhile); an error after [`LIVE_WAIT`].
+async fn wait_for_live(
+    db: &read_models::dbs::ReadModelDbs,
+    model: Model,
+    live: u32,
+    position: u64,
+) -> Result<u64, ProjectError> {
+    let live_meta = read_models::names::meta_collection(model, live);
+    let deadline = Instant::now() + LIVE_WAIT;
+    loop {
+        let checkpoint = state::checkpoint(db, &live_meta).await?.unwrap_or(0);
+        if checkpoint >= position {
+            return Ok(checkpoint);
+        }
+        if Instant::now() >= deadline {
+            return Err(ProjectError::Verify(format!(
+                "the live {} model is at {checkpoint}, behind the rebuilt position {position}; \
+                 is the projector running?",
+                model.as_str()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The kinds of collection either generation holds (the names after their prefixes), but
+/// the meta kind.
+async fn partitions(
+    db: &read_models::dbs::ReadModelDbs,
+    live_prefix: &str,
+    new_prefix: &str,
+) -> Result<Vec<String>, ProjectError> {
+    let mut partitions: Vec<String> = Vec::new();
+    for prefix in [live_prefix, new_prefix] {
+        partitions.extend(
+            state::generation_collections(db, prefix)
+                .await?
+                .iter()
+                .filter_map(|c| c.strip_prefix(prefix).map(str::to_owned))
+                .filter(|partition| partition != read_models::names::META_KIND),
+        );
+    }
+    partitions.sort();
+    partitions.dedup();
+    Ok(partitions)
+}
+
 impl VerifyReport {
+    /// Counts one partition: the documents of both generations by `_id`, without `_pos`;
+    /// live ones changed after `position` cannot be compared and are skipped.
+    fn compare(
+        &mut self,
+        live_collection: &str,
+        mut live_docs: HashMap<String, Document>,
+        new_docs: HashMap<String, Document>,
+        position: u64,
+        live_checkpoint: u64,
+    ) {
+        for (id, mut rebuilt_doc) in new_docs {
+            match live_docs.remove(&id) {
+                Some(mut live_doc) => {
+                    if doc_pos(&live_doc) > position {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    live_doc.remove("_pos");
+                    rebuilt_doc.remove("_pos");
+                    if live_doc == rebuilt_doc {
+                        self.equal += 1;
+                    } else {
+                        self.different(live_collection, &id);
+                    }
+                }
+                // Removed from the live model after the rebuilt position, or missing.
+                None if live_checkpoint > position => self.skipped += 1,
+                None => self.different(live_collection, &id),
+            }
+        }
+        for (id, live_doc) in live_docs {
+            if doc_pos(&live_doc) > position {
+                self.skipped += 1;
+            } else {
+                self.different(live_collection, &id);
+            }
+        }
+    }
+
     fn different(&mut self, collection: &str, id: &str) {
         self.different += 1;
         if self.examples.len() < 10 {
             self.examples.push(format!("{collection}/{id}"));
         }
     }
+}
+
+/// Drops every collection of one generation of `model`.
+async fn drop_generation(
+    db: &read_models::dbs::ReadModelDbs,
+    model: Model,
+    generation: u32,
+) -> Result<(), ProjectError> {
+    for collection in state::generation_collections(db, &prefix(model, generation)).await? {
+        db.collection::<Document>(&collection).drop().await?;
+    }
+    Ok(())
 }
 
 /// `rm_<model>_g<n>_`: the start of every collection name of one generation.

@@ -97,7 +97,21 @@ impl<'a> RangeReader<'a> {
         if self.done {
             return None;
         }
-        let (result, from_bus) = loop {
+        let (result, from_bus) = self.read_chunk().await;
+        let batch = match result.and_then(|batch| check_dense(self.last, batch)) {
+            Ok(batch) => batch,
+            Err(error) => {
+                self.done = true;
+                return Some(Err(error));
+            }
+        };
+        self.advance_past(batch, from_bus)
+    }
+
+    /// Events following `last` from the current source (opened when there is none, changed
+    /// to the store when the stream stops serving), and whether the stream served them.
+    async fn read_chunk(&mut self) -> (Result<Vec<EventEnvelope>, StoreError>, bool) {
+        loop {
             let source = match self.source.take() {
                 Some(source) => source,
                 None => {
@@ -116,38 +130,24 @@ impl<'a> RangeReader<'a> {
                         self.bus = None;
                     }
                     if !served.is_empty() {
-                        break (Ok(served), true);
+                        return (Ok(served), true);
                     }
                 }
-                Source::Cursor(cursor) => {
-                    let next = loop {
-                        match cursor.next().await {
-                            None => break Ok(Vec::new()),
-                            Some(Err(error)) => break Err(error),
-                            Some(Ok(mut batch)) => {
-                                batch
-                                    .retain(|e| e.position.is_some_and(|p| p > last && p <= up_to));
-                                if !batch.is_empty() {
-                                    break Ok(batch);
-                                }
-                            }
-                        }
-                    };
-                    break (next, false);
-                }
+                Source::Cursor(cursor) => return (from_cursor(cursor, last, up_to).await, false),
                 Source::Points => {
                     let count = (up_to - last).min(self.chunk as u64);
-                    break (self.store.read_positions(last, count as usize).await, false);
+                    return (self.store.read_positions(last, count as usize).await, false);
                 }
             }
-        };
-        let batch = match result.and_then(|batch| check_dense(self.last, batch)) {
-            Ok(batch) => batch,
-            Err(error) => {
-                self.done = true;
-                return Some(Err(error));
-            }
-        };
+        }
+    }
+
+    /// Counts a dense `batch` to its source and moves past it; an empty one ends the range.
+    fn advance_past(
+        &mut self,
+        batch: Vec<EventEnvelope>,
+        from_bus: bool,
+    ) -> Option<Result<Vec<EventEnvelope>, StoreError>> {
         match batch.last().and_then(|e| e.position) {
             None => {
                 self.done = true;
@@ -163,6 +163,26 @@ impl<'a> RangeReader<'a> {
                 self.last = end;
                 self.done = end >= self.up_to;
                 Some(Ok(batch))
+            }
+        }
+    }
+}
+
+/// The next events of `cursor` within `last + 1 ..= up_to`; none where it ends.
+async fn from_cursor(
+    cursor: &mut EventBatches,
+    last: u64,
+    up_to: u64,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    loop {
+        match cursor.next().await {
+            None => return Ok(Vec::new()),
+            Some(Err(error)) => return Err(error),
+            Some(Ok(mut batch)) => {
+                batch.retain(|e| e.position.is_some_and(|p| p > last && p <= up_to));
+                if !batch.is_empty() {
+                    return Ok(batch);
+                }
             }
         }
     }
