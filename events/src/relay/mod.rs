@@ -261,6 +261,44 @@ impl Relay {
                 b.first_version,
             ))
         });
+        let commits = self.commits_of(&entries).await?;
+        let mut work = Work::default();
+        let mut blocked = HashSet::new();
+        for (entry, commit) in entries.into_iter().zip(commits) {
+            let stream = (entry.aggregate_type.clone(), entry.aggregate_id.clone());
+            if blocked.contains(&stream) {
+                continue;
+            }
+            match commit {
+                Some(commit) if commit.append_id == entry.append_id => {
+                    self.known_commits
+                        .insert(entry.append_id.clone(), commit.clone());
+                    if commit.position.is_some() {
+                        work.sequenced.push((entry.append_id, commit));
+                    } else {
+                        work.unsequenced.push((entry.append_id, commit));
+                    }
+                }
+                Some(_) => work.discard.push(entry.append_id),
+                None => {
+                    if self.is_orphan(&entry) {
+                        work.discard.push(entry.append_id);
+                    } else {
+                        // Its writer may still be inserting it; later commits of the stream wait.
+                        blocked.insert(stream);
+                    }
+                }
+            }
+        }
+        Ok(work)
+    }
+
+    /// The commit of each entry (`None` where it has not landed), with its position if it has
+    /// one: remembered from an earlier pass or this process's appends, else read.
+    async fn commits_of(
+        &mut self,
+        entries: &[OutboxDoc],
+    ) -> Result<Vec<Option<CommitDoc>>, StoreError> {
         let pending: HashSet<&str> = entries.iter().map(|e| e.append_id.as_str()).collect();
         self.known_commits
             .retain(|append_id, _| pending.contains(append_id.as_str()));
@@ -285,42 +323,19 @@ impl Relay {
                 }
             })
             .collect();
-        let commits: Vec<Option<CommitDoc>> = futures::stream::iter(reads)
+        futures::stream::iter(reads)
             .buffered(PROBE_CHUNK)
             .try_collect()
-            .await?;
-        let mut work = Work::default();
-        let mut blocked = HashSet::new();
-        for (entry, commit) in entries.into_iter().zip(commits) {
-            let stream = (entry.aggregate_type.clone(), entry.aggregate_id.clone());
-            if blocked.contains(&stream) {
-                continue;
-            }
-            match commit {
-                Some(commit) if commit.append_id == entry.append_id => {
-                    self.known_commits
-                        .insert(entry.append_id.clone(), commit.clone());
-                    if commit.position.is_some() {
-                        work.sequenced.push((entry.append_id, commit));
-                    } else {
-                        work.unsequenced.push((entry.append_id, commit));
-                    }
-                }
-                Some(_) => work.discard.push(entry.append_id),
-                None => {
-                    let age = (Utc::now() - entry.created_at.to_chrono())
-                        .to_std()
-                        .unwrap_or_default();
-                    if age > self.config.orphan_age {
-                        work.discard.push(entry.append_id);
-                    } else {
-                        // Its writer may still be inserting it; later commits of the stream wait.
-                        blocked.insert(stream);
-                    }
-                }
-            }
-        }
-        Ok(work)
+            .await
+    }
+
+    /// An entry whose commit is still missing after [`RelayConfig::orphan_age`]: its writer
+    /// died between its two inserts.
+    fn is_orphan(&self, entry: &OutboxDoc) -> bool {
+        let age = (Utc::now() - entry.created_at.to_chrono())
+            .to_std()
+            .unwrap_or_default();
+        age > self.config.orphan_age
     }
 
     /// Gives commits positions: their events go into the log first, then each commit records

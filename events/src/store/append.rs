@@ -133,21 +133,9 @@ impl EventStore {
                 return Ok(done);
             }
         }
-        let head = match request.expected {
-            Expected::Head(head) if head.stream == request.stream => head,
-            Expected::Head(_) | Expected::Any => self.head(&request.stream).await?,
-            Expected::Version(expected) => {
-                let head = self.head(&request.stream).await?;
-                if head.version != expected {
-                    return Err(AppendError::Conflict {
-                        stream: request.stream.to_string(),
-                        expected,
-                        actual: head.version,
-                    });
-                }
-                head
-            }
-        };
+        let head = self
+            .expected_head(&request.stream, request.expected)
+            .await?;
         let commit = CommitDoc::build(
             &request.stream,
             head.version + 1,
@@ -165,6 +153,48 @@ impl EventStore {
         }
         // Intent first: if the process dies after this insert, the relay finds the entry and
         // publishes the commit if it landed, or discards the entry if it did not.
+        self.record_intent(&commit).await?;
+        self.insert_commit(
+            &commit,
+            &request.stream,
+            request.idempotency.as_ref(),
+            head.version,
+        )
+        .await?;
+        self.metrics.appended(commit.events.len());
+        if self.waiters.local_relay_leads() {
+            self.landed.add(&commit);
+        }
+        self.appended.notify_one();
+        self.record_head(&commit, request.snapshot).await;
+        Ok(AppendOutcome::from_commit(&commit, false)?)
+    }
+
+    /// The head to append after, checked against what the writer expects.
+    async fn expected_head(
+        &self,
+        stream: &StreamId,
+        expected: Expected,
+    ) -> Result<StreamHead, AppendError> {
+        match expected {
+            Expected::Head(head) if head.stream == *stream => Ok(head),
+            Expected::Head(_) | Expected::Any => Ok(self.head(stream).await?),
+            Expected::Version(expected) => {
+                let head = self.head(stream).await?;
+                if head.version != expected {
+                    return Err(AppendError::Conflict {
+                        stream: stream.to_string(),
+                        expected,
+                        actual: head.version,
+                    });
+                }
+                Ok(head)
+            }
+        }
+    }
+
+    /// The outbox entry announcing `commit` before it is inserted.
+    async fn record_intent(&self, commit: &CommitDoc) -> Result<(), AppendError> {
         let outbox = OutboxDoc {
             append_id: commit.append_id.clone(),
             commit_id: commit.id.clone(),
@@ -174,32 +204,39 @@ impl EventStore {
             created_at: commit.recorded_at,
         };
         self.outbox.insert_one(&outbox).await?;
-        if let Err(error) = self.commits.insert_one(&commit).await {
-            if !is_duplicate_key(&error) {
-                // The outcome is unknown (the insert may have landed): the outbox entry stays
-                // so that the relay publishes the commit if it exists.
-                return Err(error.into());
-            }
-            self.outbox
-                .delete_one(doc! {"_id": &commit.append_id})
-                .await?;
-            if let Some(key) = &request.idempotency {
-                self.idempotency.delete_one(doc! {"_id": &key.key}).await?;
-            }
-            let actual = self.head(&request.stream).await?.version;
-            return Err(AppendError::Conflict {
-                stream: request.stream.to_string(),
-                expected: head.version,
-                actual,
-            });
+        Ok(())
+    }
+
+    /// Inserts `commit`, the append's one atomic step. When its `_id` is taken (another writer
+    /// appended at `expected` first) the intent and the claim are withdrawn and the conflict
+    /// reported.
+    async fn insert_commit(
+        &self,
+        commit: &CommitDoc,
+        stream: &StreamId,
+        idempotency: Option<&IdempotencyKey>,
+        expected: u64,
+    ) -> Result<(), AppendError> {
+        let Err(error) = self.commits.insert_one(commit).await else {
+            return Ok(());
+        };
+        if !is_duplicate_key(&error) {
+            // The outcome is unknown (the insert may have landed): the outbox entry stays
+            // so that the relay publishes the commit if it exists.
+            return Err(error.into());
         }
-        self.metrics.appended(commit.events.len());
-        if self.waiters.local_relay_leads() {
-            self.landed.add(&commit);
+        self.outbox
+            .delete_one(doc! {"_id": &commit.append_id})
+            .await?;
+        if let Some(key) = idempotency {
+            self.idempotency.delete_one(doc! {"_id": &key.key}).await?;
         }
-        self.appended.notify_one();
-        self.record_head(&commit, request.snapshot).await;
-        Ok(AppendOutcome::from_commit(&commit, false)?)
+        let actual = self.head(stream).await?.version;
+        Err(AppendError::Conflict {
+            stream: stream.to_string(),
+            expected,
+            actual,
+        })
     }
 
     /// The outcome of an earlier append with this key, if it completed.
