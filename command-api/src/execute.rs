@@ -371,32 +371,56 @@ where
         let new_state = events.iter().fold(state, A::evolve);
         let request = append_request::<A>(&stream, head, &events, &new_state, context);
         let append = tracing::info_span!("append", %stream, attempt);
-        match app.store.append(request).instrument(append).await {
-            Ok(outcome) if outcome.replayed => return replayed::<A>(app, outcome).await,
-            Ok(outcome) => return Ok(appended(app, id, outcome, events, &new_state, turn).await),
-            Err(AppendError::Conflict { .. }) if freshness == Freshness::AtHint => {
-                // The hint was behind the stream: decided again from the current head, which
-                // does not count as an attempt.
-                app.states.forget(&stream).await;
-                freshness = Freshness::Current;
+        let outcome = match app.store.append(request).instrument(append).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                match after_failed_append(app, &stream, context, freshness, error).await? {
+                    Retry::FromCurrent => freshness = Freshness::Current,
+                    Retry::Attempt { actual } => {
+                        last_conflict = actual;
+                        attempt += 1;
+                    }
+                }
                 continue;
             }
-            Err(AppendError::Conflict { actual, .. }) => {
-                app.states.forget(&stream).await;
-                if let Some(expected) = context.if_match {
-                    return Err(errors::stale(expected, actual));
-                }
-                last_conflict = actual;
-            }
-            Err(error) => {
-                // The append's outcome is unknown.
-                app.states.forget(&stream).await;
-                return Err(errors::append(&error));
-            }
+        };
+        if outcome.replayed {
+            return replayed::<A>(app, outcome).await;
         }
-        attempt += 1;
+        return Ok(appended(app, id, outcome, events, &new_state, turn).await);
     }
     Err(errors::version_conflict(last_conflict))
+}
+
+/// What is left to do after an append that did not land.
+enum Retry {
+    /// Decide again from a current load; not counted as an attempt.
+    FromCurrent,
+    /// Another attempt, after a conflict with the stream at version `actual`.
+    Attempt { actual: u64 },
+}
+
+/// Forgets the stream's remembered state (stale, or of unknown truth) and tells whether a
+/// conflict is retried or answered.
+async fn after_failed_append(
+    app: &AppState,
+    stream: &StreamId,
+    context: &CommandContext,
+    freshness: Freshness,
+    error: AppendError,
+) -> Result<Retry, Problem> {
+    app.states.forget(stream).await;
+    match error {
+        // The hint was behind the stream: decided again from the current head, which does
+        // not count as an attempt.
+        AppendError::Conflict { .. } if freshness == Freshness::AtHint => Ok(Retry::FromCurrent),
+        AppendError::Conflict { actual, .. } => match context.if_match {
+            Some(expected) => Err(errors::stale(expected, actual)),
+            None => Ok(Retry::Attempt { actual }),
+        },
+        // The append's outcome is unknown.
+        error => Err(errors::append(&error)),
+    }
 }
 
 /// A command whose events were appended: the state is remembered for the stream's next

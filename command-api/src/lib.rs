@@ -158,10 +158,8 @@ impl axum::extract::FromRef<AppState> for Authenticator {
     }
 }
 
-/// Connects to MongoDB and NATS, runs the outbox relay and serves until `shutdown`; the relay
-/// makes a last pass after the server has finished its in-flight requests.
-pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let connection = &config.connection;
+/// The event store, and JetStream through NATS.
+async fn connect(connection: &ConnectionArgs) -> anyhow::Result<(EventStore, Bus)> {
     let store = EventStore::connect(
         &connection.mongodb_uri,
         &connection.mongodb_db,
@@ -172,7 +170,39 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let nats = events::bus::connect_nats(&connection.nats_url, "command-api")
         .await
         .context("connecting to NATS")?;
-    let bus = Bus::new(nats.clone(), connection.bus_config());
+    Ok((store, Bus::new(nats, connection.bus_config())))
+}
+
+/// What every handler shares.
+fn app_state(
+    config: &Config,
+    store: EventStore,
+    auth: Authenticator,
+    time_zone: BusinessTimeZone,
+    codec: Codec,
+) -> AppState {
+    let metrics = observe::CommandMetrics::new(&store);
+    AppState {
+        emails: email::Reservations::new(&store),
+        store,
+        auth,
+        currency: config.currency,
+        time_zone,
+        codec,
+        position_wait: Duration::from_millis(config.position_wait_ms),
+        max_body_bytes: config.max_body_bytes,
+        metrics,
+        locks: Arc::default(),
+        states: states::RecentStates::new(config.state_cache_mib.saturating_mul(1024 * 1024)),
+        in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
+    }
+}
+
+/// Connects to MongoDB and NATS, runs the outbox relay and serves until `shutdown`; the relay
+/// makes a last pass after the server has finished its in-flight requests.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (store, bus) = connect(&config.connection).await?;
+    let nats = bus.client().clone();
 
     let time_zone = config.business.time_zone()?;
     let codec = Codec::for_business(time_zone);
@@ -187,25 +217,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             store.clone(),
             codec,
             nats.clone(),
-            &connection.subject_prefix,
+            &config.connection.subject_prefix,
         )
         .await?;
     let limits = auth.limits.clone();
-    let metrics = observe::CommandMetrics::new(&store);
-    let state = AppState {
-        emails: email::Reservations::new(&store),
-        store,
-        auth,
-        currency: config.currency,
-        time_zone,
-        codec,
-        position_wait: Duration::from_millis(config.position_wait_ms),
-        max_body_bytes: config.max_body_bytes,
-        metrics,
-        locks: Arc::default(),
-        states: states::RecentStates::new(config.state_cache_mib.saturating_mul(1024 * 1024)),
-        in_flight: platform::http::InFlightLimit::new(config.max_in_flight),
-    };
+    let state = app_state(&config, store, auth, time_zone, codec);
     let readiness = platform::http::Readiness {
         store: state.store.clone(),
         nats,
