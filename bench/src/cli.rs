@@ -1,4 +1,5 @@
-//! Command-line interface: `generate`, `load`, `seed`, `baseline-server`, `run`, `report`.
+//! Command-line interface: `generate`, `load`, `seed`, `writes`, `baseline-server`, `run`,
+//! `soak`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -137,6 +138,9 @@ pub enum Cmd {
     },
     /// Runs one size end to end and writes the report, JSON and chart.
     Run(crate::run::RunArgs),
+    /// Holds commands and reads at fixed rates for minutes and reports whether memory, the
+    /// outbox and the projector's lag stayed flat.
+    Soak(crate::run::soak::SoakArgs),
     /// Rewrites the reports and the chart from the JSON results in a directory.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -194,6 +198,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             fill,
         } => baseline_server(&data, &mongodb_uri, &db, listen, &jwt_secret, fill).await,
         Cmd::Run(args) => crate::run::run(args).await,
+        Cmd::Soak(args) => crate::run::soak::soak(args).await,
         Cmd::Report { out } => report(&out),
     }
 }

@@ -9,7 +9,8 @@
 //! - [`services`]: starting the real services and the baseline as child processes.
 //! - [`measure`]: sequential latency, `wrk` throughput, writes, projection catch-up and lag,
 //!   rebuild, memory.
-//! - [`run`]: one size end to end; [`report`] and [`chart`] write Markdown, JSON and SVG.
+//! - [`run`]: one size end to end; [`report`] and [`chart`] write Markdown, JSON and SVG;
+//!   [`run::soak`]: the services under a fixed load for minutes, memory and backlogs sampled.
 
 pub mod baseline;
 pub mod chart;

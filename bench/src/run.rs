@@ -21,6 +21,7 @@ use crate::report::{self, DataSummary, Results};
 use crate::services::{self, Environment, Service};
 
 mod reads;
+pub mod soak;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -31,17 +32,8 @@ pub struct RunArgs {
     /// Few samples and short wrk runs (the CI smoke test).
     #[arg(long)]
     pub quick: bool,
-    /// Directory of the service binaries.
-    #[arg(long, default_value = "target/release")]
-    pub bin_dir: PathBuf,
-    #[arg(
-        long,
-        env = "MONGODB_URI",
-        default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
-    )]
-    pub mongodb_uri: String,
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:34222")]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub services: services::ServicesArgs,
     /// Changed documents the projector holds in memory before writing them, in its catch-up
     /// (`--catch-up-docs`) and its rebuild (`--flush-docs`). Default: the projector's own
     /// defaults at S and M; 3,000,000 at L, whose backlog changes about 1.5 million
@@ -177,7 +169,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(size = size.as_str(), "generating");
     let dataset = crate::generate(config.clone())?;
     let (commits, snapshots) = crate::decide::decide_with_snapshots(config.seed, &dataset.ops)?;
-    let mongo = events::store::connect_client(&args.mongodb_uri, "bench").await?;
+    let mongo = events::store::connect_client(&args.services.mongodb_uri, "bench").await?;
     let database = mongo.database(&env.database);
     let baseline_db = mongo.database(&format!("{}_baseline", env.database));
     drop_databases(&mongo, &env, &database, &baseline_db).await?;
@@ -187,7 +179,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(ceilings) => results.ceilings = ceilings,
         Err(error) => results.failures.push(format!("ceilings: {error:#}")),
     }
-    let nats = events::bus::connect_nats(&args.nats_url, "bench").await?;
+    let nats = events::bus::connect_nats(&args.services.nats_url, "bench").await?;
     let data = load_events(&env, &dataset, &commits, &snapshots, &database, &nats).await?;
     let total_events = data.events;
     results.data = Some(data);
@@ -221,10 +213,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 fn environment(args: &RunArgs, size: Size, tag: &str) -> Environment {
     let size_name = size.as_str().to_lowercase();
     Environment {
-        bin_dir: args.bin_dir.clone(),
+        bin_dir: args.services.bin_dir.clone(),
         log_dir: args.out.join(format!("logs-{}", size.as_str())),
-        mongodb_uri: args.mongodb_uri.clone(),
-        nats_url: args.nats_url.clone(),
+        mongodb_uri: args.services.mongodb_uri.clone(),
+        nats_url: args.services.nats_url.clone(),
         database: format!("bench_{size_name}"),
         stream: format!("BENCH_{}_{tag}", size.as_str()),
         subject_prefix: format!("bench.{size_name}{tag}.events"),

@@ -6,7 +6,25 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use tokio::process::{Child, Command};
+
+/// Where the services' binaries are and the local servers they use: the flags of every
+/// subcommand that starts them.
+#[derive(Debug, Clone, Args)]
+pub struct ServicesArgs {
+    /// Directory of the service binaries.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    #[arg(
+        long,
+        env = "MONGODB_URI",
+        default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
+    )]
+    pub mongodb_uri: String,
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:34222")]
+    pub nats_url: String,
+}
 
 /// Everything the services need to find the benchmark's slice of the local servers.
 #[derive(Debug, Clone)]

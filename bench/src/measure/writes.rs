@@ -43,6 +43,16 @@ impl CommandMix {
     }
 }
 
+/// A command the command API answered with a status other than 2xx: callers that count
+/// answers by status find it with `anyhow::Error::downcast_ref`.
+#[derive(Debug, thiserror::Error)]
+#[error("POST {path} answered {status}: {answer}")]
+pub struct Refused {
+    pub path: String,
+    pub status: reqwest::StatusCode,
+    pub answer: Value,
+}
+
 pub struct Outcome {
     pub position: Option<u64>,
     pub events: usize,
@@ -117,7 +127,12 @@ impl Workload {
         let status = response.status();
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("POST {path} answered {status}: {answer}");
+            return Err(Refused {
+                path: path.to_owned(),
+                status,
+                answer,
+            }
+            .into());
         }
         Ok(Outcome {
             position: answer.get("position").and_then(Value::as_u64),

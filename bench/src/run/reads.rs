@@ -11,8 +11,9 @@ use crate::measure::{latency, wrk, Stats};
 use crate::report::{ReadResult, Results, BASELINE, NO_CACHE, WARM};
 use crate::services::Service;
 
-/// The read endpoints: name, query API path, baseline path.
-fn endpoints(dataset: &crate::Dataset) -> Vec<(&'static str, String, String)> {
+/// The read endpoints: name, query API path, baseline path. The deep customer page's query
+/// API path is `DEEP`, resolved with [`deep_page`].
+pub(super) fn endpoints(dataset: &crate::Dataset) -> Vec<(&'static str, String, String)> {
     let a = dataset.config.anchor;
     let week = dataset.busy_week();
     vec![
@@ -58,7 +59,7 @@ fn endpoints(dataset: &crate::Dataset) -> Vec<(&'static str, String, String)> {
 }
 
 /// Follows `next_cursor` `pages` times and returns the URL of the page reached.
-async fn deep_page(
+pub(super) async fn deep_page(
     client: &reqwest::Client,
     base: &str,
     token: &str,
@@ -82,6 +83,11 @@ async fn deep_page(
     Ok(url)
 }
 
+/// How many pages deep the deep customer page is: four fifths of the list, at most 100.
+pub(super) fn deep_pages(dataset: &crate::Dataset) -> usize {
+    ((dataset.customers.len() / 20) * 4 / 5).clamp(1, 100)
+}
+
 /// One endpoint of one design, as measured.
 struct Target<'a> {
     name: &'static str,
@@ -102,8 +108,7 @@ pub(super) async fn measure(bench: &Bench<'_>, services: &Services, results: &mu
         .output()
         .await
         .is_ok();
-    let customers = bench.dataset.customers.len();
-    let deep_pages = ((customers / 20) * 4 / 5).clamp(1, 100);
+    let deep_pages = deep_pages(bench.dataset);
     for (name, query_path, baseline_path) in endpoints(bench.dataset) {
         let mut database_probe: Option<(String, Duration)> = None;
         for (design, service) in [
