@@ -86,33 +86,54 @@ pub struct Config {
 /// In-flight requests get this long to finish after shutdown was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves the query API on `listener` until `shutdown`.
-pub async fn run(
-    config: Config,
-    listener: tokio::net::TcpListener,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let time_zone = config.business.time_zone()?;
-    let client = events::store::connect_client(&config.connection.mongodb_uri, "query-api")
+impl Config {
+    fn cache_settings(&self) -> CacheSettings {
+        CacheSettings {
+            max_bytes: (!self.no_cache).then_some(self.cache_max_bytes),
+            ttl: Duration::from_secs(self.cache_ttl_secs.max(1)),
+        }
+    }
+
+    /// Signs cursors with their own secret, or one derived from the JWT secret.
+    fn cursor_codec(&self) -> CursorCodec {
+        let secret = self
+            .cursor_secret
+            .clone()
+            .unwrap_or_else(|| CursorCodec::derive_secret(&self.auth.jwt_secret));
+        CursorCodec::new(&secret)
+    }
+}
+
+/// The read models' databases, the event store and NATS.
+async fn connect(
+    connection: &ConnectionArgs,
+) -> anyhow::Result<(
+    read_models::dbs::ReadModelDbs,
+    events::EventStore,
+    async_nats::Client,
+)> {
+    let client = events::store::connect_client(&connection.mongodb_uri, "query-api")
         .await
         .context("connecting to MongoDB")?;
-    let database =
-        read_models::dbs::ReadModelDbs::new(client.clone(), config.connection.read_models_db());
-    let store = events::EventStore::open(client.database(&config.connection.mongodb_db))
+    let database = read_models::dbs::ReadModelDbs::new(client.clone(), connection.read_models_db());
+    let store = events::EventStore::open(client.database(&connection.mongodb_db))
         .await
         .context("opening the event store")?;
-    let nats = events::bus::connect_nats(&config.connection.nats_url, "query-api")
+    let nats = events::bus::connect_nats(&connection.nats_url, "query-api")
         .await
         .context("connecting to NATS")?;
-    let metrics = Arc::new(Metrics::default());
-    let docs = Arc::new(DocStore::new(
-        database.clone(),
-        CacheSettings {
-            max_bytes: (!config.no_cache).then_some(config.cache_max_bytes),
-            ttl: Duration::from_secs(config.cache_ttl_secs.max(1)),
-        },
-        metrics.clone(),
-    ));
+    Ok((database, store, nats))
+}
+
+/// What the read models have reached, loaded now and then kept current from the projector's
+/// change notices until `shutdown`.
+async fn follow_changes(
+    config: &Config,
+    nats: &async_nats::Client,
+    docs: &Arc<DocStore>,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Arc<Freshness>> {
     let freshness = Freshness::load(docs.clone(), metrics.clone())
         .await
         .context("reading the read-model registry and checkpoints")?;
@@ -126,11 +147,24 @@ pub async fn run(
             .clone()
             .run(nats.clone(), subject, subscriber, shutdown.clone()),
     );
+    Ok(freshness)
+}
 
-    let cursor_secret = config
-        .cursor_secret
-        .clone()
-        .unwrap_or_else(|| CursorCodec::derive_secret(&config.auth.jwt_secret));
+/// Serves the query API on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let time_zone = config.business.time_zone()?;
+    let (database, store, nats) = connect(&config.connection).await?;
+    let metrics = Arc::new(Metrics::default());
+    let docs = Arc::new(DocStore::new(
+        database.clone(),
+        config.cache_settings(),
+        metrics.clone(),
+    ));
+    let freshness = follow_changes(&config, &nats, &docs, &metrics, &shutdown).await?;
     let auth = config
         .auth
         .start_authenticator(
@@ -146,7 +180,7 @@ pub async fn run(
         auth,
         docs,
         freshness,
-        cursors: CursorCodec::new(&cursor_secret),
+        cursors: config.cursor_codec(),
         store: store.clone(),
         time_zone,
         metrics,

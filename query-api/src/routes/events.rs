@@ -107,49 +107,106 @@ pub async fn list_events(
         ],
     );
     let min_position = params.min_position(&headers);
-    let after = params
-        .integer("after_position", MAX_AFTER_POSITION)
-        .unwrap_or(0);
-    let limit = params.limit() as u64;
-    let event_type: Option<String> = params.parsed::<String>("type");
-    if let Some(t) = &event_type {
-        if !event_types().any(|known| known == t) {
-            params.push_error(
-                "type",
-                "not a known event type, e.g. CustomerRegistered or JobScheduled",
-            );
-        }
-    }
-    let aggregate_type: Option<String> = params.parsed::<String>("aggregate_type");
-    if let Some(t) = &aggregate_type {
-        if !AGGREGATE_TYPES.contains(&t.as_str()) {
-            params.push_error(
-                "aggregate_type",
-                format!("must be one of: {}", AGGREGATE_TYPES.join(", ")),
-            );
-        }
-    }
-    let include_message_bodies = params.boolean("include_message_bodies").unwrap_or(false);
-    if include_message_bodies && caller.role != Role::Admin {
-        params.push_error(
-            "include_message_bodies",
-            "only admins may read the message text of threads they are not part of",
-        );
-    }
+    let query = EventQuery::parse(&mut params, &caller);
     params.finish()?;
     let position = app.consistent(min_position).await?;
+    let Scanned {
+        mut data,
+        last,
+        at_tail,
+    } = scan(&app, &query).await?;
+    upcast_to_current(&app, &mut data);
+    if !query.include_message_bodies {
+        redact_foreign_messages(&app, &caller, &mut data).await?;
+    }
+    let body = PageBody {
+        data,
+        next_cursor: Some(last.to_string()),
+        has_more: !at_tail,
+        position,
+        total: None,
+    };
+    Ok(json_ok(&headers, position, &body))
+}
 
-    let filtered = event_type.is_some() || aggregate_type.is_some();
-    let matches = |e: &EventEnvelope| {
-        event_type.as_deref().is_none_or(|t| e.event_type == t)
-            && aggregate_type
+/// What a request for a page of the log asks for; its bad parameters are left in `params`.
+struct EventQuery {
+    after: u64,
+    limit: u64,
+    event_type: Option<String>,
+    aggregate_type: Option<String>,
+    include_message_bodies: bool,
+}
+
+impl EventQuery {
+    fn parse(params: &mut Params, caller: &Caller) -> Self {
+        let after = params
+            .integer("after_position", MAX_AFTER_POSITION)
+            .unwrap_or(0);
+        let limit = params.limit() as u64;
+        let event_type: Option<String> = params.parsed::<String>("type");
+        if let Some(t) = &event_type {
+            if !event_types().any(|known| known == t) {
+                params.push_error(
+                    "type",
+                    "not a known event type, e.g. CustomerRegistered or JobScheduled",
+                );
+            }
+        }
+        let aggregate_type: Option<String> = params.parsed::<String>("aggregate_type");
+        if let Some(t) = &aggregate_type {
+            if !AGGREGATE_TYPES.contains(&t.as_str()) {
+                params.push_error(
+                    "aggregate_type",
+                    format!("must be one of: {}", AGGREGATE_TYPES.join(", ")),
+                );
+            }
+        }
+        let include_message_bodies = params.boolean("include_message_bodies").unwrap_or(false);
+        if include_message_bodies && caller.role != Role::Admin {
+            params.push_error(
+                "include_message_bodies",
+                "only admins may read the message text of threads they are not part of",
+            );
+        }
+        EventQuery {
+            after,
+            limit,
+            event_type,
+            aggregate_type,
+            include_message_bodies,
+        }
+    }
+
+    fn filtered(&self) -> bool {
+        self.event_type.is_some() || self.aggregate_type.is_some()
+    }
+
+    fn matches(&self, e: &EventEnvelope) -> bool {
+        self.event_type.as_deref().is_none_or(|t| e.event_type == t)
+            && self
+                .aggregate_type
                 .as_deref()
                 .is_none_or(|t| e.aggregate_type == t)
-    };
+    }
+}
+
+/// The events of one page and how far the log was examined for them.
+struct Scanned {
+    data: Vec<EventEnvelope>,
+    /// The last position examined: the page's cursor.
+    last: u64,
+    at_tail: bool,
+}
+
+/// Reads the log after `query.after` in growing chunks until the page is full, the log ends
+/// or [`SCAN_BUDGET`] positions are examined.
+async fn scan(app: &AppState, query: &EventQuery) -> Result<Scanned, ApiError> {
+    let (after, limit) = (query.after, query.limit);
     let mut data = Vec::new();
     let mut last = after;
     let mut at_tail = false;
-    let mut chunk = if filtered {
+    let mut chunk = if query.filtered() {
         FIRST_CHUNK.max(limit)
     } else {
         limit
@@ -164,7 +221,7 @@ pub async fn list_events(
         let got = events.len() as u64;
         for event in events {
             last = event.position.unwrap_or(last + 1);
-            if matches(&event) {
+            if query.matches(&event) {
                 data.push(event);
                 if data.len() as u64 == limit {
                     break 'scan;
@@ -177,18 +234,11 @@ pub async fn list_events(
         }
         chunk = (chunk * 2).min(MAX_CHUNK);
     }
-    upcast_to_current(&app, &mut data);
-    if !include_message_bodies {
-        redact_foreign_messages(&app, &caller, &mut data).await?;
-    }
-    let body = PageBody {
+    Ok(Scanned {
         data,
-        next_cursor: Some(last.to_string()),
-        has_more: !at_tail,
-        position,
-        total: None,
-    };
-    Ok(json_ok(&headers, position, &body))
+        last,
+        at_tail,
+    })
 }
 
 /// Brings every event to the current schema of its type, as every other reader sees it. An
