@@ -28,6 +28,21 @@ pub const PREFIX: &str = "simplepro_";
 /// Latency of every HTTP request, by route template, method and status.
 pub const REQUEST_DURATION: &str = "simplepro_http_request_duration_seconds";
 
+/// The process's resident memory, on every service's page.
+pub const RESIDENT_MEMORY: &str = "simplepro_process_resident_memory_bytes";
+
+/// Tasks alive in the runtime, on every service's page: connections, streams and background
+/// work that never end show here.
+pub const ALIVE_TASKS: &str = "simplepro_runtime_alive_tasks";
+
+/// The process's VmRSS, where `/proc` tells it.
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Bucket bounds of every `*_seconds` histogram: 0.5 ms to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -43,6 +58,9 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 type Collector = Box<dyn Fn() + Send + Sync>;
 
+/// Request-latency histograms by route template, then by method and status.
+type RequestDurations = HashMap<String, HashMap<(Method, u16), Histogram>>;
+
 /// The series of one service instance, labelled `service="<name>"`.
 pub struct MetricsRegistry {
     recorder: PrometheusRecorder,
@@ -52,7 +70,7 @@ pub struct MetricsRegistry {
     /// [`REQUEST_DURATION`] handles by route template, then method and status: a request
     /// looks its handle up instead of building a labelled key (allocating its label values)
     /// and finding it in the registry.
-    request_durations: RwLock<HashMap<String, HashMap<(Method, u16), Histogram>>>,
+    request_durations: RwLock<RequestDurations>,
 }
 
 impl MetricsRegistry {
@@ -78,7 +96,21 @@ impl MetricsRegistry {
                 REQUEST_DURATION,
                 metrics::Unit::Seconds,
                 "HTTP request latency by route template, method and status."
-            )
+            );
+            metrics::describe_gauge!(
+                RESIDENT_MEMORY,
+                metrics::Unit::Bytes,
+                "Resident memory of the process (VmRSS)."
+            );
+            metrics::describe_gauge!(ALIVE_TASKS, "Tasks alive in the process's tokio runtime.");
+        });
+        registry.on_render(|| {
+            if let Some(bytes) = resident_memory_bytes() {
+                metrics::gauge!(RESIDENT_MEMORY).set(bytes as f64);
+            }
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                metrics::gauge!(ALIVE_TASKS).set(runtime.metrics().num_alive_tasks() as f64);
+            }
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(upkeep(Arc::downgrade(&registry)));

@@ -76,6 +76,9 @@ pub struct Rendered {
     pub total: Option<u64>,
     /// The answer's ETag hashed as far as the data.
     pub start: HashedStart,
+    /// The highest `_pos` of the documents it was rendered from: the view includes every
+    /// event up to it at least (its model's checkpoint may still be behind).
+    pub docs_position: u64,
 }
 
 impl Rendered {
@@ -91,7 +94,14 @@ impl Rendered {
             data,
             next_cursor,
             total,
+            docs_position: 0,
         }
+    }
+
+    /// The same answer, rendered from documents of positions up to `position`.
+    pub fn from_docs_at(mut self, position: u64) -> Self {
+        self.docs_position = position;
+        self
     }
 
     /// Bytes this answer part holds, for the cache's bound.

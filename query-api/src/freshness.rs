@@ -23,6 +23,7 @@ use read_models::{names, Model};
 
 use crate::docs::{DocKey, DocStore, Uncached};
 use crate::metrics::Metrics;
+use crate::push::{Change, Changes};
 
 /// How often the checkpoints are re-read when no notice arrives.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -55,6 +56,8 @@ pub struct Freshness {
     checkpoints: Mutex<[u64; 5]>,
     generations: RwLock<Generations>,
     position: watch::Sender<u64>,
+    /// Every change of the read models, for the server-sent event streams.
+    changes: Changes,
 }
 
 /// The read models did not reach the required position in time; this is where they are.
@@ -73,14 +76,27 @@ impl Freshness {
             checkpoints: Mutex::new([0; 5]),
             generations: RwLock::new(Generations::new()),
             position,
+            changes: Changes::default(),
         });
         freshness.poll().await?;
         Ok(freshness)
     }
 
+    /// The changes of the read models from now on, each announced once the cache no longer
+    /// holds what it replaced.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
     /// The position every served read model has reached (the smallest of their checkpoints).
     pub fn position(&self) -> u64 {
         *self.position.borrow()
+    }
+
+    /// The checkpoint known of one model: its documents include every event up to it.
+    pub fn model_position(&self, model: Model) -> u64 {
+        let index = Model::ALL.iter().position(|m| *m == model).unwrap_or(0);
+        self.checkpoints()[index]
     }
 
     /// Per model: (model, live generation, checkpoint).
@@ -147,6 +163,7 @@ impl Freshness {
                     .invalidated_models
                     .fetch_add(1, Ordering::Relaxed);
                 self.docs.invalidate_all();
+                self.changes.announce(Change::everything(self.position()));
                 return;
             }
         };
@@ -168,7 +185,12 @@ impl Freshness {
     }
 
     async fn apply_notice(self: &Arc<Self>, notice: ChangeNotice) {
+        let mut change = Change::of_collections(
+            notice.position,
+            notice.docs.iter().map(|d| d.collection.as_str()),
+        );
         if notice.registry {
+            change = Change::everything(notice.position);
             self.metrics
                 .invalidated_models
                 .fetch_add(1, Ordering::Relaxed);
@@ -190,10 +212,12 @@ impl Freshness {
             self.metrics
                 .invalidated_docs
                 .fetch_add(keys.len() as u64, Ordering::Relaxed);
-            let docs = self.docs.clone();
+            let this = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(REINVALIDATE_AFTER).await;
-                docs.invalidate(&keys).await;
+                this.docs.invalidate(&keys).await;
+                // A stream that rendered a stale copy put back meanwhile renders again.
+                this.changes.announce(change);
             });
         }
         // The projector flushes every live model up to the notice's position.
@@ -203,6 +227,7 @@ impl Freshness {
             }
         }
         self.publish_position();
+        self.changes.announce(change);
     }
 
     /// Re-reads the registry and the checkpoints from MongoDB; drops from the cache every
@@ -213,9 +238,11 @@ impl Freshness {
         let stored = model_checkpoints(&source, &generations).await?;
         let previous = self.generations();
         let known = self.checkpoints();
+        let mut change = Change::of_collections(0, std::iter::empty());
         for (index, model) in Model::ALL.into_iter().enumerate() {
             let switched = previous.get(model) != generations.get(model);
             if switched || stored[index] > known[index] {
+                change = change.with(model);
                 self.docs.invalidate_collections(&names::generation_prefix(
                     model,
                     generations.get(model),
@@ -245,6 +272,8 @@ impl Freshness {
             }
         }
         self.publish_position();
+        change.position = self.position();
+        self.changes.announce(change);
         Ok(())
     }
 

@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod push;
 pub mod respond;
 pub mod routes;
 
@@ -41,6 +42,7 @@ use crate::cursor::CursorCodec;
 use crate::docs::{CacheSettings, DocStore};
 use crate::freshness::Freshness;
 use crate::metrics::Metrics;
+use crate::push::{Admission, StreamLimits};
 use crate::routes::{App, AppState};
 
 #[derive(Debug, Clone, Parser)]
@@ -81,6 +83,16 @@ pub struct Config {
     /// Secret that signs page cursors (default: derived from the JWT secret).
     #[arg(long, env = "SIMPLEPRO_CURSOR_SECRET", hide_env_values = true)]
     pub cursor_secret: Option<Secret>,
+    /// Server-sent event streams (`/v1/live/...`) open at once, all users together; past it
+    /// a new stream gets 429.
+    #[arg(long, env = "SIMPLEPRO_LIVE_MAX_STREAMS", default_value_t = 10_000)]
+    pub live_max_streams: usize,
+    /// Server-sent event streams one user may have open at once.
+    #[arg(long, env = "SIMPLEPRO_LIVE_MAX_STREAMS_PER_USER", default_value_t = 8)]
+    pub live_max_streams_per_user: usize,
+    /// Seconds between heartbeat comments on an idle stream.
+    #[arg(long, env = "SIMPLEPRO_LIVE_HEARTBEAT_SECS", default_value_t = 15)]
+    pub live_heartbeat_secs: u64,
 }
 
 /// In-flight requests get this long to finish after shutdown was requested.
@@ -185,6 +197,12 @@ pub async fn run(
         time_zone,
         metrics,
         consistency_wait: Duration::from_millis(config.consistency_wait_ms),
+        push: Admission::new(StreamLimits {
+            total: config.live_max_streams,
+            per_user: config.live_max_streams_per_user,
+        }),
+        push_heartbeat: Duration::from_secs(config.live_heartbeat_secs.max(1)),
+        shutdown: shutdown.clone(),
     }));
     let router = router(
         app,

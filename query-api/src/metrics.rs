@@ -27,6 +27,11 @@ pub struct Metrics {
     pub consistency_waits: AtomicU64,
     pub consistency_timeouts: AtomicU64,
     pub mongodb_reads: AtomicU64,
+    /// Server-sent event messages sent, streams refused (429), and announcements a slow
+    /// stream skipped.
+    pub live_updates: AtomicU64,
+    pub live_refused: AtomicU64,
+    pub live_lagged: AtomicU64,
     registry: Arc<MetricsRegistry>,
 }
 
@@ -38,7 +43,7 @@ pub struct CacheGauges {
 }
 
 /// Counter names with their help, in the order of [`Metrics::counters`].
-const COUNTERS: [(&str, &str); 13] = [
+const COUNTERS: [(&str, &str); 16] = [
     (
         "simplepro_query_api_cache_hits_total",
         "Document reads answered from the cache.",
@@ -91,10 +96,22 @@ const COUNTERS: [(&str, &str); 13] = [
         "simplepro_query_api_consistency_timeouts_total",
         "Requests answered 503 because min_position did not arrive in time.",
     ),
+    (
+        "simplepro_query_api_live_updates_total",
+        "Server-sent event messages sent (a view that changed).",
+    ),
+    (
+        "simplepro_query_api_live_refused_total",
+        "Server-sent event streams refused with 429 (per-user or overall limit).",
+    ),
+    (
+        "simplepro_query_api_live_lagged_total",
+        "Change announcements slow streams skipped (they sent the latest view instead).",
+    ),
 ];
 
 /// Gauge names with their help, in the order of the values [`Metrics::render`] sets.
-const GAUGES: [(&str, &str); 5] = [
+const GAUGES: [(&str, &str); 6] = [
     (
         "simplepro_query_api_cache_hit_ratio",
         "Hits over hits plus misses since start.",
@@ -114,6 +131,10 @@ const GAUGES: [(&str, &str); 5] = [
     (
         "simplepro_query_api_read_model_position",
         "Checkpoint position the service knows the read models have reached.",
+    ),
+    (
+        "simplepro_query_api_live_streams",
+        "Server-sent event streams open now.",
     ),
 ];
 
@@ -143,6 +164,9 @@ impl Default for Metrics {
             consistency_waits: zero(),
             consistency_timeouts: zero(),
             mongodb_reads: zero(),
+            live_updates: zero(),
+            live_refused: zero(),
+            live_lagged: zero(),
             registry,
         }
     }
@@ -154,7 +178,7 @@ impl Metrics {
         self.registry.clone()
     }
 
-    fn counters(&self) -> [&AtomicU64; 13] {
+    fn counters(&self) -> [&AtomicU64; 16] {
         [
             &self.cache_hits,
             &self.cache_misses,
@@ -169,11 +193,15 @@ impl Metrics {
             &self.mongodb_reads,
             &self.consistency_waits,
             &self.consistency_timeouts,
+            &self.live_updates,
+            &self.live_refused,
+            &self.live_lagged,
         ]
     }
 
-    /// The Prometheus text of every series, with the cache's sizes and the known position.
-    pub fn render(&self, cache: &CacheGauges, position: u64) -> String {
+    /// The Prometheus text of every series, with the cache's sizes, the known position and
+    /// the streams open.
+    pub fn render(&self, cache: &CacheGauges, position: u64, live_streams: usize) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let (hits, misses) = (load(&self.cache_hits), load(&self.cache_misses));
         let ratio = if hits + misses == 0 {
@@ -187,6 +215,7 @@ impl Metrics {
             cache.weighted_bytes as f64,
             cache.max_bytes as f64,
             position as f64,
+            live_streams as f64,
         ];
         self.registry.register(|| {
             for ((name, _), value) in COUNTERS.iter().zip(self.counters()) {

@@ -47,7 +47,8 @@ impl Modify for PositionHeader {
             .paths
             .paths
             .iter_mut()
-            .filter(|(path, _)| path.starts_with("/v1/"));
+            // Streams carry the position in each message, not in a header.
+            .filter(|(path, _)| path.starts_with("/v1/") && !path.starts_with("/v1/live/"));
         for (_, item) in reads {
             let Some(operation) = item.get.as_mut() else {
                 continue;
@@ -80,9 +81,23 @@ mod tests {
         let paths = document["paths"].as_object().unwrap();
         let reads: Vec<_> = paths
             .iter()
-            .filter(|(path, _)| path.starts_with("/v1/"))
+            .filter(|(path, _)| path.starts_with("/v1/") && !path.starts_with("/v1/live/"))
             .collect();
         assert_eq!(reads.len(), 11);
+        let streams: Vec<_> = paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/v1/live/"))
+            .collect();
+        assert_eq!(streams.len(), 3);
+        for (path, item) in streams {
+            let params = item["get"]["parameters"].as_array().unwrap();
+            assert!(
+                params
+                    .iter()
+                    .any(|p| p["name"] == "Last-Event-ID" && p["in"] == "header"),
+                "{path}"
+            );
+        }
         for (path, item) in reads {
             let get = &item["get"];
             let params = get["parameters"].as_array().unwrap();

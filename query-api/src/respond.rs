@@ -109,6 +109,14 @@ impl HashedStart {
             state,
         }
     }
+
+    /// 64 bits of the hash of the data alone: tells a changed view from an unchanged one.
+    pub fn fingerprint(&self) -> u64 {
+        let digest = self.state.clone().finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
 }
 
 fn answer(

@@ -3,7 +3,7 @@
 //! nats-server for tests that stop and restart NATS, a private database server (PostgreSQL and
 //! FerretDB) for tests that crash it; the services as child processes for tests that crash,
 //! pause and restart them (`ServiceProcess`); valid command bodies (`bodies`); and readings of
-//! a served OpenAPI document (`openapi`); the finished spans of the process (`spans`).
+//! a served OpenAPI document (`openapi`); the finished spans of the process (`spans`); a server-sent events client (`sse`).
 
 pub mod bodies;
 mod database_server;
@@ -12,6 +12,7 @@ mod nats_server;
 pub mod openapi;
 mod processes;
 pub mod spans;
+pub mod sse;
 
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod inbox;
 pub mod lists;
+pub mod live;
 mod render;
 pub mod schemas;
 pub mod service;
@@ -39,6 +40,11 @@ pub struct App {
     pub time_zone: BusinessTimeZone,
     pub metrics: Arc<Metrics>,
     pub consistency_wait: Duration,
+    /// Admission of server-sent event streams, and their heartbeat interval.
+    pub push: crate::push::Admission,
+    pub push_heartbeat: Duration,
+    /// Ends the open streams when the service stops.
+    pub shutdown: platform::shutdown::Shutdown,
 }
 
 #[derive(Clone)]
@@ -65,6 +71,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(views::calendar_week))
         .routes(routes!(inbox::my_threads))
         .routes(routes!(inbox::my_unread_count))
+        .routes(routes!(live::live_dashboard))
+        .routes(routes!(live::live_calendar_week))
+        .routes(routes!(live::live_unread_count))
         .routes(routes!(inbox::thread_messages))
         .routes(routes!(lists::list_customers))
         .routes(routes!(lists::get_customer))

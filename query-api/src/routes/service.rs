@@ -75,9 +75,11 @@ pub async fn checkpoint(
 )]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     app.docs.sync().await;
-    let text = app
-        .metrics
-        .render(&app.docs.gauges(), app.freshness.position());
+    let text = app.metrics.render(
+        &app.docs.gauges(),
+        app.freshness.position(),
+        app.push.open(),
+    );
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,18 +4,18 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use chrono::{Days, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use domain::calendar::week_start;
 use domain::enums::{JobStatus, Role};
 use domain::ids::CrewMemberId;
 use platform::auth::Caller;
 use platform::problem::Problem;
-use read_models::query::{self, CalendarWeekView};
+use read_models::query::{self, CalendarWeekView, PositionTracking};
 use read_models::Model;
 
 use super::render::{encode, view_answer, RenderError};
-use super::{bad_parameter, query_failed, AppState};
-use crate::docs::Rendered;
+use super::{bad_parameter, query_failed, App, AppState};
+use crate::docs::{Rendered, RenderedView};
 use crate::params::{parse_date, Params};
 use crate::respond::ApiError;
 
@@ -54,44 +54,65 @@ pub async fn dashboard(
     )?;
     let mut params = Params::parse(&uri, &["from", "to"]);
     let min_position = params.min_position(&headers);
-    let from = params.date("from");
-    let to = params.date("to");
+    let range = DashboardRange::parse(&mut params, &app);
     params.finish()?;
-    let today = app.time_zone.local_date(Utc::now());
-    let (from, to) = match (from, to) {
-        (Some(from), Some(to)) => (from, to),
-        (Some(from), None) => (from, today.max(from)),
-        (None, Some(to)) => (
-            to.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
-                .unwrap_or(to),
-            to,
-        ),
-        (None, None) => (
-            today
-                .checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
-                .unwrap_or(today),
-            today,
-        ),
-    };
-    // The read model's rule, checked before waiting for `min_position`.
-    query::check_dashboard_range(from, to).map_err(query_failed)?;
+    let range = range?;
     let position = app.consistent(min_position).await?;
+    let data = render_dashboard(&app, range).await?;
+    Ok(view_answer(&headers, position, &data))
+}
+
+/// The dates of a dashboard: `from` and `to` as asked or by default, and today.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DashboardRange {
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+}
+
+impl DashboardRange {
+    /// `from` and `to` from `params` (their errors left in `params`), checked against the
+    /// read model's rule before anything waits.
+    pub(crate) fn parse(params: &mut Params, app: &App) -> Result<Self, ApiError> {
+        let from = params.date("from");
+        let to = params.date("to");
+        let today = app.time_zone.local_date(Utc::now());
+        let days_before = |date: NaiveDate| {
+            date.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
+                .unwrap_or(date)
+        };
+        let (from, to) = match (from, to) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, today.max(from)),
+            (None, Some(to)) => (days_before(to), to),
+            (None, None) => (days_before(today), today),
+        };
+        query::check_dashboard_range(from, to).map_err(query_failed)?;
+        Ok(DashboardRange { from, to, today })
+    }
+}
+
+/// The dashboard of `range`, rendered once per change of the read models.
+pub(crate) async fn render_dashboard(
+    app: &App,
+    range: DashboardRange,
+) -> Result<RenderedView, ApiError> {
+    let DashboardRange { from, to, today } = range;
     let gens = app.freshness.generations();
     let view = format!(
         "dashboard|g{}|{from}|{to}|{today}",
         gens.get(Model::Dashboard)
     );
-    let data = app
-        .docs
+    app.docs
         .rendered(view, async {
-            let view = query::dashboard(app.docs.as_ref(), &gens, from, to, today)
+            let docs = PositionTracking::new(app.docs.as_ref());
+            let view = query::dashboard(&docs, &gens, from, to, today)
                 .await
                 .map_err(RenderError::Query)?;
-            encode(&view).map(Rendered::view)
+            encode(&view).map(|data| Rendered::view(data).from_docs_at(docs.highest_position()))
         })
         .await
-        .map_err(RenderError::into_api)?;
-    Ok(view_answer(&headers, position, &data))
+        .map_err(RenderError::into_api)
 }
 
 /// The jobs of the week (Monday to Sunday) containing a date.
@@ -144,25 +165,35 @@ pub async fn calendar_week(
         return Err(bad_parameter("date", "missing"));
     };
     let position = app.consistent(min_position).await?;
-    let crew = super::crew_member_of(&app, &caller).await?;
+    let data = render_calendar_week(&app, &caller, date).await?;
+    Ok(view_answer(&headers, position, &data))
+}
+
+/// The calendar week containing `date` as `caller` may see it (crew: their own jobs),
+/// rendered once per change of the read models.
+pub(crate) async fn render_calendar_week(
+    app: &App,
+    caller: &Caller,
+    date: NaiveDate,
+) -> Result<RenderedView, ApiError> {
+    let crew = super::crew_member_of(app, caller).await?;
     let gens = app.freshness.generations();
     let week = week_start(date);
     let scope = crew.map_or_else(|| "all".to_owned(), |crew| crew.to_string());
     let view = format!("calendar|g{}|{week}|{scope}", gens.get(Model::Calendar));
-    let data = app
-        .docs
+    app.docs
         .rendered(view, async {
-            let mut view = query::calendar_week(app.docs.as_ref(), &gens, week)
+            let docs = PositionTracking::new(app.docs.as_ref());
+            let mut view = query::calendar_week(&docs, &gens, week)
                 .await
                 .map_err(RenderError::Query)?;
             if let Some(crew) = crew {
                 only_crew(&mut view, crew);
             }
-            encode(&view).map(Rendered::view)
+            encode(&view).map(|data| Rendered::view(data).from_docs_at(docs.highest_position()))
         })
         .await
-        .map_err(RenderError::into_api)?;
-    Ok(view_answer(&headers, position, &data))
+        .map_err(RenderError::into_api)
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.

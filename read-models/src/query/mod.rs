@@ -241,3 +241,51 @@ pub async fn checkpoint(src: &impl DocSource, gens: &Generations) -> Result<u64,
         .min()
         .unwrap_or(0))
 }
+
+/// A [`DocSource`] that notes the highest `_pos` of the documents read through it: the
+/// position up to which a view built from them is known to include events, which may be
+/// past the model's checkpoint when documents were read while a flush was under way.
+pub struct PositionTracking<'a, S> {
+    inner: &'a S,
+    highest: std::sync::atomic::AtomicU64,
+}
+
+impl<'a, S: DocSource> PositionTracking<'a, S> {
+    pub fn new(inner: &'a S) -> Self {
+        PositionTracking {
+            inner,
+            highest: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The highest `_pos` read so far (0 when no document was found).
+    pub fn highest_position(&self) -> u64 {
+        self.highest.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note(&self, doc: &Option<Arc<Document>>) {
+        if let Some(pos) = doc.as_ref().and_then(|d| d.get_i64("_pos").ok()) {
+            let pos = u64::try_from(pos).unwrap_or(0);
+            self.highest
+                .fetch_max(pos, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl<S: DocSource> DocSource for PositionTracking<'_, S> {
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
+        let doc = self.inner.get(collection, id).await?;
+        self.note(&doc);
+        Ok(doc)
+    }
+
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Arc<Document>>>, LoadError> {
+        let docs = self.inner.get_many(collection, ids).await?;
+        docs.iter().for_each(|doc| self.note(doc));
+        Ok(docs)
+    }
+}

@@ -4,6 +4,7 @@
 //! depends on as `min_position`, so the test waits exactly as long as the pipeline needs.
 
 mod access;
+mod live;
 mod matrix;
 mod observability;
 mod old_events;

@@ -5,4 +5,5 @@ mod deployment;
 mod durability;
 mod end_to_end;
 mod event_store;
+mod live_connections;
 mod relay;
