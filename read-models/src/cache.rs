@@ -21,6 +21,11 @@
 //!   tier was written by that flush too and already holds everything up to where the run
 //!   stopped: the cache then skips this event's changes to all documents below tier `t`.
 //!
+//! Both rules take a document read back from the store to be the one the cache held. Stored
+//! dates keep milliseconds, finer than the instants events carry, so nothing a change
+//! computes from a document's instants may depend on the finer digits (list keys use
+//! `instant::as_stored`): a projector restarted or short of cache would compute it otherwise.
+//!
 //! # Events are all-or-nothing in the cache
 //! [`crate::apply`] calls `begin_event`; the first change of each document in the event
 //! saves a copy, and a failed apply (a load error half-way) restores them, so retrying the

@@ -9,6 +9,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// `instant` as a stored document gives it back: a BSON date keeps milliseconds. What a model
+/// derives from an instant of a document (a list key) must come from this, or it differs
+/// between a document still in the cache and the same one read back from the store.
+pub(crate) fn as_stored(instant: DateTime<Utc>) -> DateTime<Utc> {
+    bson::DateTime::from_chrono(instant).to_chrono()
+}
+
 pub(crate) fn serialize<S: Serializer>(
     instant: &DateTime<Utc>,
     serializer: S,

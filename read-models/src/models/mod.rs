@@ -95,9 +95,15 @@ pub(crate) async fn named_participants(
     Ok(named)
 }
 
-/// A sortable text form of an instant: fixed width, nanoseconds, UTC.
+/// A sortable text form of an instant: fixed width, UTC, to the millisecond a stored date
+/// keeps ([`crate::instant::as_stored`]). A key is computed again from the stored item when
+/// the item leaves or moves: from a summary read back from the store after a restart or an
+/// eviction, nanoseconds would give another key, and the old entry would stay behind. The
+/// nine digits keep the width of keys written before, so both sort together.
 pub(crate) fn time_key(instant: DateTime<Utc>) -> String {
-    instant.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+    crate::instant::as_stored(instant)
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
 }
 
 /// `"First Last"`.

@@ -164,11 +164,22 @@ fn run<A: Aggregate>(
 /// A history of valid events from `steps`, starting at 2025-01-01 UTC. The first steps
 /// register a few users, crew members and customers (including "John Smith").
 pub(crate) fn history(steps: &[Step]) -> Vec<EventEnvelope> {
+    history_from(steps, Duration::zero())
+}
+
+/// The same history with every instant `offset` later: instants finer than the millisecond a
+/// stored BSON date keeps.
+pub(crate) fn history_off_the_millisecond(steps: &[Step]) -> Vec<EventEnvelope> {
+    history_from(steps, Duration::nanoseconds(123_457))
+}
+
+fn history_from(steps: &[Step], offset: Duration) -> Vec<EventEnvelope> {
     let mut world = World::default();
     let mut now = Utc
         .with_ymd_and_hms(2025, 1, 1, 12, 0, 0)
         .single()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + offset;
     for (i, first) in ["John", "Ana"].iter().enumerate() {
         register_customer(&mut world, now, first, LAST_NAMES[i * 2], i as u32);
     }
