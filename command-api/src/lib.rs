@@ -233,7 +233,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             platform::limits::limit_by_address,
         ))
         .merge(platform::http::health_routes(readiness));
-    let router = platform::http::edge(router, &config.edge);
+    let router = platform::http::edge(router, &config.edge, platform::http::RequestSpans::Traced);
     tracing::info!(address = ?listener.local_addr().ok(), "command API listening");
     let served = platform::http::serve_with(
         listener,

@@ -14,7 +14,6 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanProcessor};
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -129,7 +128,9 @@ fn install(args: &TelemetryArgs, service: &'static str, provider: SdkTracerProvi
         // busy/idle attributes nobody reads.
         .with_tracked_inactivity(false)
         .with_context_activation(false)
-        .with_filter(LevelFilter::INFO);
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            *meta.level() <= tracing::Level::INFO && meta.name() != crate::http::READ_SPAN
+        }));
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))
         .with(spans)

@@ -237,7 +237,11 @@ fn router(
         ));
     let registry = app.metrics.registry();
     let v1 = platform::http::timed(v1, &registry, edge).with_state(app);
-    platform::http::edge(v1.merge(health_routes(readiness)), edge)
+    platform::http::edge(
+        v1.merge(health_routes(readiness)),
+        edge,
+        platform::http::RequestSpans::LogsOnly,
+    )
 }
 
 async fn not_found() -> Response {
