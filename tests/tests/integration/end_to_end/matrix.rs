@@ -26,6 +26,36 @@ use uuid::Uuid;
 use super::system::{Staff, System};
 use tests::bodies;
 
+/// The body of an answer; of a server-sent event stream, which never ends, the data of its
+/// first message (the body the matching read answers).
+async fn answer_text(mut response: reqwest::Response) -> String {
+    let streams = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streams {
+        return response.text().await.unwrap_or_default();
+    }
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let first = received
+            .split_inclusive("\n\n")
+            .find(|block| block.ends_with("\n\n") && block.contains("data:"));
+        if let Some(block) = first {
+            return block
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+        }
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => received.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return received,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Api {
     Command,
@@ -88,6 +118,9 @@ const MATRIX: &[Row] = &[
     (Query,   "GET",    "/v1/calendar/week/{date}",             "AAAAD", "AAAHD", 'U'),
     (Query,   "GET",    "/v1/me/threads",                       "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/me/unread-count",                  "AAAAA", "HHHHH", 'U'),
+    (Query,   "GET",    "/v1/live/dashboard",                   "AAADA", "AAADA", 'U'),
+    (Query,   "GET",    "/v1/live/calendar/week/{date}",        "AAAAD", "AAAHD", 'U'),
+    (Query,   "GET",    "/v1/live/me/unread-count",             "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/threads/{id}/messages",            "AAAAA", "DDDDD", 'U'),
     (Query,   "GET",    "/v1/customers",                        "AAADD", "AAADD", 'U'),
     (Query,   "GET",    "/v1/customers/{id}",                   "AAADD", "AAADD", 'U'),
@@ -325,20 +358,22 @@ impl World {
                 (ids(thread), Some(body))
             }
             "/v1/threads/{id}/messages" => (ids(self.thread), None),
-            "/v1/calendar/week/{date}" => (template.replace("{date}", JOB_DATE), None),
+            "/v1/calendar/week/{date}" | "/v1/live/calendar/week/{date}" => {
+                (template.replace("{date}", JOB_DATE), None)
+            }
             "/v1/customers/{id}" => (ids(self.customer), None),
             "/v1/jobs/{id}" => (ids(if own { self.own_job } else { self.other_job }), None),
             "/v1/events" => ("/v1/events?limit=100".to_owned(), None),
-            "/v1/dashboard" => (
-                "/v1/dashboard?from=2031-05-01&to=2031-05-31".to_owned(),
-                None,
-            ),
+            "/v1/dashboard" | "/v1/live/dashboard" => {
+                (format!("{template}?from=2031-05-01&to=2031-05-31"), None)
+            }
             "/metrics"
             | "/openapi.json"
             | "/healthz"
             | "/readyz"
             | "/v1/me/threads"
             | "/v1/me/unread-count"
+            | "/v1/live/me/unread-count"
             | "/v1/checkpoint" => ((*template).to_owned(), None),
             other => panic!("the matrix has no preparation for {other}"),
         }
@@ -386,7 +421,7 @@ impl World {
         }
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let text = answer_text(response).await;
         let name = format!(
             "{method} {template} as {:?}, {:?} data",
             case.caller, case.whose
