@@ -203,6 +203,7 @@ pub async fn run(
         }),
         push_heartbeat: Duration::from_secs(config.live_heartbeat_secs.max(1)),
         shutdown: shutdown.clone(),
+        as_of: routes::as_of::as_of_cache(),
     }));
     let router = router(
         app,

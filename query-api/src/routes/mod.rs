@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource, sharing the state and the consistency wait.
 
+pub mod as_of;
 pub mod events;
 pub mod inbox;
 pub mod lists;
@@ -45,6 +46,8 @@ pub struct App {
     pub push_heartbeat: Duration,
     /// Ends the open streams when the service stops.
     pub shutdown: platform::shutdown::Shutdown,
+    /// Dashboards folded from the log as of a past position.
+    pub as_of: as_of::AsOfCache,
 }
 
 #[derive(Clone)]
@@ -68,6 +71,7 @@ impl FromRef<AppState> for Authenticator {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiHeader as utoipa::OpenApi>::openapi())
         .routes(routes!(views::dashboard))
+        .routes(routes!(as_of::dashboard_as_of))
         .routes(routes!(views::calendar_week))
         .routes(routes!(inbox::my_threads))
         .routes(routes!(inbox::my_unread_count))

@@ -4,6 +4,7 @@
 //! depends on as `min_position`, so the test waits exactly as long as the pipeline needs.
 
 mod access;
+mod as_of;
 mod live;
 mod matrix;
 mod observability;

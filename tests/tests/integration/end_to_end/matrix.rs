@@ -119,6 +119,7 @@ const MATRIX: &[Row] = &[
     (Query,   "GET",    "/v1/me/threads",                       "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/me/unread-count",                  "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/live/dashboard",                   "AAADA", "AAADA", 'U'),
+    (Query,   "GET",    "/v1/dashboard/as-of",                  "AAADA", "AAADA", 'U'),
     (Query,   "GET",    "/v1/live/calendar/week/{date}",        "AAAAD", "AAAHD", 'U'),
     (Query,   "GET",    "/v1/live/me/unread-count",             "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/threads/{id}/messages",            "AAAAA", "DDDDD", 'U'),
@@ -364,6 +365,7 @@ impl World {
             "/v1/customers/{id}" => (ids(self.customer), None),
             "/v1/jobs/{id}" => (ids(if own { self.own_job } else { self.other_job }), None),
             "/v1/events" => ("/v1/events?limit=100".to_owned(), None),
+            "/v1/dashboard/as-of" => ("/v1/dashboard/as-of?position=1".to_owned(), None),
             "/v1/dashboard" | "/v1/live/dashboard" => {
                 (format!("{template}?from=2031-05-01&to=2031-05-31"), None)
             }

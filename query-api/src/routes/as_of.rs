@@ -1,0 +1,185 @@
+//! `GET /v1/dashboard/as-of`: the dashboard as it was at the end of a past date or at a global
+//! position, folded from the event log with the projector's own apply code into documents in
+//! memory and read with the same query as the live dashboard, so it equals what the live model
+//! showed once it had reached that position. Folds are cached by position and range.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use chrono::{Days, NaiveDate};
+use domain::enums::Role;
+use events::store::ReadAllOptions;
+use events::EventStore;
+use platform::auth::Caller;
+use platform::problem::Problem;
+use read_models::cache::DocCache;
+use read_models::memory::MemoryStore;
+use read_models::query::{self, Generations};
+use read_models::{apply, Model, ProjectionContext};
+
+use super::render::{encode, view_answer, RenderError};
+use super::{bad_parameter, query_failed, App, AppState};
+use crate::docs::{Rendered, RenderedView};
+use crate::params::Params;
+use crate::respond::ApiError;
+
+/// Default range: the 30 days ending on the as-of day.
+const DEFAULT_RANGE_DAYS: u64 = 29;
+
+/// Folds kept: (position, from, to, today) → the rendered view.
+pub type AsOfCache = moka::future::Cache<(u64, NaiveDate, NaiveDate, NaiveDate), RenderedView>;
+
+pub fn as_of_cache() -> AsOfCache {
+    moka::future::Cache::new(64)
+}
+
+/// The dashboard as of the end of a date or a position.
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/as-of",
+    tag = "reports",
+    params(
+        ("date" = Option<String>, Query, format = Date, description = "Local date (YYYY-MM-DD): the dashboard as it was at the end of that day (its last event recorded by midnight in the business time zone). Exactly one of `date` and `position`."),
+        ("position" = Option<u64>, Query, description = "Global position of the event log: the dashboard once every event up to it was applied. Exactly one of `date` and `position`."),
+        ("from" = Option<String>, Query, format = Date, description = "First local date; default 29 days before `to`."),
+        ("to" = Option<String>, Query, format = Date, description = "Last local date; default the as-of day. At most 366 days, both included."),
+    ),
+    responses(
+        (status = 200, description = "`data` as for `GET /v1/dashboard` (its `today` is the as-of day), `position` the position folded to.", body = super::schemas::ViewEnvelope<super::schemas::DashboardView>, headers(("ETag" = String))),
+        (status = 400, description = "Invalid parameters (neither or both of `date` and `position`, a position beyond the log, a malformed date, a range of more than 366 days).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Crew may not read the dashboard.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn dashboard_as_of(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    caller.require(
+        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
+        "read the dashboard",
+    )?;
+    let mut params = Params::parse(&uri, &["date", "position", "from", "to"]);
+    let date = params.date("date");
+    let position = params.integer("position", i64::MAX as u64);
+    let (from, to) = (params.date("from"), params.date("to"));
+    params.finish()?;
+    let (position, today) = match (date, position) {
+        (Some(date), None) => (position_at_end_of(&app, date).await?, date),
+        (None, Some(position)) => (position, day_of(&app, position).await?),
+        _ => {
+            return Err(bad_parameter(
+                "date",
+                "give exactly one of `date` and `position`",
+            ))
+        }
+    };
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or_else(|| {
+        to.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
+            .unwrap_or(to)
+    });
+    query::check_dashboard_range(from, to).map_err(query_failed)?;
+    let key = (position, from, to, today);
+    let data = app
+        .as_of
+        .try_get_with(key, fold_dashboard(&app, position, from, to, today))
+        .await
+        .map_err(|error| (*error).clone().into_api())?;
+    Ok(view_answer(&headers, position, &data))
+}
+
+/// The last position recorded by the end of `date` (business time zone): a binary search
+/// over the log by point reads, positions being recorded in order.
+async fn position_at_end_of(app: &App, date: NaiveDate) -> Result<u64, ApiError> {
+    let midnight = date
+        .checked_add_days(Days::new(1))
+        .map(|next| app.time_zone.start_of_day(next))
+        .ok_or_else(|| bad_parameter("date", "no day follows it"))?;
+    let (mut low, mut high) = (0, tail(app).await?);
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        let recorded = event_at(&app.store, middle).await?.recorded_at;
+        if recorded < midnight {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    Ok(low)
+}
+
+/// The local day the event at `position` was recorded on; a position past the log is a 400.
+async fn day_of(app: &App, position: u64) -> Result<NaiveDate, ApiError> {
+    let tail = tail(app).await?;
+    if position > tail {
+        return Err(bad_parameter(
+            "position",
+            format!("position {position} is beyond the end of the event log ({tail})"),
+        ));
+    }
+    if position == 0 {
+        return Err(bad_parameter("position", "positions start at 1"));
+    }
+    let recorded = event_at(&app.store, position).await?.recorded_at;
+    Ok(app.time_zone.local_date(recorded))
+}
+
+async fn tail(app: &App) -> Result<u64, ApiError> {
+    events::relay::sequenced_tail(&app.store)
+        .await
+        .map_err(|e| ApiError::internal("reading the event log's tail", e))
+}
+
+async fn event_at(store: &EventStore, position: u64) -> Result<events::EventEnvelope, ApiError> {
+    store
+        .event_at(position)
+        .await
+        .map_err(|e| ApiError::internal("reading the event log", e))?
+        .ok_or_else(|| {
+            ApiError::internal("reading the event log", format!("no event at {position}"))
+        })
+}
+
+/// Applies the log up to `position` to dashboard documents in memory and renders the view.
+async fn fold_dashboard(
+    app: &App,
+    position: u64,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<RenderedView, RenderError> {
+    let failed = |reason: String| RenderError::Encode(format!("folding the log: {reason}"));
+    let memory = MemoryStore::new();
+    let mut cache = DocCache::new(usize::MAX);
+    let context = ProjectionContext {
+        time_zone: app.time_zone,
+        generation: 1,
+    };
+    let mut batches = app.store.read_all(ReadAllOptions::default());
+    'log: while let Some(batch) = batches.next().await {
+        for event in batch.map_err(|e| failed(e.to_string()))? {
+            if event.position.is_none_or(|p| p > position) {
+                break 'log;
+            }
+            // An event the model refuses (a poison event) is skipped, as the live projector
+            // skips it (it also parks the event's aggregate, which a fold does not).
+            if let Err(error) = apply(Model::Dashboard, &context, &mut cache, &memory, &event).await
+            {
+                if error.is_retryable() {
+                    return Err(failed(error.to_string()));
+                }
+            }
+        }
+    }
+    memory.write(cache.take_dirty());
+    let view = query::dashboard(&memory, &Generations::new(), from, to, today)
+        .await
+        .map_err(RenderError::Query)?;
+    Ok(Arc::new(encode(&view).map(Rendered::view)?))
+}
