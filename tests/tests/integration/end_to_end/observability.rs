@@ -333,7 +333,10 @@ async fn the_grafana_dashboard_and_the_alert_rules_name_only_series_the_services
             exprs.push((name.to_owned(), expr.to_owned()));
         }
     }
-    assert!(exprs.len() >= 4, "lag, outbox, dead letters and 5xx alerts at least");
+    assert!(
+        exprs.len() >= 4,
+        "lag, outbox, dead letters and 5xx alerts at least"
+    );
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{root}/deploy/grafana/simplepro-dashboard.json"))
             .expect("dashboard"),
@@ -349,7 +352,10 @@ async fn the_grafana_dashboard_and_the_alert_rules_name_only_series_the_services
     let mut unknown = Vec::new();
     for (owner, expr) in &exprs {
         let named = series_in(expr);
-        assert!(!named.is_empty(), "{owner}: {expr} names no SimplePro series");
+        assert!(
+            !named.is_empty(),
+            "{owner}: {expr} names no SimplePro series"
+        );
         unknown.extend(
             named
                 .into_iter()
@@ -357,5 +363,8 @@ async fn the_grafana_dashboard_and_the_alert_rules_name_only_series_the_services
                 .map(|series| format!("{owner}: {series}")),
         );
     }
-    assert!(unknown.is_empty(), "series no service exports: {unknown:#?}");
+    assert!(
+        unknown.is_empty(),
+        "series no service exports: {unknown:#?}"
+    );
 }
