@@ -9,29 +9,26 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use chrono::{Days, NaiveDate};
-use domain::enums::Role;
 use events::store::ReadAllOptions;
 use events::EventStore;
 use platform::auth::Caller;
 use platform::problem::Problem;
 use read_models::cache::DocCache;
 use read_models::memory::MemoryStore;
-use read_models::query::{self, Generations};
+use read_models::query::Generations;
 use read_models::{apply, Model, ProjectionContext};
 
 use super::render::{encode, view_answer, RenderError};
-use super::{bad_parameter, query_failed, App, AppState};
+use super::views::{require_dashboard_reader, DashboardRange};
+use super::{bad_parameter, App, AppState};
 use crate::docs::{Rendered, RenderedView};
 use crate::params::Params;
 use crate::respond::ApiError;
 
-/// Default range: the 30 days ending on the as-of day.
-const DEFAULT_RANGE_DAYS: u64 = 29;
+/// Folds kept: (position, range) → the rendered view.
+pub(crate) type AsOfCache = moka::future::Cache<(u64, DashboardRange), RenderedView>;
 
-/// Folds kept: (position, from, to, today) → the rendered view.
-pub type AsOfCache = moka::future::Cache<(u64, NaiveDate, NaiveDate, NaiveDate), RenderedView>;
-
-pub fn as_of_cache() -> AsOfCache {
+pub(crate) fn as_of_cache() -> AsOfCache {
     moka::future::Cache::new(64)
 }
 
@@ -60,10 +57,7 @@ pub async fn dashboard_as_of(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
-        "read the dashboard",
-    )?;
+    require_dashboard_reader(&caller)?;
     let mut params = Params::parse(&uri, &["date", "position", "from", "to"]);
     let date = params.date("date");
     let position = params.integer("position", i64::MAX as u64);
@@ -79,16 +73,10 @@ pub async fn dashboard_as_of(
             ))
         }
     };
-    let to = to.unwrap_or(today);
-    let from = from.unwrap_or_else(|| {
-        to.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
-            .unwrap_or(to)
-    });
-    query::check_dashboard_range(from, to).map_err(query_failed)?;
-    let key = (position, from, to, today);
+    let range = DashboardRange::around(from, to, today)?;
     let data = app
         .as_of
-        .try_get_with(key, fold_dashboard(&app, position, from, to, today))
+        .try_get_with((position, range), fold_dashboard(&app, position, range))
         .await
         .map_err(|error| (*error).clone().into_api())?;
     Ok(view_answer(&headers, position, &data))
@@ -150,9 +138,7 @@ async fn event_at(store: &EventStore, position: u64) -> Result<events::EventEnve
 async fn fold_dashboard(
     app: &App,
     position: u64,
-    from: NaiveDate,
-    to: NaiveDate,
-    today: NaiveDate,
+    range: DashboardRange,
 ) -> Result<RenderedView, RenderError> {
     let failed = |reason: String| RenderError::Encode(format!("folding the log: {reason}"));
     let memory = MemoryStore::new();
@@ -178,8 +164,6 @@ async fn fold_dashboard(
         }
     }
     memory.write(cache.take_dirty());
-    let view = query::dashboard(&memory, &Generations::new(), from, to, today)
-        .await
-        .map_err(RenderError::Query)?;
+    let view = range.read(&memory, &Generations::new()).await?;
     Ok(Arc::new(encode(&view).map(Rendered::view)?))
 }

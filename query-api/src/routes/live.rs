@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use domain::enums::Role;
 use domain::ids::UserId;
 use futures::Stream;
 use platform::auth::Caller;
@@ -32,10 +31,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
 use super::render::{encode, RenderError};
-use super::views::{render_calendar_week, render_dashboard, DashboardRange};
+use super::views::{
+    path_date, render_calendar_week, render_dashboard, require_calendar_reader,
+    require_dashboard_reader, DashboardRange,
+};
 use super::{bad_parameter, query_failed, App, AppState};
 use crate::docs::{Rendered, RenderedView};
-use crate::params::{parse_date, Params};
+use crate::params::Params;
 use crate::push::{Admitted, Change, Refused};
 use crate::respond::ApiError;
 
@@ -67,10 +69,7 @@ pub async fn live_dashboard(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
-        "read the dashboard",
-    )?;
+    require_dashboard_reader(&caller)?;
     let mut params = Params::parse(&uri, &["from", "to"]);
     let range = DashboardRange::parse(&mut params, &app);
     params.finish()?;
@@ -103,20 +102,13 @@ pub async fn live_calendar_week(
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Crew],
-        "read the calendar",
-    )?;
+    require_calendar_reader(&caller)?;
     let mut params = Params::parse(&uri, &[]);
-    let date = match path.map_err(|rejection| rejection.body_text()) {
-        Ok(Path(raw)) => parse_date(&raw),
-        Err(reason) => Err(reason),
-    };
-    if let Err(reason) = &date {
-        params.push_error("date", reason.clone());
-    }
+    let date = path_date(&mut params, path);
     params.finish()?;
-    let date = date.map_err(|reason| bad_parameter("date", reason))?;
+    let Some(date) = date else {
+        return Err(bad_parameter("date", "missing"));
+    };
     // A crew user without a crew-member record is refused now, not at the first render.
     super::crew_member_of(&app, &caller).await?;
     let followed = Followed::CalendarWeek {

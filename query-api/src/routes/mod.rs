@@ -47,7 +47,7 @@ pub struct App {
     /// Ends the open streams when the service stops.
     pub shutdown: platform::shutdown::Shutdown,
     /// Dashboards folded from the log as of a past position.
-    pub as_of: as_of::AsOfCache,
+    pub(crate) as_of: as_of::AsOfCache,
 }
 
 #[derive(Clone)]

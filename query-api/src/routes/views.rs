@@ -48,10 +48,7 @@ pub async fn dashboard(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
-        "read the dashboard",
-    )?;
+    require_dashboard_reader(&caller)?;
     let mut params = Params::parse(&uri, &["from", "to"]);
     let min_position = params.min_position(&headers);
     let range = DashboardRange::parse(&mut params, &app);
@@ -62,8 +59,37 @@ pub async fn dashboard(
     Ok(view_answer(&headers, position, &data))
 }
 
+/// Who may read the dashboard, live, now or as of a past date.
+pub(crate) fn require_dashboard_reader(caller: &Caller) -> Result<(), Problem> {
+    caller.require(
+        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Analyst],
+        "read the dashboard",
+    )
+}
+
+/// Who may read the calendar, live or now.
+pub(crate) fn require_calendar_reader(caller: &Caller) -> Result<(), Problem> {
+    caller.require(
+        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Crew],
+        "read the calendar",
+    )
+}
+
+/// The `{date}` of a path, its error left in `params`.
+pub(crate) fn path_date(
+    params: &mut Params,
+    path: Result<Path<String>, PathRejection>,
+) -> Option<NaiveDate> {
+    let date = match path {
+        Ok(Path(raw)) => parse_date(&raw),
+        Err(rejection) => Err(rejection.body_text()),
+    };
+    date.map_err(|reason| params.push_error("date", reason))
+        .ok()
+}
+
 /// The dates of a dashboard: `from` and `to` as asked or by default, and today.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct DashboardRange {
     from: NaiveDate,
     to: NaiveDate,
@@ -71,12 +97,21 @@ pub(crate) struct DashboardRange {
 }
 
 impl DashboardRange {
-    /// `from` and `to` from `params` (their errors left in `params`), checked against the
-    /// read model's rule before anything waits.
+    /// `from` and `to` from `params` (their errors left in `params`) around the business's
+    /// today, checked against the read model's rule before anything waits.
     pub(crate) fn parse(params: &mut Params, app: &App) -> Result<Self, ApiError> {
         let from = params.date("from");
         let to = params.date("to");
-        let today = app.time_zone.local_date(Utc::now());
+        Self::around(from, to, app.time_zone.local_date(Utc::now()))
+    }
+
+    /// `from` and `to` as asked, or by default the 30 days ending `today`; checked against
+    /// the read model's rule.
+    pub(crate) fn around(
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
         let days_before = |date: NaiveDate| {
             date.checked_sub_days(Days::new(DEFAULT_RANGE_DAYS))
                 .unwrap_or(date)
@@ -89,6 +124,17 @@ impl DashboardRange {
         };
         query::check_dashboard_range(from, to).map_err(query_failed)?;
         Ok(DashboardRange { from, to, today })
+    }
+
+    /// The dashboard of this range read from `docs`.
+    pub(super) async fn read(
+        &self,
+        docs: &impl query::DocSource,
+        gens: &query::Generations,
+    ) -> Result<query::DashboardView, RenderError> {
+        query::dashboard(docs, gens, self.from, self.to, self.today)
+            .await
+            .map_err(RenderError::Query)
     }
 }
 
@@ -106,9 +152,7 @@ pub(crate) async fn render_dashboard(
     app.docs
         .rendered(view, async {
             let docs = PositionTracking::new(app.docs.as_ref());
-            let view = query::dashboard(&docs, &gens, from, to, today)
-                .await
-                .map_err(RenderError::Query)?;
+            let view = range.read(&docs, &gens).await?;
             encode(&view).map(|data| Rendered::view(data).from_docs_at(docs.highest_position()))
         })
         .await
@@ -141,25 +185,10 @@ pub async fn calendar_week(
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Admin, Role::Dispatcher, Role::Sales, Role::Crew],
-        "read the calendar",
-    )?;
+    require_calendar_reader(&caller)?;
     let mut params = Params::parse(&uri, &[]);
     let min_position = params.min_position(&headers);
-    let date = match path {
-        Ok(Path(raw)) => match parse_date(&raw) {
-            Ok(date) => Some(date),
-            Err(reason) => {
-                params.push_error("date", reason);
-                None
-            }
-        },
-        Err(rejection) => {
-            params.push_error("date", rejection.body_text());
-            None
-        }
-    };
+    let date = path_date(&mut params, path);
     params.finish()?;
     let Some(date) = date else {
         return Err(bad_parameter("date", "missing"));
