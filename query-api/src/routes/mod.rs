@@ -73,6 +73,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(views::dashboard))
         .routes(routes!(as_of::dashboard_as_of))
         .routes(routes!(views::calendar_week))
+        .routes(routes!(as_of::calendar_as_of))
         .routes(routes!(inbox::my_threads))
         .routes(routes!(inbox::my_unread_count))
         .routes(routes!(live::live_dashboard))

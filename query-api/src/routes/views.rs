@@ -226,7 +226,7 @@ pub(crate) async fn render_calendar_week(
 }
 
 /// Keeps the jobs `crew` is assigned to, and counts only those.
-fn only_crew(view: &mut CalendarWeekView, crew: CrewMemberId) {
+pub(crate) fn only_crew(view: &mut CalendarWeekView, crew: CrewMemberId) {
     for day in &mut view.days {
         day.jobs
             .retain(|job| job.crew.iter().any(|c| c.crew_member_id == crew));

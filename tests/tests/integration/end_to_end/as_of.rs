@@ -1,4 +1,5 @@
-//! The dashboard as of a past position or date is the dashboard the live model showed then.
+//! The dashboard and a calendar week as of a past position or date are what the live models
+//! showed then.
 
 use domain::enums::Role;
 use reqwest::StatusCode;
@@ -8,6 +9,7 @@ use tests::bodies;
 use super::system::{Staff, System};
 
 const RANGE: &str = "from=2030-03-01&to=2030-03-31";
+const WEEK: &str = "/v1/calendar/week/2030-03-13";
 
 /// Creates, schedules and completes a job worth `revenue_minor`; the last command's position.
 async fn completed_job(
@@ -55,9 +57,13 @@ async fn completed_job(
 }
 
 async fn as_of(system: &System, token: &str, query: &str) -> (StatusCode, Value) {
+    read(system, token, &format!("/v1/dashboard/as-of?{query}")).await
+}
+
+async fn read(system: &System, token: &str, path_and_query: &str) -> (StatusCode, Value) {
     let (_, base) = system.base_urls();
     let answer = reqwest::Client::new()
-        .get(format!("{base}/v1/dashboard/as-of?{query}"))
+        .get(format!("{base}{path_and_query}"))
         .bearer_auth(token)
         .send()
         .await
@@ -82,6 +88,7 @@ async fn the_dashboard_as_of_a_position_or_a_date_is_what_the_live_model_showed_
         .get(&format!("/v1/dashboard?{RANGE}"), &admin.token, first)
         .await;
     assert_eq!(then["position"], first, "nothing else was written: {then}");
+    let week_then = system.get(WEEK, &admin.token, first).await;
     let second = completed_job(&system, &admin, customer.id, 250_000).await;
     let now = system
         .get(&format!("/v1/dashboard?{RANGE}"), &admin.token, second)
@@ -89,6 +96,11 @@ async fn the_dashboard_as_of_a_position_or_a_date_is_what_the_live_model_showed_
     assert_ne!(
         now["data"], then["data"],
         "the second job changed the dashboard"
+    );
+    let week_now = system.get(WEEK, &admin.token, second).await;
+    assert_ne!(
+        week_now["data"], week_then["data"],
+        "a second job that week"
     );
 
     let (status, past) = as_of(&system, &admin.token, &format!("position={first}&{RANGE}")).await;
@@ -106,6 +118,35 @@ async fn the_dashboard_as_of_a_position_or_a_date_is_what_the_live_model_showed_
     assert_eq!(by_date["data"], now["data"]);
     assert_eq!(by_date["position"], second);
 
+    let week_as_of = |query: String| format!("/v1/calendar/as-of?{query}");
+    let (status, past_week) = read(
+        &system,
+        &admin.token,
+        &week_as_of(format!("position={first}&week=2030-03-15")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{past_week}");
+    assert_eq!(past_week["data"], week_then["data"]);
+    assert_eq!(past_week["position"], first);
+    let (_, week_by_date) = read(
+        &system,
+        &admin.token,
+        &week_as_of(format!("date={today}&week=2030-03-11")),
+    )
+    .await;
+    assert_eq!(week_by_date["data"], week_now["data"]);
+    // Without `week`, the week of the as-of day.
+    let (_, this_week) = read(&system, &admin.token, &week_as_of(format!("date={today}"))).await;
+    assert_eq!(this_week["data"]["days"].as_array().map(Vec::len), Some(7));
+    assert!(
+        this_week["data"]["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|day| day["date"] == today.as_str()),
+        "{this_week}"
+    );
+
     let (status, beyond) = as_of(
         &system,
         &admin.token,
@@ -119,5 +160,17 @@ async fn the_dashboard_as_of_a_position_or_a_date_is_what_the_live_model_showed_
     let crew = system.member(&admin, "Cris Crew", Role::Crew).await;
     let (status, _) = as_of(&system, &crew.token, &format!("position={first}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let analyst = system.member(&admin, "Ana Lyst", Role::Analyst).await;
+    let (status, _) = read(
+        &system,
+        &analyst.token,
+        &week_as_of(format!("position={first}")),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "analysts may not read the calendar"
+    );
     system.stop().await;
 }

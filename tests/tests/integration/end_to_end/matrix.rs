@@ -121,6 +121,7 @@ const MATRIX: &[Row] = &[
     (Query,   "GET",    "/v1/live/dashboard",                   "AAADA", "AAADA", 'U'),
     (Query,   "GET",    "/v1/dashboard/as-of",                  "AAADA", "AAADA", 'U'),
     (Query,   "GET",    "/v1/live/calendar/week/{date}",        "AAAAD", "AAAHD", 'U'),
+    (Query,   "GET",    "/v1/calendar/as-of",                   "AAAAD", "AAAHD", 'U'),
     (Query,   "GET",    "/v1/live/me/unread-count",             "AAAAA", "HHHHH", 'U'),
     (Query,   "GET",    "/v1/threads/{id}/messages",            "AAAAA", "DDDDD", 'U'),
     (Query,   "GET",    "/v1/customers",                        "AAADD", "AAADD", 'U'),
@@ -366,6 +367,11 @@ impl World {
             "/v1/jobs/{id}" => (ids(if own { self.own_job } else { self.other_job }), None),
             "/v1/events" => ("/v1/events?limit=100".to_owned(), None),
             "/v1/dashboard/as-of" => ("/v1/dashboard/as-of?position=1".to_owned(), None),
+            // The end of a date after every write: the week with all of the world's jobs.
+            "/v1/calendar/as-of" => (
+                format!("/v1/calendar/as-of?date=2099-12-31&week={JOB_DATE}"),
+                None,
+            ),
             "/v1/dashboard" | "/v1/live/dashboard" => {
                 (format!("{template}?from=2031-05-01&to=2031-05-31"), None)
             }
