@@ -17,6 +17,7 @@ pub mod docs;
 pub mod freshness;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod params;
 pub mod push;
 pub mod respond;
@@ -239,7 +240,7 @@ fn router(
     let registry = app.metrics.registry();
     let v1 = platform::http::timed(v1, &registry, edge).with_state(app);
     platform::http::edge(
-        v1.merge(health_routes(readiness)),
+        v1.merge(health_routes(readiness)).merge(page::routes()),
         edge,
         platform::http::RequestSpans::LogsOnly,
     )

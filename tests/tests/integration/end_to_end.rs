@@ -5,6 +5,7 @@
 
 mod access;
 mod as_of;
+mod browser;
 mod live;
 mod matrix;
 mod observability;
