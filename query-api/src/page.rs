@@ -23,7 +23,10 @@ pub fn routes() -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/app/") }))
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
-        .route("/app/", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+        .route(
+            "/app/",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
         .route(
             "/app/app.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
@@ -38,7 +41,10 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(POLICY),
+            ),
             // Revalidated on every load, so a new build's page is never mixed with an old script.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],

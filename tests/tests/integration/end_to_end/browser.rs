@@ -40,7 +40,9 @@ async fn the_page_updates_live_shows_the_past_and_keeps_each_inbox_private() {
     let python = python();
     let system = System::start().await;
     let admin = system.first_admin().await;
-    let peer = system.member(&admin, "Dee Dispatch", Role::Dispatcher).await;
+    let peer = system
+        .member(&admin, "Dee Dispatch", Role::Dispatcher)
+        .await;
     let outsider = system.member(&admin, "Otto Outside", Role::Sales).await;
     let customer = system
         .post(
