@@ -116,6 +116,28 @@ pub enum Cmd {
         #[arg(long, default_value_t = 2_000_000)]
         first_index: u64,
     },
+    /// Sends messages and reschedules at a steady rate to a running command API and prints the
+    /// end-to-end lag through the query API and through a server-sent event stream: the lag
+    /// section of `run` alone.
+    Lag {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base URL of the command API, e.g. http://127.0.0.1:8081.
+        #[arg(long)]
+        via_http: String,
+        /// Base URL of the query API, e.g. http://127.0.0.1:8082.
+        #[arg(long)]
+        query_url: String,
+        /// The services' JWT secret: commands are sent as the data set's users.
+        #[arg(long, env = "SIMPLEPRO_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Secret,
+        /// Commands per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// How long commands are sent, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Serves the on-read baseline design over HTTP.
     BaselineServer {
         #[command(flatten)]
@@ -171,6 +193,17 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 first_index,
             )
             .await
+        }
+        Cmd::Lag {
+            data,
+            via_http,
+            query_url,
+            jwt_secret,
+            rate,
+            seconds,
+        } => {
+            let seconds = Duration::from_secs(seconds);
+            lag(&data, &via_http, &query_url, &jwt_secret, rate, seconds).await
         }
         Cmd::Load {
             data,
@@ -285,6 +318,39 @@ async fn writes(
             stats.per_second, stats.p50_ms, stats.p99_ms, stats.max_ms, stats.samples, stats.errors, level.events_per_second
         );
         first += commands as u64;
+    }
+    Ok(())
+}
+
+/// The lag at `rate` commands per second for `duration`, printed.
+async fn lag(
+    data: &DataArgs,
+    via_http: &str,
+    query_url: &str,
+    jwt_secret: &Secret,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let dataset = crate::generate(data.config()?)?;
+    let keys = JwtKeys::new(jwt_secret);
+    let workload = Arc::new(crate::measure::writes::Workload::new(
+        via_http, &keys, &dataset,
+    )?);
+    let query_url = query_url.trim_end_matches('/');
+    let lag = crate::measure::projection::steady_lag(workload, query_url, rate, duration).await?;
+    let line = |what: &str, stats: &crate::measure::Stats| {
+        println!(
+            "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} samples, {} without",
+            stats.p50_ms, stats.p99_ms, stats.max_ms, stats.samples, stats.errors
+        )
+    };
+    println!(
+        "{} commands at {:.1} commands/s",
+        lag.commands, lag.commands_per_second
+    );
+    line("accepted → visible through the query API", &lag.lag);
+    if let Some(pushed) = &lag.pushed {
+        line("accepted → received on the event stream", pushed);
     }
     Ok(())
 }

@@ -394,6 +394,9 @@ fn projection_section(out: &mut String, r: &Results) {
     }
     if let Some(l) = &r.lag {
         let _ = writeln!(out, "\nEnd-to-end lag at {:.0} commands/s ({} commands; messages and reschedules): command answered → `GET /v1/checkpoint?{MIN_POSITION_PARAM}=<its position>` on the query API answers 200: p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
+        if let Some(pushed) = &l.pushed {
+            let _ = writeln!(out, "\nIn the same run, command answered → its update received by a client following `GET /v1/live/me/unread-count` (server-sent events) as the focus user, for the {} messages others posted in that user's threads: p50 {} ms, p99 {} ms, max {} ms, {} not received.", pushed.samples + pushed.errors, ms(pushed.p50_ms), ms(pushed.p99_ms), ms(pushed.max_ms), pushed.errors);
+        }
     }
     if let Some(l) = &r.lag_below_capacity {
         let _ = writeln!(out, "\nThe same at {:.1} commands/s, half what the command API sustained with 16 clients ({} commands): p50 {} ms, p99 {} ms, max {} ms, {}.", l.commands_per_second, l.commands, ms(l.lag.p50_ms), ms(l.lag.p99_ms), ms(l.lag.max_ms), lag_errors(l));
@@ -601,6 +604,7 @@ mod tests {
                 Duration::from_secs(1),
             ),
             causes,
+            pushed: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`writes`]: commands per second and latency at 1, 16 and 64 concurrent clients, and the
 //!   outbox-to-JetStream delay.
 //! - [`projection`]: catch-up rate on a backlog and end-to-end lag at a steady rate.
+//! - [`push`]: command accepted → update received on a server-sent event stream.
 //! - [`rebuild`]: `projector rebuild` of every model.
 //! - [`memory`]: resident memory of each service.
 //! - [`overhead`]: what request telemetry costs on the warm read path.
@@ -16,6 +17,7 @@ pub mod latency;
 pub mod memory;
 pub mod overhead;
 pub mod projection;
+pub mod push;
 pub mod rebuild;
 pub mod writes;
 pub mod wrk;

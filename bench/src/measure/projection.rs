@@ -71,6 +71,11 @@ pub struct Lag {
     /// Of `lag.errors`, by cause (absent from results written before causes were counted).
     #[serde(default)]
     pub causes: Option<LagErrors>,
+    /// Command accepted → received by a client following a server-sent event stream, for
+    /// the commands that change the followed view ([`super::push`]); errors are commands no
+    /// update included. Absent from results written before it was measured.
+    #[serde(default)]
+    pub pushed: Option<Stats>,
 }
 
 /// Why commands of a lag measurement have no lag sample.
@@ -88,7 +93,8 @@ pub struct LagErrors {
 
 /// Sends commands at `rate` per second for `duration` (open loop: one every 1/rate s, each on
 /// its own task) and, for each accepted command, reads `/v1/checkpoint?min_position=<p>`
-/// from the query API until it answers 200; the lag is accepted → visible.
+/// from the query API until it answers 200; the lag is accepted → visible. Meanwhile a client
+/// follows the reader's unread counts as a server-sent event stream ([`super::push`]).
 pub async fn steady_lag(
     workload: Arc<Workload>,
     query_url: &str,
@@ -104,7 +110,11 @@ pub async fn steady_lag(
         query_url: query_url.to_owned(),
         samples: Mutex::new(Vec::new()),
         errors: Mutex::new(LagErrors::default()),
+        probes: Mutex::new(Vec::new()),
     });
+    let follower =
+        super::push::Follower::start(&probe.client, query_url, probe.workload.reader_token())
+            .await?;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -126,6 +136,12 @@ pub async fn steady_lag(
     for task in tasks {
         let _ = task.await;
     }
+    // Every probe is visible through the query API by now; give its update a moment more to
+    // cross the stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let updates = follower.stop();
+    let probes = std::mem::take(&mut *probe.probes.lock().await);
+    let pushed = super::push::latencies(&probes, &updates, sent);
     let samples = std::mem::take(&mut *probe.samples.lock().await);
     let errors = *probe.errors.lock().await;
     let failed = errors.refused + errors.without_position + errors.not_visible;
@@ -135,6 +151,7 @@ pub async fn steady_lag(
         commands,
         lag: Stats::from_samples(samples, failed, sent),
         causes: Some(errors),
+        pushed: Some(pushed),
     })
 }
 
@@ -145,6 +162,8 @@ struct LagProbe {
     query_url: String,
     samples: Mutex<Vec<Duration>>,
     errors: Mutex<LagErrors>,
+    /// The accepted commands that change the streamed view: answered at, position.
+    probes: Mutex<Vec<(Instant, u64)>>,
 }
 
 impl LagProbe {
@@ -163,6 +182,9 @@ impl LagProbe {
             return;
         };
         let accepted = Instant::now();
+        if self.workload.reaches_reader_inbox(mix, index) {
+            self.probes.lock().await.push((accepted, position));
+        }
         let token = self.workload.reader_token();
         let url = format!(
             "{}/v1/checkpoint?{MIN_POSITION_PARAM}={position}",

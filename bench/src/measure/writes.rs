@@ -71,6 +71,9 @@ pub struct Workload {
     next_unique: AtomicUsize,
     anchor_days: Vec<String>,
     reader: String,
+    /// The reader (the data set's focus user) and the threads they take part in.
+    reader_id: UserId,
+    reader_threads: std::collections::HashSet<domain::ids::ThreadId>,
 }
 
 impl Workload {
@@ -100,7 +103,31 @@ impl Workload {
             in_progress: Mutex::new(Vec::new()),
             next_unique: AtomicUsize::new(0),
             anchor_days: (1..=60).map(|d| date_after(dataset, d)).collect(),
+            reader_id: dataset.focus_user,
+            reader_threads: dataset
+                .threads
+                .iter()
+                .filter(|t| t.participants.contains(&dataset.focus_user))
+                .map(|t| t.id)
+                .collect(),
         })
+    }
+
+    /// Whether command `index` of kind `mix` is a message by someone else in one of the
+    /// reader's threads, which changes the reader's unread counts.
+    pub fn reaches_reader_inbox(&self, mix: CommandMix, index: u64) -> bool {
+        if mix != CommandMix::Message {
+            return false;
+        }
+        let (thread, author) = self.message_target(&mut Rng::new(index));
+        self.reader_threads.contains(&thread.id) && *author != self.reader_id
+    }
+
+    /// The thread and author of a message command: [`Workload::send`] picks them with the
+    /// command's own `Rng` first.
+    fn message_target(&self, rng: &mut Rng) -> (&ThreadInfo, &UserId) {
+        let thread = rng.pick(&self.threads);
+        (thread, rng.pick(&thread.participants))
     }
 
     pub fn reader_token(&self) -> &str {
@@ -181,8 +208,7 @@ impl Workload {
         rng: &mut Rng,
         index: u64,
     ) -> anyhow::Result<Outcome> {
-        let thread = rng.pick(&self.threads);
-        let author = rng.pick(&thread.participants);
+        let (thread, author) = self.message_target(rng);
         let token = self.tokens.get(author).context("author token")?;
         let body =
             json!({"body": format!("Benchmark message {index}: on my way, ETA 15 minutes.")});
