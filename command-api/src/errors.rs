@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use domain::DomainError;
 use events::{AppendError, StoreError};
-use platform::problem::Problem;
+use platform::problem::{FieldProblem, Problem};
 
 /// A command the domain refused: 404 for an aggregate that does not exist, else 409 naming
 /// the broken rule.
@@ -43,11 +43,18 @@ pub(crate) fn store_while(error: &StoreError, doing: &str) -> Problem {
 /// Failures of `append` other than a version conflict, which the caller handles itself.
 pub(crate) fn append(error: &AppendError) -> Problem {
     match error {
-        AppendError::IdempotencyKeyReused(_) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "this Idempotency-Key was already used for a different request",
-        ),
+        AppendError::IdempotencyKeyReused(_) => {
+            let mut problem = Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this Idempotency-Key was already used for a different request",
+            );
+            problem.errors = vec![FieldProblem {
+                field: "Idempotency-Key".into(),
+                reason: "was already used for a different request".into(),
+            }];
+            problem
+        }
         AppendError::IdempotencyInProgress(_) => refused(
             "idempotency_in_progress",
             "a request with this Idempotency-Key is still being processed; retry later",

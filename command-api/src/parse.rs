@@ -54,6 +54,8 @@ impl<'e> Fields<'e> {
             .collect();
         unknown.sort();
         for key in unknown {
+            // A key that is the empty string is named by its JSON spelling, `""`.
+            let key = if key.is_empty() { "\"\"" } else { key };
             errors.push(format!("{prefix}{key}"), "unknown field");
         }
         Fields {

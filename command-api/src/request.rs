@@ -106,7 +106,10 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         return Ok(None);
     };
     let invalid = || {
-        Problem::bad_request("If-Match must be the version number you read, e.g. `3` or `\"3\"`")
+        Problem::invalid_parameter(
+            "If-Match",
+            "must be the version number you read, e.g. `3` or `\"3\"`",
+        )
     };
     let text = value.to_str().map_err(|_| invalid())?.trim();
     let text = text.strip_prefix("W/").unwrap_or(text);
@@ -127,8 +130,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
     };
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 200 || !bytes.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(Problem::bad_request(
-            "Idempotency-Key must be 1 to 200 visible ASCII characters",
+        return Err(Problem::invalid_parameter(
+            "Idempotency-Key",
+            "must be 1 to 200 visible ASCII characters",
         ));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
@@ -183,9 +187,8 @@ pub(crate) struct PathIds(HashMap<String, String>);
 impl PathIds {
     pub(crate) fn get(&self, name: &str) -> Result<Uuid, Problem> {
         let raw = self.0.get(name).map(String::as_str).unwrap_or("");
-        Uuid::parse_str(raw).map_err(|_| {
-            Problem::bad_request(format!("`{name}` in the path must be a UUID, got {raw:?}"))
-        })
+        Uuid::parse_str(raw)
+            .map_err(|_| Problem::invalid_parameter(name, format!("must be a UUID, got {raw:?}")))
     }
 }
 
@@ -196,7 +199,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
         Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map(|Path(ids)| PathIds(ids))
-            .map_err(|rejection| Problem::bad_request(format!("invalid path: {rejection}")))
+            .map_err(|rejection| Problem::invalid_parameter("path", rejection.body_text()))
     }
 }
 

@@ -752,6 +752,12 @@ async fn bad_requests_get_the_right_problem_status() {
             "address.city"
         ]
     );
+    let mut nameless = customer_body("nameless@example.com");
+    nameless[""] = json!(1);
+    nameless["address"][""] = json!(2);
+    let reply = app.post("/v1/customers", &admin, nameless).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), vec!["\"\"", "address.\"\""]);
 
     let reply = app
         .post(
@@ -765,6 +771,7 @@ async fn bad_requests_get_the_right_problem_status() {
         .post("/v1/jobs/not-a-uuid/schedule", &admin, slot(3))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.fields(), vec!["id"]);
     let reply = app.post("/v1/jobs", &admin, job_body(Uuid::now_v7())).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.fields(), vec!["customer_id"]);
@@ -824,6 +831,22 @@ async fn bad_requests_get_the_right_problem_status() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.fields(), vec!["Idempotency-Key"]);
+    // A malformed If-Match is named as the header it is, in a problem document.
+    let reply = app
+        .post_with(
+            &format!("/v1/jobs/{job}/schedule"),
+            &admin,
+            slot(3),
+            &[("if-match", "three")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(reply.fields(), vec!["If-Match"]);
 
     // Nothing above wrote to the job.
     let reply = app
@@ -1011,6 +1034,7 @@ async fn a_retried_request_with_an_idempotency_key_is_answered_once_even_after_a
         .post_with(&path, &ana_token, json!({"body": "different"}), &key)
         .await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.fields(), vec!["Idempotency-Key"]);
 
     let env = app.stop().await;
     let app = spawn_on(env).await;

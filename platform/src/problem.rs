@@ -127,6 +127,14 @@ impl Problem {
         problem
     }
 
+    /// 400 `invalid-parameters` naming one query, path or header parameter.
+    pub fn invalid_parameter(name: &str, reason: impl Into<String>) -> Self {
+        Problem::invalid_parameters(vec![FieldProblem {
+            field: name.to_owned(),
+            reason: reason.into(),
+        }])
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_owned(), value.into());
         self

@@ -21,7 +21,7 @@ use axum::extract::{FromRef, Path};
 use domain::calendar::BusinessTimeZone;
 use platform::auth::Authenticator;
 use platform::consistency::{MIN_POSITION_HEADER, MIN_POSITION_PARAM};
-use platform::problem::{FieldProblem, Problem};
+use platform::problem::Problem;
 use read_models::query::{CursorKey, PageRequest, QueryError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -199,11 +199,7 @@ impl utoipa::IntoParams for MinPositionQuery {
 }
 
 pub fn bad_parameter(field: &str, reason: impl Into<String>) -> ApiError {
-    Problem::invalid_parameters(vec![FieldProblem {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }])
-    .into()
+    Problem::invalid_parameter(field, reason).into()
 }
 
 /// A query error: the caller's fault (a cursor or value the read model refused) is a 400,
