@@ -43,12 +43,22 @@ impl Readiness {
     }
 }
 
-/// `/healthz` (the process answers) and `/readyz` (its dependencies answer).
+/// `/healthz` (the process answers) and `/readyz` (its dependencies answer); any other
+/// method is a 405 problem document with `Allow: GET,HEAD`.
 pub fn health_routes(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .method_not_allowed_fallback(only_get)
         .with_state(readiness)
+}
+
+async fn only_get() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this resource only answers GET",
+    )
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> Response {

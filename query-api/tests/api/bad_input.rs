@@ -159,6 +159,38 @@ async fn unknown_routes_and_methods_are_problems_too() {
         .await
         .unwrap();
     assert_eq!(post.status().as_u16(), 405);
+    // The health routes too: a problem document saying what they answer.
+    for (method, path) in [
+        ("POST", "/healthz"),
+        ("TRACE", "/healthz"),
+        ("DELETE", "/readyz"),
+    ] {
+        let reply = h
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 405, "{method} {path}");
+        let header = |name: &str| {
+            reply
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{method} {path}"
+        );
+        assert!(
+            header("allow").is_some_and(|allow| allow.contains("GET")),
+            "{method} {path}"
+        );
+        let problem: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(problem["status"], 405, "{method} {path}: {problem}");
+    }
     let spec = h
         .http
         .get(format!("{}/openapi.json", app.base))
