@@ -34,7 +34,10 @@ impl Params {
         match Query::<Vec<(String, String)>>::try_from_uri(uri) {
             Ok(Query(pairs)) => {
                 for (name, value) in pairs {
-                    if name != MIN_POSITION_PARAM && !allowed.contains(&name.as_str()) {
+                    if name.is_empty() {
+                        // `?=1` or a stray `&=`: there is no name to report it by.
+                        errors.push("query", "has a parameter without a name");
+                    } else if name != MIN_POSITION_PARAM && !allowed.contains(&name.as_str()) {
                         let accepted = if allowed.is_empty() {
                             format!("only {MIN_POSITION_PARAM} is accepted here")
                         } else {
@@ -250,6 +253,12 @@ mod tests {
     fn unknown_and_repeated_parameters_are_all_listed() {
         let p = params("limit=5&bogus=1&limit=6&other=2", &["limit"]);
         assert_eq!(fields(p), vec!["bogus", "limit", "other"]);
+    }
+
+    #[test]
+    fn a_parameter_without_a_name_is_named_as_the_query() {
+        let p = params("=1&limit=5", &["limit"]);
+        assert_eq!(fields(p), vec!["query"]);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(crate) fn as_of_cache() -> AsOfCache {
     tag = "reports",
     params(
         ("date" = Option<String>, Query, format = Date, description = "Local date (YYYY-MM-DD): the dashboard as it was at the end of that day (its last event recorded by midnight in the business time zone). Exactly one of `date` and `position`."),
-        ("position" = Option<u64>, Query, description = "Global position of the event log: the dashboard once every event up to it was applied. Exactly one of `date` and `position`."),
+        ("position" = Option<u64>, Query, minimum = 1, description = "Global position of the event log (from 1): the dashboard once every event up to it was applied. Exactly one of `date` and `position`."),
         ("from" = Option<String>, Query, format = Date, description = "First local date; default 29 days before `to`."),
         ("to" = Option<String>, Query, format = Date, description = "Last local date; default the as-of day. At most 366 days, both included."),
     ),
@@ -88,7 +88,7 @@ pub async fn dashboard_as_of(
     tag = "reports",
     params(
         ("date" = Option<String>, Query, format = Date, description = "Local date (YYYY-MM-DD): the week as it was at the end of that day (its last event recorded by midnight in the business time zone). Exactly one of `date` and `position`."),
-        ("position" = Option<u64>, Query, description = "Global position of the event log: the week once every event up to it was applied. Exactly one of `date` and `position`."),
+        ("position" = Option<u64>, Query, minimum = 1, description = "Global position of the event log (from 1): the week once every event up to it was applied. Exactly one of `date` and `position`."),
         ("week" = Option<String>, Query, format = Date, description = "Any local date of the week (Monday to Sunday) to show; default the as-of day."),
     ),
     responses(

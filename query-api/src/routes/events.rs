@@ -320,6 +320,9 @@ pub struct EventItem {
     correlation_id: String,
     causation_id: Option<String>,
     actor: String,
+    /// The W3C `traceparent` of the command that recorded the event, when it had one.
+    #[serde(default)]
+    traceparent: Option<String>,
     #[schema(schema_with = event_payload)]
     payload: serde_json::Value,
 }

@@ -25,7 +25,7 @@ const OFFICE_AND_CREW: [Role; 4] = [Role::Admin, Role::Dispatcher, Role::Sales, 
     path = "/v1/customers",
     tag = "lists",
     params(
-        ("search" = Option<String>, Query, max_length = 100, description = "Words matched against first and last name, email and phone digits, typo tolerant (\"Jon Smith\" finds \"John Smith\"); results ranked by relevance, then name, then id. At most 100 characters."),
+        ("search" = Option<String>, Query, max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Words matched against first and last name, email and phone digits, typo tolerant (\"Jon Smith\" finds \"John Smith\"); results ranked by relevance, then name, then id. At most 100 characters, no control characters."),
         ("status" = Option<super::schemas::CustomerStatusName>, Query, description = "lead, active or inactive."),
         ("source" = Option<super::schemas::ReferralSourceName>, Query, description = "Referral source: website, referral, google, repeat, social or other."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Items per page, 1..=100 (default 20)."),

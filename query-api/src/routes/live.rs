@@ -55,7 +55,7 @@ const LAST_EVENT_ID_DOC: &str = "The `id` of the last message received, to resum
         ("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID_DOC),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/dashboard`, `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/dashboard`, `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = super::schemas::DashboardUpdate, content_type = "text/event-stream"),
         (status = 400, description = "Invalid parameters.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Crew may not read the dashboard.", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +87,7 @@ pub async fn live_dashboard(
         ("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID_DOC),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/calendar/week/{date}` as the caller may see it, `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/calendar/week/{date}` as the caller may see it, `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = super::schemas::CalendarWeekUpdate, content_type = "text/event-stream"),
         (status = 400, description = "Malformed date or unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Analysts may not read the calendar.", body = Problem, content_type = "application/problem+json"),
@@ -125,7 +125,7 @@ pub async fn live_calendar_week(
     tag = "live",
     params(("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID_DOC)),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/me/unread-count` (the caller's own counts only), `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: `event: update` messages whose data is the body of `GET /v1/me/unread-count` (the caller's own counts only), `id` = `<position>.<fingerprint>`; comments as heartbeats.", body = super::schemas::UnreadCountUpdate, content_type = "text/event-stream"),
         (status = 400, description = "Unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid bearer token.", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many streams open for this user or this service.", body = Problem, content_type = "application/problem+json"),

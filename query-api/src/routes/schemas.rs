@@ -4,10 +4,14 @@
 //! schema; the `*View`/`*Item` types here describe the JSON they serialize to, and a test
 //! (`tests/api/schemas.rs`) reads real answers into them with unknown fields refused.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, Utc};
 pub use platform::openapi::{CustomerStatusName, ReferralSourceName, ServiceTypeName};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// A page of a list of `T`.
@@ -34,6 +38,79 @@ pub struct ViewEnvelope<T: ToSchema> {
     /// The read-model checkpoint this answer reflects (also in `X-Position`).
     position: u64,
 }
+
+/// One message of a live stream of `T`, as an event-stream parser reads it: `event` is
+/// `update`, `id` is `<position>.<fingerprint>` (sent back as `Last-Event-ID` to resume), and
+/// `data` is the JSON body the matching `GET` answers, a [`ViewEnvelope`] of `T`, given as
+/// `contentSchema`. Heartbeats are comments, not messages.
+fn live_update<T: ToSchema>() -> RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let body =
+        serde_json::to_value(<ViewEnvelope<T> as PartialSchema>::schema()).unwrap_or_default();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "One message of the stream, as an event-stream parser reads it.",
+        ))
+        .property("event", text().enum_values(Some(["update"])))
+        .required("event")
+        .property(
+            "id",
+            text()
+                .pattern(Some("^[0-9]+\\.[0-9a-f]{16}$"))
+                .description(Some("`<position>.<fingerprint>`: the followed read model's position and a fingerprint of the view; send it back as `Last-Event-ID` to resume.")),
+        )
+        .required("id")
+        .property(
+            "data",
+            text()
+                .content_media_type("application/json")
+                // `contentSchema` (JSON Schema 2020-12) has no field in utoipa's `Object`; its
+                // extensions are written into the schema as they are named.
+                .extensions(Some(Extensions::from_iter([("contentSchema", body)])))
+                .description(Some("The body the matching `GET` answers: `{data, position}`.")),
+        )
+        .required("data")
+        .into()
+}
+
+/// A message of a live stream of one view ([`live_update`]).
+macro_rules! live_update {
+    ($(#[$meta:meta])* $name:ident of $view:ty) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                live_update::<$view>()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                schemas.push((<$view>::name().into_owned(), <$view>::schema()));
+                <$view>::schemas(schemas);
+            }
+        }
+    };
+}
+
+live_update!(
+    /// A message of `GET /v1/live/dashboard`.
+    DashboardUpdate of DashboardView
+);
+live_update!(
+    /// A message of `GET /v1/live/calendar/week/{date}`.
+    CalendarWeekUpdate of CalendarWeekView
+);
+live_update!(
+    /// A message of `GET /v1/live/me/unread-count`.
+    UnreadCountUpdate of UnreadCountView
+);
 
 /// Job status filter.
 #[derive(Deserialize, ToSchema)]

@@ -47,6 +47,9 @@ async fn each_bad_parameter_is_named_in_a_400_problem() {
         ("/v1/me/unread-count?limit=5", &["limit"]),
         ("/v1/threads/xyz/messages", &["id"]),
         ("/v1/events?after_position=abc", &["after_position"]),
+        // A parameter without a name is named as the query it is in.
+        ("/v1/customers?=x", &["query"]),
+        ("/v1/me/unread-count?=", &["query"]),
     ];
     let mut cases: Vec<(String, &[&str])> = cases
         .iter()
@@ -137,6 +140,45 @@ async fn a_long_search_is_refused_and_operators_are_just_text() {
             .await;
         assert_eq!(reply.status, 200, "{text}: {}", reply.body);
         assert_eq!(reply.body["data"], serde_json::json!([]), "{text}");
+    }
+}
+
+/// The documented `search` pattern refuses exactly the characters the service refuses:
+/// the control characters (U+0000–U+001F, U+007F–U+009F).
+#[tokio::test]
+async fn a_search_is_refused_for_exactly_the_characters_its_pattern_excludes() {
+    let h = Harness::new().await;
+    h.write_checkpoints(1).await;
+    let app = h.start().await;
+    let sales = h.user(Role::Sales);
+    let spec = h.get(&app, "/openapi.json", None).await.body;
+    let search = spec["paths"]["/v1/customers"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "search")
+        .expect("a search parameter")
+        .clone();
+    assert_eq!(
+        search["schema"]["pattern"],
+        "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    );
+    let excluded = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}');
+    for c in ('\u{0}'..='\u{a0}').chain(['\u{2028}', '\u{feff}']) {
+        let mut encoded = [0u8; 4];
+        let text: String = c
+            .encode_utf8(&mut encoded)
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect();
+        let path = format!("/v1/customers?search=a{text}b");
+        let reply = h.get(&app, &path, Some(&sales)).await;
+        if excluded(c) {
+            assert_eq!(reply.status, 400, "{c:?}: {}", reply.body);
+            assert_eq!(reply.bad_fields(), vec!["search"], "{c:?}");
+        } else {
+            assert_eq!(reply.status, 200, "{c:?}: {}", reply.body);
+        }
     }
 }
 

@@ -21,12 +21,22 @@ async fn append(
 
 /// Appends `events` as one commit that starts a new stream of `aggregate_type`.
 async fn append_to_new_stream(store: &EventStore, aggregate_type: &str, events: Vec<NewEvent>) {
+    append_traced(store, aggregate_type, events, None).await;
+}
+
+/// [`append_to_new_stream`] by a command with the trace context `traceparent`.
+async fn append_traced(
+    store: &EventStore,
+    aggregate_type: &str,
+    events: Vec<NewEvent>,
+    traceparent: Option<&str>,
+) {
     let id = uuid::Uuid::now_v7().to_string();
     let metadata = EventMetadata {
         correlation_id: "test".into(),
         causation_id: None,
         actor: "system:test".into(),
-        traceparent: None,
+        traceparent: traceparent.map(str::to_owned),
     };
     let request = AppendRequest {
         stream: StreamId::new(aggregate_type, id).unwrap(),
@@ -266,4 +276,28 @@ async fn events_fit_the_documented_event_schema() {
         let read = serde_json::from_value::<query_api::routes::events::EventItem>(event.clone());
         assert!(read.is_ok(), "{:?}: {event}", read.err());
     }
+}
+
+/// An event recorded by a traced command carries its `traceparent`, and the documented event
+/// schema names it.
+#[tokio::test]
+async fn an_event_with_a_traceparent_fits_the_documented_event_schema() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let h = Harness::new().await;
+    let store = h.env.store().await;
+    let relay = h.env.start_relay(&store).await;
+    let event = NewEvent::new("CustomerRegistered", 1, Utc::now(), json!({"n": 1}));
+    append_traced(&store, "customer", vec![event], Some(TRACEPARENT)).await;
+    wait_sequenced(&store, 1).await;
+    relay.stop().await;
+    let app = h.start().await;
+    let reply = h.get(&app, "/v1/events", Some(&h.user(Role::Admin))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let event = &reply.body["data"][0];
+    assert_eq!(event["traceparent"], TRACEPARENT, "{}", reply.body);
+    let read = serde_json::from_value::<query_api::routes::events::EventItem>(event.clone());
+    assert!(read.is_ok(), "{:?}: {event}", read.err());
+    let document = h.get(&app, "/openapi.json", None).await.body;
+    let documented = &document["components"]["schemas"]["EventItem"]["properties"];
+    assert_eq!(documented["traceparent"]["type"], json!(["string", "null"]));
 }
