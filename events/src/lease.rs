@@ -1,11 +1,17 @@
-//! Leadership among relays without compare-and-swap.
+//! Leases without compare-and-swap: one holder at a time of a named role (the relay's
+//! leadership, a projector's read model).
 //!
 //! FerretDB updates are read-modify-write, so a lease cannot be taken by a conditional update.
-//! Instead leadership comes in numbered epochs, and taking epoch `n + 1` is a unique insert of
-//! `lease/<n + 1>`: of several relays that find epoch `n` expired, exactly one gets in. The
-//! holder renews its own epoch document (it is the only writer) and steps down as soon as a
-//! successor epoch exists or it could not renew in time. The unique indexes of the log remain
-//! the last guard should two relays ever overlap.
+//! Instead a lease comes in numbered epochs, and taking epoch `n + 1` of lease `name` is a
+//! unique insert of `<name>/<n + 1>`: of several candidates that find epoch `n` expired,
+//! exactly one gets in. The holder renews its own epoch document (it is the only writer) and
+//! steps down as soon as a successor epoch exists or it could not renew in time. A hint
+//! document `{_id: <name>, epoch}` spares a newcomer the walk from epoch 1.
+//!
+//! A lease is a promise by time, not a lock: a holder paused past its TTL (or cut off from the
+//! database with writes still in flight) may act after its successor started. Callers keep
+//! what they write safe against that overlap (the relay by the unique indexes of the log, the
+//! projector by checking [`Lease::valid_for`] before each flush).
 
 use bson::{doc, DateTime as BsonDateTime};
 use chrono::Utc;
@@ -14,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use super::RelayConfig;
 use crate::store::StoreError;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,43 +37,76 @@ struct EpochHint {
     epoch: i64,
 }
 
-const HINT_ID: &str = "lease";
-
-fn epoch_id(epoch: i64) -> String {
-    format!("lease/{epoch}")
+/// The latest epoch of a lease as another candidate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub epoch: i64,
+    pub holder: String,
+    /// Not renewed within the observer's TTL (or released): free to take.
+    pub expired: bool,
 }
 
 pub struct Lease {
-    relay: Collection<bson::Document>,
+    epochs: Collection<bson::Document>,
+    name: String,
     holder: String,
     ttl: Duration,
     held: Option<i64>,
+    /// When the last successful renewal (or the take) was sent: the lease runs out `ttl`
+    /// after it at the latest, as the others count.
     renewed: Instant,
     last_attempt: Option<Instant>,
 }
 
 impl Lease {
-    pub(crate) fn new(relay: Collection<bson::Document>, config: &RelayConfig) -> Self {
+    /// The lease `name` in `epochs`, for `holder`; a holder that has not renewed for `ttl` is
+    /// replaced.
+    pub fn new(
+        epochs: Collection<bson::Document>,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Self {
         Lease {
-            relay,
-            holder: config.holder.clone(),
-            ttl: config.lease_ttl,
+            epochs,
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl,
             held: None,
             renewed: Instant::now(),
             last_attempt: None,
         }
     }
 
-    pub(crate) fn collection<T: Send + Sync>(&self) -> Collection<T> {
-        self.relay.clone_with_type()
+    fn epoch_id(&self, epoch: i64) -> String {
+        format!("{}/{epoch}", self.name)
     }
 
-    /// True while this relay leads; renews or tries to take the lease as needed.
+    pub(crate) fn collection<T: Send + Sync>(&self) -> Collection<T> {
+        self.epochs.clone_with_type()
+    }
+
+    /// The epoch held, if any.
+    pub fn held(&self) -> Option<i64> {
+        self.held
+    }
+
+    /// How long the lease held is certainly still this holder's by the local clock: the TTL
+    /// less the time since the last renewal was sent (zero when none is held). Others judge
+    /// by the renewal's wall-clock time, so clock skew between hosts eats into it.
+    pub fn valid_for(&self) -> Duration {
+        match self.held {
+            Some(_) => self.ttl.saturating_sub(self.renewed.elapsed()),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// True while this candidate holds the lease; renews or tries to take it as needed.
     pub async fn hold(&mut self) -> Result<bool, StoreError> {
         match self.held {
             Some(epoch) => self.renew(epoch).await,
             None => {
-                // Followers look at the lease a few times per TTL, not on every pass.
+                // Candidates look at the lease a few times per TTL, not on every pass.
                 if self
                     .last_attempt
                     .is_some_and(|at| at.elapsed() < self.ttl / 5)
@@ -85,10 +123,11 @@ impl Lease {
         if self.renewed.elapsed() < self.ttl / 3 {
             return Ok(true);
         }
+        let sent = Instant::now();
         let epochs = self.collection::<EpochDoc>();
         let outcome: Result<bool, StoreError> = async {
             if epochs
-                .find_one(doc! {"_id": epoch_id(epoch + 1)})
+                .find_one(doc! {"_id": self.epoch_id(epoch + 1)})
                 .await?
                 .is_some()
             {
@@ -96,7 +135,7 @@ impl Lease {
             }
             epochs
                 .update_one(
-                    doc! {"_id": epoch_id(epoch)},
+                    doc! {"_id": self.epoch_id(epoch)},
                     doc! {"$set": {"renewed_at": BsonDateTime::now()}},
                 )
                 .await?;
@@ -105,15 +144,15 @@ impl Lease {
         .await;
         match outcome {
             Ok(true) => {
-                self.renewed = Instant::now();
+                self.renewed = sent;
                 Ok(true)
             }
             Ok(false) => {
-                tracing::warn!(epoch, "relay lease taken over; stepping down");
+                tracing::warn!(lease = %self.name, epoch, "lease taken over; stepping down");
                 self.held = None;
                 Ok(false)
             }
-            // Past half the TTL without a renewal another relay may take over soon.
+            // Past half the TTL without a renewal another candidate may take over soon.
             Err(error) if self.renewed.elapsed() > self.ttl / 2 => {
                 self.held = None;
                 Err(error)
@@ -122,50 +161,74 @@ impl Lease {
         }
     }
 
-    async fn try_take(&mut self) -> Result<bool, StoreError> {
+    /// The latest epoch and its document (`None` before the first take).
+    async fn latest(&self) -> Result<(i64, Option<EpochDoc>), StoreError> {
         let epochs = self.collection::<EpochDoc>();
         let hints = self.collection::<EpochHint>();
         let mut latest = hints
-            .find_one(doc! {"_id": HINT_ID})
+            .find_one(doc! {"_id": &self.name})
             .await?
             .map_or(0, |hint| hint.epoch);
         let mut current = None;
-        while let Some(doc) = epochs.find_one(doc! {"_id": epoch_id(latest + 1)}).await? {
+        while let Some(doc) = epochs
+            .find_one(doc! {"_id": self.epoch_id(latest + 1)})
+            .await?
+        {
             latest += 1;
             current = Some(doc);
         }
         if current.is_none() && latest > 0 {
-            current = epochs.find_one(doc! {"_id": epoch_id(latest)}).await?;
+            current = epochs.find_one(doc! {"_id": self.epoch_id(latest)}).await?;
         }
-        if let Some(current) = current {
-            let age = (Utc::now() - current.renewed_at.to_chrono())
-                .to_std()
-                .unwrap_or_default();
-            if age < self.ttl {
-                return Ok(false);
-            }
+        Ok((latest, current))
+    }
+
+    fn expired(&self, current: &EpochDoc) -> bool {
+        let age = (Utc::now() - current.renewed_at.to_chrono())
+            .to_std()
+            .unwrap_or_default();
+        age >= self.ttl
+    }
+
+    /// Who holds the lease as far as the database says, without taking it.
+    pub async fn observe(&self) -> Result<Option<Observed>, StoreError> {
+        let (epoch, current) = self.latest().await?;
+        Ok(current.map(|current| Observed {
+            epoch,
+            expired: self.expired(&current),
+            holder: current.holder,
+        }))
+    }
+
+    /// Takes the next epoch if the latest one expired, or was this holder's own (the same
+    /// holder name started again: names must be unique among running candidates).
+    async fn try_take(&mut self) -> Result<bool, StoreError> {
+        let (latest, current) = self.latest().await?;
+        if current.is_some_and(|current| !self.expired(&current) && current.holder != self.holder) {
+            return Ok(false);
         }
+        let sent = Instant::now();
         let claim = EpochDoc {
-            id: epoch_id(latest + 1),
+            id: self.epoch_id(latest + 1),
             holder: self.holder.clone(),
             renewed_at: BsonDateTime::now(),
         };
-        match epochs.insert_one(&claim).await {
+        match self.collection::<EpochDoc>().insert_one(&claim).await {
             Ok(_) => {}
             Err(error) if crate::store::is_duplicate_key(&error) => return Ok(false),
             Err(error) => return Err(error.into()),
         }
         self.held = Some(latest + 1);
-        self.renewed = Instant::now();
+        self.renewed = sent;
         let hint = EpochHint {
-            id: HINT_ID.into(),
+            id: self.name.clone(),
             epoch: latest + 1,
         };
-        hints
-            .replace_one(doc! {"_id": HINT_ID}, hint)
+        self.collection::<EpochHint>()
+            .replace_one(doc! {"_id": &self.name}, hint)
             .upsert(true)
             .await?;
-        tracing::info!(epoch = latest + 1, holder = %self.holder, "relay leads");
+        tracing::info!(lease = %self.name, epoch = latest + 1, holder = %self.holder, "lease taken");
         Ok(true)
     }
 
@@ -175,12 +238,12 @@ impl Lease {
             let released = self
                 .collection::<EpochDoc>()
                 .update_one(
-                    doc! {"_id": epoch_id(epoch)},
+                    doc! {"_id": self.epoch_id(epoch)},
                     doc! {"$set": {"renewed_at": BsonDateTime::from_millis(0)}},
                 )
                 .await;
             if let Err(error) = released {
-                tracing::warn!(%error, "relay lease not released");
+                tracing::warn!(lease = %self.name, %error, "lease not released");
             }
         }
     }

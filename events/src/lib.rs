@@ -6,6 +6,7 @@
 //! - [`relay`]: the outbox relay that sequences commits into the global log and publishes
 //!   every event on JetStream, also after NATS or the process was down.
 //! - [`bus`]: the JetStream stream and its subjects.
+//! - [`lease`]: one holder at a time of a named role (relay leader, a projector's read model).
 //! - [`metrics`]: counters of appended, sequenced, published and pending events.
 //!
 //! The flow of one append: `store.append` inserts an outbox entry (intent), then the commit
@@ -14,6 +15,7 @@
 
 pub mod bus;
 pub mod envelope;
+pub mod lease;
 pub mod metrics;
 pub mod relay;
 pub mod store;

@@ -1,6 +1,6 @@
 //! The outbox relay: gives committed events their global positions and publishes them.
 //!
-//! One relay at a time holds the lease (see [`lease`]); it is the only writer of the `events`
+//! One relay at a time holds the lease (see [`crate::lease`]); it is the only writer of the `events`
 //! log, so positions are dense and the log grows strictly at its tail. Each pass:
 //! 1. reads the outbox (pending commits only, so it stays small),
 //! 2. drops entries whose commit lost its race, or never landed and is old,
@@ -12,8 +12,6 @@
 //! NATS being down only stops step 4; commits keep getting positions, and their entries stay
 //! until a later pass publishes them. A crash between any two steps is repaired by the next
 //! leader's resync (step 3) or by the idempotent re-run of steps 2 and 4.
-
-mod lease;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -27,9 +25,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::bus::Bus;
+pub use crate::lease::Lease;
 use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc, PositionDoc};
 use crate::store::{is_duplicate_key, EventStore, StoreError};
-pub use lease::Lease;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -68,6 +66,8 @@ struct SequencerDoc {
 
 /// The collection of the relay's lease epochs and the sequencer's hint.
 pub const RELAY_COLLECTION: &str = "relay";
+/// The relay's lease in [`RELAY_COLLECTION`]: epochs `lease/<n>`, hint `lease`.
+const LEASE_NAME: &str = "lease";
 /// `_id` of the sequencer's hint in [`RELAY_COLLECTION`]; its `next_position` is the next
 /// free position of the log.
 pub const SEQUENCER_ID: &str = "sequencer";
@@ -125,7 +125,12 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(store: EventStore, bus: Bus, config: RelayConfig) -> Self {
-        let lease = Lease::new(store.database().collection(RELAY_COLLECTION), &config);
+        let lease = Lease::new(
+            store.database().collection(RELAY_COLLECTION),
+            LEASE_NAME,
+            &config.holder,
+            config.lease_ttl,
+        );
         Relay {
             store,
             bus,
