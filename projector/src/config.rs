@@ -27,14 +27,29 @@ pub struct Config {
         default_value = "127.0.0.1:8083"
     )]
     pub listen: SocketAddr,
-    /// Name of the durable JetStream consumer; the stream name is appended, so projectors of
-    /// different streams on one NATS server never share a consumer.
+    /// Name of the durable JetStream consumers; the instance id and the stream name are
+    /// appended (`<name>-<instance>_<stream>`), so no two instances share a consumer.
     #[arg(
         long,
         env = "SIMPLEPRO_PROJECTOR_CONSUMER",
         default_value = "projector"
     )]
     pub consumer: String,
+    /// Names this instance among the projectors sharing the read models: in their leases, in
+    /// the instances collection and in its JetStream consumer. Default `<hostname>-<pid>`.
+    /// Keep it across restarts (a fixed name per deployed instance) so a restarted instance
+    /// finds its consumer again.
+    #[arg(long = "instance-id", env = "SIMPLEPRO_PROJECTOR_INSTANCE")]
+    pub instance_id: Option<String>,
+    /// Read models this instance prefers (comma-separated; all when empty): it takes their
+    /// leases first and keeps them; any other model it projects only while no live instance
+    /// prefers it and its lease has been free for `--takeover-grace-ms`.
+    #[arg(
+        long = "models",
+        env = "SIMPLEPRO_PROJECTOR_MODELS",
+        value_delimiter = ','
+    )]
+    pub preferred_models: Vec<String>,
     #[command(flatten)]
     pub tuning: Tuning,
     #[command(subcommand)]
@@ -126,6 +141,18 @@ pub struct Tuning {
     /// Unacknowledged JetStream messages the consumer may have out.
     #[arg(long, default_value_t = 10_000)]
     pub max_ack_pending: i64,
+    /// A model's lease not renewed for this long (milliseconds) may be taken by another
+    /// instance; it also bounds how long a holder that lost the database may still flush.
+    #[arg(long, default_value_t = 10_000)]
+    pub lease_ttl_ms: u64,
+    /// How long (milliseconds) a model that is not among an instance's preferred ones must
+    /// have been without a live holder before that instance takes it.
+    #[arg(long, default_value_t = 10_000)]
+    pub takeover_grace_ms: u64,
+    /// A JetStream consumer whose instance has not pulled for this long (seconds) is deleted
+    /// by the server: what is left of an instance that is gone for good.
+    #[arg(long, default_value_t = 3_600)]
+    pub consumer_inactive_secs: u64,
 }
 
 impl Tuning {
@@ -153,6 +180,9 @@ impl Default for Tuning {
             poison_attempts: 3,
             poll_ms: 500,
             max_ack_pending: 10_000,
+            lease_ttl_ms: 10_000,
+            takeover_grace_ms: 10_000,
+            consumer_inactive_secs: 3_600,
         }
     }
 }
@@ -169,14 +199,66 @@ impl Tuning {
     pub(crate) fn poll(&self) -> Duration {
         Duration::from_millis(self.poll_ms.max(10))
     }
+
+    pub(crate) fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms.max(100))
+    }
+
+    pub(crate) fn takeover_grace(&self) -> Duration {
+        Duration::from_millis(self.takeover_grace_ms)
+    }
 }
 
 impl Config {
-    /// The durable consumer's name: the configured name plus the stream name, restricted to
-    /// characters JetStream accepts in names.
+    /// The durable consumer's name: the configured name, the instance and the stream name,
+    /// restricted to characters JetStream accepts in names. Each instance has its own.
     pub fn durable_name(&self) -> String {
-        durable_name(&self.consumer, &self.connection.nats_stream)
+        let consumer = format!("{}-{}", self.consumer, self.instance_id());
+        durable_name(&consumer, &self.connection.nats_stream)
     }
+
+    /// This instance's name: `--instance-id`, else `<hostname>-<pid>`.
+    pub fn instance_id(&self) -> String {
+        match self.instance_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => format!("{}-{}", hostname(), std::process::id()),
+        }
+    }
+
+    /// The preferred models (all when none is named).
+    pub fn preferred_models(&self) -> anyhow::Result<Vec<read_models::Model>> {
+        let mut models = Vec::new();
+        for name in self.preferred_models.iter().map(|n| n.trim()) {
+            if name.is_empty() {
+                continue;
+            }
+            let model = name.parse::<read_models::Model>().map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown model {name:?} in --models; expected some of: {}",
+                    read_models::Model::ALL
+                        .map(read_models::Model::as_str)
+                        .join(", ")
+                )
+            })?;
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        if models.is_empty() {
+            models = read_models::Model::ALL.to_vec();
+        }
+        Ok(models)
+    }
+}
+
+/// The host's name (a container's id under Docker), or a random one.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
 }
 
 pub(crate) fn durable_name(consumer: &str, stream: &str) -> String {
@@ -220,5 +302,27 @@ mod tests {
             }
             None => panic!("rebuild not parsed"),
         }
+    }
+
+    #[test]
+    fn instances_name_their_consumer_and_their_preferred_models() {
+        let config = Config::try_parse_from([
+            "projector",
+            "--instance-id",
+            "p1",
+            "--models",
+            "lists, inbox,lists",
+        ])
+        .unwrap();
+        assert_eq!(config.durable_name(), "projector-p1_SIMPLEPRO_EVENTS");
+        assert_eq!(
+            config.preferred_models().unwrap(),
+            vec![read_models::Model::Lists, read_models::Model::Inbox]
+        );
+        let all = Config::try_parse_from(["projector"]).unwrap();
+        assert_eq!(all.preferred_models().unwrap(), read_models::Model::ALL);
+        assert!(!all.instance_id().is_empty());
+        let wrong = Config::try_parse_from(["projector", "--models", "nope"]).unwrap();
+        assert!(wrong.preferred_models().is_err());
     }
 }

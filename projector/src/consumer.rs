@@ -1,7 +1,11 @@
 //! The durable JetStream pull consumer and the deliveries it yields.
 //!
-//! The consumer is durable (it survives restarts; what was not acknowledged comes again),
-//! acknowledges explicitly (only after the effects are written), bounds what is out at once
+//! Each projector instance has its own consumer (named after the instance): every instance
+//! sees every event and applies it to the models it holds. The consumer is durable (it
+//! survives restarts; what was not acknowledged comes again), is deleted by the server once
+//! its instance has not pulled for `inactive` (an instance gone for good), starts at new
+//! messages when created (the instance catches up from the store first), acknowledges
+//! explicitly (only after the effects are written), bounds what is out at once
 //! (`max_ack_pending`) and backs off between redeliveries. It is a fast path only: the event
 //! store is the record, and anything JetStream loses is read from there.
 
@@ -37,6 +41,7 @@ pub(crate) async fn durable(
     bus: &Bus,
     durable_name: &str,
     max_ack_pending: i64,
+    inactive: Duration,
 ) -> Result<PullConsumer, String> {
     let stream = bus.ensure_stream().await.map_err(|e| e.to_string())?;
     stream
@@ -45,7 +50,9 @@ pub(crate) async fn durable(
             PullConfig {
                 durable_name: Some(durable_name.to_owned()),
                 description: Some("SimplePro read-model projector".into()),
-                deliver_policy: DeliverPolicy::All,
+                // What was published before is in the store, where the start-up catch-up and
+                // the gap fills read it.
+                deliver_policy: DeliverPolicy::New,
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 // Redeliveries of a message the projector holds too long back off; the store
@@ -57,6 +64,7 @@ pub(crate) async fn durable(
                 ],
                 max_deliver: 10,
                 max_ack_pending: max_ack_pending.max(1),
+                inactive_threshold: inactive,
                 ..Default::default()
             },
         )

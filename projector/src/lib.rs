@@ -8,6 +8,7 @@
 //!   streaming cursor.
 //! - `projection`: one model generation being written (cache, checkpoint, dead letters).
 //! - `live`: the service loop; `rebuild`: new generations, `--verify`, the registry switch.
+//! - `ownership`: which models this instance writes (a lease per model, heartbeats, sharing).
 //! - `state`: registry, checkpoint, parked and dead-letter documents; `notify`: change notices.
 //! - [`metrics`] and `http`: `/healthz`, `/readyz`, `/metrics`, `GET /v1/checkpoint`.
 //!
@@ -26,6 +27,11 @@
 //! The tail is re-probed every `poll` (500 ms), so events JetStream lost or never delivered
 //! are applied from the store too; held messages beyond the store's tail were not published
 //! by the relay and are dropped (counted as invalid).
+//!
+//! //! **One writer per model.** Several instances may run; each projects only the models whose
+//! lease it holds (`ownership`), prefers some (`--models`), takes over those of an instance
+//! that died, and gives back those another live instance prefers. Each has its own durable
+//! consumer and applies every event to the models it holds.
 //!
 //! **Exactly once.** The projector is the only writer of read-model documents. A batch is
 //! applied in memory, then its documents are written tier by tier (upserts by `_id`), then
@@ -55,6 +61,7 @@ mod loader;
 pub mod metrics;
 mod notify;
 mod ordering;
+mod ownership;
 mod projection;
 mod rebuild;
 mod source;
@@ -94,6 +101,8 @@ pub enum ProjectError {
     Verify(String),
     #[error("the {0} model holds part of an event that failed to apply; it must be reloaded")]
     Torn(String),
+    #[error("the lease of the {0} model is no longer held, or is about to run out")]
+    LeaseLost(String),
 }
 
 /// What both the service and the rebuild command connect to.
@@ -168,7 +177,14 @@ async fn ensure_built_from(
         }
         None => {}
     }
-    state::record_source(db, store_id).await
+    match state::record_source(db, store_id).await {
+        // Another instance starting at the same moment recorded it first (two upserts of one
+        // new `_id` race on FerretDB): the replace now finds the document.
+        Err(error) if events::store::is_duplicate_key(&error) => {
+            state::record_source(db, store_id).await
+        }
+        recorded => recorded,
+    }
 }
 
 fn shared(
@@ -202,6 +218,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         shutdown.clone(),
         Duration::from_secs(5),
     ));
+    let instance = config.instance_id();
+    let ttl = config.tuning.lease_ttl();
+    let ownership = Arc::new(ownership::Ownership::new(&instance, ttl));
+    let mut keeper = ownership::Keeper::new(
+        &connections.db,
+        ownership.clone(),
+        config.preferred_models()?,
+        ttl,
+        config.tuning.takeover_grace(),
+    );
+    tracing::info!(%instance, preferred = ?config.preferred_models()?, "projector instance");
+    // A first round before the loop starts: it then opens the models taken at once.
+    keeper.round().await;
+    let (stop_keeper, keeper_stopped) = platform::shutdown::channel();
+    let keeper = tokio::spawn(keeper.run(keeper_stopped));
     let live = live::Live::new(
         shared(&connections.db, metrics, &config.tuning),
         connections.store,
@@ -210,9 +241,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         connections.context,
         connections.nats.clone(),
         connections.changes_subject,
+        ownership,
     );
     live.run(connections.bus, config.durable_name(), shutdown)
         .await;
+    // The leases go only once nothing more is written.
+    stop_keeper.trigger();
+    if let Err(error) = keeper.await {
+        tracing::warn!(%error, "the lease keeper failed");
+    }
     final_flush(&connections.nats).await;
     server
         .await

@@ -1,6 +1,13 @@
-//! The live projector: JetStream deliveries in, position-ordered batches applied to every live
-//! model generation, documents and checkpoints flushed, change notices out, acks last.
+//! The live projector: JetStream deliveries in, position-ordered batches applied to the live
+//! generation of every model this instance holds the lease of (`ownership`), documents and
+//! checkpoints flushed (each only while its lease is held), change notices out, acks last.
+//!
+//! The models held change while it runs: at each poll a model whose lease was taken is opened
+//! at its own checkpoint and filled from the log up to the others (the catch-up path), one
+//! given back is flushed and let go, and one whose lease was lost is dropped unwritten. With no
+//! model held every delivery is acknowledged at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +24,7 @@ use crate::config::Tuning;
 use crate::consumer::{self, Delivery};
 use crate::metrics::{Metrics, ModelStatus};
 use crate::ordering::{Held, Offer, Reorder};
+use crate::ownership::Ownership;
 use crate::projection::{self, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
 use crate::{notify, state, ProjectError};
@@ -30,6 +38,9 @@ pub(crate) struct Live {
     pub(crate) nats: async_nats::Client,
     pub(crate) changes_subject: String,
     models: Vec<ModelProjection>,
+    /// The lease epoch under which each model in `models` was opened.
+    epochs: BTreeMap<Model, i64>,
+    ownership: Arc<Ownership>,
     reorder: Reorder<Delivery>,
     /// Messages whose events are handed to the models but not yet flushed.
     unacked: Vec<(u64, Acker)>,
@@ -56,6 +67,7 @@ impl Live {
         context: ProjectionContext,
         nats: async_nats::Client,
         changes_subject: String,
+        ownership: Arc<Ownership>,
     ) -> Self {
         let reorder = Reorder::new(0, tuning.reorder_capacity, tuning.gap_wait());
         Live {
@@ -67,6 +79,8 @@ impl Live {
             nats,
             changes_subject,
             models: Vec::new(),
+            epochs: BTreeMap::new(),
+            ownership,
             reorder,
             unacked: Vec::new(),
             unflushed_since: None,
@@ -304,6 +318,10 @@ impl Live {
     /// once per flush, and into an empty store mostly inserted rather than updated.
     async fn catch_up_to(&mut self, target: u64) -> Result<u64, ProjectError> {
         let after = self.min_applied();
+        if self.models.is_empty() {
+            // Nothing to apply: the range is as good as read.
+            return Ok(after.max(target));
+        }
         if target <= after {
             return Ok(after);
         }
@@ -345,6 +363,10 @@ impl Live {
         }
         let started = Instant::now();
         self.unflushed_since.get_or_insert(started);
+        if self.models.is_empty() {
+            // Nothing held: the flush only acknowledges.
+            return Ok(());
+        }
         let span = tracing::info_span!("apply", events = prepared.len());
         projection::apply_all(&mut self.models, &self.shared, &prepared)
             .instrument(span)
@@ -389,6 +411,7 @@ impl Live {
     ) -> Result<(), ProjectError> {
         let applied_ms = std::mem::take(&mut self.unflushed_apply).as_millis() as u64;
         let written = Instant::now();
+        self.fence()?;
         let shared = &self.shared;
         let mut dirty = Vec::new();
         for model in &mut self.models {
@@ -396,7 +419,9 @@ impl Live {
         }
         let changed =
             projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
-        let db = &shared.db;
+        // Again: writing the documents may have taken a while.
+        self.fence()?;
+        let db = &self.shared.db;
         futures::future::try_join_all(self.models.iter_mut().map(|m| m.write_checkpoint(db)))
             .await?;
         tracing::debug!(
@@ -423,15 +448,19 @@ impl Live {
             .filter_map(platform::trace_context::traceparent_of)
             .take(notify::TRACES_PER_NOTICE)
             .collect();
-        notify::publish(
-            &self.nats,
-            &self.changes_subject,
-            position,
-            &changed,
-            false,
-            &traceparents,
-        )
-        .await;
+        let models: Vec<&str> = self.models.iter().map(|m| m.model.as_str()).collect();
+        if !models.is_empty() {
+            notify::publish(
+                &self.nats,
+                &self.changes_subject,
+                position,
+                &models,
+                &changed,
+                false,
+                &traceparents,
+            )
+            .await;
+        }
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unacked)
             .into_iter()
             .partition(|(p, _)| *p <= position);
@@ -442,8 +471,103 @@ impl Live {
         Ok(())
     }
 
+    /// Fails when a model in hand may not be written now: its lease is gone, in another epoch,
+    /// or too close to running out (see [`Ownership::may_write`] for the window that remains).
+    /// The caller then reloads from the checkpoints with the models still held.
+    fn fence(&self) -> Result<(), ProjectError> {
+        for model in &self.models {
+            let epoch = self.epochs.get(&model.model).copied().unwrap_or_default();
+            if !self.ownership.may_write(model.model, epoch) {
+                return Err(ProjectError::LeaseLost(model.model.as_str().to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the leases: drops the models lost (unwritten: their new holder starts from
+    /// their checkpoint), flushes and lets go of those given back, and opens the ones taken,
+    /// filling them from the log up to the others.
+    async fn follow_leases(&mut self) -> Result<(), ProjectError> {
+        let held = self.ownership.held();
+        let current = |model: Model, epochs: &BTreeMap<Model, i64>| {
+            held.get(&model)
+                .filter(|h| epochs.get(&model) == Some(&h.epoch))
+                .copied()
+        };
+        let lost: Vec<Model> = self
+            .models
+            .iter()
+            .map(|m| m.model)
+            .filter(|m| current(*m, &self.epochs).is_none())
+            .collect();
+        if !lost.is_empty() {
+            for model in &lost {
+                tracing::warn!(model = model.as_str(), "lease lost: the model is dropped");
+            }
+            self.let_go(&lost);
+        }
+        let give_back: Vec<Model> = self
+            .models
+            .iter()
+            .map(|m| m.model)
+            .filter(|m| current(*m, &self.epochs).is_some_and(|h| h.give_back))
+            .collect();
+        if !give_back.is_empty() {
+            self.flush().await?;
+            self.let_go(&give_back);
+            for model in give_back {
+                tracing::info!(
+                    model = model.as_str(),
+                    "giving the model back to an instance that prefers it"
+                );
+                self.ownership.dropped(model);
+            }
+        }
+        let taken: Vec<(Model, i64)> = held
+            .iter()
+            .filter(|(model, h)| !h.give_back && !self.epochs.contains_key(model))
+            .map(|(model, h)| (*model, h.epoch))
+            .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let registry = state::registry(&self.shared.db).await?;
+        for (model, epoch) in taken {
+            let generation = registry.get(model.as_str()).copied().unwrap_or(1);
+            let projection = ModelProjection::open(
+                &self.shared.db,
+                model,
+                generation,
+                self.context,
+                self.tuning.cache_limits(),
+            )
+            .await?;
+            tracing::info!(
+                model = model.as_str(),
+                epoch,
+                checkpoint = projection.applied(),
+                "projecting the model"
+            );
+            self.models.push(projection);
+            self.epochs.insert(model, epoch);
+        }
+        self.report_models();
+        self.poll_tail().await?;
+        self.catch_up_to_tail().await
+    }
+
+    /// Stops projecting `models`, discarding what of them is not flushed.
+    fn let_go(&mut self, models: &[Model]) {
+        self.models.retain(|m| !models.contains(&m.model));
+        for model in models {
+            self.epochs.remove(model);
+            self.shared.metrics.remove_model(model.as_str());
+        }
+    }
+
     /// Re-reads the registry (switching models to a rebuilt generation) and the store's tail.
     async fn refresh(&mut self) -> Result<(), ProjectError> {
+        self.follow_leases().await?;
         let registry = state::registry(&self.shared.db).await?;
         let mut switched = false;
         for slot in &mut self.models {
@@ -485,12 +609,23 @@ impl Live {
         Ok(())
     }
 
-    /// (Re)opens every model at its live generation with an empty cache and catches up to the
-    /// store's tail: the start of the process and the way out of any failure.
+    /// (Re)opens every model held at its live generation with an empty cache and catches up to
+    /// the store's tail: the start of the process and the way out of any failure.
     async fn recover(&mut self) -> Result<(), ProjectError> {
         let registry = state::registry(&self.shared.db).await?;
-        let mut models = Vec::with_capacity(Model::ALL.len());
+        let held = self.ownership.held();
+        let mut models = Vec::with_capacity(held.len());
+        self.epochs.clear();
         for model in Model::ALL {
+            self.shared.metrics.remove_model(model.as_str());
+        }
+        for (&model, h) in &held {
+            if h.give_back {
+                // Nothing of it is in hand: let it go as it is.
+                self.ownership.dropped(model);
+                continue;
+            }
+            self.epochs.insert(model, h.epoch);
             let generation = registry.get(model.as_str()).copied().unwrap_or(1);
             models.push(
                 ModelProjection::open(
@@ -519,6 +654,12 @@ impl Live {
                 "catching up from the event store"
             );
         }
+        self.catch_up_to_tail().await
+    }
+
+    /// Brings every model held to the store's tail (or as far as the reorder buffer already
+    /// handed out) and acknowledges the deliveries held up to there.
+    async fn catch_up_to_tail(&mut self) -> Result<(), ProjectError> {
         let reached = self
             .catch_up_to(self.tail.max(self.reorder.applied()))
             .await?;
@@ -528,7 +669,12 @@ impl Live {
         Ok(())
     }
 
+    /// The position every model held has applied; with none held, what was taken from the
+    /// reorder buffer.
     fn min_applied(&self) -> u64 {
+        if self.models.is_empty() {
+            return self.reorder.applied();
+        }
         projection::lowest_applied(&self.models)
     }
 
@@ -568,7 +714,9 @@ impl Feed {
             return;
         }
         let pull = async {
-            let durable_consumer = consumer::durable(bus, durable, tuning.max_ack_pending).await?;
+            let inactive = Duration::from_secs(tuning.consumer_inactive_secs.max(1));
+            let durable_consumer =
+                consumer::durable(bus, durable, tuning.max_ack_pending, inactive).await?;
             consumer::messages(&durable_consumer, tuning.batch_max).await
         };
         match pull.await {

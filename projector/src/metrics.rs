@@ -378,6 +378,13 @@ impl Metrics {
         }
     }
 
+    /// Forgets a model this instance no longer projects.
+    pub(crate) fn remove_model(&self, model: &str) {
+        if let Ok(mut models) = self.models.write() {
+            models.remove(model);
+        }
+    }
+
     pub fn duplicates_skipped(&self) -> u64 {
         self.duplicates_skipped.load(Ordering::Relaxed)
     }
@@ -392,10 +399,12 @@ impl Metrics {
 
     pub fn checkpoint(&self) -> CheckpointView {
         let models = self.models.read().map(|m| m.clone()).unwrap_or_default();
-        let position = models.values().map(|m| m.position).min().unwrap_or(0);
+        let tail = self.store_tail.load(Ordering::Relaxed);
+        // An instance that holds no model has nothing to catch up with.
+        let position = models.values().map(|m| m.position).min().unwrap_or(tail);
         CheckpointView {
             position,
-            store_tail: self.store_tail.load(Ordering::Relaxed).max(position),
+            store_tail: tail.max(position),
             models,
         }
     }

@@ -16,6 +16,8 @@ pub(crate) struct ChangedDoc {
 #[derive(Debug, Serialize)]
 struct ChangeNotice<'a> {
     position: u64,
+    /// The models that reached `position` (those the announcing instance writes).
+    models: &'a [&'a str],
     docs: &'a [ChangedDoc],
     registry: bool,
     /// The traces of the commands whose events the flush made visible (at most
@@ -28,12 +30,13 @@ struct ChangeNotice<'a> {
 /// catch-up that flushes thousands of events at once.
 pub(crate) const TRACES_PER_NOTICE: usize = 64;
 
-/// Publishes the changed documents and the new checkpoint. Failures are logged only: the
-/// readers' checkpoint polling is the safety net for lost notices.
+/// Publishes the changed documents and the new checkpoint of `models`. Failures are logged
+/// only: the readers' checkpoint polling is the safety net for lost notices.
 pub(crate) async fn publish(
     client: &async_nats::Client,
     subject: &str,
     position: u64,
+    models: &[&str],
     docs: &[ChangedDoc],
     registry: bool,
     traceparents: &[String],
@@ -45,6 +48,7 @@ pub(crate) async fn publish(
     for chunk in chunks {
         let notice = ChangeNotice {
             position,
+            models,
             docs: chunk,
             registry,
             traceparents: &traceparents[..traceparents.len().min(TRACES_PER_NOTICE)],

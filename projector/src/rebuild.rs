@@ -238,7 +238,16 @@ impl Rebuilder {
         }
         state::switch_generation(&self.shared.db, model.as_str(), generation).await?;
         report.switched = true;
-        notify::publish(&self.nats, &self.changes_subject, position, &[], true, &[]).await;
+        notify::publish(
+            &self.nats,
+            &self.changes_subject,
+            position,
+            &[model.as_str()],
+            &[],
+            true,
+            &[],
+        )
+        .await;
         tracing::info!(
             model = model.as_str(),
             generation,

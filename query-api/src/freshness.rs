@@ -34,6 +34,10 @@ const REINVALIDATE_AFTER: Duration = Duration::from_millis(150);
 #[derive(Debug, Deserialize)]
 struct ChangeNotice {
     position: u64,
+    /// The models that reached `position`; every model when absent (one projector instance
+    /// writing them all).
+    #[serde(default)]
+    models: Option<Vec<String>>,
     #[serde(default)]
     docs: Vec<ChangedDoc>,
     #[serde(default)]
@@ -220,10 +224,17 @@ impl Freshness {
                 this.changes.announce(change);
             });
         }
-        // The projector flushes every live model up to the notice's position.
+        // The announcing projector instance flushed the models it writes up to the notice's
+        // position.
         if let Ok(mut checkpoints) = self.checkpoints.lock() {
-            for known in checkpoints.iter_mut() {
-                *known = (*known).max(notice.position);
+            for (model, known) in Model::ALL.iter().zip(checkpoints.iter_mut()) {
+                let named = notice
+                    .models
+                    .as_ref()
+                    .is_none_or(|models| models.iter().any(|m| m == model.as_str()));
+                if named {
+                    *known = (*known).max(notice.position);
+                }
             }
         }
         self.publish_position();
