@@ -89,7 +89,7 @@ impl Service {
             .flatten()
     }
 
-    /// Started by `docker compose up` (not only under a profile such as `standby` or `ops`).
+    /// Started by `docker compose up` (not only under a profile such as `ops`).
     fn starts_by_default(&self) -> bool {
         self.words("profiles").is_empty()
     }
@@ -97,10 +97,6 @@ impl Service {
     /// Runs once and exits (`restart: "no"`), as the rebuild and the history tool do.
     fn is_one_shot(&self) -> bool {
         self.str_at("restart") == Some("no")
-    }
-
-    fn profiles(&self) -> Vec<String> {
-        self.words("profiles")
     }
 
     fn replicas(&self) -> u64 {
@@ -436,22 +432,40 @@ fn each_service_has_health_checks_and_a_second_instance() {
             .filter(|s| s.starts_by_default())
             .map(|s| s.replicas())
             .sum();
-        let provisioned: u64 = instances.iter().map(|s| s.replicas()).sum();
         if binary == "projector" {
-            // One projector at a time: two would share the durable consumer's messages and
-            // write the same read-model documents from different positions. The second
-            // instance is a standby, under a profile, started once the first is stopped.
-            if running != 1 {
+            // Projectors share the read models by a lease per model: each instance needs an
+            // id of its own (its leases, its heartbeat and its JetStream consumer are named
+            // after it), and between them they prefer every model.
+            if running < 2 {
                 problems.push(format!(
-                    "{running} projectors start by default; exactly one may run (the others \
-                     belong under the `standby` profile)"
+                    "{running} projector(s) start by default; at least 2 are needed"
                 ));
             }
-            let standby = instances
-                .iter()
-                .any(|s| s.profiles().iter().any(|p| p == "standby"));
-            if !standby || provisioned < 2 {
-                problems.push("the projector has no standby service (profile `standby`)".into());
+            let mut ids = std::collections::BTreeSet::new();
+            let mut preferred = std::collections::BTreeSet::new();
+            for service in instances.iter().filter(|s| s.starts_by_default()) {
+                let environment = service.environment();
+                match environment.get("SIMPLEPRO_PROJECTOR_INSTANCE") {
+                    Some(id) if service.replicas() == 1 && ids.insert(id.clone()) => {}
+                    _ => problems.push(format!(
+                        "projector service `{}` needs an instance id of its own \
+                         (SIMPLEPRO_PROJECTOR_INSTANCE, one replica)",
+                        service.name
+                    )),
+                }
+                match environment.get("SIMPLEPRO_PROJECTOR_MODELS") {
+                    Some(models) => {
+                        preferred.extend(models.split(',').map(|m| m.trim().to_owned()))
+                    }
+                    None => {
+                        preferred.extend(read_models::Model::ALL.map(|m| m.as_str().to_owned()))
+                    }
+                }
+            }
+            for model in read_models::Model::ALL {
+                if !preferred.contains(model.as_str()) {
+                    problems.push(format!("no projector prefers the {} model", model.as_str()));
+                }
             }
         } else if running < 2 {
             problems.push(format!(
