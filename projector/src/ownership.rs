@@ -110,9 +110,11 @@ impl Ownership {
     /// document persisted at or past it, and it starts from the checkpoint, which is written
     /// after the documents), but a whole-document replace by the old holder that lands after
     /// the successor wrote the same document puts back an older version: `_pos` does not
-    /// guard writes (FerretDB has no atomic conditional update). It is repaired the next time
-    /// an event changes that document, or by `projector rebuild`. Keep the TTL well above
-    /// pauses and the time a flush takes to reach the database.
+    /// guard writes (FerretDB has no atomic conditional update). The successor's next write
+    /// of that document from its cache repairs it; if it reads the document back instead
+    /// (evicted from its cache), it builds on the older version, and only a rebuild of the
+    /// model repairs it (`projector rebuild <model>`; `--verify` shows it). Keep the TTL well
+    /// above pauses and the time a flush takes to reach the database.
     pub(crate) fn may_write(&self, model: Model, epoch: i64) -> bool {
         self.grants().get(&model).is_some_and(|g| {
             g.epoch == epoch && !g.dropped && g.valid_until > Instant::now() + self.margin
