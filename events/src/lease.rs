@@ -133,13 +133,14 @@ impl Lease {
             {
                 return Ok(false);
             }
-            epochs
+            let renewed = epochs
                 .update_one(
                     doc! {"_id": self.epoch_id(epoch)},
                     doc! {"$set": {"renewed_at": BsonDateTime::now()}},
                 )
                 .await?;
-            Ok(true)
+            // Its document gone (the database dropped under it): nothing says it is held.
+            Ok(renewed.matched_count == 1)
         }
         .await;
         match outcome {
@@ -148,7 +149,7 @@ impl Lease {
                 Ok(true)
             }
             Ok(false) => {
-                tracing::warn!(lease = %self.name, epoch, "lease taken over; stepping down");
+                tracing::warn!(lease = %self.name, epoch, "lease taken over or gone; stepping down");
                 self.held = None;
                 Ok(false)
             }

@@ -5,6 +5,7 @@ mod deployment;
 mod durability;
 mod end_to_end;
 mod event_store;
+mod lease;
 mod live_connections;
 mod projector_sharing;
 mod relay;
