@@ -3,8 +3,7 @@
 //! Each projector instance has its own consumer (named after the instance): every instance
 //! sees every event and applies it to the models it holds. The consumer is durable (it
 //! survives restarts; what was not acknowledged comes again), is deleted by the server once
-//! its instance has not pulled for `inactive` (an instance gone for good), starts at new
-//! messages when created (the instance catches up from the store first), acknowledges
+//! its instance has not pulled for `inactive` (an instance gone for good), acknowledges
 //! explicitly (only after the effects are written), bounds what is out at once
 //! (`max_ack_pending`) and backs off between redeliveries. It is a fast path only: the event
 //! store is the record, and anything JetStream loses is read from there.
@@ -50,9 +49,10 @@ pub(crate) async fn durable(
             PullConfig {
                 durable_name: Some(durable_name.to_owned()),
                 description: Some("SimplePro read-model projector".into()),
-                // What was published before is in the store, where the start-up catch-up and
-                // the gap fills read it.
-                deliver_policy: DeliverPolicy::New,
+                // From the stream's start: what the catch-up at start already applied comes as
+                // duplicates (acknowledged and skipped), and nothing published between that
+                // catch-up and the consumer's creation waits for a gap fill.
+                deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 // Redeliveries of a message the projector holds too long back off; the store

@@ -204,6 +204,20 @@ fn shared(
 /// the batch in hand, acknowledges it and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let connections = connect(&config).await?;
+    let instance = config.instance_id();
+    let ttl = config.tuning.lease_ttl();
+    let ownership = Arc::new(ownership::Ownership::new(&instance, ttl));
+    let mut keeper = ownership::Keeper::new(
+        &connections.db,
+        ownership.clone(),
+        config.preferred_models()?,
+        ttl,
+        config.tuning.takeover_grace(),
+    );
+    tracing::info!(%instance, preferred = ?config.preferred_models()?, "projector instance");
+    // A first round before serving and projecting: the loop then opens the models taken
+    // at once, and the instance is ready only once it knows what it holds.
+    keeper.round().await;
     let metrics = Metrics::new(platform::metrics::MetricsRegistry::new("projector"));
     let router = http::router(
         Readiness {
@@ -218,19 +232,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         shutdown.clone(),
         Duration::from_secs(5),
     ));
-    let instance = config.instance_id();
-    let ttl = config.tuning.lease_ttl();
-    let ownership = Arc::new(ownership::Ownership::new(&instance, ttl));
-    let mut keeper = ownership::Keeper::new(
-        &connections.db,
-        ownership.clone(),
-        config.preferred_models()?,
-        ttl,
-        config.tuning.takeover_grace(),
-    );
-    tracing::info!(%instance, preferred = ?config.preferred_models()?, "projector instance");
-    // A first round before the loop starts: it then opens the models taken at once.
-    keeper.round().await;
     let (stop_keeper, keeper_stopped) = platform::shutdown::channel();
     let keeper = tokio::spawn(keeper.run(keeper_stopped));
     let live = live::Live::new(
