@@ -101,7 +101,7 @@ const APPLY_DURATION: &str = "simplepro_projector_apply_duration_seconds";
 const VISIBLE_LAG: &str = "simplepro_projector_visible_lag_seconds";
 
 /// Gauge names with their help.
-const GAUGES: [(&str, &str); 8] = [
+const GAUGES: [(&str, &str); 9] = [
     (
         "simplepro_projector_store_tail",
         "Last position of the event store the projector knows of.",
@@ -124,7 +124,12 @@ const GAUGES: [(&str, &str); 8] = [
     ),
     (
         "simplepro_projector_model_lag_events",
-        "Events in the store not yet applied to the model.",
+        "Events in the store not yet applied to the model (0 for a model another instance \
+         projects).",
+    ),
+    (
+        "simplepro_projector_model_held",
+        "1 while this instance projects the model (holds its lease), else 0.",
     ),
     (
         "simplepro_projector_replay_position",
@@ -266,6 +271,16 @@ impl Metrics {
             .set(status.position as f64);
             metrics::gauge!("simplepro_projector_model_lag_events", "model" => model.clone())
                 .set(view.store_tail.saturating_sub(status.position) as f64);
+        }
+        // A model given to another instance owes nothing here: its series would otherwise
+        // keep the last values.
+        for model in read_models::Model::ALL.map(read_models::Model::as_str) {
+            let held = view.models.contains_key(model);
+            let value = if held { 1.0 } else { 0.0 };
+            metrics::gauge!("simplepro_projector_model_held", "model" => model).set(value);
+            if !held {
+                metrics::gauge!("simplepro_projector_model_lag_events", "model" => model).set(0.0);
+            }
         }
         let (reached, target) = (
             self.replay_position.load(Ordering::Relaxed),
@@ -466,5 +481,38 @@ mod tests {
             Some(15.0)
         );
         assert!(text.contains("# HELP simplepro_projector_lag_seconds "));
+        assert_eq!(
+            gauge("simplepro_projector_model_held", ("model", "calendar")),
+            Some(1.0)
+        );
+
+        // Given to another instance: not held, and no lag of its own here.
+        metrics.remove_model("calendar");
+        let text = metrics.render();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("Prometheus text");
+        let gauge = |name: &str, model: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get("model") == Some(model))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        assert_eq!(
+            gauge("simplepro_projector_model_held", "calendar"),
+            Some(0.0)
+        );
+        assert_eq!(
+            gauge("simplepro_projector_model_lag_events", "calendar"),
+            Some(0.0)
+        );
+        assert_eq!(
+            gauge("simplepro_projector_model_held", "dashboard"),
+            Some(1.0)
+        );
+        assert_eq!(metrics.checkpoint().position, 50);
     }
 }
