@@ -523,6 +523,12 @@ impl Live {
                 self.ownership.dropped(model);
             }
         }
+        for (&model, h) in &held {
+            if h.give_back && !self.epochs.contains_key(&model) {
+                // Taken and to be given back before it was opened: nothing of it is in hand.
+                self.ownership.dropped(model);
+            }
+        }
         let taken: Vec<(Model, i64)> = held
             .iter()
             .filter(|(model, h)| !h.give_back && !self.epochs.contains_key(model))
