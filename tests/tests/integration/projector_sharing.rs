@@ -2,7 +2,7 @@
 //! of their own) with disjoint preferred models under a command load each hold only their own
 //! models' leases; one killed with SIGKILL mid-load has its models taken over by the survivor
 //! within a bound; restarted, it gets them back; and the read models then equal a replay of
-//! the log.
+//! the log. One stopped gracefully hands its models to the other.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -438,9 +438,11 @@ async fn projector_instances_share_the_models_take_over_and_give_back() {
     // No duplicate or lost effects across the takeover and the give-back.
     verify_against_a_replay(&env).await;
 
-    for instance in [&mut a, &mut b] {
-        tokio::task::block_in_place(|| instance.stop());
-    }
+    // (d) B drained (SIGTERM): it releases its leases and A takes its models after the grace.
+    tokio::task::block_in_place(|| b.stop());
+    let drained = wait_held(&env, &B_MODELS, "a", TAKEOVER_BOUND).await;
+    eprintln!("a drained instance's models moved after {drained:?}");
+    tokio::task::block_in_place(|| a.stop());
     trigger.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(10), service).await;
 }
