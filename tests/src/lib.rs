@@ -16,7 +16,7 @@ pub mod sse;
 
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};
-pub use nats_server::NatsServer;
+pub use nats_server::{NatsCluster, NatsServer};
 pub use processes::ServiceProcess;
 
 /// A free TCP port on 127.0.0.1 (bound, read and released).

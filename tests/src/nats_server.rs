@@ -1,4 +1,5 @@
-//! A private nats-server with JetStream for tests that stop and restart NATS.
+//! A private nats-server with JetStream for tests that stop and restart NATS, alone or as a
+//! node of a cluster on loopback ports (`NatsCluster`).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,18 @@ pub struct NatsServer {
     pub port: u16,
     store_dir: PathBuf,
     child: Option<Child>,
+    /// The node's place in a cluster; `None` for a server alone.
+    cluster: Option<ClusterNode>,
+}
+
+/// What a cluster node is started with besides its client port.
+#[derive(Clone)]
+struct ClusterNode {
+    server_name: String,
+    cluster_name: String,
+    route_port: u16,
+    /// Every node's route port, its own included (nats-server ignores a route to itself).
+    routes: Vec<u16>,
 }
 
 fn binary() -> PathBuf {
@@ -23,16 +36,21 @@ fn binary() -> PathBuf {
 
 impl NatsServer {
     pub fn start() -> Self {
+        let mut server = Self::unstarted(None);
+        server.restart();
+        server
+    }
+
+    fn unstarted(cluster: Option<ClusterNode>) -> Self {
         let dir =
             std::env::temp_dir().join(format!("simplepro-nats-{}", uuid::Uuid::now_v7().simple()));
-        let mut server = NatsServer {
+        NatsServer {
             binary: binary(),
             port: crate::free_port(),
             store_dir: dir,
             child: None,
-        };
-        server.restart();
-        server
+            cluster,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -52,6 +70,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.store_dir)
+            .args(self.cluster.iter().flat_map(ClusterNode::args))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,6 +83,12 @@ impl NatsServer {
         }
     }
 
+    /// Whether the server process runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills the server (SIGKILL); `restart` starts it again with its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -76,5 +101,72 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store_dir);
+    }
+}
+
+impl ClusterNode {
+    fn args(&self) -> Vec<String> {
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect();
+        vec![
+            "--server_name".into(),
+            self.server_name.clone(),
+            "--cluster_name".into(),
+            self.cluster_name.clone(),
+            "--cluster".into(),
+            format!("nats-route://127.0.0.1:{}", self.route_port),
+            "--routes".into(),
+            routes.join(","),
+        ]
+    }
+}
+
+/// A NATS cluster with JetStream on loopback ports, one server process per node.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes routed to each other and waits until each accepts clients; one
+    /// node is a server alone (JetStream in a cluster of one would wait for peers).
+    pub fn start(size: usize) -> Self {
+        if size == 1 {
+            return NatsCluster {
+                nodes: vec![NatsServer::start()],
+            };
+        }
+        let cluster_name = format!(
+            "simplepro-{}",
+            &uuid::Uuid::now_v7().simple().to_string()[..8]
+        );
+        let route_ports: Vec<u16> = (0..size).map(|_| crate::free_port()).collect();
+        let mut nodes: Vec<NatsServer> = route_ports
+            .iter()
+            .enumerate()
+            .map(|(n, route_port)| {
+                NatsServer::unstarted(Some(ClusterNode {
+                    server_name: format!("n{}", n + 1),
+                    cluster_name: cluster_name.clone(),
+                    route_port: *route_port,
+                    routes: route_ports.clone(),
+                }))
+            })
+            .collect();
+        for node in &mut nodes {
+            node.restart();
+        }
+        NatsCluster { nodes }
+    }
+
+    /// Every node's client URL, comma-separated, as `NATS_URL` takes them.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }

@@ -1,6 +1,8 @@
 //! A steady command load of mixed types from a few paced clients (customers, jobs for them
 //! taken through crew, schedule, start and completion, group threads and their messages), and
-//! readers polling the query API, while a fault comes and goes.
+//! readers polling the query API, while a fault comes and goes. With several instances of an
+//! API the clients take turns among them, and a request that finds no one listening goes to
+//! the next, as a load balancer would send it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,21 @@ pub(crate) struct Tally {
     pub(crate) reads_ok: u64,
     pub(crate) reads_failed: u64,
     pub(crate) seconds: f64,
+    /// How long each command and each read took, answered or not.
+    pub(crate) command_latencies: Vec<Duration>,
+    pub(crate) read_latencies: Vec<Duration>,
+}
+
+impl Tally {
+    /// The 99th percentile of `latencies` (nearest rank), in milliseconds.
+    pub(crate) fn p99_ms(latencies: &[Duration]) -> f64 {
+        let mut sorted = latencies.to_vec();
+        sorted.sort_unstable();
+        let rank = ((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted
+            .get(rank - 1)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
 }
 
 pub(crate) struct Load {
@@ -46,8 +63,8 @@ pub(crate) struct Load {
 #[derive(Clone)]
 struct Target {
     http: reqwest::Client,
-    command_api: String,
-    query_api: String,
+    command_apis: Vec<String>,
+    query_apis: Vec<String>,
     token: String,
     participants: [Uuid; 2],
     crew_member_ids: Vec<Uuid>,
@@ -57,8 +74,8 @@ impl Load {
     pub(crate) fn start(system: &System, shape: LoadShape) -> Load {
         let target = Target {
             http: system.http.clone(),
-            command_api: system.command_api.base.clone(),
-            query_api: system.query_api.base.clone(),
+            command_apis: system.command_apis.iter().map(|s| s.base.clone()).collect(),
+            query_apis: system.query_apis.iter().map(|s| s.base.clone()).collect(),
             token: system.admin_token.clone(),
             participants: [system.admin_id, system.colleague_id],
             crew_member_ids: system.crew_member_ids.clone(),
@@ -96,6 +113,8 @@ impl Load {
             total.event_ids.extend(tally.event_ids);
             total.reads_ok += tally.reads_ok;
             total.reads_failed += tally.reads_failed;
+            total.command_latencies.extend(tally.command_latencies);
+            total.read_latencies.extend(tally.read_latencies);
         }
         total
     }
@@ -249,15 +268,36 @@ impl Writer {
     /// Sends a command; an accepted one's event ids go into the tally.
     async fn send(&mut self, path: String, body: Option<Value>) -> Outcome {
         self.tally.sent += 1;
-        let mut request = self
+        let started = Instant::now();
+        let sent = self
             .target
-            .http
-            .post(format!("{}{path}", self.target.command_api))
-            .bearer_auth(&self.target.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let Ok(response) = request.send().await else {
+            .send_to_any(
+                &self.target.command_apis,
+                self.tally.sent as usize,
+                |base| {
+                    let request = self
+                        .target
+                        .http
+                        .post(format!("{base}{path}"))
+                        .bearer_auth(&self.target.token);
+                    match &body {
+                        Some(body) => request.json(body),
+                        None => request,
+                    }
+                },
+            )
+            .await;
+        let outcome = self.outcome(&path, sent).await;
+        self.tally.command_latencies.push(started.elapsed());
+        outcome
+    }
+
+    async fn outcome(
+        &mut self,
+        path: &str,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Outcome {
+        let Ok(response) = sent else {
             return Outcome::Failed;
         };
         let status = response.status();
@@ -281,6 +321,26 @@ impl Writer {
     }
 }
 
+impl Target {
+    /// Sends the request `build` makes for one instance of `bases`, starting with the
+    /// `turn`-th; one that cannot be connected to (the request never left) goes to the next.
+    async fn send_to_any(
+        &self,
+        bases: &[String],
+        turn: usize,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut attempt = 0;
+        loop {
+            let base = &bases[(turn + attempt) % bases.len()];
+            match build(base).send().await {
+                Err(error) if error.is_connect() && attempt + 1 < bases.len() => attempt += 1,
+                answer => return answer,
+            }
+        }
+    }
+}
+
 fn id_of(answer: &Value) -> Uuid {
     answer["aggregate_id"]
         .as_str()
@@ -297,16 +357,20 @@ async fn read(target: Target, interval: Duration, stop: Arc<AtomicBool>) -> Tall
         "/v1/me/unread-count",
     ];
     let mut tally = Tally::default();
-    for view in VIEWS.iter().cycle() {
+    for (turn, view) in VIEWS.iter().cycle().enumerate() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        let started = Instant::now();
         let answer = target
-            .http
-            .get(format!("{}{view}", target.query_api))
-            .bearer_auth(&target.token)
-            .send()
+            .send_to_any(&target.query_apis, turn, |base| {
+                target
+                    .http
+                    .get(format!("{base}{view}"))
+                    .bearer_auth(&target.token)
+            })
             .await;
+        tally.read_latencies.push(started.elapsed());
         match answer {
             Ok(response) if response.status() == StatusCode::OK => tally.reads_ok += 1,
             _ => tally.reads_failed += 1,

@@ -5,6 +5,11 @@
 //! counts what was accepted, stored, published and projected, compares the read models with a
 //! full replay, and prints a table; any loss, duplicate or difference fails it.
 //!
+//! The cluster test does the same with three NATS nodes (the events stream replicated three
+//! times) and two instances of each service, killing one of each kind in turn; it also
+//! checks that both query APIs answer what a query API without a cache answers (their caches
+//! were invalidated) and reports the p99 of commands and reads through each kill.
+//!
 //! `SIMPLEPRO_FAULTS=full` (what `./dev faults` runs) takes the documented durations and at
 //! least 100 commands/s; the default is a short version for `./dev test`.
 
@@ -32,6 +37,8 @@ pub(crate) struct Mode {
     pub(crate) nats_down: Duration,
     pub(crate) database_down: Duration,
     pub(crate) pause: Duration,
+    /// How long a killed instance of the cluster stays down.
+    pub(crate) instance_down: Duration,
     /// A fault's backlog is drained within this after healing, or the suite fails.
     pub(crate) converge_bound: Duration,
 }
@@ -53,6 +60,7 @@ impl Mode {
                 nats_down: Duration::from_secs(10),
                 database_down: Duration::from_secs(10),
                 pause: Duration::from_secs(30),
+                instance_down: Duration::from_secs(10),
                 converge_bound: Duration::from_secs(180),
             },
             _ => Mode {
@@ -68,6 +76,7 @@ impl Mode {
                 nats_down: Duration::from_secs(3),
                 database_down: Duration::from_secs(3),
                 pause: Duration::from_secs(5),
+                instance_down: Duration::from_secs(3),
                 converge_bound: Duration::from_secs(90),
             },
         }
@@ -83,30 +92,53 @@ struct Row {
     converged_in: Option<Duration>,
     quiet: bool,
     fault: Result<(), String>,
+    /// Whether every query API answered as the one without a cache (cluster only).
+    readers_agree: Option<Result<(), String>>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_accepted_command_is_lost_duplicated_or_projected_wrong_through_five_faults() {
+    suite(
+        "fault-suite",
+        system::Topology::ONE_OF_EACH,
+        &scenarios::ALL,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_loses_nothing_when_one_nats_node_and_one_instance_of_each_service_die() {
+    let topology = system::Topology {
+        nats_nodes: 3,
+        instances: 2,
+        reference_reader: true,
+    };
+    suite("cluster", topology, &scenarios::CLUSTER).await;
+}
+
+/// Starts the system, runs `scenarios` one after the other, prints the table and fails on any
+/// loss, duplicate or difference.
+async fn suite(name: &str, topology: system::Topology, scenarios: &[Scenario]) {
     if !binaries_present() {
         return;
     }
     let mode = Mode::from_env();
-    let log_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-suite-logs");
+    let log_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-logs"));
     let _ = std::fs::remove_dir_all(&log_dir);
     std::fs::create_dir_all(&log_dir).expect("create the log folder");
     let started = Instant::now();
-    let mut system = System::start(&log_dir).await;
+    let mut system = System::start(&log_dir, topology).await;
     let observer = Observer::connect(&system).await;
     let mut accepted = Vec::new();
     let mut rows = Vec::new();
-    for scenario in scenarios::ALL {
-        let row = run(&mut system, &observer, &mode, scenario, &mut accepted).await;
+    for scenario in scenarios {
+        let row = run(&mut system, &observer, &mode, *scenario, &mut accepted).await;
         println!("{}", table(&mode, std::slice::from_ref(&row)));
         rows.push(row);
     }
     let table = table(&mode, &rows);
     println!(
-        "\nFault suite ({}), {:.0} s:\n\n{table}",
+        "\n{name} ({}), {:.0} s:\n\n{table}",
         mode.name,
         started.elapsed().as_secs_f64()
     );
@@ -114,7 +146,7 @@ async fn no_accepted_command_is_lost_duplicated_or_projected_wrong_through_five_
     let failures: Vec<String> = rows.iter().flat_map(failures).collect();
     assert!(
         failures.is_empty(),
-        "the fault suite failed (service logs in {}):\n{}\n\n{table}",
+        "{name} failed (service logs in {}):\n{}\n\n{table}",
         log_dir.display(),
         failures.join("\n")
     );
@@ -142,6 +174,10 @@ async fn run(
     let quiet = observer.wait_quiet(system, mode.converge_bound).await;
     let counts = observer.count(system, accepted).await;
     let verified = tokio::task::block_in_place(|| measure::rebuild_verify(system));
+    let readers_agree = match system.reference_reader {
+        Some(_) => Some(measure::readers_agree(system, counts.last_position).await),
+        None => None,
+    };
     Row {
         label: scenario.label(mode),
         tally,
@@ -150,6 +186,7 @@ async fn run(
         converged_in,
         quiet,
         fault,
+        readers_agree,
     }
 }
 
@@ -174,9 +211,9 @@ fn binaries_present() -> bool {
 
 fn table(mode: &Mode, rows: &[Row]) -> String {
     let mut table = String::from(
-        "| scenario | sent/s | 2xx | reads ok / failed | lost | stored | published | \
-         duplicates | projected | verify differences | converged in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | sent/s | 2xx | reads ok / failed | command p99 | read p99 | lost | stored \
+         | published | duplicates | projected | verify differences | caches | converged in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         let verify = match &row.verified {
@@ -187,14 +224,22 @@ fn table(mode: &Mode, rows: &[Row]) -> String {
             Some(time) => format!("{:.1} s", time.as_secs_f64()),
             None => format!("not in {} s", mode.converge_bound.as_secs()),
         };
+        let caches = match &row.readers_agree {
+            None => "–",
+            Some(Ok(())) => "equal",
+            Some(Err(_)) => "stale",
+        };
         let (tally, counts) = (&row.tally, &row.counts);
         table.push_str(&format!(
-            "| {} | {:.0} | {} | {} / {} | {} | {} | {} | {} | {} | {verify} | {converged} |\n",
+            "| {} | {:.0} | {} | {} / {} | {:.0} ms | {:.0} ms | {} | {} | {} | {} | {} | {verify} \
+             | {caches} | {converged} |\n",
             row.label,
             tally.sent as f64 / tally.seconds,
             tally.accepted,
             tally.reads_ok,
             tally.reads_failed,
+            Tally::p99_ms(&tally.command_latencies),
+            Tally::p99_ms(&tally.read_latencies),
             counts.lost,
             counts.stored,
             counts.published,
@@ -248,6 +293,9 @@ fn failures(row: &Row) -> Vec<String> {
         .map(|(_, why)| format!("{label}: {why}"))
         .collect();
     if let Err(error) = &row.fault {
+        failures.push(format!("{label}: {error}"));
+    }
+    if let Some(Err(error)) = &row.readers_agree {
         failures.push(format!("{label}: {error}"));
     }
     match &row.verified {

@@ -48,7 +48,7 @@ impl Observer {
         )
         .await
         .expect("the suite's event store connection");
-        let nats = events::bus::connect_nats(&system.nats.url(), "fault-suite")
+        let nats = events::bus::connect_nats(&system.nats.urls(), "fault-suite")
             .await
             .expect("the suite's NATS connection");
         let config = BusConfig {
@@ -235,4 +235,59 @@ pub(crate) fn rebuild_verify(system: &System) -> Result<Verified, String> {
         differences,
         output,
     })
+}
+
+/// The views every query API must answer alike once quiet.
+const COMPARED_VIEWS: [&str; 5] = [
+    "/v1/customers?limit=100",
+    "/v1/jobs?limit=100",
+    "/v1/dashboard?from=2030-03-01&to=2030-03-31",
+    "/v1/calendar/week/2030-03-13",
+    "/v1/me/unread-count",
+];
+
+/// Whether each query API answers the compared views as the query API without a cache does,
+/// at `position`: a cache that missed an invalidation answers an older view.
+pub(crate) async fn readers_agree(system: &System, position: u64) -> Result<(), String> {
+    let reference = system
+        .reference_reader
+        .as_ref()
+        .ok_or("the system has no reference reader")?;
+    for view in COMPARED_VIEWS {
+        let expected = view_data(system, &reference.base, view, position).await?;
+        for reader in &system.query_apis {
+            let answered = view_data(system, &reader.base, view, position).await?;
+            if answered != expected {
+                return Err(format!(
+                    "{}{view} answered {answered}, the uncached reader {expected}",
+                    reader.base
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `data` of a view read at `min_position`.
+async fn view_data(
+    system: &System,
+    base: &str,
+    view: &str,
+    position: u64,
+) -> Result<serde_json::Value, String> {
+    let separator = if view.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{view}{separator}min_position={position}");
+    let response = system
+        .http
+        .get(&url)
+        .bearer_auth(&system.admin_token)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {body}"));
+    }
+    Ok(body["data"].clone())
 }

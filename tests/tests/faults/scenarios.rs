@@ -1,4 +1,6 @@
-//! The five faults, each brought about under load and healed: how, and when it was healed.
+//! The faults, each brought about under load and healed: how, and when it was healed. The
+//! first five hit the single-instance system; the last four kill one instance of each kind in
+//! the cluster (three NATS nodes, two of each service).
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,19 @@ pub(crate) enum Scenario {
     CommandApiAbortedBeforePublish,
     DatabaseKilled,
     ProjectorPaused,
+    NatsNodeKilled,
+    CommandApiKilled,
+    QueryApiKilled,
+    ProjectorKilled,
 }
+
+/// One instance of each kind killed in turn, in the cluster.
+pub(crate) const CLUSTER: [Scenario; 4] = [
+    Scenario::NatsNodeKilled,
+    Scenario::CommandApiKilled,
+    Scenario::QueryApiKilled,
+    Scenario::ProjectorKilled,
+];
 
 pub(crate) const ALL: [Scenario; 5] = [
     Scenario::NatsStopped,
@@ -44,6 +58,24 @@ impl Scenario {
             Scenario::ProjectorPaused => {
                 format!("projector paused {} s", mode.pause.as_secs())
             }
+            Scenario::NatsNodeKilled => {
+                format!(
+                    "NATS node 1 of 3 SIGKILL, {} s down",
+                    mode.instance_down.as_secs()
+                )
+            }
+            Scenario::CommandApiKilled => format!(
+                "command-api 1 of 2 SIGKILL, {} s down",
+                mode.instance_down.as_secs()
+            ),
+            Scenario::QueryApiKilled => format!(
+                "query-api 1 of 2 SIGKILL, {} s down",
+                mode.instance_down.as_secs()
+            ),
+            Scenario::ProjectorKilled => format!(
+                "projector 1 of 2 SIGKILL, {} s down",
+                mode.instance_down.as_secs()
+            ),
         }
     }
 
@@ -53,13 +85,14 @@ impl Scenario {
         if let Scenario::CommandApiAbortedBeforePublish = self {
             let publishes = (mode.shape.commands_per_second * mode.lead_in.as_secs_f64()) as u64;
             let at = (publishes / 2).max(5).to_string();
-            let command_api = &mut system.command_api;
+            let http = system.http.clone();
+            let command_api = system.command_api();
             block_in_place(|| {
                 command_api.process.stop();
                 command_api.process.set_env(ABORT_BEFORE_PUBLISH, Some(&at));
                 command_api.process.restart();
             });
-            command_api.wait_ready(&system.http).await;
+            command_api.wait_ready(&http).await;
         }
     }
 
@@ -71,9 +104,9 @@ impl Scenario {
     ) -> Result<Instant, String> {
         match self {
             Scenario::NatsStopped => {
-                block_in_place(|| system.nats.stop());
+                block_in_place(|| system.nats.nodes[0].stop());
                 tokio::time::sleep(mode.nats_down).await;
-                block_in_place(|| system.nats.restart());
+                block_in_place(|| system.nats.nodes[0].restart());
                 Ok(Instant::now())
             }
             Scenario::ProjectorKilledMidFlush => kill_projector_mid_flush(system).await,
@@ -85,13 +118,46 @@ impl Scenario {
                 Ok(Instant::now())
             }
             Scenario::ProjectorPaused => {
-                system.projector.process.pause();
+                system.projector().process.pause();
                 tokio::time::sleep(mode.pause).await;
-                system.projector.process.resume();
+                system.projector().process.resume();
                 Ok(Instant::now())
+            }
+            Scenario::NatsNodeKilled => {
+                let node = &mut system.nats.nodes[0];
+                block_in_place(|| node.stop());
+                tokio::time::sleep(mode.instance_down).await;
+                block_in_place(|| node.restart());
+                Ok(Instant::now())
+            }
+            Scenario::CommandApiKilled => {
+                let http = system.http.clone();
+                kill_for(&mut system.command_apis[0], &http, mode.instance_down).await
+            }
+            Scenario::QueryApiKilled => {
+                let http = system.http.clone();
+                kill_for(&mut system.query_apis[0], &http, mode.instance_down).await
+            }
+            Scenario::ProjectorKilled => {
+                let http = system.http.clone();
+                kill_for(&mut system.projectors[0], &http, mode.instance_down).await
             }
         }
     }
+}
+
+/// SIGKILLs `service`, keeps it down for `down`, starts it again and waits until it is ready.
+async fn kill_for(
+    service: &mut crate::system::Service,
+    http: &reqwest::Client,
+    down: Duration,
+) -> Result<Instant, String> {
+    block_in_place(|| service.process.kill9());
+    tokio::time::sleep(down).await;
+    block_in_place(|| service.process.restart());
+    let healed = Instant::now();
+    service.wait_ready(http).await;
+    Ok(healed)
 }
 
 /// Kills the projector with SIGKILL a few milliseconds after its checkpoint moved: it has just
@@ -113,18 +179,20 @@ async fn kill_projector_mid_flush(system: &mut System) -> Result<Instant, String
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(Dice::new().below(40) as u64)).await;
-    let projector = &mut system.projector;
+    let http = system.http.clone();
+    let projector = system.projector();
     block_in_place(|| projector.process.kill9());
     tokio::time::sleep(Duration::from_millis(500)).await;
     block_in_place(|| projector.process.restart());
     let healed = Instant::now();
-    projector.wait_ready(&system.http).await;
+    projector.wait_ready(&http).await;
     Ok(healed)
 }
 
 /// Waits for the command API to abort at its fault point, then starts it again without it.
 async fn abort_command_api(system: &mut System) -> Result<Instant, String> {
-    let command_api = &mut system.command_api;
+    let http = system.http.clone();
+    let command_api = system.command_api();
     let ended = block_in_place(|| command_api.process.wait_exit(Duration::from_secs(60)));
     command_api.process.set_env(ABORT_BEFORE_PUBLISH, None);
     let log = std::fs::read_to_string(command_api.process.log()).unwrap_or_default();
@@ -143,6 +211,6 @@ async fn abort_command_api(system: &mut System) -> Result<Instant, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     block_in_place(|| command_api.process.restart());
     let healed = Instant::now();
-    command_api.wait_ready(&system.http).await;
+    command_api.wait_ready(&http).await;
     outcome.map(|()| healed)
 }
