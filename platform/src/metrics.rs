@@ -1,5 +1,6 @@
 //! One Prometheus registry per service instance, fed through the `metrics` facade, and the
-//! `/metrics` page and request-latency layer every service shares.
+//! `/metrics` page and request-latency histograms every service shares (recorded by
+//! `http::timed`).
 //!
 //! A registry is not installed as the process-global recorder: tests run a command API, a
 //! query API and a projector in one process, and each must answer `/metrics` with its own
@@ -9,11 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -159,12 +159,15 @@ impl MetricsRegistry {
             .into_response()
     }
 
-    /// The [`REQUEST_DURATION`] histogram of one route template, method and status.
-    fn request_duration(&self, route: &str, method: &Method, status: u16) -> Histogram {
+    /// Records one request's latency in [`REQUEST_DURATION`] under its route template, method
+    /// and status (the layer is `http::timed`).
+    pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
         let key = (method.clone(), status);
         if let Ok(known) = self.request_durations.read() {
             if let Some(histogram) = known.get(route).and_then(|by_key| by_key.get(&key)) {
-                return histogram.clone();
+                histogram.record(seconds);
+                return;
             }
         }
         let histogram = self.register(|| {
@@ -175,13 +178,13 @@ impl MetricsRegistry {
                 "status" => status.to_string()
             )
         });
+        histogram.record(seconds);
         if let Ok(mut known) = self.request_durations.write() {
             known
                 .entry(route.to_owned())
                 .or_default()
-                .insert(key, histogram.clone());
+                .insert(key, histogram);
         }
-        histogram
     }
 
     /// A router serving only `GET /metrics`.
@@ -213,25 +216,6 @@ async fn upkeep(registry: Weak<MetricsRegistry>) {
 /// set at the first `}`, and a scrape should read the same in every tool.
 pub fn route_label(template: &str) -> String {
     template.replace('{', ":").replace('}', "")
-}
-
-/// Middleware recording [`REQUEST_DURATION`]; layer it with
-/// `axum::middleware::from_fn_with_state(registry, time_request)` through `Router::layer`, so
-/// the matched route template (not the raw path, which would make a series per id) is known.
-pub async fn time_request(
-    State(registry): State<Arc<MetricsRegistry>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    registry
-        .request_duration(route, &method, response.status().as_u16())
-        .record(started.elapsed().as_secs_f64());
-    response
 }
 
 #[cfg(test)]
