@@ -1,5 +1,5 @@
 //! Command-line interface: `generate`, `load`, `seed`, `writes`, `baseline-server`, `run`,
-//! `soak`, `report`.
+//! `soak`, `overhead`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,6 +163,10 @@ pub enum Cmd {
     /// Holds commands and reads at fixed rates for minutes and reports whether memory, the
     /// outbox and the projector's lag stayed flat.
     Soak(crate::run::soak::SoakArgs),
+    /// What request telemetry costs warm reads: two query APIs, one with
+    /// `--request-telemetry false`, on the read models a `bench run` of the size left, loaded
+    /// with `wrk` in alternation: the telemetry section of `run` alone.
+    Overhead(crate::run::telemetry::OverheadArgs),
     /// Rewrites the reports and the chart from the JSON results in a directory.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -232,6 +236,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         } => baseline_server(&data, &mongodb_uri, &db, listen, &jwt_secret, fill).await,
         Cmd::Run(args) => crate::run::run(args).await,
         Cmd::Soak(args) => crate::run::soak::soak(args).await,
+        Cmd::Overhead(args) => crate::run::telemetry::overhead(args).await,
         Cmd::Report { out } => report(&out),
     }
 }

@@ -22,6 +22,7 @@ use crate::services::{self, Environment, Service};
 
 mod reads;
 pub mod soak;
+pub mod telemetry;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -45,6 +46,18 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// A full run's arguments on the same data set, servers, binaries and output directory:
+    /// what the commands that share pieces of `run` start from.
+    fn sharing(data: &DataArgs, out: &Path, services: &services::ServicesArgs) -> RunArgs {
+        RunArgs {
+            data: data.clone(),
+            out: out.to_owned(),
+            quick: false,
+            services: services.clone(),
+            projector_flush_docs: None,
+        }
+    }
+
     fn projector_flush_docs(&self, size: Size) -> Option<usize> {
         self.projector_flush_docs
             .or((size == Size::L).then_some(3_000_000))
@@ -459,55 +472,68 @@ async fn start_projector(env: &Environment, flush_docs: Option<usize>) -> anyhow
 /// The cost of request telemetry on the warm read path: the warm query API against a second
 /// one with `--request-telemetry false`, on the first page of customers.
 async fn measure_telemetry_overhead(bench: &Bench<'_>, services: &Services, results: &mut Results) {
-    let started = async {
-        let port = services::free_port()?;
-        let mut args = listen_args(port);
-        args.extend(["--request-telemetry".to_owned(), "false".to_owned()]);
-        Service::start(
-            bench.env,
-            "query-api-no-telemetry",
-            "query-api",
-            &args,
-            Some(port),
-        )
-        .await
-    };
-    let untraced = match started.await {
-        Ok(service) => service,
-        Err(error) => {
-            results
-                .failures
-                .push(format!("telemetry overhead: {error:#}"));
-            return;
-        }
-    };
-    let path = "/v1/customers?limit=20";
-    let (on, off) = (
-        format!("{}{path}", services.query.url()),
-        format!("{}{path}", untraced.url()),
-    );
-    for url in [&on, &off] {
-        // Both caches warm before the first round.
-        let _ = bench
-            .client
-            .get(url)
-            .bearer_auth(&bench.reader)
-            .send()
-            .await;
-    }
-    let pair = overhead::Pair {
-        endpoint: path,
-        with_telemetry: &on,
-        without_telemetry: &off,
-    };
     let duration = Duration::from_secs(bench.plan.wrk_seconds);
-    match overhead::measure(pair, &bench.reader, duration, &bench.args.out).await {
+    let measured = telemetry_overhead(
+        bench.env,
+        &bench.client,
+        &bench.reader,
+        &services.query,
+        overhead::ROUNDS,
+        duration,
+        &bench.args.out,
+    )
+    .await;
+    match measured {
         Ok(measured) => results.telemetry_overhead = Some(measured),
         Err(error) => results
             .failures
             .push(format!("telemetry overhead: {error:#}")),
     }
+}
+
+/// `rounds` of `wrk` on the first page of customers of `query`, alternating with a query API
+/// started beside it with `--request-telemetry false`, both warmed first.
+async fn telemetry_overhead(
+    env: &Environment,
+    client: &reqwest::Client,
+    reader: &str,
+    query: &Service,
+    rounds: usize,
+    duration: Duration,
+    work_dir: &Path,
+) -> anyhow::Result<overhead::TelemetryOverhead> {
+    let port = services::free_port()?;
+    let mut args = listen_args(port);
+    args.extend(["--request-telemetry".to_owned(), "false".to_owned()]);
+    let untraced = Service::start(
+        env,
+        "query-api-no-telemetry",
+        "query-api",
+        &args,
+        Some(port),
+    )
+    .await?;
+    let path = "/v1/customers?limit=20";
+    let (on, off) = (
+        format!("{}{path}", query.url()),
+        format!("{}{path}", untraced.url()),
+    );
+    let measured = async {
+        for url in [&on, &off] {
+            // Both caches warm before the first round.
+            let status = client.get(url).bearer_auth(reader).send().await?.status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        }
+        let pair = overhead::Pair {
+            endpoint: path,
+            with_telemetry: &on,
+            without_telemetry: &off,
+        };
+        overhead::measure(pair, reader, duration, rounds, work_dir).await
+    }
+    .await;
     untraced.stop().await;
+    measured
 }
 
 /// The query API with and without its cache, the command API and the baseline server.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::wrk;
 
-/// Rounds of `wrk` per variant; the median of each is compared.
-const ROUNDS: usize = 3;
+/// Rounds of `wrk` per variant in `bench run`; the median of each is compared.
+pub const ROUNDS: usize = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TelemetryOverhead {
@@ -22,6 +22,16 @@ pub struct TelemetryOverhead {
     /// p50 latency under that load (ms), median of the rounds.
     pub with_telemetry_p50_ms: f64,
     pub without_telemetry_p50_ms: f64,
+    /// Requests per second of each round, in the order run.
+    #[serde(default)]
+    pub rounds: Vec<Round>,
+}
+
+/// One round: `wrk` on the query API with telemetry, then on the one without.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round {
+    pub with_telemetry: f64,
+    pub without_telemetry: f64,
 }
 
 impl TelemetryOverhead {
@@ -41,15 +51,16 @@ pub struct Pair<'a> {
     pub without_telemetry: &'a str,
 }
 
-/// `ROUNDS` alternating `wrk` runs of `duration` on each URL of `pair`.
+/// `rounds` alternating `wrk` runs of `duration` on each URL of `pair`.
 pub async fn measure(
     pair: Pair<'_>,
     token: &str,
     duration: Duration,
+    rounds: usize,
     work_dir: &Path,
 ) -> anyhow::Result<TelemetryOverhead> {
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for round in 1..=rounds.max(1) {
         for (url, samples) in [
             (pair.with_telemetry, &mut on),
             (pair.without_telemetry, &mut off),
@@ -59,6 +70,12 @@ pub async fn measure(
                 .ok_or_else(|| anyhow::anyhow!("wrk completed no request on {url}"))?;
             samples.push((stats.per_second, stats.p50_ms));
         }
+        tracing::info!(
+            round,
+            with_telemetry = on[round - 1].0,
+            without_telemetry = off[round - 1].0,
+            "telemetry overhead round"
+        );
     }
     Ok(TelemetryOverhead {
         endpoint: pair.endpoint.to_owned(),
@@ -66,6 +83,14 @@ pub async fn measure(
         without_telemetry: median(off.iter().map(|s| s.0)),
         with_telemetry_p50_ms: median(on.iter().map(|s| s.1)),
         without_telemetry_p50_ms: median(off.iter().map(|s| s.1)),
+        rounds: on
+            .iter()
+            .zip(&off)
+            .map(|(on, off)| Round {
+                with_telemetry: on.0,
+                without_telemetry: off.0,
+            })
+            .collect(),
     })
 }
 
@@ -87,6 +112,7 @@ mod tests {
             without_telemetry: 10_000.0,
             with_telemetry_p50_ms: 1.0,
             without_telemetry_p50_ms: 1.0,
+            rounds: Vec::new(),
         };
         assert!((overhead.percent() - 5.0).abs() < 1e-9);
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);

@@ -110,13 +110,7 @@ impl SoakArgs {
     /// The same servers, binaries and data as a `bench run`, for the pieces of it the soak
     /// shares.
     fn as_run(&self) -> RunArgs {
-        RunArgs {
-            data: self.data.clone(),
-            out: self.out.clone(),
-            quick: false,
-            services: self.services.clone(),
-            projector_flush_docs: None,
-        }
+        RunArgs::sharing(&self.data, &self.out, &self.services)
     }
 }
 
@@ -187,7 +181,7 @@ async fn load(
 }
 
 /// The first three numbers of `/proc/loadavg`.
-fn load_average() -> String {
+pub(super) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|line| {
             line.split_whitespace()
