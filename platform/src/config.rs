@@ -19,10 +19,9 @@ pub struct ConnectionArgs {
     #[arg(long, env = "MONGODB_DB", default_value = "simplepro")]
     pub mongodb_db: String,
     /// Database holding the read models, the projector's checkpoints and its dead letters
-    /// [default: `<mongodb-db>_read_models`]. Kept apart from the event store because on
-    /// FerretDB's SQLite backend each database is one file with one write lock and one
-    /// collection list that every query copies: appends do not wait behind projector writes,
-    /// and the store's queries do not pay for the read models' thousands of collections.
+    /// [default: `<mongodb-db>_read_models`]. Kept apart from the event store: the read models
+    /// can be dropped and rebuilt, given other durability settings or moved to another server
+    /// without touching the record.
     #[arg(long, env = "MONGODB_READ_MODELS_DB")]
     pub mongodb_read_models_db: Option<String>,
     /// NATS server(s), comma-separated.

@@ -103,9 +103,7 @@ pub struct Tuning {
     /// Early deliveries held while waiting for a missing position.
     #[arg(long, default_value_t = 5_000)]
     pub reorder_capacity: usize,
-    /// Document writes in flight during a flush. FerretDB's SQLite backend has one writer per
-    /// database: more than a few concurrent updates of large documents only queue on its lock
-    /// and start failing with SQLITE_BUSY (measured: 4 in flight is its best rate).
+    /// Document writes in flight during a flush.
     #[arg(long, default_value_t = 4)]
     pub flush_concurrency: usize,
     /// Documents each model keeps cached between batches.
