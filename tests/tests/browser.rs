@@ -4,6 +4,9 @@
 //! the API, and checks that another user sees none of the first one's inbox. Screenshots are
 //! kept under `target/browser/`.
 //!
+//! It is a test binary of its own, so that it runs alone: the 1 s bound is the page's, not
+//! that of a machine busy with the integration tests that run eight at a time.
+//!
 //! `./dev test` installs the browser and the driver (`./dev install-browser`); the Python it
 //! runs is `SIMPLEPRO_BROWSER_PYTHON` (default `.local/venv-browser/bin/python`).
 
@@ -14,7 +17,12 @@ use domain::enums::Role;
 use serde_json::json;
 use tests::bodies;
 
-use super::system::System;
+/// The end-to-end tests' system: the services in this process on a `TestEnv`.
+#[allow(dead_code, reason = "the page's test uses a few of the helpers")]
+#[path = "integration/end_to_end/system.rs"]
+mod system;
+
+use system::System;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

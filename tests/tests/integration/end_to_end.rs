@@ -5,7 +5,6 @@
 
 mod access;
 mod as_of;
-mod browser;
 mod live;
 mod matrix;
 mod observability;
