@@ -77,16 +77,25 @@ async fn a_commands_trace_runs_through_its_stored_event_the_bus_the_projector_an
         "a span of the command API, not the caller"
     );
 
-    // So does its message on JetStream, as a header.
+    // So does its message on JetStream, as a header. The command answered once its event was
+    // in the log; the relay publishes it a moment later.
     let bus = system.bus().await;
-    let message = bus
+    let stream = bus
         .jetstream()
         .get_stream(&bus.config().stream_name)
         .await
-        .expect("the events stream")
-        .get_last_raw_message_by_subject(&bus.subject("customer", &customer_id))
-        .await
-        .expect("the event's message");
+        .expect("the events stream");
+    let subject = bus.subject("customer", &customer_id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let message = loop {
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => break message,
+            Err(error) if std::time::Instant::now() > deadline => {
+                panic!("the event's message is not on JetStream after 15 s: {error}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
     let header = message
         .headers
         .get(events::bus::TRACEPARENT_HEADER)
