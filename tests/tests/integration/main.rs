@@ -6,6 +6,5 @@ mod durability;
 mod end_to_end;
 mod event_store;
 mod lease;
-mod live_connections;
 mod projector_sharing;
 mod relay;
