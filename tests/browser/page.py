@@ -1,7 +1,7 @@
 """The operations page in headless Chromium, against a running system.
 
-Started by the integration test `end_to_end::browser` (which starts the services and registers
-the users), or by hand with the same environment:
+Started by the test binary `browser` (`tests/tests/browser.rs`, which starts the services
+and registers the users), or by hand with the same environment:
 
   SIMPLEPRO_QUERY_URL, SIMPLEPRO_COMMAND_URL   the two APIs
   SIMPLEPRO_ADMIN_TOKEN      signs in first: an administrator in the thread
