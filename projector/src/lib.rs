@@ -55,6 +55,8 @@
 
 pub mod config;
 mod consumer;
+#[cfg(feature = "fault-points")]
+mod fault_points;
 mod http;
 mod live;
 mod loader;

@@ -417,8 +417,20 @@ impl Live {
         for model in &mut self.models {
             dirty.extend(model.take_dirty()?);
         }
-        let changed =
+        #[cfg(feature = "fault-points")]
+        crate::fault_points::stall_before_writing(&dirty).await;
+        let writes =
             projection::write_docs(&shared.db, dirty, self.tuning.flush_concurrency).await?;
+        if writes.fenced > 0 {
+            // A later owner wrote these: this instance's lease is gone, which the fence
+            // below finds.
+            shared.metrics.fenced(writes.fenced);
+            tracing::warn!(
+                docs = writes.fenced,
+                "documents not written: a newer version is stored"
+            );
+        }
+        let changed = writes.changed;
         // Again: writing the documents may have taken a while.
         self.fence()?;
         let db = &self.shared.db;

@@ -27,6 +27,7 @@ pub struct Metrics {
     batch_failures: AtomicU64,
     flushes: AtomicU64,
     docs_written: AtomicU64,
+    fenced_writes: AtomicU64,
     store_tail: AtomicU64,
     /// When the newest applied event was recorded (ms since the epoch; 0 before any).
     last_applied_recorded_ms: AtomicI64,
@@ -47,7 +48,7 @@ struct Histograms {
 }
 
 /// Counter names with their help, in the order of [`Metrics::counter_values`].
-const COUNTERS: [(&str, &str); 11] = [
+const COUNTERS: [(&str, &str); 12] = [
     (
         "simplepro_projector_events_applied_total",
         "Events applied to every live read model.",
@@ -91,6 +92,11 @@ const COUNTERS: [(&str, &str); 11] = [
     (
         "simplepro_projector_docs_written_total",
         "Read-model documents written.",
+    ),
+    (
+        "simplepro_projector_fenced_writes_total",
+        "Read-model documents not written because a later owner of the model stored a newer \
+         version (this instance had lost its lease).",
     ),
 ];
 
@@ -223,6 +229,7 @@ impl Metrics {
             batch_failures: zero(),
             flushes: zero(),
             docs_written: zero(),
+            fenced_writes: zero(),
             store_tail: zero(),
             last_applied_recorded_ms: AtomicI64::new(0),
             replay_position: zero(),
@@ -291,7 +298,7 @@ impl Metrics {
             .set(target.saturating_sub(reached) as f64);
     }
 
-    fn counter_values(&self) -> [u64; 11] {
+    fn counter_values(&self) -> [u64; 12] {
         [
             &self.events_applied,
             &self.duplicates_skipped,
@@ -304,6 +311,7 @@ impl Metrics {
             &self.batch_failures,
             &self.flushes,
             &self.docs_written,
+            &self.fenced_writes,
         ]
         .map(|counter| counter.load(Ordering::Relaxed))
     }
@@ -374,6 +382,10 @@ impl Metrics {
 
     pub(crate) fn batch_failed(&self) {
         add(&self.batch_failures, 1);
+    }
+
+    pub(crate) fn fenced(&self, docs: usize) {
+        add(&self.fenced_writes, docs as u64);
     }
 
     pub(crate) fn flushed(&self, docs: usize, took: Duration) {

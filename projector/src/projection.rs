@@ -382,26 +382,65 @@ fn already_exists(error: &mongodb::error::Error) -> bool {
 /// New documents per insert call.
 const INSERT_BATCH: usize = 500;
 
+/// What a flush's document writes did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) changed: Vec<ChangedDoc>,
+    /// Documents not written because the stored version is newer (see [`write_docs`]).
+    pub(crate) fenced: usize,
+}
+
+/// The filter a write of `id` at `pos` must match: the document, unless a newer version of
+/// it is stored. `_pos` only grows under one owner, so a stored `_pos` past `pos` was
+/// written by a later owner of the model, and this writer is a former one whose lease ran
+/// out while it was stalled. An upsert whose filter misses an existing `_id` fails with a
+/// duplicate key, which is how a fenced replace shows (single-document and atomic on
+/// MongoDB; on FerretDB, whose updates read then write, it closes the window of a stalled
+/// writer, not that of two writers within one update).
+fn newer_not_stored(id: &str, pos: u64) -> bson::Document {
+    doc! {"_id": id, "_pos": {"$lte": i64::try_from(pos).unwrap_or(i64::MAX)}}
+}
+
+/// Replaces (or inserts) one document unless a newer version is stored; `Ok(false)` when
+/// fenced.
+async fn replace_unless_newer(
+    collection: &mongodb::Collection<RawDocumentBuf>,
+    id: &str,
+    pos: u64,
+    document: &RawDocumentBuf,
+) -> Result<bool, mongodb::error::Error> {
+    match collection
+        .replace_one(newer_not_stored(id, pos), document)
+        .upsert(true)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error) if events::store::is_duplicate_key(&error) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// Inserts `docs` (all of one physical collection); if any already exists (the cache's
 /// `stored` flag is a hint, not a guarantee), writes each of them as a replace instead.
+/// Returns how many were fenced.
 async fn insert_or_replace(
     collection: mongodb::Collection<RawDocumentBuf>,
-    docs: Vec<(String, RawDocumentBuf)>,
-) -> Result<(), mongodb::error::Error> {
+    docs: Vec<(String, u64, RawDocumentBuf)>,
+) -> Result<usize, mongodb::error::Error> {
     let inserted = collection
-        .insert_many(docs.iter().map(|(_, d)| d))
+        .insert_many(docs.iter().map(|(_, _, d)| d))
         .ordered(false)
         .await;
     match inserted {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(0),
         Err(error) if events::store::is_duplicate_key(&error) => {
-            for (id, document) in docs {
-                collection
-                    .replace_one(doc! {"_id": &id}, document)
-                    .upsert(true)
-                    .await?;
+            let mut fenced = 0;
+            for (id, pos, document) in docs {
+                if !replace_unless_newer(&collection, &id, pos, &document).await? {
+                    fenced += 1;
+                }
             }
-            Ok(())
+            Ok(fenced)
         }
         Err(error) => Err(error),
     }
@@ -409,31 +448,36 @@ async fn insert_or_replace(
 
 /// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
 /// for removed documents), tier by tier as the cache requires (a tier starts only once every
-/// lower tier is written), `concurrency` writes at a time within a tier. Returns what changed.
+/// lower tier is written), `concurrency` writes at a time within a tier. Every write is
+/// fenced by `_pos` ([`newer_not_stored`]): a former owner of a model cannot put back an
+/// older version of a document a later owner wrote. Returns what changed.
 pub(crate) async fn write_docs(
     db: &ReadModelDbs,
     dirty: Vec<DirtyDoc>,
     concurrency: usize,
-) -> Result<Vec<ChangedDoc>, ProjectError> {
-    let changed: Vec<ChangedDoc> = dirty
-        .iter()
-        .map(|d| ChangedDoc {
-            collection: d.collection.clone(),
-            id: d.id.clone(),
-        })
-        .collect();
+) -> Result<Written, ProjectError> {
+    let mut written = Written {
+        changed: dirty
+            .iter()
+            .map(|d| ChangedDoc {
+                collection: d.collection.clone(),
+                id: d.id.clone(),
+            })
+            .collect(),
+        fenced: 0,
+    };
     for tier in flush_batches(dirty) {
         // Documents the database does not hold yet are inserted, many per call and partition:
         // on FerretDB an insert does not scan the collection, while a replace does.
         let (new, known): (Vec<DirtyDoc>, Vec<DirtyDoc>) =
             tier.into_iter().partition(|d| d.doc.is_some() && !d.stored);
-        let mut inserts: BTreeMap<String, Vec<(String, RawDocumentBuf)>> = BTreeMap::new();
+        let mut inserts: BTreeMap<String, Vec<(String, u64, RawDocumentBuf)>> = BTreeMap::new();
         for d in new {
             if let Some(document) = d.doc {
                 inserts
                     .entry(d.collection)
                     .or_default()
-                    .push((d.id, document));
+                    .push((d.id, d.pos, document));
             }
         }
         let mut insert_batches = Vec::new();
@@ -448,25 +492,30 @@ pub(crate) async fn write_docs(
         let mut results =
             futures::stream::iter(insert_batches).buffer_unordered(concurrency.max(1));
         while let Some(result) = results.next().await {
-            result?;
+            written.fenced += result?;
         }
         let writes = known.into_iter().map(|d| {
             let collection = db.collection::<RawDocumentBuf>(&d.collection);
             async move {
                 match d.doc {
-                    Some(document) => collection
-                        .replace_one(doc! {"_id": &d.id}, document)
-                        .upsert(true)
+                    Some(document) => {
+                        replace_unless_newer(&collection, &d.id, d.pos, &document).await
+                    }
+                    // Nothing deleted is no sign of a fence: a delete does not know whether
+                    // the document was stored.
+                    None => collection
+                        .delete_one(newer_not_stored(&d.id, d.pos))
                         .await
-                        .map(|_| ()),
-                    None => collection.delete_one(doc! {"_id": &d.id}).await.map(|_| ()),
+                        .map(|_| true),
                 }
             }
         });
         let mut results = futures::stream::iter(writes).buffer_unordered(concurrency.max(1));
         while let Some(result) = results.next().await {
-            result?;
+            if !result? {
+                written.fenced += 1;
+            }
         }
     }
-    Ok(changed)
+    Ok(written)
 }

@@ -316,8 +316,7 @@ impl Rebuilder {
     }
 
     /// Writes every target's changed documents and then its checkpoint, the targets
-    /// concurrently: each model has a database of its own, which on FerretDB's SQLite backend
-    /// is a file with a writer of its own.
+    /// concurrently (their collections are apart).
     async fn flush(&self, projections: &mut [ModelProjection]) -> Result<(), ProjectError> {
         let db = &self.shared.db;
         let concurrency = self.flush_concurrency;

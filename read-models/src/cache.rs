@@ -110,6 +110,10 @@ pub struct DirtyDoc {
     pub id: String,
     pub doc: Option<RawDocumentBuf>,
     pub tier: u8,
+    /// The position this version reflects (its `_pos`; for a delete, the deleting event's).
+    /// A writer must not replace or delete a stored version with a higher `_pos`: that one
+    /// was written by a later owner of the model (see the projector's `write_docs`).
+    pub pos: u64,
     /// Whether the database held the document when this cache last read or wrote it. `false`
     /// lets a writer insert instead of replace (FerretDB inserts without scanning the
     /// collection); a writer must still fall back to a replace if the insert finds it.
@@ -510,6 +514,7 @@ impl DocCache {
                 id: id.clone(),
                 doc,
                 tier: entry.tier,
+                pos: entry.pos,
                 stored,
             });
         }

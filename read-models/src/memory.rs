@@ -22,14 +22,25 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Writes (or deletes) documents as the projector would.
-    pub fn write(&self, dirty: impl IntoIterator<Item = DirtyDoc>) {
+    /// Writes (or deletes) documents as the projector would, leaving a stored version with a
+    /// higher `_pos` in place (the projector's fence against a former owner of the model).
+    /// Returns how many were left so.
+    pub fn write(&self, dirty: impl IntoIterator<Item = DirtyDoc>) -> usize {
         let mut collections = self
             .collections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut fenced = 0;
         for doc in dirty {
             let collection = collections.entry(doc.collection).or_default();
+            let stored_pos = collection
+                .get(&doc.id)
+                .and_then(|stored| stored.get_i64("_pos").ok());
+            if stored_pos.is_some_and(|stored| stored > i64::try_from(doc.pos).unwrap_or(i64::MAX))
+            {
+                fenced += usize::from(doc.doc.is_some());
+                continue;
+            }
             match doc.doc.map(|raw| raw.to_document()) {
                 Some(Ok(document)) => {
                     collection.insert(doc.id, Arc::new(document));
@@ -43,6 +54,7 @@ impl MemoryStore {
                 }
             }
         }
+        fenced
     }
 
     /// Stores one document as is (e.g. a registry or checkpoint document).
@@ -104,5 +116,38 @@ impl DocLoader for MemoryStore {
 impl DocSource for MemoryStore {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
         Ok(self.doc(collection, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::rawdoc;
+
+    use super::*;
+
+    fn version(pos: i64) -> DirtyDoc {
+        DirtyDoc {
+            collection: "c".into(),
+            id: "d".into(),
+            doc: Some(rawdoc! {"_id": "d", "_pos": pos}),
+            tier: 0,
+            pos: pos as u64,
+            stored: true,
+        }
+    }
+
+    #[test]
+    fn an_older_version_does_not_replace_a_newer_one() {
+        let store = MemoryStore::new();
+        assert_eq!(store.write([version(5)]), 0);
+        assert_eq!(
+            store.write([version(5)]),
+            0,
+            "the same version again is written"
+        );
+        assert_eq!(store.write([version(3)]), 1);
+        assert_eq!(store.doc("c", "d").unwrap().get_i64("_pos"), Ok(5));
+        assert_eq!(store.write([version(9)]), 0);
+        assert_eq!(store.doc("c", "d").unwrap().get_i64("_pos"), Ok(9));
     }
 }

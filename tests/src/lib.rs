@@ -6,6 +6,7 @@
 //! a served OpenAPI document (`openapi`); the finished spans of the process (`spans`); a server-sent events client (`sse`).
 
 pub mod bodies;
+mod command_api_task;
 mod database_server;
 mod env;
 mod nats_server;
@@ -14,6 +15,7 @@ mod processes;
 pub mod spans;
 pub mod sse;
 
+pub use command_api_task::CommandApiTask;
 pub use database_server::DatabaseServer;
 pub use env::{RunningRelay, TestEnv};
 pub use nats_server::{NatsCluster, NatsServer};

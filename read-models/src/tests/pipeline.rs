@@ -120,7 +120,7 @@ pub(crate) async fn project(events: &[EventEnvelope], plan: &Plan) -> MemoryStor
                     .into_iter()
                     .filter(|_| tier < cut || dice.roll(2) == 0)
                     .collect();
-                store.write(written);
+                assert_eq!(store.write(written), 0, "a flush went back in `_pos`");
             }
             cache = DocCache::new(plan.capacity);
             for event in &events[checkpoint..next] {
@@ -129,13 +129,13 @@ pub(crate) async fn project(events: &[EventEnvelope], plan: &Plan) -> MemoryStor
             continue;
         }
         for batch in batches {
-            store.write(batch);
+            assert_eq!(store.write(batch), 0, "a flush went back in `_pos`");
         }
         checkpoint = next;
         write_checkpoint(&store, next as u64);
     }
     let rest = cache.take_dirty();
-    store.write(rest);
+    assert_eq!(store.write(rest), 0, "a flush went back in `_pos`");
     write_checkpoint(&store, events.len() as u64);
     store
 }

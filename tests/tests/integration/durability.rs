@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use domain::enums::Role;
 use events::StreamId;
 use platform::auth::{Caller, JwtKeys};
 use platform::config::Secret;
 use serde_json::{json, Value};
-use tests::{bodies, DatabaseServer, TestEnv};
+use tests::{bodies, CommandApiTask, DatabaseServer, TestEnv};
 use uuid::Uuid;
 
 const JWT_SECRET: &str = "durability-test-secret-0123456789";
@@ -61,17 +60,10 @@ async fn commands_answered_2xx_survive_a_kill_9_of_the_database_server() {
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:34222".into());
     let env = TestEnv::with_nats(database.uri(), nats_url).await;
 
-    let mut args = vec!["command-api".to_owned()];
-    args.extend(env.service_args());
     // Eight clients share one token; the load is the point, not the user's rate limit.
-    args.extend(["--jwt-secret", JWT_SECRET, "--rate-per-user", "0"].map(str::to_owned));
-    let config = command_api::Config::try_parse_from(args).expect("command API flags");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    let (trigger, stop_service) = platform::shutdown::channel();
-    let service = tokio::spawn(command_api::run(config, listener, stop_service));
+    let api =
+        CommandApiTask::start(&env, &["--jwt-secret", JWT_SECRET, "--rate-per-user", "0"]).await;
+    let base = api.base.clone();
 
     let admin_id = Uuid::now_v7();
     let caller = Caller {
@@ -123,8 +115,7 @@ async fn commands_answered_2xx_survive_a_kill_9_of_the_database_server() {
     for client in clients {
         accepted.extend(client.await.expect("client task"));
     }
-    trigger.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(10), service).await;
+    api.stop().await;
 
     tokio::task::block_in_place(|| database.restart());
     assert!(

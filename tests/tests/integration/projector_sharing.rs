@@ -18,7 +18,7 @@ use platform::auth::{Caller, JwtKeys};
 use platform::config::Secret;
 use read_models::Model;
 use serde_json::{json, Value};
-use tests::{bodies, free_port, ServiceProcess, TestEnv};
+use tests::{bodies, free_port, CommandApiTask, ServiceProcess, TestEnv};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -40,7 +40,31 @@ fn projector_binary() -> PathBuf {
         .join("debug/projector")
 }
 
+/// The projector built with `--features fault-points` (by `./dev test`'s fault-suite build).
+fn fault_point_projector_binary() -> PathBuf {
+    let binary = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("fault-points/projector");
+    assert!(
+        binary.exists(),
+        "{} is missing: `./dev test` builds it (the fault suite's build)",
+        binary.display()
+    );
+    binary
+}
+
 fn projector(env: &TestEnv, instance: &str, models: &[Model]) -> ServiceProcess {
+    projector_from(&projector_binary(), env, instance, models, Vec::new())
+}
+
+fn projector_from(
+    binary: &Path,
+    env: &TestEnv,
+    instance: &str,
+    models: &[Model],
+    vars: Vec<(String, String)>,
+) -> ServiceProcess {
     let mut args = env.service_args();
     let models = names(models);
     let port = free_port().to_string();
@@ -67,13 +91,7 @@ fn projector(env: &TestEnv, instance: &str, models: &[Model]) -> ServiceProcess 
         .map(str::to_owned),
     );
     let log = std::env::temp_dir().join(format!("{}-{instance}.log", env.db_name));
-    ServiceProcess::start(
-        &format!("projector {instance}"),
-        &projector_binary(),
-        args,
-        Vec::new(),
-        &log,
-    )
+    ServiceProcess::start(&format!("projector {instance}"), binary, args, vars, &log)
 }
 
 /// `--models` of `models`.
@@ -341,53 +359,73 @@ async fn register(http: &reqwest::Client, base: &str, token: &str, id: Uuid, rol
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn projector_instances_share_the_models_take_over_and_give_back() {
-    let env = TestEnv::new().await;
-    let store = env.store().await;
-    let mut args = vec!["command-api".to_owned()];
-    args.extend(env.service_args());
-    args.extend(
-        [
+/// The command API in this process, with an admin and a colleague registered.
+struct Commands {
+    api: CommandApiTask,
+    base: String,
+    token: String,
+    users: [Uuid; 2],
+    http: reqwest::Client,
+}
+
+impl Commands {
+    async fn start(env: &TestEnv) -> Commands {
+        let flags = [
             "--jwt-secret",
             JWT_SECRET,
             "--rate-per-user",
             "0",
             "--timezone",
             TIME_ZONE,
-        ]
-        .map(str::to_owned),
-    );
-    let config = command_api::Config::try_parse_from(args).expect("command API flags");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    let (trigger, stop_service) = platform::shutdown::channel();
-    let service = tokio::spawn(command_api::run(config, listener, stop_service));
-    let admin = Uuid::now_v7();
-    let colleague = Uuid::now_v7();
-    let token = JwtKeys::new(&Secret::new(JWT_SECRET))
-        .mint(
-            &Caller {
-                user_id: admin.into(),
-                name: "User admin".into(),
-                role: Role::Admin,
-            },
-            chrono::Duration::hours(1),
-        )
-        .expect("sign a token");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client");
-    register(&http, &base, &token, admin, "admin").await;
-    register(&http, &base, &token, colleague, "dispatcher").await;
+        ];
+        let api = CommandApiTask::start(env, &flags).await;
+        let base = api.base.clone();
+        let admin = Uuid::now_v7();
+        let colleague = Uuid::now_v7();
+        let token = JwtKeys::new(&Secret::new(JWT_SECRET))
+            .mint(
+                &Caller {
+                    user_id: admin.into(),
+                    name: "User admin".into(),
+                    role: Role::Admin,
+                },
+                chrono::Duration::hours(1),
+            )
+            .expect("sign a token");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client");
+        register(&http, &base, &token, admin, "admin").await;
+        register(&http, &base, &token, colleague, "dispatcher").await;
+        Commands {
+            api,
+            base,
+            token,
+            users: [admin, colleague],
+            http,
+        }
+    }
+
+    fn load(&self) -> Load {
+        Load::start(&self.http, &self.base, &self.token, self.users)
+    }
+
+    async fn stop(self) {
+        self.api.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn projector_instances_share_the_models_take_over_and_give_back() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let commands = Commands::start(&env).await;
 
     // (a) Two instances with disjoint preferred models, under load.
     let mut a = projector(&env, "a", &A_MODELS);
     let mut b = projector(&env, "b", &B_MODELS);
-    let load = Load::start(&http, &base, &token, [admin, colleague]);
+    let load = commands.load();
     wait_held(&env, &A_MODELS, "a", Duration::from_secs(30)).await;
     wait_held(&env, &B_MODELS, "b", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -405,7 +443,7 @@ async fn projector_instances_share_the_models_take_over_and_give_back() {
     verify_against_a_replay(&env).await;
 
     // (b) A dies mid-load: B takes its models over within the bound.
-    let load = Load::start(&http, &base, &token, [admin, colleague]);
+    let load = commands.load();
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| a.kill9());
     let took = wait_held(&env, &A_MODELS, "b", TAKEOVER_BOUND).await;
@@ -443,6 +481,107 @@ async fn projector_instances_share_the_models_take_over_and_give_back() {
     let drained = wait_held(&env, &B_MODELS, "a", TAKEOVER_BOUND).await;
     eprintln!("a drained instance's models moved after {drained:?}");
     tokio::task::block_in_place(|| a.stop());
-    trigger.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(10), service).await;
+    commands.stop().await;
+}
+
+/// Creates `count` customers (each changes the day's dashboard, the customer lists and their
+/// buckets), one after the other.
+async fn create_customers(commands: &Commands, tag: &str, count: usize) {
+    for n in 0..count {
+        let body = bodies::customer(
+            "Fenced",
+            &format!("{tag}x{n}"),
+            &format!("fenced.{tag}.{n}@example.com"),
+            "+1 555 010 0002",
+        );
+        let created = commands
+            .http
+            .post(format!("{}/v1/customers", commands.base))
+            .bearer_auth(&commands.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("create a customer");
+        assert!(created.status().is_success(), "{}", created.status());
+    }
+}
+
+/// Waits until `process`'s log has a line containing `text`.
+async fn wait_logged(process: &ServiceProcess, text: &str, bound: Duration) {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(process.log()).unwrap_or_default();
+        if log.contains(text) {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{} did not log {text:?} within {bound:?}",
+            process.name()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An instance frozen between its lease check and its writes (SIGSTOP in a fault point's
+/// wait) past its lease, while another takes its models over and writes newer versions of the
+/// same documents: resumed, it must not put its older versions back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_former_owner_resumed_after_a_freeze_does_not_put_back_older_documents() {
+    const FROZEN_MODELS: [Model; 4] = [
+        Model::Dashboard,
+        Model::Calendar,
+        Model::Inbox,
+        Model::Lists,
+    ];
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let commands = Commands::start(&env).await;
+    let stall = [
+        ("SIMPLEPRO_FAULT_STALL_MS", "5000"),
+        ("SIMPLEPRO_FAULT_STALL_KIND", "customers"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let mut a = projector_from(
+        &fault_point_projector_binary(),
+        &env,
+        "a",
+        &FROZEN_MODELS,
+        stall,
+    );
+    let mut b = projector(&env, "b", &[Model::Messages]);
+    wait_held(&env, &FROZEN_MODELS, "a", Duration::from_secs(30)).await;
+    wait_held(&env, &[Model::Messages], "b", Duration::from_secs(30)).await;
+
+    // A's first flush of customer documents stops in the fault point; A is frozen there.
+    create_customers(&commands, "before", 3).await;
+    wait_logged(&a, "fault point: stalling", Duration::from_secs(30)).await;
+    a.pause();
+
+    // B takes A's models over, catches up from A's checkpoints and writes newer versions of
+    // the documents A holds (the day's dashboard, the customer lists).
+    wait_held(&env, &FROZEN_MODELS, "b", TAKEOVER_BOUND).await;
+    create_customers(&commands, "after", 3).await;
+    wait_quiet(&env, &store).await;
+
+    // A resumes where it stopped: it writes, finds newer versions stored, and lets go.
+    a.resume();
+    wait_logged(
+        &a,
+        "documents not written: a newer version is stored",
+        Duration::from_secs(30),
+    )
+    .await;
+    // A is live again and prefers its models: B gives them back.
+    wait_held(&env, &FROZEN_MODELS, "a", TAKEOVER_BOUND).await;
+    create_customers(&commands, "back", 2).await;
+    wait_quiet(&env, &store).await;
+    verify_against_a_replay(&env).await;
+
+    tokio::task::block_in_place(|| {
+        a.stop();
+        b.stop();
+    });
+    commands.stop().await;
 }
