@@ -27,7 +27,7 @@ pub(crate) fn store(error: &StoreError) -> Problem {
             tracing::error!(%error, "event store unavailable");
             Problem::unavailable("the event store is not answering; try again shortly")
         }
-        StoreError::Corrupt(_) | StoreError::Encoding(_) => {
+        StoreError::Corrupt(_) | StoreError::Encoding(_) | StoreError::Layout { .. } => {
             tracing::error!(%error, "event store failure");
             Problem::internal()
         }

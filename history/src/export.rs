@@ -204,9 +204,9 @@ fn directory_and_name<'a>(
     Ok((directory, name))
 }
 
-/// About how many events the log holds, from the collection's metadata (no scan). Positions
-/// are dense, so this is also about the highest position. Point reads by an integer `_id`
-/// scan on FerretDB's SQLite backend, so probing positions would cost more than the export.
+/// About how many events the log holds, from the collection's metadata (no read of the log).
+/// Positions are dense, so this is also about the highest position: enough for a progress
+/// bar and for sizing, which is all it is used for.
 pub async fn estimated_log_size(store: &EventStore) -> Result<u64, HistoryError> {
     Ok(store.estimated_log_size().await?)
 }

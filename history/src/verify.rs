@@ -329,11 +329,11 @@ fn check_log_row(row: &LogRow, previous: i64, report: &mut Report) -> Option<i64
         );
         return None;
     };
-    if row.id.as_str() != Some(log_id(position as u64).as_str()) {
+    if row.id.as_i64() != Some(log_id(position as u64)) {
         report.violation(
             Check::Positions,
             format!(
-                "events document with _id {} holds position {position}: its _id must be {:?}",
+                "events document with _id {} holds position {position}: its _id must be {}",
                 row.id,
                 log_id(position as u64)
             ),
@@ -688,7 +688,7 @@ async fn log_against_commits(
         };
         if cached.as_ref().is_none_or(|c| c.id != row.commit_id) {
             cached = match store
-                .find_stored(StoredCollection::Commits, &row.commit_id)
+                .find_stored(StoredCollection::Commits, row.commit_id.as_str())
                 .await?
             {
                 Some(raw) => bson::from_slice::<CommitRow>(raw.as_bytes()).ok(),

@@ -75,8 +75,8 @@ const PROBE_CHUNK: usize = 64;
 
 /// The highest position the sequencer has recorded as written: its hint of the next free
 /// position, minus one (0 before the first batch). One point read of the small `relay`
-/// collection, where finding the tail by probing the log would read `events` itself (on
-/// FerretDB every point read of a collection scans it, and the log is the largest one).
+/// collection; finding the tail in the log itself would take a search of point reads (or,
+/// on FerretDB, a range query that decodes the whole log).
 ///
 /// Never above the log's true tail (the hint is saved after its batch is inserted); below it
 /// only after a relay crashed between the two writes, until its successor sequences its next

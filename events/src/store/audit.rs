@@ -2,7 +2,7 @@
 //! would refuse: `history verify` reports a malformed or inconsistent document instead of
 //! failing on it.
 
-use bson::{doc, Document, RawDocumentBuf};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::Collection;
@@ -67,9 +67,12 @@ impl EventStore {
     pub async fn find_stored(
         &self,
         collection: StoredCollection,
-        id: &str,
+        id: impl Into<Bson>,
     ) -> Result<Option<RawDocumentBuf>, StoreError> {
-        Ok(self.raw(collection).find_one(doc! {"_id": id}).await?)
+        Ok(self
+            .raw(collection)
+            .find_one(doc! {"_id": id.into()})
+            .await?)
     }
 
     /// About how many events the log holds (from collection metadata: no scan), for progress
@@ -83,7 +86,7 @@ impl EventStore {
         &self,
         position: u64,
     ) -> Result<Option<RawDocumentBuf>, StoreError> {
-        self.find_stored(StoredCollection::Log, &log_id(position))
+        self.find_stored(StoredCollection::Log, log_id(position))
             .await
     }
 }

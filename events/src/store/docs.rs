@@ -110,20 +110,18 @@ impl CommitDoc {
     }
 }
 
-/// The `_id` of the log document at `position`: the position zero-padded to 20 digits, so that
-/// string order is position order. A string because FerretDB's SQLite backend answers a point
-/// read by a string `_id` from its index but scans the collection for an integer one.
-pub fn log_id(position: u64) -> String {
-    format!("{position:020}")
+/// The `_id` of the log document at `position`: the position itself, a 64-bit integer.
+pub fn log_id(position: u64) -> i64 {
+    i64::try_from(position).unwrap_or(i64::MAX)
 }
 
 /// One event of the global log (`events` collection), `_id` = [`log_id`] of its position, which
-/// is also stored as a number. Written only by the relay, in position order, so the collection
+/// is also its `position` field. Written only by the relay, in position order, so the collection
 /// is also the store read forward.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogDoc {
     #[serde(rename = "_id")]
-    pub id: String,
+    pub id: i64,
     pub position: i64,
     pub event_id: String,
     pub aggregate_type: String,
@@ -215,12 +213,13 @@ impl SnapshotDoc {
     }
 }
 
-/// A snapshot's state as it is stored: its JSON as one BSON binary value. Every point read
-/// and update of a head on FerretDB's SQLite backend parses the JSON of every document of the
-/// head's partition, at a cost that grows with their size, and FerretDB stores a type beside
-/// every value of a document: as one binary a state takes less room (heads at M: 1,472 →
-/// 1,084 bytes, and a point read of a partition about 30 % less time). Nothing queries
-/// inside a snapshot.
+/// A snapshot's state as it is stored: its JSON as one BSON binary value. FerretDB keeps a
+/// type beside every value of a document and converts each on every read and write, so one
+/// binary is cheaper than the state's fields. Measured on FerretDB 1.24 over PostgreSQL 15
+/// with a job's state of 20 values in 20,000 heads: a point read 0.78 ms packed against
+/// 1.26 ms as a plain sub-document, a replace 1.65 against 2.13 ms. Nothing queries inside a
+/// snapshot (the `heads` collection is a cache of the log: it can be dropped), so the
+/// state stays packed; `version` and `commit_id` beside it are plain fields.
 pub fn pack_state(state: &serde_json::Value) -> Bson {
     Bson::Binary(bson::Binary {
         subtype: bson::spec::BinarySubtype::Generic,

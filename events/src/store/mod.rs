@@ -66,6 +66,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot encode: {0}")]
     Encoding(String),
+    #[error(
+        "the event store in database `{database}` has layout {found}, this version reads \
+         layout {expected}; nothing is carried over between layouts: drop the database (and \
+         its read models) or point the services at another one"
+    )]
+    Layout {
+        database: String,
+        found: i64,
+        expected: i64,
+    },
 }
 
 impl StoreError {

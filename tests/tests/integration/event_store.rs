@@ -396,6 +396,69 @@ async fn a_store_keeps_the_identity_it_was_created_with() {
     other.drop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_store_of_an_older_layout_is_refused_unless_its_log_is_empty() {
+    use bson::doc;
+    use events::store::{log_id, StoreError, IDENTITY_COLLECTION};
+
+    let env = TestEnv::new().await;
+    // What an earlier version left: an identity without a layout, a log `_id` as a string.
+    let identities = env
+        .database
+        .collection::<bson::Document>(IDENTITY_COLLECTION);
+    identities
+        .insert_one(doc! {"_id": "store", "store_id": "older", "created_at": bson::DateTime::now()})
+        .await
+        .unwrap();
+    let log = env.database.collection::<bson::Document>("events");
+    log.insert_one(doc! {"_id": "00000000000000000001", "position": 1_i64})
+        .await
+        .unwrap();
+    match EventStore::open(env.database.clone()).await {
+        Err(StoreError::Layout {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (1, 2)),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a store of layout 1 with a log was opened"),
+    }
+    assert_eq!(
+        log.count_documents(doc! {}).await.unwrap(),
+        1,
+        "the store was changed"
+    );
+
+    // With an empty log nothing can be misread: the store is taken over and marked.
+    log.delete_many(doc! {}).await.unwrap();
+    let store = EventStore::open(env.database.clone()).await.unwrap();
+    assert_eq!(store.identity(), "older");
+    let identity = identities
+        .find_one(doc! {"_id": "store"})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(identity.get_i64("layout"), Ok(2));
+    let s = stream("customer");
+    let appended = store
+        .append(request(&s, Expected::Version(0), vec![event(1)]))
+        .await
+        .unwrap();
+    assert_eq!(appended.first_version, 1);
+    // Sequenced, the event's log document has the position as its `_id`, an integer.
+    let relay = env.start_relay(&store).await;
+    let position = store
+        .wait_for_position(&appended.commit_id, std::time::Duration::from_secs(10))
+        .await
+        .expect("sequenced");
+    relay.stop().await;
+    let logged = log
+        .find_one(doc! {"_id": log_id(position)})
+        .await
+        .unwrap()
+        .expect("the log document by its integer _id");
+    assert_eq!(logged.get("_id"), Some(&bson::Bson::Int64(position as i64)));
+    assert_eq!(logged.get_i64("position"), Ok(position as i64));
+}
+
 /// A bulk import leaves the store as appends and the relay would have: dense positions in
 /// commit order, streams loadable from their heads (with the snapshot given), the relay
 /// continuing after the imported positions, and an append on an imported stream checked
