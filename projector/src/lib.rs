@@ -9,7 +9,9 @@
 //! - `projection`: one model generation being written (cache, checkpoint, dead letters).
 //! - `live`: the service loop; `rebuild`: new generations, `--verify`, the registry switch.
 //! - `ownership`: which models this instance writes (a lease per model, heartbeats, sharing).
-//! - `state`: registry, checkpoint, parked and dead-letter documents; `notify`: change notices.
+//! - `notify`: change notices. The read models' storage (documents, checkpoints, registry,
+//!   parked aggregates, dead letters, heartbeats) is `read_models::dbs::ReadModelDbs`, through
+//!   `read_models::store::ProjectionStore` where projecting a model needs it.
 //! - [`metrics`] and `http`: `/healthz`, `/readyz`, `/metrics`, `GET /v1/checkpoint`.
 //!
 //! # Guarantees and how they are enforced
@@ -59,7 +61,6 @@ mod consumer;
 mod fault_points;
 mod http;
 mod live;
-mod loader;
 pub mod metrics;
 mod notify;
 mod ordering;
@@ -67,7 +68,6 @@ mod ownership;
 mod projection;
 mod rebuild;
 mod source;
-mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,8 +89,8 @@ pub use rebuild::{RebuildReport, VerifyReport};
 pub enum ProjectError {
     #[error("event store: {0}")]
     Store(#[from] events::StoreError),
-    #[error("MongoDB: {0}")]
-    Mongo(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    ReadModels(#[from] read_models::store::DbError),
     #[error("applying an event: {0}")]
     Apply(String),
     #[error("{model} model is at {applied} but was handed position {next}")]
@@ -155,9 +155,9 @@ async fn connect(config: &Config) -> anyhow::Result<Connections> {
 async fn ensure_built_from(
     db: &read_models::dbs::ReadModelDbs,
     store_id: &str,
-) -> mongodb::error::Result<()> {
+) -> Result<(), read_models::store::DbError> {
     let layout = read_models::names::LAYOUT_VERSION;
-    match state::source(db).await? {
+    match db.source().await? {
         Some(recorded) if recorded.store_id == store_id && recorded.layout == layout => {
             return Ok(())
         }
@@ -179,14 +179,7 @@ async fn ensure_built_from(
         }
         None => {}
     }
-    match state::record_source(db, store_id).await {
-        // Another instance starting at the same moment recorded it first (two upserts of one
-        // new `_id` race on FerretDB): the replace now finds the document.
-        Err(error) if events::store::is_duplicate_key(&error) => {
-            state::record_source(db, store_id).await
-        }
-        recorded => recorded,
-    }
+    db.record_source(store_id).await
 }
 
 fn shared(
@@ -196,7 +189,6 @@ fn shared(
 ) -> projection::Shared {
     projection::Shared {
         db: db.clone(),
-        loader: loader::MongoLoader::new(db.clone()),
         metrics,
         poison_attempts: tuning.poison_attempts,
     }

@@ -27,7 +27,7 @@ use crate::ordering::{Held, Offer, Reorder};
 use crate::ownership::Ownership;
 use crate::projection::{self, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
-use crate::{notify, state, ProjectError};
+use crate::{notify, ProjectError};
 
 pub(crate) struct Live {
     pub(crate) shared: Shared,
@@ -549,7 +549,7 @@ impl Live {
         if taken.is_empty() {
             return Ok(());
         }
-        let registry = state::registry(&self.shared.db).await?;
+        let registry = self.shared.db.registry().await?;
         for (model, epoch) in taken {
             let generation = registry.get(model.as_str()).copied().unwrap_or(1);
             let projection = ModelProjection::open(
@@ -586,7 +586,7 @@ impl Live {
     /// Re-reads the registry (switching models to a rebuilt generation) and the store's tail.
     async fn refresh(&mut self) -> Result<(), ProjectError> {
         self.follow_leases().await?;
-        let registry = state::registry(&self.shared.db).await?;
+        let registry = self.shared.db.registry().await?;
         let mut switched = false;
         for slot in &mut self.models {
             let generation = registry.get(slot.model.as_str()).copied().unwrap_or(1);
@@ -630,7 +630,7 @@ impl Live {
     /// (Re)opens every model held at its live generation with an empty cache and catches up to
     /// the store's tail: the start of the process and the way out of any failure.
     async fn recover(&mut self) -> Result<(), ProjectError> {
-        let registry = state::registry(&self.shared.db).await?;
+        let registry = self.shared.db.registry().await?;
         let held = self.ownership.held();
         let mut models = Vec::with_capacity(held.len());
         self.epochs.clear();

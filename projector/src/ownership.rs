@@ -3,13 +3,13 @@
 //! The unit of ownership is the read model: its documents combine many aggregates (a dashboard
 //! day sums all jobs), so only the read model has one writer when it has one owner. Each model
 //! has a lease ([`events::lease::Lease`], epochs `<model>/<n>` by unique insert in
-//! [`LEASES`]); an instance projects a model only while it holds that lease, and checks
+//! `rm_leases`, [`ReadModelDbs::lease`]); an instance projects a model only while it holds that lease, and checks
 //! before each flush that it still does ([`Ownership::may_write`]).
 //!
 //! A [`Keeper`] task per instance, every quarter of the lease TTL:
 //! 1. writes the instance's heartbeat `{_id: <instance>, preferred, held, seen_at}` into
-//!    [`INSTANCES`] (each instance writes only its own document) and reads the others; an
-//!    instance is live while its heartbeat is younger than the TTL;
+//!    `rm_projectors` ([`ReadModelDbs::beat`]; each instance writes only its own document) and
+//!    reads the others; an instance is live while its heartbeat is younger than the TTL;
 //! 2. renews the leases it holds (a lease it could not renew, or that has a successor epoch,
 //!    is lost: the live loop drops the model without writing);
 //! 3. takes the free or expired leases of its preferred models;
@@ -27,18 +27,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::{doc, Document};
 use events::lease::Lease;
-use futures::TryStreamExt;
 use platform::shutdown::Shutdown;
 use read_models::dbs::ReadModelDbs;
+use read_models::store::DbError;
 use read_models::Model;
 use tokio::time::Instant;
-
-/// The read-model leases: epochs `<model>/<n>` and hints `<model>`.
-pub(crate) const LEASES: &str = "rm_leases";
-/// One heartbeat document per projector instance.
-pub(crate) const INSTANCES: &str = "rm_projectors";
 
 /// A lease the keeper holds, as the live loop sees it.
 #[derive(Debug, Clone, Copy)]
@@ -165,15 +159,7 @@ impl Keeper {
     ) -> Self {
         let leases = Model::ALL
             .into_iter()
-            .map(|model| {
-                let lease = Lease::new(
-                    db.collection(LEASES),
-                    model.as_str(),
-                    ownership.instance(),
-                    ttl,
-                );
-                (model, lease)
-            })
+            .map(|model| (model, db.lease(model, ownership.instance(), ttl)))
             .collect();
         Keeper {
             ownership,
@@ -201,12 +187,7 @@ impl Keeper {
         for lease in self.leases.values_mut() {
             lease.release().await;
         }
-        let gone = self
-            .db
-            .collection::<Document>(INSTANCES)
-            .delete_one(doc! {"_id": self.ownership.instance()})
-            .await;
-        if let Err(error) = gone {
+        if let Err(error) = self.db.remove_heartbeat(self.ownership.instance()).await {
             tracing::warn!(%error, "instance heartbeat not removed");
         }
         tracing::info!(instance = %self.ownership.instance(), "read-model leases released");
@@ -311,51 +292,21 @@ impl Keeper {
 
     /// Writes this instance's heartbeat; returns the models preferred by the other live
     /// instances.
-    async fn heartbeat(&self) -> mongodb::error::Result<BTreeSet<Model>> {
-        let instances = self.db.collection::<Document>(INSTANCES);
+    async fn heartbeat(&self) -> Result<BTreeSet<Model>, DbError> {
         let me = self.ownership.instance();
-        let held: Vec<&str> = self
-            .ownership
-            .held()
-            .keys()
-            .map(|model| model.as_str())
-            .collect();
-        let preferred: Vec<&str> = self.preferred.iter().map(|m| m.as_str()).collect();
-        instances
-            .replace_one(
-                doc! {"_id": me},
-                doc! {
-                    "_id": me,
-                    "preferred": preferred,
-                    "held": held,
-                    "seen_at": bson::DateTime::now(),
-                },
-            )
-            .upsert(true)
-            .await?;
-        let all: Vec<Document> = instances.find(doc! {}).await?.try_collect().await?;
+        let held: Vec<Model> = self.ownership.held().into_keys().collect();
+        self.db.beat(me, &self.preferred, &held).await?;
         let now = chrono::Utc::now();
         let mut others = BTreeSet::new();
-        for instance in all {
-            if instance.get_str("_id").ok() == Some(me) {
+        for instance in self.db.heartbeats().await? {
+            if instance.instance == me {
                 continue;
             }
-            let live = instance.get_datetime("seen_at").is_ok_and(|seen| {
-                (now - seen.to_chrono())
-                    .to_std()
-                    .is_ok_and(|age| age < self.ttl)
-                    || seen.to_chrono() > now
+            let live = instance.seen_at.is_some_and(|seen| {
+                (now - seen).to_std().is_ok_and(|age| age < self.ttl) || seen > now
             });
-            if !live {
-                continue;
-            }
-            if let Ok(models) = instance.get_array("preferred") {
-                others.extend(
-                    models
-                        .iter()
-                        .filter_map(|m| m.as_str())
-                        .filter_map(|m| m.parse::<Model>().ok()),
-                );
+            if live {
+                others.extend(instance.preferred);
             }
         }
         Ok(others)

@@ -4,23 +4,20 @@
 //! Live projection and rebuilds share this code: apply a dense run of events, then flush the
 //! dirty documents, the parked list and the checkpoint, in that order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{doc, RawDocumentBuf};
 use domain::codec::Codec;
 use events::EventEnvelope;
-use futures::StreamExt;
 use platform::stored::upcast_in_place;
-use read_models::cache::{flush_batches, DirtyDoc, DocCache};
+use read_models::cache::{DirtyDoc, DocCache};
 use read_models::dbs::ReadModelDbs;
+use read_models::store::{DeadLetter, ParkedAggregate, ProjectionStore};
 use read_models::{Model, ProjectionContext};
 
-use crate::loader::MongoLoader;
 use crate::metrics::Metrics;
 use crate::notify::ChangedDoc;
-use crate::state::{self, ParkedAggregate};
 use crate::ProjectError;
 
 /// An event ready for the models: upcast to the current schema, or the reason it could not be.
@@ -57,9 +54,9 @@ pub(crate) fn lowest_applied(projections: &[ModelProjection]) -> u64 {
 /// so a backlog's apply uses every core (M, five models: 10 s on one). A projection whose
 /// task failed to finish is not given back; the caller treats the error like any failed
 /// apply and reopens the models from their checkpoints.
-pub(crate) async fn apply_all(
+pub(crate) async fn apply_all<S: ProjectionStore>(
     projections: &mut Vec<ModelProjection>,
-    shared: &Shared,
+    shared: &Shared<S>,
     events: &Arc<[Prepared]>,
 ) -> Result<(), ProjectError> {
     let tasks: Vec<_> = projections
@@ -95,11 +92,11 @@ pub(crate) async fn apply_all(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Shared by every model of one process.
+/// Shared by every model of one process: the read models' storage (MongoDB; memory in unit
+/// tests), which also loads the documents the caches miss.
 #[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) db: ReadModelDbs,
-    pub(crate) loader: MongoLoader,
+pub(crate) struct Shared<S = ReadModelDbs> {
+    pub(crate) db: S,
     pub(crate) metrics: std::sync::Arc<Metrics>,
     pub(crate) poison_attempts: u32,
 }
@@ -135,15 +132,15 @@ pub(crate) const CREATE_COLLECTIONS_BACKLOG: u64 = 10_000;
 
 impl ModelProjection {
     /// Opens a generation where its checkpoint says (0 when it has none: built from scratch).
-    pub(crate) async fn open(
-        db: &ReadModelDbs,
+    pub(crate) async fn open<S: ProjectionStore>(
+        db: &S,
         model: Model,
         generation: u32,
         context: ProjectionContext,
         cache: CacheLimits,
     ) -> Result<Self, ProjectError> {
         let meta = read_models::names::meta_collection(model, generation);
-        let checkpoint = state::checkpoint(db, &meta).await?.unwrap_or(0);
+        let checkpoint = db.checkpoint(&meta).await?.unwrap_or(0);
         // No rollback copies: after any failed apply the projector drops this projection and
         // opens the model again from its checkpoint (`Live::recover`, a failed rebuild).
         let mut cache = DocCache::new(cache.docs)
@@ -155,7 +152,8 @@ impl ModelProjection {
             // cache knows every document it will find, so it creates them without reading.
             cache.starting_from_empty_store();
         }
-        let parked = state::parked(db, &meta)
+        let parked = db
+            .parked(&meta)
             .await?
             .into_iter()
             .map(|p| ((p.aggregate_type, p.aggregate_id), p.position))
@@ -186,9 +184,9 @@ impl ModelProjection {
     }
 
     /// Applies the events above `applied`; they must continue it without a gap.
-    pub(crate) async fn apply(
+    pub(crate) async fn apply<S: ProjectionStore>(
         &mut self,
-        shared: &Shared,
+        shared: &Shared<S>,
         events: &[Prepared],
     ) -> Result<(), ProjectError> {
         for prepared in events {
@@ -209,9 +207,9 @@ impl ModelProjection {
         Ok(())
     }
 
-    async fn apply_one(
+    async fn apply_one<S: ProjectionStore>(
         &mut self,
-        shared: &Shared,
+        shared: &Shared<S>,
         prepared: &Prepared,
     ) -> Result<(), ProjectError> {
         let event = &prepared.event;
@@ -231,7 +229,7 @@ impl ModelProjection {
                 self.model,
                 &self.context,
                 &mut self.cache,
-                &shared.loader,
+                &shared.db,
                 event,
             )
             .await
@@ -257,9 +255,9 @@ impl ModelProjection {
         }
     }
 
-    async fn park(
+    async fn park<S: ProjectionStore>(
         &mut self,
-        shared: &Shared,
+        shared: &Shared<S>,
         event: &EventEnvelope,
         reason: &str,
         attempts: u32,
@@ -272,22 +270,21 @@ impl ModelProjection {
         self.dead_letter(shared, event, reason, attempts).await
     }
 
-    async fn dead_letter(
+    async fn dead_letter<S: ProjectionStore>(
         &mut self,
-        shared: &Shared,
+        shared: &Shared<S>,
         event: &EventEnvelope,
         reason: &str,
         attempts: u32,
     ) -> Result<(), ProjectError> {
-        state::dead_letter(
-            &shared.db,
-            self.model.as_str(),
-            self.generation,
+        let letter = DeadLetter {
+            model: self.model.as_str(),
+            generation: self.generation,
             event,
-            reason,
+            error: reason,
             attempts,
-        )
-        .await?;
+        };
+        shared.db.dead_letter(letter).await?;
         shared.metrics.dead_lettered();
         Ok(())
     }
@@ -300,9 +297,9 @@ impl ModelProjection {
     /// created by the first inserts of four concurrent writers, that happened to nearly every
     /// write of a catch-up's first flush. (A restart before the first checkpoint then finds the
     /// collections and reads before creating documents: slower, equally right.)
-    pub(crate) async fn create_collections(
+    pub(crate) async fn create_collections<S: ProjectionStore>(
         &mut self,
-        db: &ReadModelDbs,
+        db: &S,
         backlog: u64,
     ) -> Result<(), ProjectError> {
         if !self.uncreated || backlog < CREATE_COLLECTIONS_BACKLOG {
@@ -310,11 +307,7 @@ impl ModelProjection {
         }
         for kind in self.model.kinds() {
             let collection = read_models::names::collection(self.model, self.generation, kind);
-            match db.base().create_collection(&collection).await {
-                Ok(()) => {}
-                Err(error) if already_exists(&error) => {}
-                Err(error) => return Err(error.into()),
-            }
+            db.create_collection(&collection).await?;
         }
         self.uncreated = false;
         Ok(())
@@ -335,7 +328,10 @@ impl ModelProjection {
     }
 
     /// Persists the parked list and the checkpoint; call after the documents are written.
-    pub(crate) async fn write_checkpoint(&mut self, db: &ReadModelDbs) -> Result<(), ProjectError> {
+    pub(crate) async fn write_checkpoint<S: ProjectionStore>(
+        &mut self,
+        db: &S,
+    ) -> Result<(), ProjectError> {
         if self.parked_changed {
             let parked: Vec<ParkedAggregate> = self
                 .parked
@@ -348,11 +344,11 @@ impl ModelProjection {
                     },
                 )
                 .collect();
-            state::write_parked(db, &self.meta, &parked).await?;
+            db.write_parked(&self.meta, &parked).await?;
             self.parked_changed = false;
         }
         if self.applied != self.persisted {
-            state::write_checkpoint(db, &self.meta, self.applied).await?;
+            db.write_checkpoint(&self.meta, self.applied).await?;
             self.persisted = self.applied;
         }
         Ok(())
@@ -361,26 +357,19 @@ impl ModelProjection {
 
 /// Whether no collection of the generation but its `meta` exists: one listing of collection
 /// names, where checking each partition would be a read per collection.
-async fn holds_no_documents(
-    db: &ReadModelDbs,
+async fn holds_no_documents<S: ProjectionStore>(
+    db: &S,
     model: Model,
     generation: u32,
     meta: &str,
 ) -> Result<bool, ProjectError> {
     let prefix = read_models::names::generation_prefix(model, generation);
-    Ok(state::generation_collections(db, &prefix)
+    Ok(db
+        .collections_named(&prefix)
         .await?
         .iter()
         .all(|name| name == meta))
 }
-
-/// MongoDB's `NamespaceExists` (48): another writer created the collection first.
-fn already_exists(error: &mongodb::error::Error) -> bool {
-    matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Command(e) if e.code == 48)
-}
-
-/// New documents per insert call.
-const INSERT_BATCH: usize = 500;
 
 /// What a flush's document writes did.
 #[derive(Debug, Default)]
@@ -390,132 +379,23 @@ pub(crate) struct Written {
     pub(crate) fenced: usize,
 }
 
-/// The filter a write of `id` at `pos` must match: the document, unless a newer version of
-/// it is stored. `_pos` only grows under one owner, so a stored `_pos` past `pos` was
-/// written by a later owner of the model, and this writer is a former one whose lease ran
-/// out while it was stalled. An upsert whose filter misses an existing `_id` fails with a
-/// duplicate key, which is how a fenced replace shows (single-document and atomic on
-/// MongoDB; on FerretDB, whose updates read then write, it closes the window of a stalled
-/// writer, not that of two writers within one update).
-fn newer_not_stored(id: &str, pos: u64) -> bson::Document {
-    doc! {"_id": id, "_pos": {"$lte": i64::try_from(pos).unwrap_or(i64::MAX)}}
-}
-
-/// Replaces (or inserts) one document unless a newer version is stored; `Ok(false)` when
-/// fenced.
-async fn replace_unless_newer(
-    collection: &mongodb::Collection<RawDocumentBuf>,
-    id: &str,
-    pos: u64,
-    document: &RawDocumentBuf,
-) -> Result<bool, mongodb::error::Error> {
-    match collection
-        .replace_one(newer_not_stored(id, pos), document)
-        .upsert(true)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(error) if events::store::is_duplicate_key(&error) => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
-/// Inserts `docs` (all of one physical collection); if any already exists (the cache's
-/// `stored` flag is a hint, not a guarantee), writes each of them as a replace instead.
-/// Returns how many were fenced.
-async fn insert_or_replace(
-    collection: mongodb::Collection<RawDocumentBuf>,
-    docs: Vec<(String, u64, RawDocumentBuf)>,
-) -> Result<usize, mongodb::error::Error> {
-    let inserted = collection
-        .insert_many(docs.iter().map(|(_, _, d)| d))
-        .ordered(false)
-        .await;
-    match inserted {
-        Ok(_) => Ok(0),
-        Err(error) if events::store::is_duplicate_key(&error) => {
-            let mut fenced = 0;
-            for (id, pos, document) in docs {
-                if !replace_unless_newer(&collection, &id, pos, &document).await? {
-                    fenced += 1;
-                }
-            }
-            Ok(fenced)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// Writes dirty documents of one or more models as whole-document upserts by `_id` (deletes
-/// for removed documents), tier by tier as the cache requires (a tier starts only once every
-/// lower tier is written), `concurrency` writes at a time within a tier. Every write is
-/// fenced by `_pos` ([`newer_not_stored`]): a former owner of a model cannot put back an
-/// older version of a document a later owner wrote. Returns what changed.
-pub(crate) async fn write_docs(
-    db: &ReadModelDbs,
+/// Writes dirty documents of one or more models ([`ProjectionStore::write_docs`]: tier by
+/// tier, `concurrency` writes at a time within a tier, every write fenced by `_pos` so that a
+/// former owner of a model cannot put back an older version of a document a later owner
+/// wrote). Returns what changed.
+pub(crate) async fn write_docs<S: ProjectionStore>(
+    db: &S,
     dirty: Vec<DirtyDoc>,
     concurrency: usize,
 ) -> Result<Written, ProjectError> {
-    let mut written = Written {
-        changed: dirty
-            .iter()
-            .map(|d| ChangedDoc {
-                collection: d.collection.clone(),
-                id: d.id.clone(),
-            })
-            .collect(),
-        fenced: 0,
-    };
-    for tier in flush_batches(dirty) {
-        // Documents the database does not hold yet are inserted, many per call and partition:
-        // on FerretDB an insert does not scan the collection, while a replace does.
-        let (new, known): (Vec<DirtyDoc>, Vec<DirtyDoc>) =
-            tier.into_iter().partition(|d| d.doc.is_some() && !d.stored);
-        let mut inserts: BTreeMap<String, Vec<(String, u64, RawDocumentBuf)>> = BTreeMap::new();
-        for d in new {
-            if let Some(document) = d.doc {
-                inserts
-                    .entry(d.collection)
-                    .or_default()
-                    .push((d.id, d.pos, document));
-            }
-        }
-        let mut insert_batches = Vec::new();
-        for (name, mut docs) in inserts {
-            let collection = db.collection::<RawDocumentBuf>(&name);
-            while !docs.is_empty() {
-                let rest = docs.split_off(docs.len().min(INSERT_BATCH));
-                insert_batches.push(insert_or_replace(collection.clone(), docs));
-                docs = rest;
-            }
-        }
-        let mut results =
-            futures::stream::iter(insert_batches).buffer_unordered(concurrency.max(1));
-        while let Some(result) = results.next().await {
-            written.fenced += result?;
-        }
-        let writes = known.into_iter().map(|d| {
-            let collection = db.collection::<RawDocumentBuf>(&d.collection);
-            async move {
-                match d.doc {
-                    Some(document) => {
-                        replace_unless_newer(&collection, &d.id, d.pos, &document).await
-                    }
-                    // Nothing deleted is no sign of a fence: a delete does not know whether
-                    // the document was stored.
-                    None => collection
-                        .delete_one(newer_not_stored(&d.id, d.pos))
-                        .await
-                        .map(|_| true),
-                }
-            }
-        });
-        let mut results = futures::stream::iter(writes).buffer_unordered(concurrency.max(1));
-        while let Some(result) = results.next().await {
-            if !result? {
-                written.fenced += 1;
-            }
-        }
-    }
-    Ok(written)
+    let changed = dirty
+        .iter()
+        .map(|d| ChangedDoc {
+            collection: d.collection.clone(),
+            id: d.id.clone(),
+        })
+        .collect();
+    let fenced = db.write_docs(dirty, concurrency).await?;
+    Ok(Written { changed, fenced })
 }
+

@@ -11,10 +11,11 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{doc, Bson, Document};
+use bson::{Bson, Document};
 use events::{Bus, EventStore};
-use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use read_models::dbs::ReadModelDbs;
+use read_models::store::ProjectionStore;
 use read_models::{Model, ProjectionContext};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use crate::config::RebuildArgs;
 use crate::projection::{self, CacheLimits, ModelProjection, Prepared, Shared};
 use crate::source::{self, RangeReader};
-use crate::{notify, state, ProjectError};
+use crate::{notify, ProjectError};
 
 /// Events per read from the store during a rebuild.
 const READ_CHUNK: usize = 5_000;
@@ -156,7 +157,7 @@ impl Rebuilder {
         bars: &MultiProgress,
     ) -> Result<Targets, ProjectError> {
         let db = &self.shared.db;
-        let registry = state::registry(db).await?;
+        let registry = db.registry().await?;
         let mut targets = Targets {
             projections: Vec::with_capacity(models.len()),
             live_generations: Vec::with_capacity(models.len()),
@@ -236,7 +237,7 @@ impl Rebuilder {
                 return Ok(report);
             }
         }
-        state::switch_generation(&self.shared.db, model.as_str(), generation).await?;
+        self.shared.db.switch_generation(model, generation).await?;
         report.switched = true;
         notify::publish(
             &self.nats,
@@ -362,7 +363,7 @@ impl Rebuilder {
 /// The live generation's checkpoint once it has reached `position` (the projector, running,
 /// continues it meanwhile); an error after [`LIVE_WAIT`].
 async fn wait_for_live(
-    db: &read_models::dbs::ReadModelDbs,
+    db: &ReadModelDbs,
     model: Model,
     live: u32,
     position: u64,
@@ -370,7 +371,7 @@ async fn wait_for_live(
     let live_meta = read_models::names::meta_collection(model, live);
     let deadline = Instant::now() + LIVE_WAIT;
     loop {
-        let checkpoint = state::checkpoint(db, &live_meta).await?.unwrap_or(0);
+        let checkpoint = db.checkpoint(&live_meta).await?.unwrap_or(0);
         if checkpoint >= position {
             return Ok(checkpoint);
         }
@@ -388,14 +389,14 @@ async fn wait_for_live(
 /// The kinds of collection either generation holds (the names after their prefixes), but
 /// the meta kind.
 async fn partitions(
-    db: &read_models::dbs::ReadModelDbs,
+    db: &ReadModelDbs,
     live_prefix: &str,
     new_prefix: &str,
 ) -> Result<Vec<String>, ProjectError> {
     let mut partitions: Vec<String> = Vec::new();
     for prefix in [live_prefix, new_prefix] {
         partitions.extend(
-            state::generation_collections(db, prefix)
+            db.collections_named(prefix)
                 .await?
                 .iter()
                 .filter_map(|c| c.strip_prefix(prefix).map(str::to_owned))
@@ -457,12 +458,12 @@ impl VerifyReport {
 
 /// Drops every collection of one generation of `model`.
 async fn drop_generation(
-    db: &read_models::dbs::ReadModelDbs,
+    db: &ReadModelDbs,
     model: Model,
     generation: u32,
 ) -> Result<(), ProjectError> {
-    for collection in state::generation_collections(db, &prefix(model, generation)).await? {
-        db.collection::<Document>(&collection).drop().await?;
+    for collection in db.collections_named(&prefix(model, generation)).await? {
+        db.drop_collection(&collection).await?;
     }
     Ok(())
 }
@@ -474,15 +475,10 @@ fn prefix(model: Model, generation: u32) -> String {
 
 /// Every document of one physical collection, by `_id`.
 async fn all_docs(
-    db: &read_models::dbs::ReadModelDbs,
+    db: &ReadModelDbs,
     collection: &str,
 ) -> Result<HashMap<String, Document>, ProjectError> {
-    let docs: Vec<Document> = db
-        .collection::<Document>(collection)
-        .find(doc! {})
-        .await?
-        .try_collect()
-        .await?;
+    let docs = db.all_docs(collection).await?;
     Ok(docs
         .into_iter()
         .map(|d| {

@@ -1,7 +1,11 @@
 //! Read models of SimplePro: document layouts, how events change them, and how views are
 //! read back from them.
 //!
-//! - [`dbs`]: the read models' databases, one per model beside a base database.
+//! - [`store`]: the storage port of a model generation's projection
+//!   ([`store::ProjectionStore`], [`store::DbError`]), implemented by [`dbs`] and [`memory`].
+//! - [`dbs`]: the MongoDB adapter ([`dbs::ReadModelDbs`], the read models' one database): point
+//!   reads, fenced document writes, the projector's checkpoints, registry, parked aggregates,
+//!   dead letters, heartbeats and leases.
 //! - [`names`]: collection names (`rm_<model>_g<generation>_<kind>`), the registry and
 //!   checkpoint documents, the change-notification subject.
 //! - [`cache`]: the typed document cache the projector applies events through
@@ -13,7 +17,7 @@
 //! - [`query`]: views assembled from point reads through a [`query::DocSource`].
 //! - [`reference`](mod@reference): a straightforward in-memory fold computing the same views, the oracle
 //!   the tests compare the document pipeline with.
-//! - [`memory`]: an in-memory document store (loader and source) for tests.
+//! - [`memory`]: an in-memory document store (loader, source and projection store) for tests.
 //! - [`stored`]: the stored form of a document: `_id`, `_pos`, then its fields by name.
 //!   Ids are stored as text (see `domain::ids`), instants as BSON dates (`instant`).
 //!
@@ -36,6 +40,7 @@ mod models;
 pub mod names;
 pub mod query;
 pub mod reference;
+pub mod store;
 pub mod stored;
 
 pub use apply::{apply, ApplyError, Model, ProjectionContext, UnknownModel};

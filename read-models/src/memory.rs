@@ -1,13 +1,17 @@
-//! An in-memory document store for tests: collection → `_id` → document. It is both a
-//! [`DocLoader`] and a [`DocSource`]; flushes write [`DirtyDoc`]s into it.
+//! An in-memory document store for tests: collection → `_id` → document. It is a
+//! [`DocLoader`], a [`DocSource`] and a [`ProjectionStore`] (checkpoints, parked aggregates
+//! and dead letters are documents of it, laid out as in MongoDB); flushes write
+//! [`DirtyDoc`]s into it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bson::Document;
+use bson::{doc, Bson, Document};
 
 use crate::cache::{DirtyDoc, DocLoader, LoadError};
+use crate::names::{self, CHECKPOINT_ID, DEAD_LETTERS_COLLECTION, PARKED_ID};
 use crate::query::DocSource;
+use crate::store::{DbError, DeadLetter, ParkedAggregate, ProjectionStore};
 
 /// Documents of one collection by `_id`.
 pub type Collection = BTreeMap<String, Arc<Document>>;
@@ -116,6 +120,101 @@ impl DocLoader for MemoryStore {
 impl DocSource for MemoryStore {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Arc<Document>>, LoadError> {
         Ok(self.doc(collection, id))
+    }
+}
+
+/// Never fails: memory is always there.
+impl ProjectionStore for MemoryStore {
+    async fn write_docs(
+        &self,
+        dirty: Vec<DirtyDoc>,
+        _concurrency: usize,
+    ) -> Result<usize, DbError> {
+        Ok(self.write(dirty))
+    }
+
+    async fn checkpoint(&self, meta: &str) -> Result<Option<u64>, DbError> {
+        Ok(self
+            .doc(meta, CHECKPOINT_ID)
+            .map(|d| names::checkpoint_position(Some(&d))))
+    }
+
+    async fn write_checkpoint(&self, meta: &str, position: u64) -> Result<(), DbError> {
+        self.put(meta, CHECKPOINT_ID, names::checkpoint_doc(position));
+        Ok(())
+    }
+
+    async fn parked(&self, meta: &str) -> Result<Vec<ParkedAggregate>, DbError> {
+        let stored = self.doc(meta, PARKED_ID);
+        let aggregates = stored.and_then(|d| d.get("aggregates").cloned());
+        Ok(aggregates
+            .and_then(|a| bson::from_bson(a).ok())
+            .unwrap_or_default())
+    }
+
+    async fn write_parked(&self, meta: &str, parked: &[ParkedAggregate]) -> Result<(), DbError> {
+        let aggregates = parked
+            .iter()
+            .map(|p| {
+                Bson::Document(doc! {
+                    "aggregate_type": &p.aggregate_type,
+                    "aggregate_id": &p.aggregate_id,
+                    "position": p.position,
+                })
+            })
+            .collect::<Vec<_>>();
+        self.put(
+            meta,
+            PARKED_ID,
+            doc! {"_id": PARKED_ID, "aggregates": aggregates},
+        );
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter<'_>) -> Result<(), DbError> {
+        let id = letter.id();
+        let before = self
+            .doc(DEAD_LETTERS_COLLECTION, &id)
+            .and_then(|d| d.get_i64("attempts").ok())
+            .unwrap_or(0);
+        let position = letter.event.position.unwrap_or(0);
+        self.put(
+            DEAD_LETTERS_COLLECTION,
+            &id,
+            doc! {
+                "_id": &id,
+                "model": letter.model,
+                "generation": i64::from(letter.generation),
+                "position": names::position_i64(position),
+                "event_type": &letter.event.event_type,
+                "error": letter.error,
+                "attempts": before + i64::from(letter.attempts),
+            },
+        );
+        Ok(())
+    }
+
+    async fn collections_named(&self, prefix: &str) -> Result<Vec<String>, DbError> {
+        let collections = self
+            .collections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = collections
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn create_collection(&self, name: &str) -> Result<(), DbError> {
+        let mut collections = self
+            .collections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        collections.entry(name.to_owned()).or_default();
+        Ok(())
     }
 }
 

@@ -18,6 +18,16 @@ pub const REGISTRY_COLLECTION: &str = "rm_registry";
 pub const META_KIND: &str = "meta";
 /// `_id` of the checkpoint document in a generation's meta collection.
 pub const CHECKPOINT_ID: &str = "checkpoint";
+/// `_id` of the parked aggregates' document in a generation's meta collection.
+pub const PARKED_ID: &str = "parked";
+/// Events a model could not apply, `<model>/<position>`, shared by every generation.
+pub const DEAD_LETTERS_COLLECTION: &str = "rm_dead_letters";
+/// The record of the event store and layout the read models were built from.
+pub const SOURCE_COLLECTION: &str = "rm_source";
+/// The projector's read-model leases: epochs `<model>/<n>` and hints `<model>`.
+pub const LEASES_COLLECTION: &str = "rm_leases";
+/// One heartbeat document per projector instance.
+pub const INSTANCES_COLLECTION: &str = "rm_projectors";
 
 /// The model whose generation a collection named `name` belongs to (`rm_<model>_g<n>_…`), if
 /// any: the registry and the other shared collections belong to none.
@@ -164,8 +174,10 @@ mod tests {
         }
         for shared in [
             REGISTRY_COLLECTION,
-            "rm_source",
-            "rm_dead_letters",
+            SOURCE_COLLECTION,
+            DEAD_LETTERS_COLLECTION,
+            LEASES_COLLECTION,
+            INSTANCES_COLLECTION,
             "rm_lists_gx_a",
         ] {
             assert_eq!(model_of(shared), None, "{shared}");
