@@ -399,3 +399,260 @@ pub(crate) async fn write_docs<S: ProjectionStore>(
     Ok(Written { changed, fenced })
 }
 
+#[cfg(test)]
+mod tests {
+    //! Projection and flush against the in-memory store: a run that crashes part-way through a
+    //! flush and reopens its models from their checkpoints ends with the same documents,
+    //! checkpoints and parked aggregates as a run without a crash.
+
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Duration as Minutes, TimeZone, Utc};
+    use domain::calendar::BusinessTimeZone;
+    use domain::customer::{Customer, CustomerCommand, CustomerState};
+    use domain::enums::{CustomerStatus, ReferralSource};
+    use domain::ids::CustomerId;
+    use domain::values::{Address, AddressInput, Email, PersonName, Phone};
+    use domain::{Aggregate, DomainEvent};
+    use platform::metrics::MetricsRegistry;
+    use read_models::cache::flush_batches;
+    use read_models::memory::{self, MemoryStore};
+    use read_models::names;
+    use uuid::Uuid;
+
+    use super::*;
+
+    const CACHE: CacheLimits = CacheLimits {
+        docs: 16,
+        bytes: 1 << 20,
+    };
+
+    fn shared(store: &MemoryStore) -> Shared<MemoryStore> {
+        Shared {
+            db: store.clone(),
+            metrics: Metrics::new(MetricsRegistry::new("projector-test")),
+            poison_attempts: 1,
+        }
+    }
+
+    fn context() -> ProjectionContext {
+        ProjectionContext {
+            time_zone: BusinessTimeZone::parse("America/New_York").expect("known time zone"),
+            generation: 1,
+        }
+    }
+
+    fn envelope(
+        aggregate_id: &str,
+        version: u64,
+        position: u64,
+        event: &impl DomainEvent,
+        at: DateTime<Utc>,
+    ) -> EventEnvelope {
+        EventEnvelope {
+            event_id: Uuid::from_u128(u128::from(position)),
+            aggregate_type: Customer::TYPE.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+            position: Some(position),
+            event_type: event.event_type().to_owned(),
+            schema_version: domain::codec::current_version(event.event_type()),
+            occurred_at: at,
+            recorded_at: at,
+            correlation_id: format!("c{position}"),
+            causation_id: None,
+            actor: "tester".to_owned(),
+            traceparent: None,
+            payload: event.to_payload(),
+        }
+    }
+
+    /// Customers registered, renamed and activated, decided by the domain; and an aggregate
+    /// whose id is not a UUID, so its first event is dead-lettered and the later one parked.
+    fn history() -> Vec<EventEnvelope> {
+        let name = |raw: &str| PersonName::parse(raw).expect("valid name");
+        let address = Address::parse(AddressInput {
+            line1: "1 Main St".into(),
+            city: "Springfield".into(),
+            ..AddressInput::default()
+        })
+        .expect("valid address");
+        let start = Utc
+            .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid instant");
+        let mut events: Vec<EventEnvelope> = Vec::new();
+        let mut customers: Vec<(CustomerId, CustomerState, u64)> = Vec::new();
+        let decide = |events: &mut Vec<EventEnvelope>,
+                      id: CustomerId,
+                      state: &mut CustomerState,
+                      version: &mut u64,
+                      command: CustomerCommand,
+                      at: DateTime<Utc>| {
+            for event in Customer::decide(state, command).expect("a valid command") {
+                *version += 1;
+                let position = events.len() as u64 + 1;
+                events.push(envelope(&id.to_string(), *version, position, &event, at));
+                *state = Customer::evolve(state.clone(), &event);
+            }
+        };
+        for n in 0..40u32 {
+            let at = start + Minutes::minutes(i64::from(n) * 37);
+            let id = CustomerId::from_uuid(Uuid::from_u128(u128::from(n) + 1));
+            let (mut state, mut version) = (CustomerState::default(), 0);
+            let command = CustomerCommand::Register {
+                customer_id: id,
+                first_name: name(["Ana", "John", "Li", "Omar"][n as usize % 4]),
+                last_name: name(["Smith", "Silva", "Nguyen"][n as usize % 3]),
+                email: Email::parse(&format!("c{n}@example.com")).expect("valid email"),
+                phone: Phone::parse(&format!("555-0100-{n:04}")).expect("valid phone"),
+                referral_source: ReferralSource::ALL[n as usize % ReferralSource::ALL.len()],
+                address: address.clone(),
+                registered_at: at,
+            };
+            decide(&mut events, id, &mut state, &mut version, command, at);
+            customers.push((id, state, version));
+        }
+        for (n, (id, state, version)) in customers.iter_mut().enumerate() {
+            let at = start + Minutes::days(3) + Minutes::minutes(n as i64 * 11);
+            let command = if n % 2 == 0 {
+                CustomerCommand::ChangeStatus {
+                    status: CustomerStatus::Active,
+                    changed_at: at,
+                }
+            } else {
+                CustomerCommand::UpdateContact {
+                    first_name: Some(name("Maria")),
+                    last_name: None,
+                    email: None,
+                    phone: None,
+                    address: None,
+                    updated_at: at,
+                }
+            };
+            decide(&mut events, *id, state, version, command, at);
+            // The poison aggregate: its first event before the crash run's checkpoint, its
+            // later one after it.
+            let poison = match n {
+                5 => Some((1, events[0].clone())),
+                30 => Some((2, events[1].clone())),
+                _ => None,
+            };
+            if let Some((version, mut event)) = poison {
+                event.aggregate_id = "not-a-uuid".to_owned();
+                event.version = version;
+                event.position = Some(events.len() as u64 + 1);
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    async fn open_all(store: &MemoryStore) -> Vec<ModelProjection> {
+        let mut projections = Vec::new();
+        for model in Model::ALL {
+            let opened = ModelProjection::open(store, model, 1, context(), CACHE).await;
+            projections.push(opened.expect("memory does not fail"));
+        }
+        projections
+    }
+
+    /// Applies `events` to every model, then writes their documents and checkpoints.
+    async fn apply_and_flush(
+        projections: &mut Vec<ModelProjection>,
+        shared: &Shared<MemoryStore>,
+        events: &[EventEnvelope],
+    ) {
+        let codec = Codec::for_business(context().time_zone);
+        let prepared: Arc<[Prepared]> = prepare(&codec, events.to_vec()).into();
+        apply_all(projections, shared, &prepared)
+            .await
+            .expect("events apply");
+        let mut dirty = Vec::new();
+        for projection in projections.iter_mut() {
+            dirty.extend(projection.take_dirty().expect("not torn"));
+        }
+        let written = write_docs(&shared.db, dirty, 4).await.expect("written");
+        assert_eq!(written.fenced, 0, "one owner is never fenced");
+        for projection in projections.iter_mut() {
+            projection
+                .write_checkpoint(&shared.db)
+                .await
+                .expect("checkpoint");
+        }
+    }
+
+    /// Every collection but the dead letters, whose attempts count the replays.
+    fn documents(store: &MemoryStore) -> BTreeMap<String, memory::Collection> {
+        let mut all = store.snapshot();
+        all.remove(names::DEAD_LETTERS_COLLECTION);
+        all.retain(|_, docs| !docs.is_empty());
+        all
+    }
+
+    #[tokio::test]
+    async fn a_crash_mid_flush_and_a_reload_from_the_checkpoints_change_nothing() {
+        let events = history();
+        let last = events.len() as u64;
+
+        let straight = MemoryStore::new();
+        let shared_straight = shared(&straight);
+        let mut projections = open_all(&straight).await;
+        apply_and_flush(&mut projections, &shared_straight, &events).await;
+
+        let crashed = MemoryStore::new();
+        let shared_crashed = shared(&crashed);
+        let mut projections = open_all(&crashed).await;
+        apply_and_flush(&mut projections, &shared_crashed, &events[..50]).await;
+        // The next run is applied, and only its lowest tier written when the process dies.
+        let codec = Codec::for_business(context().time_zone);
+        let prepared: Arc<[Prepared]> = prepare(&codec, events[50..80].to_vec()).into();
+        apply_all(&mut projections, &shared_crashed, &prepared)
+            .await
+            .expect("events apply");
+        let mut dirty = Vec::new();
+        for projection in &mut projections {
+            dirty.extend(projection.take_dirty().expect("not torn"));
+        }
+        let lowest = flush_batches(dirty).into_iter().next().expect("a tier");
+        crashed.write(lowest);
+        drop(projections);
+
+        let mut reopened = open_all(&crashed).await;
+        assert!(
+            reopened.iter().all(|p| p.applied() == 50),
+            "from the checkpoint"
+        );
+        apply_and_flush(&mut reopened, &shared_crashed, &events).await;
+
+        assert!(reopened.iter().all(|p| p.applied() == last));
+        let (crashed_docs, straight_docs) = (documents(&crashed), documents(&straight));
+        assert_eq!(
+            crashed_docs.keys().collect::<Vec<_>>(),
+            straight_docs.keys().collect::<Vec<_>>()
+        );
+        for (name, docs) in &straight_docs {
+            let after_crash = &crashed_docs[name];
+            assert_eq!(after_crash.len(), docs.len(), "documents of {name}");
+            for (id, doc) in docs {
+                assert_eq!(after_crash.get(id), Some(doc), "{name}/{id}");
+            }
+        }
+        let lists_meta = names::meta_collection(Model::Lists, 1);
+        let parked = crashed.parked(&lists_meta).await.expect("parked");
+        assert_eq!(
+            parked
+                .iter()
+                .map(|p| p.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+            ["not-a-uuid"]
+        );
+        let poison = events.iter().rev().find(|e| e.aggregate_id == "not-a-uuid");
+        let parked_behind = format!("lists/{}", poison.and_then(|e| e.position).unwrap_or(0));
+        let letter = crashed.doc(names::DEAD_LETTERS_COLLECTION, &parked_behind);
+        assert!(
+            letter.is_some_and(|d| d.get_str("error").is_ok_and(|e| e.starts_with("parked"))),
+            "the aggregate's later event is dead-lettered behind the first"
+        );
+    }
+}
