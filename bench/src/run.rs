@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use events::store::Snapshot;
+use events::EventStore;
 use platform::auth::JwtKeys;
 use platform::config::Secret;
 
@@ -183,9 +184,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let dataset = crate::generate(config.clone())?;
     let (commits, snapshots) = crate::decide::decide_with_snapshots(config.seed, &dataset.ops)?;
     let mongo = events::store::connect_client(&args.services.mongodb_uri, "bench").await?;
-    let database = mongo.database(&env.database);
-    let baseline_db = mongo.database(&format!("{}_baseline", env.database));
-    drop_databases(&mongo, &env, &database, &baseline_db).await?;
+    drop_databases(&mongo, &env).await?;
     tracing::info!("measuring the substrate's ceilings");
     let ceilings_db = format!("{}_ceilings", env.database);
     match crate::measure::ceilings::measure(&mongo, &ceilings_db, plan.ceiling_seconds).await {
@@ -193,18 +192,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Err(error) => results.failures.push(format!("ceilings: {error:#}")),
     }
     let nats = events::bus::connect_nats(&args.services.nats_url, "bench").await?;
-    let data = load_events(&env, &dataset, &commits, &snapshots, &database, &nats).await?;
+    let store = open_store(&mongo, &env).await?;
+    let data = load_events(&env, &dataset, &commits, &snapshots, &store, &nats).await?;
     let total_events = data.events;
     results.data = Some(data);
     tracing::info!("filling the baseline");
     crate::baseline::fill(
-        &baseline_db,
+        &mongo.database(&baseline_name(&env)),
         crate::baseline::fill::fold(&dataset.ops, &config.time_zone),
     )
     .await?;
 
     let outcome = match Bench::new(&args, &env, &plan, &dataset, &keys) {
-        Ok(bench) => measure_services(&bench, total_events, &mut results, &nats, &database).await,
+        Ok(bench) => measure_services(&bench, total_events, &mut results, &nats, &store).await,
         Err(error) => Err(error),
     };
     if let Err(error) = outcome {
@@ -258,15 +258,17 @@ fn new_results(args: &RunArgs, config: &GenConfig) -> Results {
     }
 }
 
+/// The baseline's database, beside the event store's.
+fn baseline_name(env: &Environment) -> String {
+    format!("{}_baseline", env.database)
+}
+
 /// Drops what an earlier run of this size left: the event store, its read models and the
-/// baseline.
-async fn drop_databases(
-    mongo: &mongodb::Client,
-    env: &Environment,
-    database: &mongodb::Database,
-    baseline_db: &mongodb::Database,
-) -> anyhow::Result<()> {
-    database
+/// baseline. The event store has no call that drops it: its database is dropped with the
+/// driver, as the baseline's is.
+async fn drop_databases(mongo: &mongodb::Client, env: &Environment) -> anyhow::Result<()> {
+    mongo
+        .database(&env.database)
         .drop()
         .await
         .context("dropping the benchmark database")?;
@@ -277,10 +279,18 @@ async fn drop_databases(
     .drop()
     .await
     .context("dropping the benchmark's read-model databases")?;
-    baseline_db
+    mongo
+        .database(&baseline_name(env))
         .drop()
         .await
         .context("dropping the baseline database")
+}
+
+/// Opens the benchmark's event store, creating its indexes as any service would.
+async fn open_store(mongo: &mongodb::Client, env: &Environment) -> anyhow::Result<EventStore> {
+    EventStore::open(mongo.database(&env.database))
+        .await
+        .context("opening the event store")
 }
 
 /// Loads the decided events into the event store and the stream while no projector runs,
@@ -290,7 +300,7 @@ async fn load_events(
     dataset: &crate::Dataset,
     commits: &[Commit],
     snapshots: &HashMap<String, Snapshot>,
-    database: &mongodb::Database,
+    store: &EventStore,
     nats: &async_nats::Client,
 ) -> anyhow::Result<DataSummary> {
     let bus_config = events::BusConfig {
@@ -302,12 +312,8 @@ async fn load_events(
         commits = commits.len(),
         "loading the event store (projector stopped)"
     );
-    // Opening the store creates its indexes, as any service would.
-    let store = events::EventStore::open(database.clone())
-        .await
-        .context("opening the event store")?;
     let load = crate::loader::load(
-        &store,
+        store,
         Some((nats.clone(), bus_config)),
         commits,
         snapshots,
@@ -410,7 +416,7 @@ async fn measure_services(
     total_events: u64,
     results: &mut Results,
     nats: &async_nats::Client,
-    database: &mongodb::Database,
+    store: &EventStore,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let projector = start_projector(bench.env, results.projector_flush_docs).await?;
@@ -439,7 +445,7 @@ async fn measure_services(
         bench.dataset,
     )?);
     measure_writes(bench, &workload, nats, results).await?;
-    measure_lag(bench, &workload, &services, &projector, database, results).await;
+    measure_lag(bench, &workload, &services, &projector, store, results).await;
     results.memory = memory::sample(&[
         &services.command,
         &projector,
@@ -447,7 +453,7 @@ async fn measure_services(
         &services.query_cold,
         &services.baseline,
     ]);
-    measure_rebuild(bench, database, total_events, results).await;
+    measure_rebuild(bench, store, total_events, results).await;
     let Services {
         query,
         query_cold,
@@ -626,7 +632,7 @@ async fn measure_lag(
     workload: &Arc<writes::Workload>,
     services: &Services,
     projector: &Service,
-    database: &mongodb::Database,
+    store: &EventStore,
     results: &mut Results,
 ) {
     let lag_duration = Duration::from_secs(bench.plan.lag_seconds);
@@ -646,7 +652,7 @@ async fn measure_lag(
     // Let the command API work off what the 200/s run left queued, then the projector
     // what that appended: measured on top of a backlog, the lag would be the backlog's.
     tokio::time::sleep(lag_duration).await;
-    drain_backlog(bench, projector, database).await;
+    drain_backlog(bench, projector, store).await;
     match projection::steady_lag(workload.clone(), &query_url, sustained / 2.0, lag_duration).await
     {
         Ok(lag) => results.lag_below_capacity = Some(lag),
@@ -657,15 +663,15 @@ async fn measure_lag(
 }
 
 /// Waits until the projector has projected every event appended so far.
-async fn drain_backlog(bench: &Bench<'_>, projector: &Service, database: &mongodb::Database) {
+async fn drain_backlog(bench: &Bench<'_>, projector: &Service, store: &EventStore) {
     let drain_started = Instant::now();
-    let drained = match events::relay::next_free_position(database).await {
-        Ok(next) => projection::catch_up(
+    let drained = match events::relay::sequenced_tail(store).await {
+        Ok(tail) => projection::catch_up(
             &bench.client,
             &projector.url(),
             &bench.reader,
             0,
-            next - 1,
+            tail,
             drain_started,
             bench.catch_up_timeout,
         )
@@ -684,17 +690,13 @@ async fn drain_backlog(bench: &Bench<'_>, projector: &Service, database: &mongod
 
 async fn measure_rebuild(
     bench: &Bench<'_>,
-    database: &mongodb::Database,
+    store: &EventStore,
     total_events: u64,
     results: &mut Results,
 ) {
     // A rebuild replays the whole log, which the writes above made longer (positions are dense,
     // so the log's size is its tail).
-    let tail = database
-        .collection::<bson::Document>("events")
-        .estimated_document_count()
-        .await
-        .unwrap_or(total_events);
+    let tail = store.estimated_log_size().await.unwrap_or(total_events);
     // Quick mode rebuilds one model: the smoke run checks the path, not the rate.
     let models: &[&str] = if bench.args.quick {
         &["dashboard"]

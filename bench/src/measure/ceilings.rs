@@ -3,6 +3,8 @@
 //! an insert guarded by a unique index (an append), a find by an indexed field (a point read
 //! of a read model), and `insert_many` (a projector flush or a bulk load). Measured in the same
 //! run as the project's figures, so each of those reads as a share of what the server allows.
+//! It uses the driver directly, not the `events` and `read-models` adapters: it measures the
+//! server beneath them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

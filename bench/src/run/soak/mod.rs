@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use events::EventStore;
 use platform::auth::JwtKeys;
 use platform::config::Secret;
 
@@ -126,7 +127,7 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     tracing::info!(size = config.size.as_str(), "generating");
     let dataset = crate::generate(config)?;
     let nats = events::bus::connect_nats(&args.services.nats_url, "bench").await?;
-    let (database, data) = load(&args, &env, &dataset, &nats).await?;
+    let (store, data) = load(&args, &env, &dataset, &nats).await?;
     let soak = Soak {
         args: &args,
         env: &env,
@@ -140,7 +141,7 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         started_at,
         load_average_before,
     };
-    let soaked = soak.run(&database, &data).await;
+    let soaked = soak.run(&store, &data).await;
     // The data stays in MongoDB for inspection; the stream only takes disk space.
     if let Err(error) = async_nats::jetstream::new(nats)
         .delete_stream(&env.stream)
@@ -169,15 +170,14 @@ async fn load(
     env: &Environment,
     dataset: &crate::Dataset,
     nats: &async_nats::Client,
-) -> anyhow::Result<(mongodb::Database, DataSummary)> {
+) -> anyhow::Result<(EventStore, DataSummary)> {
     let (commits, snapshots) = crate::decide::decide_with_snapshots(args.data.seed, &dataset.ops)?;
     let mongo = events::store::connect_client(&args.services.mongodb_uri, "bench").await?;
-    let database = mongo.database(&env.database);
-    // The soak has no baseline: this database never exists, and dropping it does nothing.
-    let no_baseline = mongo.database(&format!("{}_baseline", env.database));
-    super::drop_databases(&mongo, env, &database, &no_baseline).await?;
-    let data = super::load_events(env, dataset, &commits, &snapshots, &database, nats).await?;
-    Ok((database, data))
+    // The soak has no baseline: its database never exists, and dropping it does nothing.
+    super::drop_databases(&mongo, env).await?;
+    let store = super::open_store(&mongo, env).await?;
+    let data = super::load_events(env, dataset, &commits, &snapshots, &store, nats).await?;
+    Ok((store, data))
 }
 
 /// The first three numbers of `/proc/loadavg`.
@@ -250,11 +250,7 @@ struct Prepared {
 
 impl Soak<'_> {
     /// Starts the services, prepares, loads them and stops them.
-    async fn run(
-        &self,
-        database: &mongodb::Database,
-        data: &DataSummary,
-    ) -> anyhow::Result<SoakResult> {
+    async fn run(&self, store: &EventStore, data: &DataSummary) -> anyhow::Result<SoakResult> {
         let size = self.dataset.config.size;
         let flush_docs = self.args.as_run().projector_flush_docs(size);
         let projector = start_projector(self.env, flush_docs).await?;
@@ -266,7 +262,7 @@ impl Soak<'_> {
             projector,
             query,
         };
-        let outcome = self.load(&running, database, data).await;
+        let outcome = self.load(&running, store, data).await;
         running.stop().await;
         outcome
     }
@@ -279,7 +275,7 @@ impl Soak<'_> {
     async fn load(
         &self,
         running: &Running,
-        database: &mongodb::Database,
+        store: &EventStore,
         data: &DataSummary,
     ) -> anyhow::Result<SoakResult> {
         let workload = Arc::new(Workload::new(
@@ -287,13 +283,13 @@ impl Soak<'_> {
             self.keys,
             self.dataset,
         )?);
-        let prepared = self.prepare(&workload, running, database).await;
+        let prepared = self.prepare(&workload, running, store).await;
         let (endpoints, urls) = self.read_urls(&running.query).await?;
         let watched = samples::Watched {
             services: vec![&running.command, &running.projector, &running.query],
             command: &running.command,
             projector: &running.projector,
-            database,
+            store,
             client: self.client.clone(),
             token: &self.reader,
         };
@@ -320,7 +316,7 @@ impl Soak<'_> {
         &self,
         workload: &Workload,
         running: &Running,
-        database: &mongodb::Database,
+        store: &EventStore,
     ) -> Prepared {
         let started = Instant::now();
         let mut notes = Vec::new();
@@ -335,7 +331,7 @@ impl Soak<'_> {
             ));
         }
         let caught_up = async {
-            let tail = events::relay::next_free_position(database).await? - 1;
+            let tail = events::relay::sequenced_tail(store).await?;
             let projector = running.projector.url();
             projection::catch_up(
                 &self.client,

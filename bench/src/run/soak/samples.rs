@@ -58,7 +58,7 @@ pub(super) struct Watched<'a> {
     pub services: Vec<&'a Service>,
     pub command: &'a Service,
     pub projector: &'a Service,
-    pub database: &'a mongodb::Database,
+    pub store: &'a events::EventStore,
     pub client: reqwest::Client,
     pub token: &'a str,
 }
@@ -100,9 +100,9 @@ impl Watched<'_> {
         // The checkpoint first: read after the tail, it could pass it.
         let projector = self.projector.url();
         let checkpoint = projection::checkpoint(&self.client, &projector, self.token).await;
-        let tail = events::relay::next_free_position(self.database).await;
+        let tail = events::relay::sequenced_tail(self.store).await;
         match (checkpoint, tail) {
-            (Ok(checkpoint), Ok(next)) => Some((next - 1).saturating_sub(checkpoint) as f64),
+            (Ok(checkpoint), Ok(tail)) => Some(tail.saturating_sub(checkpoint) as f64),
             _ => None,
         }
     }
