@@ -1,7 +1,7 @@
 //! Where read-model collections live: one database, `MONGODB_READ_MODELS_DB` (default
 //! `<MONGODB_DB>_read_models`), beside the event store's. It holds the registry, the record of
 //! which event store and layout the read models were built from, the dead letters, and every
-//! generation of every model (`rm_<model>_g<n>_<kind>`, [`names::collection`]).
+//! generation of every model (`rm_<model>_g<n>_<kind>`, [`crate::names::collection`]).
 //!
 //! [`ReadModelDbs`] is the read models' MongoDB adapter, the one place besides the event store
 //! (`events`) where services touch the driver: the query API's point reads
