@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 
-use bson::{doc, RawDocumentBuf};
 use chrono::{DateTime, Utc};
 use domain::calendar::BusinessTimeZone;
 use domain::DomainEvent;
 use events::EventEnvelope;
-use futures::StreamExt;
-use read_models::cache::{flush_batches, DirtyDoc, DocCache};
+use read_models::cache::DocCache;
 use read_models::memory::MemoryStore;
 use read_models::reference::ReferenceModel;
+use read_models::store::ProjectionStore;
 use read_models::{apply, Model, ProjectionContext};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -141,46 +140,17 @@ impl Projector {
                         panic!("{model} cannot apply {}: {e:?}", envelope.event_type)
                     });
             }
-            for batch in flush_batches(cache.take_dirty()) {
-                self.mirror.write(batch.clone());
-                let database = &h.env.read_models;
-                let written: Vec<(String, String)> = futures::stream::iter(batch)
-                    .map(|dirty| write_doc(database, dirty))
-                    .buffer_unordered(8)
-                    .collect()
-                    .await;
-                changed.extend(written);
-            }
+            let dirty = cache.take_dirty();
+            self.mirror.write(dirty.clone());
+            changed.extend(dirty.iter().map(|d| (d.collection.clone(), d.id.clone())));
+            let fenced = h
+                .env
+                .read_models
+                .write_docs(dirty, 8)
+                .await
+                .expect("write the documents");
+            assert_eq!(fenced, 0, "a document went back in `_pos`");
         }
         changed
-    }
-}
-
-/// Writes one document as the projector does; FerretDB's SQLite backend answers concurrent
-/// writers with "database is locked" now and then, which is worth a retry.
-async fn write_doc(database: &read_models::dbs::ReadModelDbs, dirty: DirtyDoc) -> (String, String) {
-    let collection = database.collection::<RawDocumentBuf>(&dirty.collection);
-    let mut attempt = 0;
-    loop {
-        let result = match &dirty.doc {
-            Some(doc) => collection
-                .replace_one(doc! {"_id": &dirty.id}, doc.clone())
-                .upsert(true)
-                .await
-                .map(|_| ()),
-            None => collection
-                .delete_one(doc! {"_id": &dirty.id})
-                .await
-                .map(|_| ()),
-        };
-        match result {
-            Ok(()) => return (dirty.collection, dirty.id),
-            Err(error) if attempt < 50 => {
-                attempt += 1;
-                let _ = error;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("writing {}/{}: {error}", dirty.collection, dirty.id),
-        }
     }
 }
