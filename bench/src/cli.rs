@@ -1,5 +1,5 @@
 //! Command-line interface: `generate`, `load`, `seed`, `writes`, `baseline-server`, `run`,
-//! `soak`, `overhead`, `report`.
+//! `soak`, `overhead`, `history`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 use domain::calendar::BusinessTimeZone;
+use events::EventStore;
 use platform::accounts::Accounts;
 use platform::auth::{Authenticator, JwtKeys};
 use platform::config::Secret;
@@ -167,6 +168,15 @@ pub enum Cmd {
     /// `--request-telemetry false`, on the read models a `bench run` of the size left, loaded
     /// with `wrk` in alternation: the telemetry section of `run` alone.
     Overhead(crate::run::telemetry::OverheadArgs),
+    /// What `history export` and `history verify` sustain over a whole event store (one a
+    /// `bench load` or `bench run` left), beside a driver read of the same log in the same run,
+    /// and the process's peak memory during each.
+    History {
+        #[command(flatten)]
+        connection: platform::config::ConnectionArgs,
+        #[arg(long, env = "SIMPLEPRO_TIMEZONE", default_value = "America/New_York")]
+        timezone: String,
+    },
     /// Rewrites the reports and the chart from the JSON results in a directory.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -237,8 +247,28 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run(args) => crate::run::run(args).await,
         Cmd::Soak(args) => crate::run::soak::soak(args).await,
         Cmd::Overhead(args) => crate::run::telemetry::overhead(args).await,
+        Cmd::History {
+            connection,
+            timezone,
+        } => history(&connection, &timezone).await,
         Cmd::Report { out } => report(&out),
     }
+}
+
+async fn history(
+    connection: &platform::config::ConnectionArgs,
+    time_zone: &str,
+) -> anyhow::Result<()> {
+    let store = EventStore::connect(
+        &connection.mongodb_uri,
+        &connection.mongodb_db,
+        "simplepro-bench",
+    )
+    .await
+    .with_context(|| format!("opening the event store in {}", connection.mongodb_db))?;
+    let rates = crate::measure::history::measure(&store, time_zone).await?;
+    println!("{}", crate::measure::history::table(&rates));
+    Ok(())
 }
 
 fn report(out: &Path) -> anyhow::Result<()> {

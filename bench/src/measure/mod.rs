@@ -11,8 +11,10 @@
 //! - [`rebuild`]: `projector rebuild` of every model.
 //! - [`memory`]: resident memory of each service.
 //! - [`overhead`]: what request telemetry costs on the warm read path.
+//! - [`history`]: `history export` and `history verify` against a driver read of the log.
 
 pub mod ceilings;
+pub mod history;
 pub mod latency;
 pub mod memory;
 pub mod overhead;
