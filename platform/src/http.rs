@@ -8,18 +8,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures::Stream;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Instrument;
 
 use crate::metrics::MetricsRegistry;
@@ -136,11 +138,7 @@ impl EdgeArgs {
 /// than its own work, and more the more layers there are.
 pub fn edge(router: Router, args: &EdgeArgs, spans: RequestSpans) -> Router {
     let timeout = Duration::from_millis(args.request_timeout_ms.max(1));
-    let stack = tower::ServiceBuilder::new()
-        .option_layer(
-            args.request_telemetry
-                .then(|| RequestTelemetryLayer::new(spans)),
-        )
+    let service = tower::ServiceBuilder::new()
         .option_layer((!args.cors_origins.is_empty()).then(|| cors(&args.cors_origins)))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -160,8 +158,13 @@ pub fn edge(router: Router, args: &EdgeArgs, spans: RequestSpans) -> Router {
         ))
         .layer(axum::middleware::from_fn(move |request, next| {
             answer_within(timeout, request, next)
-        }));
-    Router::new().fallback_service(stack.service(router))
+        }))
+        .service(router);
+    if args.request_telemetry {
+        traced(service, spans)
+    } else {
+        Router::new().fallback_service(service)
+    }
 }
 
 /// `router` with each request's latency recorded in `registry` (unless request telemetry is
@@ -312,41 +315,33 @@ async fn answer_within(
     }
 }
 
-/// Request ids and a span per request, outermost on a service's router: an incoming
-/// `x-request-id` is kept (a UUID is made otherwise), returned on every response, and is a
-/// field of the request's span, so every log line written while serving it names it. An
-/// incoming W3C `traceparent` makes the span a child of the caller's trace. An answer with a
-/// 5xx status is logged at `error` with its request id, every answer at `debug`.
-pub fn traced(router: Router, spans: RequestSpans) -> Router {
-    Router::new().fallback_service(RequestTelemetryLayer::new(spans).layer(router))
-}
-
-/// The layer of [`traced`].
-#[derive(Clone)]
-struct RequestTelemetryLayer {
-    ids: RequestIds,
-    spans: RequestSpans,
-}
-
-impl RequestTelemetryLayer {
-    fn new(spans: RequestSpans) -> Self {
-        RequestTelemetryLayer {
-            ids: RequestIds::default(),
-            spans,
-        }
-    }
-}
-
-impl<S> Layer<S> for RequestTelemetryLayer {
-    type Service = RequestTelemetry<S>;
-
-    fn layer(&self, inner: S) -> RequestTelemetry<S> {
-        RequestTelemetry {
-            inner,
-            ids: self.ids.clone(),
-            spans: self.spans,
-        }
-    }
+/// Request ids and a span per request around `service`, as one service: tower-http's
+/// `SetRequestId` keeps an incoming `x-request-id` (a UUID is made otherwise), its `Trace`
+/// opens the request's span with the id among its fields, so every log line written while
+/// serving the request (its streamed body included) names it, and its `PropagateRequestId`
+/// returns the id on every answer, errors, timeouts and 404s included. An incoming W3C
+/// `traceparent` makes the span a child of the caller's trace. An answer with a 5xx status is
+/// logged at `error` with its request id, every answer at `debug`.
+pub fn traced<S>(service: S, spans: RequestSpans) -> Router
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(spans)
+        .on_request(())
+        .on_response(AccessLog)
+        .on_body_chunk(())
+        .on_eos(())
+        // For HTTP the only failure `Trace` classifies is a 5xx status, which the access log
+        // line reports with the request id.
+        .on_failure(());
+    let service = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(service);
+    Router::new().fallback_service(service)
 }
 
 /// What a request's span is besides the context of its log lines.
@@ -366,8 +361,72 @@ pub const READ_SPAN: &str = "read";
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request's span, made by `Trace` once `SetRequestId` has given the request its id.
+/// Its fields are worked out only when the span is enabled; the path only, as a query string
+/// may hold search text.
+impl<B> MakeSpan<B> for RequestSpans {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
+        match self {
+            RequestSpans::LogsOnly => tracing::info_span!(
+                "read",
+                method = %request.method(),
+                path = %request.uri().path(),
+                request_id = request_id(request.headers()),
+            ),
+            RequestSpans::Traced => {
+                let span = tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = request_id(request.headers()),
+                    correlation_id = tracing::field::Empty,
+                );
+                // A caller's `traceparent` makes this request part of its trace.
+                crate::trace_context::continue_from_headers(&span, request.headers());
+                span
+            }
+        }
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get(X_REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// The line `Trace` writes for each answer, in the request's span: `error` for a 5xx status,
+/// `debug` otherwise. `PropagateRequestId`, inside `Trace`, has put the request id on the
+/// answer, and it is a field of the line too, because a filter quieter than `info` leaves the
+/// span out. The fields are worked out only when the line is written.
+#[derive(Debug, Clone, Copy)]
+struct AccessLog;
+
+impl<B> OnResponse<B> for AccessLog {
+    fn on_response(self, response: &Response<B>, latency: Duration, _: &tracing::Span) {
+        let status = response.status();
+        if status.is_server_error() {
+            tracing::error!(
+                status = status.as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                request_id = request_id(response.headers()),
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                request_id = request_id(response.headers()),
+                "request answered"
+            );
+        }
+    }
+}
+
 /// Request ids in UUID form without a random draw per request: a random 64-bit prefix drawn
-/// once per process and a counter (a UUID v4 per request cost a `getrandom` call each).
+/// once per process and a counter (tower-http's `MakeRequestUuid` draws a UUID v4, a
+/// `getrandom` call, per request).
 #[derive(Clone)]
 struct RequestIds {
     prefix: u64,
@@ -383,155 +442,15 @@ impl Default for RequestIds {
     }
 }
 
-impl RequestIds {
-    fn make(&self) -> HeaderValue {
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
         let id = uuid::Uuid::from_u64_pair(self.prefix, n)
             .hyphenated()
             .encode_lower(&mut text);
-        HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        HeaderValue::from_str(id).ok().map(RequestId::new)
     }
-}
-
-/// The service [`traced`] puts around a router.
-#[derive(Clone)]
-struct RequestTelemetry<S> {
-    inner: S,
-    ids: RequestIds,
-    spans: RequestSpans,
-}
-
-impl<S> Service<Request> for RequestTelemetry<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Unpin,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = TelemetryFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let started = Instant::now();
-        let id = match request.headers().get(X_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => self.ids.make(),
-        };
-        let span = match self.spans {
-            RequestSpans::Traced => request_span(&request, &id),
-            RequestSpans::LogsOnly => read_span(&request, &id),
-        };
-        // The span is current while the router starts the request, so what the inner
-        // layers spawn (`run_to_completion`) carries it.
-        let inner = span.in_scope(|| self.inner.call(request));
-        TelemetryFuture {
-            inner,
-            span,
-            id: Some(id),
-            started,
-        }
-    }
-}
-
-struct TelemetryFuture<F> {
-    inner: F,
-    span: tracing::Span,
-    id: Option<HeaderValue>,
-    started: Instant,
-}
-
-impl<F> Future for TelemetryFuture<F>
-where
-    F: Future<Output = Result<Response, Infallible>> + Unpin,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let _entered = this.span.enter();
-        let Poll::Ready(Ok(mut response)) = Pin::new(&mut this.inner).poll(cx) else {
-            return Poll::Pending;
-        };
-        let Some(id) = this.id.take() else {
-            return Poll::Ready(Ok(response));
-        };
-        // The fields are worked out only when the line is written; the request id is among
-        // them because a filter quieter than `info` leaves the span out.
-        let status = response.status();
-        let latency_ms = || this.started.elapsed().as_secs_f64() * 1000.0;
-        if status.is_server_error() {
-            tracing::error!(
-                status = status.as_u16(),
-                latency_ms = latency_ms(),
-                request_id = id.to_str().unwrap_or_default(),
-                "request failed"
-            );
-        } else {
-            tracing::debug!(
-                status = status.as_u16(),
-                latency_ms = latency_ms(),
-                request_id = id.to_str().unwrap_or_default(),
-                "request answered"
-            );
-        }
-        response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
-        // A streamed body (server-sent events) goes on after the answer's head: it is polled in
-        // the span too, so that what it logs names the request. A body of known length is
-        // left as it is (kept whole, it runs no code of the service's).
-        if !this.span.is_disabled() && response.body().size_hint().exact().is_none() {
-            let span = this.span.clone();
-            response = response.map(|body| {
-                Body::from_stream(InSpan {
-                    inner: body.into_data_stream(),
-                    span,
-                })
-            });
-        }
-        Poll::Ready(Ok(response))
-    }
-}
-
-/// A stream polled inside a span.
-struct InSpan<S> {
-    inner: S,
-    span: tracing::Span,
-}
-
-impl<S: Stream + Unpin> Stream for InSpan<S> {
-    type Item = S::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        let this = &mut *self;
-        let _entered = this.span.enter();
-        Pin::new(&mut this.inner).poll_next(cx)
-    }
-}
-
-fn read_span(request: &Request, id: &HeaderValue) -> tracing::Span {
-    tracing::info_span!(
-        "read",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = id.to_str().unwrap_or_default(),
-    )
-}
-
-fn request_span(request: &Request, id: &HeaderValue) -> tracing::Span {
-    // The path only: a query string may hold search text.
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = id.to_str().unwrap_or_default(),
-        correlation_id = tracing::field::Empty,
-    );
-    // A caller's `traceparent` makes this request part of its trace.
-    crate::trace_context::continue_from_headers(&span, request.headers());
-    span
 }
 
 /// Middleware running the rest of a request in a task of its own. A client that hangs up makes
@@ -683,21 +602,135 @@ mod tests {
         );
         let kept = app
             .clone()
-            .oneshot(
-                Request::get("/")
-                    .header("x-request-id", "req-42")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(get_with("/", "x-request-id", "req-42"))
             .await
             .unwrap();
         assert_eq!(kept.headers()["x-request-id"], "req-42");
         let made = app
+            .clone()
             .oneshot(Request::get("/").body(Body::empty()).unwrap())
             .await
             .unwrap();
         let id = made.headers()["x-request-id"].to_str().unwrap();
         assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+        let unrouted = app
+            .oneshot(Request::get("/nowhere").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(unrouted.status(), StatusCode::NOT_FOUND);
+        assert!(unrouted.headers().get("x-request-id").is_some());
+    }
+
+    /// A GET of `path` with one header.
+    fn get_with(path: &str, name: &str, value: &str) -> Request<Body> {
+        Request::get(path)
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    /// Log lines written as JSON into a buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync {
+            let writer = self.clone();
+            tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_env_filter(filter)
+                .with_writer(move || writer.clone())
+                .finish()
+        }
+
+        /// The line whose message is `message`.
+        fn line(&self, message: &str) -> Option<serde_json::Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+                .find(|line| line["message"] == message)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_log_line_of_a_request_names_its_request_id() {
+        let logs = Captured::default();
+        let _subscriber = tracing::subscriber::set_default(logs.subscriber("debug"));
+        let handler = || async {
+            tracing::info!("handled");
+            "ok"
+        };
+        let app = traced(
+            Router::new().route("/", get(handler)),
+            RequestSpans::LogsOnly,
+        );
+        app.oneshot(get_with("/", "x-request-id", "req-7"))
+            .await
+            .unwrap();
+        let handled = logs.line("handled").expect("the handler's line");
+        assert_eq!(handled["span"]["name"], READ_SPAN, "{handled}");
+        assert_eq!(handled["span"]["request_id"], "req-7", "{handled}");
+        let answered = logs.line("request answered").expect("the access line");
+        assert_eq!(answered["request_id"], "req-7", "{answered}");
+        assert_eq!(answered["status"], 200, "{answered}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_answer_is_logged_with_its_request_id_under_a_quiet_filter() {
+        let logs = Captured::default();
+        // At `warn` the request's span (`info`) is left out.
+        let _subscriber = tracing::subscriber::set_default(logs.subscriber("warn"));
+        let app = traced(
+            Router::new().route("/", get(|| async { StatusCode::BAD_GATEWAY })),
+            RequestSpans::Traced,
+        );
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        let failed = logs.line("request failed").expect("the failure line");
+        assert_eq!(failed["level"], "ERROR", "{failed}");
+        assert_eq!(failed["status"], 502, "{failed}");
+        assert_eq!(failed["request_id"], id, "{failed}");
+        assert!(failed.get("span").is_none(), "{failed}");
+        assert!(logs.line("request answered").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_requests_span_continues_the_callers_traceparent() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _subscriber = tracing::subscriber::set_default(subscriber);
+        let handler = || async { crate::trace_context::current_traceparent().unwrap_or_default() };
+        let app = traced(Router::new().route("/", get(handler)), RequestSpans::Traced);
+        let response = app
+            .oneshot(get_with("/", "traceparent", caller))
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let own = std::str::from_utf8(&body).unwrap();
+        let trace_id = crate::trace_context::trace_id_of;
+        assert_eq!(trace_id(own), trace_id(caller), "{own}");
+        assert_ne!(own, caller, "the request's span is a child of the caller's");
     }
 
     #[tokio::test]
