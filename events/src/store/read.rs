@@ -255,11 +255,7 @@ impl EventStore {
         after: u64,
         count: usize,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let by_range = count > POINT_READS_PER_RANGE
-            && match self.backend {
-                Backend::MongoDb => true,
-                Backend::FerretDb => false,
-            };
+        let by_range = count > POINT_READS_PER_RANGE && self.backend == Backend::MongoDb;
         let found = if by_range {
             self.read_range(after, count).await?
         } else {
@@ -289,20 +285,17 @@ impl EventStore {
         Ok(found.into_iter().map_while(|doc| doc).collect())
     }
 
-    /// The first `count` events after `after`, in position order (see [`EventStore::read_all`]
-    /// for why FerretDB needs no sort).
+    /// The first `count` events after `after`, in position order: an index walk on MongoDB
+    /// (never used on FerretDB, see [`EventStore::read_positions`]).
     async fn read_range(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
         let limit = i64::try_from(count).unwrap_or(i64::MAX);
         let find = self
             .log
             .find(doc! {"_id": {"$gt": log_id(after)}})
             .limit(limit)
-            .batch_size(count.clamp(1, 10_000) as u32);
-        let cursor = match self.backend {
-            Backend::FerretDb => find.await?,
-            Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
-        };
-        Ok(cursor.try_collect().await?)
+            .batch_size(count.clamp(1, 10_000) as u32)
+            .sort(doc! {"_id": 1});
+        Ok(find.await?.try_collect().await?)
     }
 
     /// The event at one position, if it is sequenced.
