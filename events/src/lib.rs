@@ -2,7 +2,10 @@
 //!
 //! - [`envelope`]: the event envelope (ids, stream, version, position, metadata, payload).
 //! - [`store`]: the MongoDB event store — atomic, idempotent appends with optimistic
-//!   concurrency; reads of one stream and of the whole log in position order.
+//!   concurrency; reads of one stream and of the whole log in position order — and the port
+//!   it implements, [`store::EventLog`].
+//! - [`memory`]: the in-memory [`store::EventLog`] of unit tests; `contract` (feature
+//!   `contract`) the checks both adapters pass.
 //! - [`relay`]: the outbox relay that sequences commits into the global log and publishes
 //!   every event on JetStream, also after NATS or the process was down.
 //! - [`bus`]: the JetStream stream and its subjects.
@@ -14,16 +17,20 @@
 //! `Nats-Msg-Id` = event id, and deletes the outbox entry once JetStream acknowledged them.
 
 pub mod bus;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod envelope;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
 pub mod relay;
 pub mod store;
 
 pub use bus::{Bus, BusConfig, BusError};
 pub use envelope::{EventEnvelope, EventMetadata, NewEvent, StreamId};
+pub use memory::MemoryEventLog;
 pub use relay::{Relay, RelayConfig};
 pub use store::{
-    AppendError, AppendOutcome, AppendRequest, Backend, EventStore, Expected, IdempotencyKey,
-    StoreError,
+    AppendError, AppendOutcome, AppendRequest, Backend, EventLog, EventStore, Expected,
+    IdempotencyKey, StoreError,
 };

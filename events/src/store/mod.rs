@@ -30,6 +30,7 @@ mod claims;
 pub(crate) mod docs;
 mod identity;
 mod import;
+pub mod port;
 mod read;
 
 use std::collections::{HashMap, VecDeque};
@@ -47,6 +48,7 @@ pub use claims::{Claims, Holder};
 pub use docs::{log_id, pack_state};
 pub use identity::IDENTITY_COLLECTION;
 pub use import::{Import, ImportedCommit};
+pub use port::EventLog;
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc, PositionDoc};

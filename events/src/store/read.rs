@@ -52,6 +52,16 @@ pub struct EventBatches {
 }
 
 impl EventBatches {
+    /// Batches already in memory, handed out in order without a reader task.
+    pub(crate) fn ready(batches: Vec<Vec<EventEnvelope>>) -> Self {
+        let (sender, receiver) = mpsc::channel(batches.len().max(1));
+        for batch in batches {
+            // Cannot fail: the channel holds every batch and its receiver is right here.
+            let _ = sender.try_send(Ok(batch));
+        }
+        EventBatches { receiver }
+    }
+
     pub async fn next(&mut self) -> Option<Result<Vec<EventEnvelope>, StoreError>> {
         self.receiver.recv().await
     }
