@@ -13,6 +13,10 @@
 //! stream's head hint instead of looking for a later commit (on FerretDB, looking for a
 //! commit that does not exist scans its partition): a decision from a stale head cannot be
 //! appended, and an answer without an append is given only from a current load.
+//!
+//! The path up to the append is generic over the event log ([`Writer`] over any
+//! [`EventLog`]), so unit tests run it on an in-memory log; waiting for the position, which
+//! only the MongoDB store's relay gives, is the HTTP path's last step ([`execute`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,11 +26,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use domain::{codec, Aggregate};
+use domain::codec::{self, Codec};
+use domain::Aggregate;
 use events::store::{Snapshot, StreamHead};
 use events::{
-    AppendError, AppendOutcome, AppendRequest, EventEnvelope, EventMetadata, Expected, NewEvent,
-    StreamId,
+    AppendError, AppendOutcome, AppendRequest, EventEnvelope, EventLog, EventMetadata, EventStore,
+    Expected, NewEvent, StreamId,
 };
 use platform::consistency::POSITION_HEADER;
 use platform::problem::Problem;
@@ -38,10 +43,32 @@ use tracing::Instrument;
 use crate::errors;
 use crate::observe::Outcome;
 use crate::request::CommandContext;
+use crate::states::RecentStates;
 use crate::AppState;
 
 /// Loads, decides and appends at most this many times when other writers keep winning.
 const ATTEMPTS: usize = 3;
+
+/// What the load → decide → append path needs: an event log, and this process's memory of
+/// the streams it writes (the state each was left in, one turn at a time per stream).
+pub(crate) struct Writer<'a, L> {
+    pub(crate) log: &'a L,
+    pub(crate) codec: &'a Codec,
+    pub(crate) states: &'a RecentStates,
+    pub(crate) locks: &'a StreamLocks,
+}
+
+impl AppState {
+    /// The command path over the MongoDB store.
+    pub(crate) fn writer(&self) -> Writer<'_, EventStore> {
+        Writer {
+            log: &self.store,
+            codec: &self.codec,
+            states: &self.states,
+            locks: &self.locks,
+        }
+    }
+}
 
 /// One async lock per stream that has a command in flight in this process.
 #[derive(Default)]
@@ -104,6 +131,14 @@ pub(crate) struct Accepted<A: Aggregate> {
     pub(crate) replayed: bool,
 }
 
+/// An accepted command as the log left it: the position of its events is known only when
+/// the log gave one at once (a replay of a sequenced commit, an in-memory log).
+pub(crate) struct Written<A: Aggregate> {
+    pub(crate) accepted: Accepted<A>,
+    /// The commit the answer names: appended now or replayed; none when nothing changed.
+    pub(crate) commit: Option<AppendOutcome>,
+}
+
 impl<A: Aggregate> Accepted<A> {
     /// 201 for a create that created something, else 200; the body and headers.
     pub(crate) fn respond(
@@ -152,7 +187,7 @@ pub(crate) async fn load<A: Aggregate>(
     app: &AppState,
     id: Uuid,
 ) -> Result<(A::State, StreamHead), Problem> {
-    load_as::<A>(app, id, Freshness::Current).await
+    load_as::<A, _>(&app.writer(), id, Freshness::Current).await
 }
 
 /// The state of an aggregate a command refers to, for a check that needs only to know that
@@ -166,14 +201,15 @@ pub(crate) async fn load_existing<A: Aggregate>(
     id: Uuid,
     exists: fn(&A::State) -> bool,
 ) -> Result<A::State, Problem> {
-    let recent = match app.states.get::<A>(&stream_of::<A>(id)).await {
+    let writer = app.writer();
+    let recent = match writer.states.get::<A>(&stream_of::<A>(id)).await {
         Some((state, _)) => state,
-        None => load_as::<A>(app, id, Freshness::AtHint).await?.0,
+        None => load_as::<A, _>(&writer, id, Freshness::AtHint).await?.0,
     };
     if exists(&recent) {
         return Ok(recent);
     }
-    Ok(load::<A>(app, id).await?.0)
+    Ok(load_as::<A, _>(&writer, id, Freshness::Current).await?.0)
 }
 
 /// How current a load must be.
@@ -186,15 +222,15 @@ enum Freshness {
     AtHint,
 }
 
-async fn load_as<A: Aggregate>(
-    app: &AppState,
+async fn load_as<A: Aggregate, L: EventLog>(
+    writer: &Writer<'_, L>,
     id: Uuid,
     freshness: Freshness,
 ) -> Result<(A::State, StreamHead), Problem> {
     let stream = stream_of::<A>(id);
     let loaded = match freshness {
-        Freshness::Current => app.store.load(&stream).await,
-        Freshness::AtHint => app.store.load_at_hint(&stream).await,
+        Freshness::Current => writer.log.load(&stream).await,
+        Freshness::AtHint => writer.log.load_at_hint(&stream).await,
     }
     .map_err(|e| errors::store(&e))?;
     let from_snapshot = match loaded.snapshot {
@@ -213,8 +249,8 @@ async fn load_as<A: Aggregate>(
     let (state, envelopes) = match from_snapshot {
         Some(state) => (state, loaded.events),
         None => {
-            let all = app
-                .store
+            let all = writer
+                .log
                 .read_stream(&stream, 1)
                 .await
                 .map_err(|e| errors::store(&e))?;
@@ -227,18 +263,18 @@ async fn load_as<A: Aggregate>(
         .into_iter()
         .filter(|e| e.version <= head.version())
     {
-        let event = decode::<A>(app, envelope, &stream)?;
+        let event = decode::<A>(writer.codec, envelope, &stream)?;
         state = A::evolve(state, &event);
     }
     Ok((state, head))
 }
 
 fn decode<A: Aggregate>(
-    app: &AppState,
+    codec: &Codec,
     envelope: EventEnvelope,
     stream: &StreamId,
 ) -> Result<A::Event, Problem> {
-    app.codec
+    codec
         .decode(
             &envelope.event_type,
             envelope.schema_version,
@@ -255,27 +291,37 @@ pub(crate) async fn replay<A: Aggregate>(
     app: &AppState,
     context: &CommandContext,
 ) -> Result<Option<Accepted<A>>, Problem> {
+    match replay_from::<A, _>(&app.writer(), context).await? {
+        Some(written) => Ok(Some(with_position(app, written).await)),
+        None => Ok(None),
+    }
+}
+
+async fn replay_from<A: Aggregate, L: EventLog>(
+    writer: &Writer<'_, L>,
+    context: &CommandContext,
+) -> Result<Option<Written<A>>, Problem> {
     let Some(key) = &context.idempotency else {
         return Ok(None);
     };
-    match app.store.idempotent_outcome(key).await {
+    match writer.log.idempotent_outcome(key).await {
         Ok(None) => Ok(None),
-        Ok(Some(outcome)) => replayed::<A>(app, outcome).await.map(Some),
+        Ok(Some(outcome)) => replayed::<A, L>(writer, outcome).await.map(Some),
         Err(error) => Err(errors::append(&error)),
     }
 }
 
-async fn replayed<A: Aggregate>(
-    app: &AppState,
+async fn replayed<A: Aggregate, L: EventLog>(
+    writer: &Writer<'_, L>,
     outcome: AppendOutcome,
-) -> Result<Accepted<A>, Problem> {
+) -> Result<Written<A>, Problem> {
     let id = Uuid::parse_str(&outcome.stream.aggregate_id).map_err(|_| {
         tracing::error!(stream = %outcome.stream, "idempotent outcome of a stream that is not ours");
         Problem::internal()
     })?;
     // The original events, so that per-command extras (a message's seq) are answered again.
-    let envelopes = app
-        .store
+    let envelopes = writer
+        .log
         .read_stream(&outcome.stream, outcome.first_version)
         .await
         .map_err(|e| errors::store(&e))?;
@@ -284,28 +330,52 @@ async fn replayed<A: Aggregate>(
         .into_iter()
         .filter(|e| e.version <= outcome.last_version)
     {
-        events.push(decode::<A>(app, envelope, &outcome.stream)?);
+        events.push(decode::<A>(writer.codec, envelope, &outcome.stream)?);
     }
-    let position = match outcome.position {
-        Some(first) => Some(first + outcome.event_ids.len().saturating_sub(1) as u64),
-        None => last_position(app, &outcome).await,
-    };
-    Ok(Accepted {
-        id,
-        version: outcome.last_version,
-        event_ids: outcome.event_ids,
-        events,
-        position,
-        replayed: true,
-    })
+    Ok(written(id, outcome, events, true))
 }
 
-/// Position of the last event of a commit; the store reports the commit's first position.
-async fn last_position(app: &AppState, outcome: &AppendOutcome) -> Option<u64> {
-    app.store
-        .wait_for_position(&outcome.commit_id, app.position_wait)
-        .await
-        .map(|first| first + outcome.event_ids.len().saturating_sub(1) as u64)
+/// The answer naming `outcome`'s commit, with its position when the log knows it already.
+fn written<A: Aggregate>(
+    id: Uuid,
+    outcome: AppendOutcome,
+    events: Vec<A::Event>,
+    replayed: bool,
+) -> Written<A> {
+    let accepted = Accepted {
+        id,
+        version: outcome.last_version,
+        event_ids: outcome.event_ids.clone(),
+        events,
+        position: outcome.position.map(|first| last_position(&outcome, first)),
+        replayed,
+    };
+    Written {
+        accepted,
+        commit: Some(outcome),
+    }
+}
+
+/// Position of the last event of a commit whose first event is at `first`.
+fn last_position(outcome: &AppendOutcome, first: u64) -> u64 {
+    first + outcome.event_ids.len().saturating_sub(1) as u64
+}
+
+/// The answer with the position of its commit's events, waited for (the store's relay gives
+/// it) when the log did not know it yet.
+async fn with_position<A: Aggregate>(app: &AppState, written: Written<A>) -> Accepted<A> {
+    let Written {
+        mut accepted,
+        commit,
+    } = written;
+    if let (None, Some(commit)) = (accepted.position, commit) {
+        accepted.position = app
+            .store
+            .wait_for_position(&commit.commit_id, app.position_wait)
+            .await
+            .map(|first| last_position(&commit, first));
+    }
+    accepted
 }
 
 /// Loads aggregate `id`, lets `command` look at its state and pick a command, decides it and
@@ -321,28 +391,35 @@ where
     F: FnMut(&A::State) -> Result<Decision<A::Command>, Problem>,
 {
     let span = tracing::info_span!("command", aggregate = A::TYPE, %id);
-    let result = decide_and_append::<A, F>(app, context, id, command)
-        .instrument(span)
-        .await;
+    let result = async {
+        let written = decide_and_append::<A, F, _>(&app.writer(), context, id, command).await?;
+        Ok(with_position(app, written).await)
+    }
+    .instrument(span)
+    .await;
     app.metrics.command(A::TYPE, Outcome::of(&result));
     result
 }
 
-async fn decide_and_append<A, F>(
-    app: &AppState,
+/// The load → decide → append path of [`execute`] on any event log, up to the position.
+pub(crate) async fn decide_and_append<A, F, L>(
+    writer: &Writer<'_, L>,
     context: &CommandContext,
     id: Uuid,
     mut command: F,
-) -> Result<Accepted<A>, Problem>
+) -> Result<Written<A>, Problem>
 where
     A: Aggregate,
     F: FnMut(&A::State) -> Result<Decision<A::Command>, Problem>,
+    L: EventLog,
 {
-    if let Some(done) = replay::<A>(app, context).await? {
+    if let Some(done) = replay_from::<A, L>(writer, context).await? {
         return Ok(done);
     }
     let stream = stream_of::<A>(id);
-    let turn = app.locks.lock(&stream).await;
+    // Held until the state is remembered; the stream's next command need not wait for this
+    // one's position.
+    let _turn = writer.locks.lock(&stream).await;
     // A caller who named the version gets its answer from one attempt.
     let attempts = context.if_match.map_or(ATTEMPTS, |_| 1);
     // The first decision starts from the state this process's last append of the stream left
@@ -357,7 +434,7 @@ where
         if attempt > 0 {
             pause_before_retry().await;
         }
-        let (state, head) = state_for::<A>(app, id, &stream, freshness).await?;
+        let (state, head) = state_for::<A, L>(writer, id, &stream, freshness).await?;
         let decided = decide_for::<A, F>(&state, &head, id, context, &mut command);
         let events = match decided {
             Ok(Some(events)) => events,
@@ -365,16 +442,22 @@ where
                 freshness = Freshness::Current;
                 continue;
             }
-            Ok(None) => return Ok(unchanged(id, &head)),
+            Ok(None) => {
+                return Ok(Written {
+                    accepted: unchanged(id, &head),
+                    commit: None,
+                })
+            }
             Err(problem) => return Err(problem),
         };
         let new_state = events.iter().fold(state, A::evolve);
         let request = append_request::<A>(&stream, head, &events, &new_state, context);
         let append = tracing::info_span!("append", %stream, attempt);
-        let outcome = match app.store.append(request).instrument(append).await {
+        let outcome = match writer.log.append(request).instrument(append).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                match after_failed_append(app, &stream, context, freshness, error).await? {
+                let states = writer.states;
+                match after_failed_append(states, &stream, context, freshness, error).await? {
                     Retry::FromCurrent => freshness = Freshness::Current,
                     Retry::Attempt { actual } => {
                         last_conflict = actual;
@@ -385,9 +468,13 @@ where
             }
         };
         if outcome.replayed {
-            return replayed::<A>(app, outcome).await;
+            return replayed::<A, L>(writer, outcome).await;
         }
-        return Ok(appended(app, id, outcome, events, &new_state, turn).await);
+        writer
+            .states
+            .remember::<A>(outcome.head(), &new_state)
+            .await;
+        return Ok(written(id, outcome, events, false));
     }
     Err(errors::version_conflict(last_conflict))
 }
@@ -403,13 +490,13 @@ enum Retry {
 /// Forgets the stream's remembered state (stale, or of unknown truth) and tells whether a
 /// conflict is retried or answered.
 async fn after_failed_append(
-    app: &AppState,
+    states: &RecentStates,
     stream: &StreamId,
     context: &CommandContext,
     freshness: Freshness,
     error: AppendError,
 ) -> Result<Retry, Problem> {
-    app.states.forget(stream).await;
+    states.forget(stream).await;
     match error {
         // The hint was behind the stream: decided again from the current head, which does
         // not count as an attempt.
@@ -423,29 +510,6 @@ async fn after_failed_append(
     }
 }
 
-/// A command whose events were appended: the state is remembered for the stream's next
-/// command, the stream's turn passed on, and the events' position awaited.
-async fn appended<A: Aggregate>(
-    app: &AppState,
-    id: Uuid,
-    outcome: AppendOutcome,
-    events: Vec<A::Event>,
-    new_state: &A::State,
-    turn: tokio::sync::OwnedMutexGuard<()>,
-) -> Accepted<A> {
-    app.states.remember::<A>(outcome.head(), new_state).await;
-    drop(turn);
-    let position = last_position(app, &outcome).await;
-    Accepted {
-        id,
-        version: outcome.last_version,
-        event_ids: outcome.event_ids,
-        events,
-        position,
-        replayed: false,
-    }
-}
-
 /// Another process won the race; a little jitter keeps the losers from colliding again.
 async fn pause_before_retry() {
     let jitter = Uuid::new_v4().as_u128() % 20;
@@ -454,19 +518,19 @@ async fn pause_before_retry() {
 
 /// The state to decide from: what this process's last append left (at the hint only), or a
 /// load as fresh as asked.
-async fn state_for<A: Aggregate>(
-    app: &AppState,
+async fn state_for<A: Aggregate, L: EventLog>(
+    writer: &Writer<'_, L>,
     id: Uuid,
     stream: &StreamId,
     freshness: Freshness,
 ) -> Result<(A::State, StreamHead), Problem> {
     let recent = match freshness {
-        Freshness::AtHint => app.states.get::<A>(stream).await,
+        Freshness::AtHint => writer.states.get::<A>(stream).await,
         Freshness::Current => None,
     };
     match recent {
         Some(recent) => Ok(recent),
-        None => load_as::<A>(app, id, freshness).await,
+        None => load_as::<A, L>(writer, id, freshness).await,
     }
 }
 
@@ -553,3 +617,6 @@ fn unchanged<A: Aggregate>(id: Uuid, head: &StreamHead) -> Accepted<A> {
         replayed: false,
     }
 }
+
+#[cfg(test)]
+mod tests;
