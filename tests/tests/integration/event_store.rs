@@ -5,39 +5,13 @@ use std::collections::HashSet;
 use chrono::Utc;
 use events::store::ReadAllOptions;
 use events::{
-    AppendError, AppendOutcome, AppendRequest, EventMetadata, EventStore, Expected, IdempotencyKey,
-    NewEvent, StreamId,
+    AppendError, AppendOutcome, EventMetadata, EventStore, Expected, IdempotencyKey, NewEvent,
+    StreamId,
 };
 use serde_json::json;
 use tests::TestEnv;
 
-pub(crate) fn event(n: u64) -> NewEvent {
-    NewEvent::new("Tested", 1, Utc::now(), json!({"n": n}))
-}
-
-pub(crate) fn request(
-    stream: &StreamId,
-    expected: Expected,
-    events: Vec<NewEvent>,
-) -> AppendRequest {
-    AppendRequest {
-        stream: stream.clone(),
-        expected,
-        events,
-        metadata: EventMetadata {
-            correlation_id: "corr".into(),
-            causation_id: None,
-            actor: "tester".into(),
-            traceparent: None,
-        },
-        idempotency: None,
-        snapshot: None,
-    }
-}
-
-pub(crate) fn stream(kind: &str) -> StreamId {
-    StreamId::new(kind, uuid::Uuid::now_v7().to_string()).unwrap()
-}
+pub(crate) use events::contract::{event, new_stream as stream, request};
 
 /// A new job stream with event 1 in one commit and events 2 and 3 in a second, once a running
 /// relay sequenced them; returns the stream, the second commit and its first position.
@@ -58,6 +32,18 @@ pub(crate) async fn three_events_in_two_commits(
         .await
         .expect("sequenced");
     (s, second, first)
+}
+
+/// The checks the in-memory log's unit tests run (`events::contract`), here on the store with
+/// its relay giving positions: the memory log stands in for the store only as far as both
+/// pass them.
+#[tokio::test]
+async fn the_store_keeps_the_event_log_contract_the_memory_log_is_held_to() {
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let relay = env.start_relay(&store).await;
+    events::contract::check_all(&store, 16).await;
+    relay.stop().await;
 }
 
 #[tokio::test]
