@@ -417,7 +417,7 @@ fn telemetry_section(out: &mut String, r: &Results) {
     };
     let _ = writeln!(
         out,
-        "\n## Request telemetry on the warm read path\n\n`{}` on two warm query APIs, one started with `--request-telemetry false` (no latency histogram, request id or span), `wrk` at 64 connections in alternation, medians of {} rounds.\n\n| | req/s | p50 ms |\n|---|---|---|\n| telemetry on | {:.0} | {:.2} |\n| telemetry off | {:.0} | {:.2} |\n\nOverhead: {:.1} % of throughput.",
+        "\n## Request telemetry on the warm read path\n\n`{}` on two warm query APIs, one started with `--request-telemetry false` (no latency histogram, request id or span), `wrk` at 64 connections in alternation (the order flipped every round), medians of {} rounds.\n\n| | req/s | p50 ms |\n|---|---|---|\n| telemetry on | {:.0} | {:.2} |\n| telemetry off | {:.0} | {:.2} |\n\nOverhead: {:.1} % of throughput.",
         t.endpoint,
         if t.rounds.is_empty() {
             crate::measure::overhead::ROUNDS

@@ -487,6 +487,7 @@ async fn measure_telemetry_overhead(bench: &Bench<'_>, services: &Services, resu
         overhead::ROUNDS,
         duration,
         &bench.args.out,
+        false,
     )
     .await;
     match measured {
@@ -498,7 +499,10 @@ async fn measure_telemetry_overhead(bench: &Bench<'_>, services: &Services, resu
 }
 
 /// `rounds` of `wrk` on the first page of customers of `query`, alternating with a query API
-/// started beside it with `--request-telemetry false`, both warmed first.
+/// started beside it with `--request-telemetry false`, both warmed first. As a `control` the
+/// second one keeps its telemetry too: two identical services, whose difference is what the
+/// measure itself reads when there is nothing to find.
+#[allow(clippy::too_many_arguments)]
 async fn telemetry_overhead(
     env: &Environment,
     client: &reqwest::Client,
@@ -507,10 +511,13 @@ async fn telemetry_overhead(
     rounds: usize,
     duration: Duration,
     work_dir: &Path,
+    control: bool,
 ) -> anyhow::Result<overhead::TelemetryOverhead> {
     let port = services::free_port()?;
     let mut args = listen_args(port);
-    args.extend(["--request-telemetry".to_owned(), "false".to_owned()]);
+    if !control {
+        args.extend(["--request-telemetry".to_owned(), "false".to_owned()]);
+    }
     let untraced = Service::start(
         env,
         "query-api-no-telemetry",

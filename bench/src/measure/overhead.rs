@@ -1,7 +1,9 @@
 //! What request telemetry (latency histograms, request ids, trace spans) costs on the warm
 //! read path: the same endpoint of two query APIs on the same read models, one with
 //! `--request-telemetry false`, loaded with `wrk` in alternation so that both see the same
-//! machine.
+//! machine. The order flips every round (on, off; then off, on): whichever of the two runs
+//! second in a round meets a machine warmed, or disturbed, by the first, and a fixed order
+//! would count that as the cost of telemetry.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,7 +29,8 @@ pub struct TelemetryOverhead {
     pub rounds: Vec<Round>,
 }
 
-/// One round: `wrk` on the query API with telemetry, then on the one without.
+/// One round: `wrk` on each of the two query APIs (odd rounds with telemetry first, even rounds
+/// without).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Round {
     pub with_telemetry: f64,
@@ -51,7 +54,8 @@ pub struct Pair<'a> {
     pub without_telemetry: &'a str,
 }
 
-/// `rounds` alternating `wrk` runs of `duration` on each URL of `pair`.
+/// `rounds` alternating `wrk` runs of `duration` on each URL of `pair`, the order flipped every
+/// round.
 pub async fn measure(
     pair: Pair<'_>,
     token: &str,
@@ -61,10 +65,14 @@ pub async fn measure(
 ) -> anyhow::Result<TelemetryOverhead> {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 1..=rounds.max(1) {
-        for (url, samples) in [
+        let mut runs = [
             (pair.with_telemetry, &mut on),
             (pair.without_telemetry, &mut off),
-        ] {
+        ];
+        if round % 2 == 0 {
+            runs.reverse();
+        }
+        for (url, samples) in runs {
             let stats = wrk::run(url, token, 64, duration, work_dir)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("wrk completed no request on {url}"))?;

@@ -31,6 +31,9 @@ pub struct OverheadArgs {
     /// Length of each `wrk` run, in seconds.
     #[arg(long, default_value_t = 8)]
     pub seconds: u64,
+    /// Both query APIs with telemetry: the figure is then the measure's own noise and bias.
+    #[arg(long)]
+    pub control: bool,
 }
 
 /// Starts a query API with request telemetry and one without on the read models of the size,
@@ -71,6 +74,7 @@ pub async fn overhead(args: OverheadArgs) -> anyhow::Result<()> {
         args.rounds,
         Duration::from_secs(args.seconds),
         &args.out,
+        args.control,
     )
     .await;
     query.stop().await;
@@ -81,8 +85,13 @@ pub async fn overhead(args: OverheadArgs) -> anyhow::Result<()> {
             size.as_str().to_lowercase()
         )
     })?;
+    if args.control {
+        println!(
+            "Control: both query APIs have telemetry on; the \"off\" column is the second one.\n"
+        );
+    }
     println!(
-        "{} on two warm query APIs ({}), `wrk -t2 -c64 -d{}s`, alternating; load average {} before, {} after.\n",
+        "{} on two warm query APIs ({}), `wrk -t2 -c64 -d{}s`, alternating, the order flipped every round; load average {} before, {} after.\n",
         measured.endpoint,
         env.database,
         args.seconds,
