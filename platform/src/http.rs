@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Instrument;
 
-use crate::metrics::MetricsRegistry;
+use crate::metrics::{MetricsRegistry, RouteRequests};
 use crate::problem::Problem;
 
 /// What `/readyz` checks: the database answers a ping and the NATS connection is up.
@@ -193,10 +192,11 @@ struct TimedLayer {
 impl<S> Layer<S> for TimedLayer {
     type Service = Timed<S>;
 
+    /// Called once for each route of the router: each has its own table of series.
     fn layer(&self, inner: S) -> Timed<S> {
         Timed {
             inner,
-            registry: self.registry.clone(),
+            series: Arc::new(RouteRequests::new(self.registry.clone())),
         }
     }
 }
@@ -204,7 +204,7 @@ impl<S> Layer<S> for TimedLayer {
 #[derive(Clone)]
 struct Timed<S> {
     inner: S,
-    registry: Arc<MetricsRegistry>,
+    series: Arc<RouteRequests>,
 }
 
 impl<S> Service<Request> for Timed<S>
@@ -226,7 +226,7 @@ where
         let method = request.method().clone();
         TimedFuture {
             inner: self.inner.call(request),
-            registry: self.registry.clone(),
+            series: self.series.clone(),
             route,
             method,
             started,
@@ -236,7 +236,7 @@ where
 
 struct TimedFuture<F> {
     inner: F,
-    registry: Arc<MetricsRegistry>,
+    series: Arc<RouteRequests>,
     route: Option<MatchedPath>,
     method: Method,
     started: Instant,
@@ -253,7 +253,7 @@ where
             return Poll::Pending;
         };
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        self.registry.record_request(
+        self.series.record(
             route,
             &self.method,
             response.status().as_u16(),
@@ -337,7 +337,7 @@ where
         // line reports with the request id.
         .on_failure(());
     let service = tower::ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .service(service);
@@ -424,32 +424,35 @@ impl<B> OnResponse<B> for AccessLog {
     }
 }
 
-/// Request ids in UUID form without a random draw per request: a random 64-bit prefix drawn
-/// once per process and a counter (tower-http's `MakeRequestUuid` draws a UUID v4, a
-/// `getrandom` call, per request).
+/// Request ids in UUID form without a random draw per request: each worker thread draws a
+/// random 64-bit prefix once and counts after it (tower-http's `MakeRequestUuid` draws a UUID
+/// v4, a `getrandom` call, per request; one counter shared by the threads bounces its cache
+/// line between them on every request). The id's bytes are one allocation that the request,
+/// its extension and the answer share (a header value copied from a string is reallocated
+/// on its first clone).
 #[derive(Clone)]
-struct RequestIds {
-    prefix: u64,
-    next: Arc<AtomicU64>,
-}
+struct RequestIds;
 
-impl Default for RequestIds {
-    fn default() -> Self {
-        RequestIds {
-            prefix: uuid::Uuid::new_v4().as_u64_pair().0,
-            next: Arc::default(),
-        }
-    }
+thread_local! {
+    /// This thread's id prefix and the next number after it.
+    static NEXT_REQUEST_ID: std::cell::Cell<(u64, u64)> =
+        std::cell::Cell::new(uuid::Uuid::new_v4().as_u64_pair());
 }
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let (prefix, n) = NEXT_REQUEST_ID.with(|next| {
+            let (prefix, n) = next.get();
+            next.set((prefix, n.wrapping_add(1)));
+            (prefix, n)
+        });
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::from_u64_pair(self.prefix, n)
+        uuid::Uuid::from_u64_pair(prefix, n)
             .hyphenated()
             .encode_lower(&mut text);
-        HeaderValue::from_str(id).ok().map(RequestId::new)
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

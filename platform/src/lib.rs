@@ -25,6 +25,7 @@ pub mod config;
 pub mod consistency;
 pub mod http;
 pub mod jwt;
+mod latency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

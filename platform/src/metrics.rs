@@ -9,7 +9,8 @@
 //! it as the local recorder; the handles then record without any lookup.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -18,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics::Histogram;
+
+use crate::latency::BucketedLatency;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -53,13 +56,22 @@ const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0,
 ];
 
-/// How often histogram samples are folded into their buckets between scrapes.
+/// How often histogram samples (and counted request latencies) are folded into their
+/// buckets between scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 type Collector = Box<dyn Fn() + Send + Sync>;
 
 /// Request-latency histograms by route template, then by method and status.
-type RequestDurations = HashMap<String, HashMap<(Method, u16), Histogram>>;
+type RequestDurations = HashMap<String, HashMap<(Method, u16), Arc<RequestLatency>>>;
+
+/// One series of [`REQUEST_DURATION`]: its histogram, and the bucket counts requests add to
+/// between two folds into it.
+struct RequestLatency {
+    route: Box<str>,
+    histogram: Histogram,
+    counted: BucketedLatency,
+}
 
 /// The series of one service instance, labelled `service="<name>"`.
 pub struct MetricsRegistry {
@@ -67,9 +79,11 @@ pub struct MetricsRegistry {
     handle: PrometheusHandle,
     /// Set gauges from state read at scrape time (cache sizes, checkpoints, backlogs).
     collectors: RwLock<Vec<Collector>>,
-    /// [`REQUEST_DURATION`] handles by route template, then method and status: a request
-    /// looks its handle up instead of building a labelled key (allocating its label values)
-    /// and finding it in the registry.
+    /// [`REQUEST_DURATION`] series by route template, then method and status: a request
+    /// looks its series up instead of building a labelled key (allocating its label values)
+    /// and finding it in the registry, and only counts itself into a bucket there
+    /// ([`BucketedLatency`]); the histograms get the counts before each rendering and every
+    /// [`UPKEEP_INTERVAL`].
     request_durations: RwLock<RequestDurations>,
 }
 
@@ -143,8 +157,19 @@ impl MetricsRegistry {
                 collectors.iter().for_each(|collect| collect());
             }
         });
-        self.handle.run_upkeep();
+        self.fold();
         self.handle.render()
+    }
+
+    /// Hands the request latencies counted since the last fold to their histograms, and
+    /// folds every histogram's samples into its buckets.
+    fn fold(&self) {
+        if let Ok(known) = self.request_durations.read() {
+            for latency in known.values().flat_map(HashMap::values) {
+                latency.counted.drain_into(&latency.histogram);
+            }
+        }
+        self.handle.run_upkeep();
     }
 
     /// The `GET /metrics` page.
@@ -162,12 +187,23 @@ impl MetricsRegistry {
     /// Records one request's latency in [`REQUEST_DURATION`] under its route template, method
     /// and status (the layer is `http::timed`).
     pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
+        if let Some(latency) = self.request_latency(route, method, status) {
+            latency.counted.record(elapsed);
+        }
+    }
+
+    /// The [`REQUEST_DURATION`] series of a route template, method and status, made on first
+    /// use.
+    fn request_latency(
+        &self,
+        route: &str,
+        method: &Method,
+        status: u16,
+    ) -> Option<Arc<RequestLatency>> {
         let key = (method.clone(), status);
         if let Ok(known) = self.request_durations.read() {
-            if let Some(histogram) = known.get(route).and_then(|by_key| by_key.get(&key)) {
-                histogram.record(seconds);
-                return;
+            if let Some(latency) = known.get(route).and_then(|by_key| by_key.get(&key)) {
+                return Some(latency.clone());
             }
         }
         let histogram = self.register(|| {
@@ -178,13 +214,19 @@ impl MetricsRegistry {
                 "status" => status.to_string()
             )
         });
-        histogram.record(seconds);
-        if let Ok(mut known) = self.request_durations.write() {
-            known
-                .entry(route.to_owned())
-                .or_default()
-                .insert(key, histogram);
-        }
+        let mut known = self.request_durations.write().ok()?;
+        let latency = known
+            .entry(route.to_owned())
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(RequestLatency {
+                    route: route.into(),
+                    histogram,
+                    counted: BucketedLatency::new(SECONDS_BUCKETS),
+                })
+            });
+        Some(latency.clone())
     }
 
     /// A router serving only `GET /metrics`.
@@ -200,12 +242,93 @@ impl MetricsRegistry {
     }
 }
 
+/// Slots of a [`RouteRequests`] table: far more method and status pairs than one route
+/// answers with.
+const ROUTE_SLOTS: usize = 32;
+
+/// The [`REQUEST_DURATION`] series of one route, found by method and status without a lock:
+/// every request records its latency, and a shared lock or a hash of the route template per
+/// request cost the warm read path more than the recording itself. A pair the table has no
+/// room for (or a method outside the standard ones) goes through the registry's map.
+pub struct RouteRequests {
+    registry: Arc<MetricsRegistry>,
+    slots: [RouteSlot; ROUTE_SLOTS],
+}
+
+#[derive(Default)]
+struct RouteSlot {
+    /// `0` while free, else [`RouteRequests::key`]; set once.
+    key: AtomicU32,
+    latency: OnceLock<Option<Arc<RequestLatency>>>,
+}
+
+impl RouteRequests {
+    pub fn new(registry: Arc<MetricsRegistry>) -> Self {
+        RouteRequests {
+            registry,
+            slots: std::array::from_fn(|_| RouteSlot::default()),
+        }
+    }
+
+    /// Records one request's latency under `route` (the template the router matched),
+    /// `method` and `status`.
+    pub fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        match self.latency(route, method, status) {
+            Some(latency) => latency.counted.record(elapsed),
+            None => self.registry.record_request(route, method, status, elapsed),
+        }
+    }
+
+    fn latency(&self, route: &str, method: &Method, status: u16) -> Option<&RequestLatency> {
+        let key = Self::key(method, status)?;
+        let start = key as usize % ROUTE_SLOTS;
+        for probe in 0..ROUTE_SLOTS {
+            let slot = &self.slots[(start + probe) % ROUTE_SLOTS];
+            let mut held = slot.key.load(Ordering::Acquire);
+            if held == 0 {
+                held = match slot
+                    .key
+                    .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => key,
+                    Err(other) => other,
+                };
+            }
+            if held == key {
+                let latency = slot
+                    .latency
+                    .get_or_init(|| self.registry.request_latency(route, method, status));
+                // One table serves one route; a request of another (none is expected) is
+                // recorded through the registry rather than under this route's series.
+                return latency.as_deref().filter(|l| *l.route == *route);
+            }
+        }
+        None
+    }
+
+    /// Method and status as one non-zero number; `None` for a method outside the standard
+    /// ones.
+    fn key(method: &Method, status: u16) -> Option<u32> {
+        let method = match *method {
+            Method::GET => 1,
+            Method::POST => 2,
+            Method::PUT => 3,
+            Method::PATCH => 4,
+            Method::DELETE => 5,
+            Method::HEAD => 6,
+            Method::OPTIONS => 7,
+            _ => return None,
+        };
+        Some(method << 16 | u32::from(status))
+    }
+}
+
 async fn upkeep(registry: Weak<MetricsRegistry>) {
     let mut ticks = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
         ticks.tick().await;
         match registry.upgrade() {
-            Some(registry) => registry.handle.run_upkeep(),
+            Some(registry) => registry.fold(),
             None => return,
         }
     }
@@ -225,6 +348,68 @@ mod tests {
     fn samples(text: &str) -> prometheus_parse::Scrape {
         let lines = text.lines().map(|line| Ok(line.to_owned()));
         prometheus_parse::Scrape::parse(lines).expect("Prometheus text")
+    }
+
+    /// The request count and sum of one series of [`REQUEST_DURATION`] in a scrape.
+    fn request_series(text: &str, route: &str, status: &str) -> Option<(f64, f64)> {
+        let histogram = samples(text).samples.into_iter().find(|s| {
+            s.metric == REQUEST_DURATION
+                && s.labels.get("route") == Some(route)
+                && s.labels.get("status") == Some(status)
+        })?;
+        match histogram.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                let count = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+                let sum = samples(text)
+                    .samples
+                    .into_iter()
+                    .find(|s| {
+                        s.metric == format!("{REQUEST_DURATION}_sum")
+                            && s.labels.get("route") == Some(route)
+                            && s.labels.get("status") == Some(status)
+                    })
+                    .map(|s| match s.value {
+                        prometheus_parse::Value::Untyped(v) => v,
+                        _ => f64::NAN,
+                    })?;
+                Some((count, sum))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn request_latencies_reach_their_series_across_renders_whatever_the_table_holds() {
+        let registry = MetricsRegistry::new("svc");
+        let route = RouteRequests::new(registry.clone());
+        // More statuses than the route's table has slots: the rest go through the registry.
+        for status in 200..200 + 2 * ROUTE_SLOTS as u16 {
+            route.record(
+                "/items/{id}",
+                &Method::GET,
+                status,
+                Duration::from_millis(3),
+            );
+        }
+        // A route the table does not serve is kept apart all the same.
+        route.record("/other", &Method::GET, 200, Duration::from_millis(20));
+        let first = registry.render();
+        for status in [200, 200 + ROUTE_SLOTS as u16 + 5] {
+            let (count, sum) = request_series(&first, "/items/:id", &status.to_string())
+                .unwrap_or_else(|| panic!("no series for {status}: {first}"));
+            assert_eq!(count, 1.0);
+            assert!((sum - 0.003).abs() < 1e-9, "{sum}");
+        }
+        assert_eq!(
+            request_series(&first, "/other", "200").map(|(count, _)| count),
+            Some(1.0)
+        );
+
+        route.record("/items/{id}", &Method::GET, 200, Duration::from_millis(7));
+        let second = registry.render();
+        let (count, sum) = request_series(&second, "/items/:id", "200").expect("series");
+        assert_eq!(count, 2.0, "counts add up across renders: {second}");
+        assert!((sum - 0.010).abs() < 1e-9, "{sum}");
     }
 
     #[test]
