@@ -3,21 +3,24 @@
 //! running, so the in-memory log stays true to the real one. Each check panics on a breach
 //! and uses streams of its own, so they run one after another on one log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::envelope::{EventEnvelope, EventMetadata, NewEvent, StreamId};
 use crate::store::{
-    AppendError, AppendOutcome, AppendRequest, EventLog, Expected, IdempotencyKey, ReadAllOptions,
-    Snapshot,
+    AppendError, AppendOutcome, AppendRequest, BulkImport, EventLog, Expected, IdempotencyKey,
+    ImportedCommit, ReadAllOptions, Snapshot,
 };
 
-/// Runs every check, with `writers` concurrent appenders in the race.
+/// Runs every check, with `writers` concurrent appenders in the race; the import first, as
+/// an import wants to be the log's only writer and the relay of MongoDB may still be
+/// sequencing the appends of a check before it.
 pub async fn check_all<L: EventLog>(log: &L, writers: usize) {
+    imports_read_like_appends(log).await;
     one_writer_wins_each_version(log, writers).await;
     expected_versions_are_checked(log).await;
     idempotency_keys_replay_and_refuse(log).await;
@@ -43,14 +46,18 @@ pub fn request(stream: &StreamId, expected: Expected, events: Vec<NewEvent>) -> 
         stream: stream.clone(),
         expected,
         events,
-        metadata: EventMetadata {
-            correlation_id: "contract".into(),
-            causation_id: None,
-            actor: "tester".into(),
-            traceparent: None,
-        },
+        metadata: metadata(),
         idempotency: None,
         snapshot: None,
+    }
+}
+
+fn metadata() -> EventMetadata {
+    EventMetadata {
+        correlation_id: "contract".into(),
+        causation_id: None,
+        actor: "tester".into(),
+        traceparent: None,
     }
 }
 
@@ -150,31 +157,11 @@ pub async fn expected_versions_are_checked<L: EventLog>(log: &L) {
     .await
     .expect("three events at once");
     for expected in [0, 2, 7] {
-        match log
-            .append(request(
-                &stream,
-                Expected::Version(expected),
-                vec![event(9)],
-            ))
-            .await
-        {
-            Err(AppendError::Conflict {
-                expected: named,
-                actual,
-                ..
-            }) => assert_eq!((named, actual), (expected, 3)),
-            other => panic!("expected a conflict at {expected}, got {other:?}"),
-        }
+        let stale = request(&stream, Expected::Version(expected), vec![event(9)]);
+        assert_eq!(conflict(log.append(stale).await), (expected, 3));
     }
-    match log
-        .append(request(&stream, Expected::Head(empty), vec![event(9)]))
-        .await
-    {
-        Err(AppendError::Conflict {
-            expected, actual, ..
-        }) => assert_eq!((expected, actual), (0, 3)),
-        other => panic!("an append from a stale head must conflict, got {other:?}"),
-    }
+    let stale = request(&stream, Expected::Head(empty), vec![event(9)]);
+    assert_eq!(conflict(log.append(stale).await), (0, 3));
     let any = log
         .append(request(&stream, Expected::Any, vec![event(4)]))
         .await
@@ -191,6 +178,17 @@ pub async fn expected_versions_are_checked<L: EventLog>(log: &L) {
         versions(&log.read_stream(&stream, 3).await.expect("read")),
         vec![3, 4]
     );
+}
+
+/// The expected and actual versions a conflict names; any other outcome is a breach.
+#[track_caller]
+fn conflict(outcome: Result<AppendOutcome, AppendError>) -> (u64, u64) {
+    match outcome {
+        Err(AppendError::Conflict {
+            expected, actual, ..
+        }) => (expected, actual),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
 }
 
 fn keyed(key: &str, fingerprint: &str) -> IdempotencyKey {
@@ -409,4 +407,129 @@ pub async fn pages_from_a_position_agree_with_the_whole_log<L: EventLog>(log: &L
         .await
         .expect("past the end");
     assert!(beyond.is_empty());
+}
+
+/// An event of `stream`, imported or appended, at `version` with the payload of `n`.
+fn is_event(event: &EventEnvelope, stream: &StreamId, version: u64, n: u64) -> bool {
+    event.stream() == *stream && event.version == version && event.payload == json!({ "n": n })
+}
+
+/// Bulk imported commits, while nothing else writes the log, read back as appended ones
+/// would: their events at dense positions after the log's last in the order written, each
+/// stream loading at its last imported commit with the snapshot given for it (one without
+/// keeping none); an append from that head lands at the next version and position, one from
+/// an older head conflicts.
+pub async fn imports_read_like_appends<L: EventLog>(log: &L) {
+    let tail = read_all(log, 0, 100)
+        .await
+        .last()
+        .map_or(0, |e| e.position.expect("a position"));
+    let (a, b, c) = (
+        new_stream("imported"),
+        new_stream("imported"),
+        new_stream("imported"),
+    );
+    let recorded_at = DateTime::from_timestamp_millis(1_700_000_000_123).expect("a time");
+    let commit = |stream: &StreamId, first_version: u64, ns: &[u64]| ImportedCommit {
+        stream: stream.clone(),
+        first_version,
+        events: ns.iter().map(|&n| event(n)).collect(),
+        metadata: EventMetadata {
+            actor: "importer".into(),
+            ..metadata()
+        },
+        append_id: Uuid::now_v7(),
+        recorded_at,
+    };
+    let batches = [
+        vec![
+            commit(&a, 1, &[1, 2]),
+            commit(&b, 1, &[3]),
+            commit(&c, 1, &[4, 5, 6]),
+        ],
+        Vec::new(),
+        vec![commit(&a, 3, &[7]), commit(&b, 2, &[8, 9])],
+    ];
+    // (stream, version, n) of every imported event in the order written.
+    let expected: Vec<(StreamId, u64, u64)> = batches
+        .iter()
+        .flatten()
+        .flat_map(|commit| {
+            let numbers = commit.events.iter().map(|e| e.payload["n"].as_u64());
+            (commit.first_version..)
+                .zip(numbers)
+                .map(|(version, n)| (commit.stream.clone(), version, n.expect("a number")))
+        })
+        .collect();
+    let mut import = log.import(tail + 1);
+    assert_eq!(import.next_position(), tail + 1);
+    let mut written = 0;
+    for batch in &batches {
+        import.write(batch).await.expect("an imported batch");
+        written += batch.iter().map(|c| c.events.len() as u64).sum::<u64>();
+        assert_eq!(import.next_position(), tail + 1 + written);
+    }
+    let snapshot = |seen: u64| Snapshot {
+        schema: 2,
+        state: json!({ "seen": seen }),
+    };
+    let snapshots: HashMap<String, Snapshot> =
+        [(a.to_string(), snapshot(3)), (c.to_string(), snapshot(3))]
+            .into_iter()
+            .collect();
+    let next = import.finish(&snapshots).await.expect("the import's heads");
+    assert_eq!(next, tail + 1 + expected.len() as u64);
+
+    let imported = read_all(log, tail, 4).await;
+    assert_eq!(imported.len(), expected.len(), "the log after the import");
+    for ((event, (stream, version, n)), position) in imported.iter().zip(&expected).zip(tail + 1..)
+    {
+        assert!(
+            is_event(event, stream, *version, *n),
+            "{event:?} at {position}"
+        );
+        assert_eq!(event.position, Some(position));
+        assert_eq!(
+            (event.actor.as_str(), event.recorded_at),
+            ("importer", recorded_at)
+        );
+    }
+    let paged = log.read_positions(tail + 1, 3).await.expect("a page");
+    assert_eq!(paged, imported[1..4]);
+    for stream in [&a, &b, &c] {
+        let of_stream: Vec<&EventEnvelope> =
+            imported.iter().filter(|e| e.stream() == *stream).collect();
+        let read = log.read_stream(stream, 1).await.expect("read stream");
+        assert_eq!(read.iter().collect::<Vec<_>>(), of_stream);
+        let head = log.head(stream).await.expect("head");
+        assert_eq!(head.version(), 3);
+    }
+
+    let loaded = log.load(&a).await.expect("load");
+    assert_eq!(loaded.snapshot, Some((3, 2, json!({ "seen": 3 }))));
+    assert!(loaded.events.is_empty());
+    assert_eq!(loaded.head.version(), 3);
+    let loaded_b = log.load(&b).await.expect("load");
+    assert_eq!(loaded_b.snapshot, None);
+    assert_eq!(versions(&loaded_b.events), vec![1, 2, 3]);
+    let loaded_c = log.load(&c).await.expect("load");
+    assert_eq!(loaded_c.snapshot, Some((3, 2, json!({ "seen": 3 }))));
+
+    let stale = request(&a, Expected::Version(2), vec![event(10)]);
+    assert_eq!(conflict(log.append(stale).await), (2, 3));
+    let appended = log
+        .append(request(&a, Expected::Head(loaded.head), vec![event(11)]))
+        .await
+        .expect("an append from the imported head");
+    assert_eq!((appended.first_version, appended.last_version), (4, 4));
+    let after = whole_log_holding(log, &HashSet::from([appended.event_ids[0]])).await;
+    let landed = after
+        .iter()
+        .find(|e| e.event_id == appended.event_ids[0])
+        .expect("the appended event");
+    assert!(is_event(landed, &a, 4, 11));
+    assert_eq!(landed.position, Some(next), "the append follows the import");
+    let loaded = log.load(&a).await.expect("load");
+    assert_eq!(loaded.snapshot, Some((3, 2, json!({ "seen": 3 }))));
+    assert_eq!(versions(&loaded.events), vec![4]);
 }

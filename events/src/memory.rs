@@ -9,6 +9,9 @@
 //! - The head is never behind, so [`EventLog::load_at_hint`] is [`EventLog::load`], and an
 //!   idempotency key is never "in progress": it is recorded with its commit, under one lock.
 //! - Times are cut to milliseconds as MongoDB stores them; payloads are kept as given.
+//! - An import's batch is checked before it is written: a position or version that does not
+//!   follow the log's or the stream's is refused, where MongoDB would fail on a duplicate or
+//!   leave a gap.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,10 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{EventEnvelope, StreamId};
+use crate::envelope::{EventEnvelope, EventMetadata, NewEvent, StreamId};
 use crate::store::{
-    AppendError, AppendOutcome, AppendRequest, EventBatches, EventLog, Expected, IdempotencyKey,
-    LoadedStream, ReadAllOptions, StoreError, StreamHead,
+    AppendError, AppendOutcome, AppendRequest, BulkImport, EventBatches, EventLog, Expected,
+    IdempotencyKey, ImportedCommit, LoadedStream, ReadAllOptions, Snapshot, StoreError, StreamHead,
 };
 
 /// An event log held in memory; clones share it.
@@ -126,13 +129,40 @@ impl Log {
                 actual,
             });
         }
-        let first_version = actual + 1;
+        let outcome = self.push_commit(
+            stream,
+            actual + 1,
+            request.events,
+            &request.metadata,
+            Utc::now(),
+        );
+        if let Some(key) = request.idempotency {
+            let keyed = Keyed {
+                fingerprint: key.fingerprint,
+                outcome: outcome.clone(),
+            };
+            self.keys.insert(key.key, keyed);
+        }
+        if let Some(snapshot) = request.snapshot {
+            self.keep_snapshot(&outcome.stream, outcome.last_version, snapshot);
+        }
+        Ok(outcome)
+    }
+
+    /// Adds a commit of `events` at `first_version`, positioned at the end of the log.
+    fn push_commit(
+        &mut self,
+        stream: StreamId,
+        first_version: u64,
+        events: Vec<NewEvent>,
+        metadata: &EventMetadata,
+        recorded_at: DateTime<Utc>,
+    ) -> AppendOutcome {
         let first_index = self.events.len();
         let first_position = first_index as u64 + 1;
-        let recorded_at = to_millis(Utc::now());
-        let metadata = request.metadata;
-        let mut event_ids = Vec::with_capacity(request.events.len());
-        for (offset, event) in (0u64..).zip(request.events) {
+        let recorded_at = to_millis(recorded_at);
+        let mut event_ids = Vec::with_capacity(events.len());
+        for (offset, event) in (0u64..).zip(events) {
             event_ids.push(event.event_id);
             self.events.push(EventEnvelope {
                 event_id: event.event_id,
@@ -160,26 +190,59 @@ impl Log {
             replayed: false,
             stream,
         };
-        if let Some(key) = request.idempotency {
-            let keyed = Keyed {
-                fingerprint: key.fingerprint,
-                outcome: outcome.clone(),
-            };
-            self.keys.insert(key.key, keyed);
-        }
         let saved = self.streams.entry(outcome.stream.clone()).or_default();
         saved.commits.push(Commit {
             outcome: outcome.clone(),
             first_index,
         });
-        if let Some(snapshot) = request.snapshot {
+        outcome
+    }
+
+    fn keep_snapshot(&mut self, stream: &StreamId, version: u64, snapshot: Snapshot) {
+        if let Some(saved) = self.streams.get_mut(stream) {
             saved.snapshot = Some(SavedSnapshot {
-                version: outcome.last_version,
+                version,
                 schema: snapshot.schema,
                 state: snapshot.state,
             });
         }
-        Ok(outcome)
+    }
+
+    /// Writes an import's batch at `first_position`, all of it or, when a commit would not
+    /// follow the log or its stream, none.
+    fn import(&mut self, first_position: u64, batch: &[ImportedCommit]) -> Result<(), StoreError> {
+        let end = self.events.len() as u64;
+        if first_position != end + 1 {
+            return Err(StoreError::corrupt(format!(
+                "an import at position {first_position} into a log ending at {end}"
+            )));
+        }
+        let mut heads: HashMap<&StreamId, u64> = HashMap::new();
+        for commit in batch {
+            let head = match heads.get(&commit.stream) {
+                Some(version) => *version,
+                None => self.head(&commit.stream).version,
+            };
+            if commit.events.is_empty() || commit.first_version != head + 1 {
+                return Err(StoreError::corrupt(format!(
+                    "an imported commit of {} at version {} with {} events onto head {head}",
+                    commit.stream,
+                    commit.first_version,
+                    commit.events.len()
+                )));
+            }
+            heads.insert(&commit.stream, head + commit.events.len() as u64);
+        }
+        for commit in batch {
+            self.push_commit(
+                commit.stream.clone(),
+                commit.first_version,
+                commit.events.clone(),
+                &commit.metadata,
+                commit.recorded_at,
+            );
+        }
+        Ok(())
     }
 
     /// The stream's events from `from_version` on.
@@ -278,6 +341,54 @@ impl EventLog for MemoryEventLog {
         let after = log.page(options.after_position, usize::MAX);
         EventBatches::ready(after.chunks(batch_size).map(<[_]>::to_vec).collect())
     }
+
+    type Import<'a> = MemoryImport<'a>;
+
+    fn import(&self, first_position: u64) -> MemoryImport<'_> {
+        MemoryImport {
+            log: self,
+            next_position: first_position,
+            streams: HashMap::new(),
+        }
+    }
+}
+
+/// An import into a [`MemoryEventLog`]: each batch is in the log once written, the snapshots
+/// at [`BulkImport::finish`].
+#[derive(Debug)]
+pub struct MemoryImport<'a> {
+    log: &'a MemoryEventLog,
+    next_position: u64,
+    /// The imported streams by name, with the last version imported.
+    streams: HashMap<String, (StreamId, u64)>,
+}
+
+impl BulkImport for MemoryImport<'_> {
+    fn next_position(&self) -> u64 {
+        self.next_position
+    }
+
+    async fn write(&mut self, batch: &[ImportedCommit]) -> Result<(), StoreError> {
+        self.log.lock().import(self.next_position, batch)?;
+        for commit in batch {
+            let events = commit.events.len() as u64;
+            self.next_position += events;
+            let last = commit.first_version + events - 1;
+            let name = commit.stream.to_string();
+            self.streams.insert(name, (commit.stream.clone(), last));
+        }
+        Ok(())
+    }
+
+    async fn finish(self, snapshots: &HashMap<String, Snapshot>) -> Result<u64, StoreError> {
+        let mut log = self.log.lock();
+        for (name, (stream, version)) in &self.streams {
+            if let Some(snapshot) = snapshots.get(name) {
+                log.keep_snapshot(stream, *version, snapshot.clone());
+            }
+        }
+        Ok(self.next_position)
+    }
 }
 
 #[cfg(test)]
@@ -308,6 +419,48 @@ mod tests {
     #[tokio::test]
     async fn pages_from_any_position_agree_with_the_whole_log() {
         contract::pages_from_a_position_agree_with_the_whole_log(&MemoryEventLog::new()).await;
+    }
+
+    #[tokio::test]
+    async fn imported_commits_read_like_appended_ones() {
+        contract::imports_read_like_appends(&MemoryEventLog::new()).await;
+    }
+
+    #[tokio::test]
+    async fn an_import_after_appends_continues_their_positions() {
+        let log = MemoryEventLog::new();
+        contract::pages_from_a_position_agree_with_the_whole_log(&log).await;
+        contract::imports_read_like_appends(&log).await;
+    }
+
+    #[tokio::test]
+    async fn an_import_that_would_not_follow_the_log_or_its_stream_is_refused_whole() {
+        let log = MemoryEventLog::new();
+        let a = new_stream("a");
+        log.append(request(&a, Expected::Any, vec![event(1)]))
+            .await
+            .unwrap();
+        let commit = |first_version| ImportedCommit {
+            stream: a.clone(),
+            first_version,
+            events: vec![event(2)],
+            metadata: EventMetadata::default(),
+            append_id: uuid::Uuid::now_v7(),
+            recorded_at: Utc::now(),
+        };
+        for position in [1, 3] {
+            let mut import = log.import(position);
+            let refused = import.write(&[commit(2)]).await;
+            assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{position}");
+        }
+        let mut import = log.import(2);
+        let refused = import.write(&[commit(2), commit(4)]).await;
+        assert!(matches!(refused, Err(StoreError::Corrupt(_))));
+        assert_eq!(import.next_position(), 2);
+        assert_eq!(log.read_stream(&a, 1).await.unwrap().len(), 1);
+        import.write(&[commit(2), commit(3)]).await.unwrap();
+        assert_eq!(import.finish(&HashMap::new()).await.unwrap(), 4);
+        assert_eq!(log.head(&a).await.unwrap().version(), 3);
     }
 
     #[tokio::test]

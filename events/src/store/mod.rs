@@ -48,7 +48,7 @@ pub use claims::{Claims, Holder};
 pub use docs::{log_id, pack_state};
 pub use identity::IDENTITY_COLLECTION;
 pub use import::{Import, ImportedCommit};
-pub use port::EventLog;
+pub use port::{BulkImport, EventLog};
 pub use read::{EventBatches, LoadedStream, ReadAllOptions};
 
 use docs::{CommitDoc, HeadDoc, IdempotencyDoc, LogDoc, OutboxDoc, PositionDoc};
