@@ -1,5 +1,5 @@
 //! Writes decided commits straight into the event store through its bulk import
-//! (`events::store::Import`: commits, the global log with dense positions 1, 2, 3…, and heads
+//! (`events::EventLog::import`: commits, the global log with dense positions 1, 2, 3…, and heads
 //! with each stream's final state as its snapshot), then publishes every event on JetStream in
 //! position order, as the relay would have. The result is indistinguishable from a store the
 //! command API and relay filled, only ~50× faster to produce.
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use events::store::{ImportedCommit, Snapshot};
-use events::{Bus, BusConfig, EventEnvelope, EventMetadata, EventStore, NewEvent};
+use events::store::{BulkImport, ImportedCommit, Snapshot};
+use events::{Bus, BusConfig, EventEnvelope, EventLog, EventMetadata, NewEvent};
 
 use crate::decide::Commit;
 
@@ -26,8 +26,8 @@ pub struct LoadStats {
 
 /// Loads `commits` into `store`, which must be empty (positions start at `start_position`),
 /// then publishes them on `bus` (if given) in position order.
-pub async fn load(
-    store: &EventStore,
+pub async fn load<L: EventLog>(
+    store: &L,
     bus: Option<(async_nats::Client, BusConfig)>,
     commits: &[Commit],
     snapshots: &HashMap<String, Snapshot>,
