@@ -234,8 +234,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         Codec::for_business(connections.context.time_zone),
         config.tuning.clone(),
         connections.context,
-        connections.nats.clone(),
-        connections.changes_subject,
+        notify::NoticeChannel {
+            nats: connections.nats.clone(),
+            subject: connections.changes_subject,
+        },
         ownership,
     );
     live.run(connections.bus, config.durable_name(), shutdown)

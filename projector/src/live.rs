@@ -65,8 +65,7 @@ impl Live {
         codec: Codec,
         tuning: Tuning,
         context: ProjectionContext,
-        nats: async_nats::Client,
-        changes_subject: String,
+        notices: notify::NoticeChannel,
         ownership: Arc<Ownership>,
     ) -> Self {
         let reorder = Reorder::new(0, tuning.reorder_capacity, tuning.gap_wait());
@@ -76,8 +75,8 @@ impl Live {
             codec,
             tuning,
             context,
-            nats,
-            changes_subject,
+            nats: notices.nats,
+            changes_subject: notices.subject,
             models: Vec::new(),
             epochs: BTreeMap::new(),
             ownership,

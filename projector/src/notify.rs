@@ -26,6 +26,12 @@ struct ChangeNotice<'a> {
     traceparents: &'a [String],
 }
 
+/// Where change notices go: the NATS connection and the subject the query APIs listen on.
+pub(crate) struct NoticeChannel {
+    pub(crate) nats: async_nats::Client,
+    pub(crate) subject: String,
+}
+
 /// Traces named per notice: enough to follow any command of a live batch, bounded for a
 /// catch-up that flushes thousands of events at once.
 pub(crate) const TRACES_PER_NOTICE: usize = 64;
