@@ -45,14 +45,15 @@ impl BucketedLatency {
 
     /// Records what was counted since the last drain into `histogram`, and starts again from
     /// zero. A sample recorded while this runs may have its count taken now and its time at
-    /// the next drain (or the reverse): the sum is exact over any two drains, and a mean is
-    /// kept inside its bucket whatever it is, so no sample ever moves to another bucket.
+    /// the next drain: the sum then misses that one sample's time, but a mean is kept inside
+    /// its bucket whatever it is, so no count is lost and none moves to another bucket.
     pub(crate) fn drain_into(&self, histogram: &Histogram) {
         for (bucket, (count, nanos)) in self.counts.iter().zip(self.nanos.iter()).enumerate() {
             let count = count.swap(0, Ordering::Relaxed);
             let nanos = nanos.swap(0, Ordering::Relaxed);
             if count == 0 {
-                // Time without a count belongs to a sample counted at the last drain.
+                // Time without a count belongs to a sample counted at the last drain, whose
+                // bucket has been given its mean already.
                 continue;
             }
             let mean = nanos as f64 / 1e9 / count as f64;
