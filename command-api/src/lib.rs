@@ -227,11 +227,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         nats,
     };
     let registry = state.metrics.registry();
-    let router = platform::http::timed(routes::router(state), &registry, &config.edge)
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            platform::limits::limit_by_address,
-        ))
+    let router = routes::router(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(platform::http::route_timing(&registry, &config.edge))
+                .layer(axum::middleware::from_fn_with_state(
+                    limits,
+                    platform::limits::limit_by_address,
+                )),
+        )
         .merge(platform::http::health_routes(readiness));
     let router = platform::http::edge(router, &config.edge, platform::http::RequestSpans::Traced);
     tracing::info!(address = ?listener.local_addr().ok(), "command API listening");

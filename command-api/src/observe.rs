@@ -1,6 +1,6 @@
 //! Correlation ids (taken from `X-Correlation-Id` or made, and echoed) and the service's
 //! series on `/metrics`: responses by status class, commands by aggregate type and outcome,
-//! request latencies (`platform::http::timed`) and the event store's write path.
+//! request latencies (`platform::http::route_timing`) and the event store's write path.
 
 use std::sync::Arc;
 

@@ -166,45 +166,46 @@ pub fn edge(router: Router, args: &EdgeArgs, spans: RequestSpans) -> Router {
     }
 }
 
-/// `router` with each request's latency recorded in `registry` (unless request telemetry is
-/// off); layer it on the routes themselves, so the matched route template is known.
-pub fn timed<S: Clone + Send + Sync + 'static>(
-    router: Router<S>,
-    registry: &Arc<MetricsRegistry>,
-    args: &EdgeArgs,
-) -> Router<S> {
-    if !args.request_telemetry {
-        return router;
+/// The layer that records each request's latency in `registry` (a pass-through when request
+/// telemetry is off). Layer it on the routes themselves, so the matched route template is
+/// known, and in one `Router::layer` call with the other per-route layers
+/// (`tower::ServiceBuilder`): each `Router::layer` call boxes every route once more, and a
+/// request clones every box of its route.
+pub fn route_timing(registry: &Arc<MetricsRegistry>, args: &EdgeArgs) -> RouteTiming {
+    RouteTiming {
+        registry: args.request_telemetry.then(|| registry.clone()),
     }
-    router.layer(TimedLayer {
-        registry: registry.clone(),
-    })
 }
 
-/// Records [`crate::metrics::REQUEST_DURATION`] around each route. A layer of its own rather
-/// than `axum::middleware::from_fn`, which boxes a future and clones the route's service for
-/// every request.
+/// Records [`crate::metrics::REQUEST_DURATION`] around each route; made by [`route_timing`].
+/// A layer of its own rather than `axum::middleware::from_fn`, which boxes a future and
+/// clones the route's service for every request.
 #[derive(Clone)]
-struct TimedLayer {
-    registry: Arc<MetricsRegistry>,
+pub struct RouteTiming {
+    registry: Option<Arc<MetricsRegistry>>,
 }
 
-impl<S> Layer<S> for TimedLayer {
+impl<S> Layer<S> for RouteTiming {
     type Service = Timed<S>;
 
     /// Called once for each route of the router: each has its own table of series.
     fn layer(&self, inner: S) -> Timed<S> {
         Timed {
             inner,
-            series: Arc::new(RouteRequests::new(self.registry.clone())),
+            series: self
+                .registry
+                .as_ref()
+                .map(|registry| Arc::new(RouteRequests::new(registry.clone()))),
         }
     }
 }
 
+/// A route's service with its latencies recorded (see [`RouteTiming`]).
 #[derive(Clone)]
-struct Timed<S> {
+pub struct Timed<S> {
     inner: S,
-    series: Arc<RouteRequests>,
+    /// `None` when request telemetry is off.
+    series: Option<Arc<RouteRequests>>,
 }
 
 impl<S> Service<Request> for Timed<S>
@@ -221,21 +222,27 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let started = Instant::now();
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = request.method().clone();
+        let timing = self.series.as_ref().map(|series| Timing {
+            series: series.clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: request.method().clone(),
+            started: Instant::now(),
+        });
         TimedFuture {
             inner: self.inner.call(request),
-            series: self.series.clone(),
-            route,
-            method,
-            started,
+            timing,
         }
     }
 }
 
-struct TimedFuture<F> {
+/// The future of a [`Timed`] route.
+pub struct TimedFuture<F> {
     inner: F,
+    timing: Option<Timing>,
+}
+
+/// What a request's latency is recorded under, and since when.
+struct Timing {
     series: Arc<RouteRequests>,
     route: Option<MatchedPath>,
     method: Method,
@@ -252,13 +259,18 @@ where
         let Poll::Ready(Ok(response)) = Pin::new(&mut self.inner).poll(cx) else {
             return Poll::Pending;
         };
-        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        self.series.record(
-            route,
-            &self.method,
-            response.status().as_u16(),
-            self.started.elapsed(),
-        );
+        if let Some(timing) = &self.timing {
+            let route = timing
+                .route
+                .as_ref()
+                .map_or("unmatched", MatchedPath::as_str);
+            timing.series.record(
+                route,
+                &timing.method,
+                response.status().as_u16(),
+                timing.started.elapsed(),
+            );
+        }
         Poll::Ready(Ok(response))
     }
 }
@@ -761,21 +773,25 @@ mod tests {
         assert_eq!(body, READ_SPAN);
     }
 
+    /// The defaults of [`EdgeArgs`], with request telemetry on.
+    const EDGE_DEFAULTS: EdgeArgs = EdgeArgs {
+        request_timeout_ms: 1_000,
+        cors_origins: Vec::new(),
+        header_read_timeout_ms: 10_000,
+        max_header_bytes: 32 * 1024,
+        request_telemetry: true,
+    };
+
     #[tokio::test]
     async fn each_request_is_timed_under_its_route_template_method_and_status() {
         let registry = MetricsRegistry::new("timed");
         let args = EdgeArgs {
-            request_timeout_ms: 1_000,
-            cors_origins: Vec::new(),
-            header_read_timeout_ms: 10_000,
-            max_header_bytes: 32 * 1024,
             request_telemetry: true,
+            ..EDGE_DEFAULTS
         };
-        let app = timed(
-            Router::new().route("/items/{id}", get(|| async { "ok" })),
-            &registry,
-            &args,
-        );
+        let app = Router::new()
+            .route("/items/{id}", get(|| async { "ok" }))
+            .layer(route_timing(&registry, &args));
         for path in ["/items/7", "/items/8", "/elsewhere"] {
             let request = Request::get(path).body(Body::empty()).unwrap();
             app.clone().oneshot(request).await.unwrap();
@@ -797,13 +813,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_request_telemetry_off_routes_answer_and_record_nothing() {
+        let registry = MetricsRegistry::new("untimed");
+        let args = EdgeArgs {
+            request_telemetry: false,
+            ..EDGE_DEFAULTS
+        };
+        let app = Router::new()
+            .route("/items/{id}", get(|| async { "ok" }))
+            .layer(route_timing(&registry, &args));
+        let request = Request::get("/items/7").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = registry.render();
+        assert!(
+            !text.contains("simplepro_http_request_duration_seconds_count{"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn every_answer_has_security_headers_and_a_slow_one_times_out_as_a_problem() {
         let args = EdgeArgs {
             request_timeout_ms: 50,
             cors_origins: vec![HeaderValue::from_static("https://ops.example.com")],
-            header_read_timeout_ms: 10_000,
-            max_header_bytes: 32 * 1024,
-            request_telemetry: true,
+            ..EDGE_DEFAULTS
         };
         let app = edge(
             Router::new().route("/", get(|| async { "ok" })).route(

@@ -1,6 +1,6 @@
 //! One Prometheus registry per service instance, fed through the `metrics` facade, and the
 //! `/metrics` page and request-latency histograms every service shares (recorded by
-//! `http::timed`).
+//! `http::route_timing`).
 //!
 //! A registry is not installed as the process-global recorder: tests run a command API, a
 //! query API and a projector in one process, and each must answer `/metrics` with its own
@@ -185,7 +185,7 @@ impl MetricsRegistry {
     }
 
     /// Records one request's latency in [`REQUEST_DURATION`] under its route template, method
-    /// and status (the layer is `http::timed`).
+    /// and status (the layer is `http::route_timing`).
     pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
         if let Some(latency) = self.request_latency(route, method, status) {
             latency.counted.record(elapsed);

@@ -229,16 +229,20 @@ fn router(
     readiness: Readiness,
 ) -> Router {
     let (v1, _) = routes::routes().split_for_parts();
-    let v1 = v1
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(platform::http::run_to_completion))
+    let registry = app.metrics.registry();
+    // One `layer` call: each call boxes every route once more, and a request clones them all.
+    let per_route = tower::ServiceBuilder::new()
+        .layer(platform::http::route_timing(&registry, edge))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             platform::limits::limit_by_address,
-        ));
-    let registry = app.metrics.registry();
-    let v1 = platform::http::timed(v1, &registry, edge).with_state(app);
+        ))
+        .layer(axum::middleware::from_fn(platform::http::run_to_completion));
+    let v1 = v1
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(per_route)
+        .with_state(app);
     platform::http::edge(
         v1.merge(health_routes(readiness)).merge(page::routes()),
         edge,
