@@ -408,10 +408,11 @@ async fn load(
     let bus = if no_publish {
         None
     } else {
-        Some((
-            events::bus::connect_nats(&connection.nats_url, "bench").await?,
-            connection.bus_config(),
-        ))
+        Some(crate::loader::PublishTo {
+            client: events::bus::connect_nats(&connection.nats_url, "bench").await?,
+            config: connection.bus_config(),
+            store_id: store.identity().to_owned(),
+        })
     };
     let stats = crate::loader::load(&store, bus, &commits, &snapshots, 1).await?;
     println!("{}", serde_json::to_string_pretty(&stats)?);

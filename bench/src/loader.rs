@@ -24,11 +24,19 @@ pub struct LoadStats {
     pub publish_seconds: f64,
 }
 
+/// Where [`load`] publishes what it loaded: a JetStream stream, as events of the store
+/// named `store_id` (its [`events::EventStore::identity`]).
+pub struct PublishTo {
+    pub client: async_nats::Client,
+    pub config: BusConfig,
+    pub store_id: String,
+}
+
 /// Loads `commits` into `store`, which must be empty (positions start at `start_position`),
 /// then publishes them on `bus` (if given) in position order.
 pub async fn load<L: EventLog>(
     store: &L,
-    bus: Option<(async_nats::Client, BusConfig)>,
+    bus: Option<PublishTo>,
     commits: &[Commit],
     snapshots: &HashMap<String, Snapshot>,
     start_position: u64,
@@ -49,8 +57,8 @@ pub async fn load<L: EventLog>(
     let insert_seconds = started.elapsed().as_secs_f64();
 
     let published = Instant::now();
-    if let Some((client, config)) = bus {
-        publish(client, config, commits, start_position).await?;
+    if let Some(bus) = bus {
+        publish(bus, commits, start_position).await?;
     }
     Ok(LoadStats {
         commits: commits.len(),
@@ -96,13 +104,8 @@ pub fn envelopes(commit: &Commit, first_position: u64) -> anyhow::Result<Vec<Eve
         .context("encoding a generated commit")
 }
 
-async fn publish(
-    client: async_nats::Client,
-    config: BusConfig,
-    commits: &[Commit],
-    start_position: u64,
-) -> anyhow::Result<()> {
-    let bus = Bus::new(client, config);
+async fn publish(to: PublishTo, commits: &[Commit], start_position: u64) -> anyhow::Result<()> {
+    let bus = Bus::new(to.client, to.config);
     bus.ensure_stream()
         .await
         .context("creating the JetStream stream")?;
@@ -112,16 +115,16 @@ async fn publish(
         batch.extend(envelopes(commit, next)?);
         next += commit.events.len() as u64;
         if batch.len() >= BATCH {
-            publish_batch(&bus, &batch).await?;
+            publish_batch(&bus, &to.store_id, &batch).await?;
             batch.clear();
         }
     }
-    publish_batch(&bus, &batch).await
+    publish_batch(&bus, &to.store_id, &batch).await
 }
 
-async fn publish_batch(bus: &Bus, batch: &[EventEnvelope]) -> anyhow::Result<()> {
+async fn publish_batch(bus: &Bus, store_id: &str, batch: &[EventEnvelope]) -> anyhow::Result<()> {
     for attempt in 1..=5 {
-        match bus.publish(batch).await {
+        match bus.publish(store_id, batch).await {
             Ok(()) => return Ok(()),
             Err(error) if attempt < 5 => {
                 tracing::warn!(%error, attempt, "publish failed; retrying");

@@ -314,7 +314,11 @@ async fn load_events(
     );
     let load = crate::loader::load(
         store,
-        Some((nats.clone(), bus_config)),
+        Some(crate::loader::PublishTo {
+            client: nats.clone(),
+            config: bus_config,
+            store_id: store.identity().to_owned(),
+        }),
         commits,
         snapshots,
         1,

@@ -11,6 +11,21 @@ use crate::envelope::EventEnvelope;
 /// The W3C trace-context header an event's message carries when its command had a trace.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
+/// The header naming the event store an event's message comes from (its
+/// [`crate::EventStore::identity`]). The stream outlives a store whose database is dropped and
+/// filled again, and the new store's positions repeat the old one's: a consumer tells the two
+/// apart by this header alone.
+pub const STORE_HEADER: &str = "SimplePro-Store";
+
+/// Whether a message's headers name `store` as the store its event comes from. A message
+/// without the header (published by hand, or before the header existed) is not known to be:
+/// a consumer reads such events from the store instead.
+pub fn is_from_store(headers: Option<&HeaderMap>, store: &str) -> bool {
+    headers
+        .and_then(|headers| headers.get(STORE_HEADER))
+        .is_some_and(|value| value.as_str() == store)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot connect to NATS: {0}")]
@@ -127,13 +142,15 @@ impl Bus {
         )
     }
 
-    /// Publishes events in the given order and waits for every acknowledgement. The publishes
-    /// are pipelined on one connection, so JetStream stores them in this order.
-    pub async fn publish(&self, envelopes: &[EventEnvelope]) -> Result<(), BusError> {
+    /// Publishes events of the store named `store` ([`STORE_HEADER`]) in the given order and
+    /// waits for every acknowledgement. The publishes are pipelined on one connection, so
+    /// JetStream stores them in this order.
+    pub async fn publish(&self, store: &str, envelopes: &[EventEnvelope]) -> Result<(), BusError> {
         let mut acks = Vec::with_capacity(envelopes.len());
         for envelope in envelopes {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", envelope.event_id.to_string().as_str());
+            headers.insert(STORE_HEADER, store);
             // The command's trace travels with the message too, for consumers that read
             // headers rather than the envelope (tracing-aware NATS tools, other services).
             if let Some(traceparent) = envelope.traceparent.as_deref() {
@@ -155,5 +172,22 @@ impl Bus {
             ack.await.map_err(|e| BusError::Publish(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_of_a_store_only_when_its_header_names_that_store() {
+        let mut ours = HeaderMap::new();
+        ours.insert(STORE_HEADER, "store-a");
+        assert!(is_from_store(Some(&ours), "store-a"));
+        assert!(!is_from_store(Some(&ours), "store-b"));
+        let mut unnamed = HeaderMap::new();
+        unnamed.insert("Nats-Msg-Id", "some-id");
+        assert!(!is_from_store(Some(&unnamed), "store-a"));
+        assert!(!is_from_store(None, "store-a"));
     }
 }

@@ -85,9 +85,11 @@ pub(crate) async fn messages(consumer: &PullConsumer, batch: usize) -> Result<Pu
 }
 
 /// Waits for the first message (up to `idle`), then collects more until `max` or `wait`
-/// after the first. Returns `Err` when the stream broke and must be re-created.
+/// after the first. Returns `Err` when the stream broke and must be re-created. Only
+/// messages of the store named `store` carry an event (see [`decode`]).
 pub(crate) async fn next_batch(
     stream: &mut PullStream,
+    store: &str,
     max: usize,
     wait: Duration,
     idle: Duration,
@@ -99,7 +101,7 @@ pub(crate) async fn next_batch(
         Ok(Some(Err(error))) => return Err(error.to_string()),
         Ok(Some(Ok(message))) => message,
     };
-    deliveries.push(decode(first));
+    deliveries.push(decode(first, store));
     let deadline = tokio::time::Instant::now() + wait;
     while deliveries.len() < max {
         match tokio::time::timeout_at(deadline, stream.next()).await {
@@ -109,14 +111,22 @@ pub(crate) async fn next_batch(
                 tracing::warn!(%error, "JetStream pull failed");
                 break;
             }
-            Ok(Some(Ok(message))) => deliveries.push(decode(message)),
+            Ok(Some(Ok(message))) => deliveries.push(decode(message, store)),
         }
     }
     Ok(deliveries)
 }
 
-fn decode(message: async_nats::jetstream::Message) -> Delivery {
+/// The event a message carries, if it is one of the store named `store`: the stream may
+/// also hold events of a store whose database was dropped and filled again, at the same
+/// positions as this store's, and messages published by hand. Either is acknowledged and
+/// dropped; the store serves what it holds at those positions.
+fn decode(message: async_nats::jetstream::Message, store: &str) -> Delivery {
     let (message, acker) = message.split();
+    if !events::bus::is_from_store(message.headers.as_ref(), store) {
+        tracing::debug!(subject = %message.subject, "message of another event store, or of none, on the events stream");
+        return Delivery { event: None, acker };
+    }
     let event = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
         Ok(event) if event.position.is_some() => Some(event),
         Ok(_) => None,

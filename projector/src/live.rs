@@ -97,6 +97,7 @@ impl Live {
         let mut feed = Feed {
             messages: None,
             connect_at: Instant::now(),
+            store: self.store.identity().to_owned(),
         };
         let mut last_poll = Instant::now();
         let mut failures: u32 = 0;
@@ -722,6 +723,8 @@ enum Flow {
 struct Feed {
     messages: Option<PullStream>,
     connect_at: Instant,
+    /// The identity of the store whose events the loop applies.
+    store: String,
 }
 
 impl Feed {
@@ -755,8 +758,13 @@ impl Feed {
     ) -> Option<Result<Vec<Delivery>, String>> {
         match self.messages.as_mut() {
             Some(stream) => {
-                let next =
-                    consumer::next_batch(stream, tuning.batch_max, tuning.batch_wait(), idle);
+                let next = consumer::next_batch(
+                    stream,
+                    &self.store,
+                    tuning.batch_max,
+                    tuning.batch_wait(),
+                    idle,
+                );
                 with_shutdown(shutdown, next).await
             }
             None => with_shutdown(shutdown, tokio::time::sleep(idle))

@@ -117,7 +117,8 @@ impl<'a> RangeReader<'a> {
             let (last, up_to) = (self.last, self.up_to);
             match self.source.insert(source) {
                 Source::Bus(messages) => {
-                    let served = from_bus(messages, last, up_to, self.chunk).await;
+                    let store = self.store.identity();
+                    let served = from_bus(messages, store, last, up_to, self.chunk).await;
                     let reached = served.last().and_then(|e| e.position).unwrap_or(last);
                     if served.len() < self.chunk && reached < up_to {
                         // The stream stopped serving the range: the store serves the rest.
@@ -232,10 +233,13 @@ fn position_of(payload: &[u8]) -> Option<u64> {
 }
 
 /// Up to `chunk` events following `last` (at most to `up_to`) from the stream, skipping
-/// positions already served; fewer when the stream ends, stays silent for [`BUS_IDLE`],
-/// breaks, or skips a position (a message JetStream lost, or one it holds later).
+/// positions already served and messages that are not events of the store named `store`
+/// (see [`events::bus::STORE_HEADER`]); fewer when the stream ends, stays silent for
+/// [`BUS_IDLE`], breaks, or skips a position (a message JetStream lost, or one it holds
+/// later).
 async fn from_bus(
     messages: &mut Ordered,
+    store: &str,
     mut last: u64,
     up_to: u64,
     chunk: usize,
@@ -250,6 +254,9 @@ async fn from_bus(
             }
             Ok(None) | Err(_) => break,
         };
+        if !events::bus::is_from_store(message.headers.as_ref(), store) {
+            continue;
+        }
         let Ok(event) = serde_json::from_slice::<EventEnvelope>(&message.payload) else {
             break;
         };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bson::{doc, Document};
 use events::{
-    AppendRequest, Bus, BusConfig, EventEnvelope, EventMetadata, Expected, NewEvent, Relay,
-    RelayConfig, StreamId,
+    AppendRequest, Bus, BusConfig, EventEnvelope, EventMetadata, EventStore, Expected, NewEvent,
+    Relay, RelayConfig, StreamId,
 };
 use futures::TryStreamExt;
 use projector::{Command, RebuildArgs};
@@ -101,7 +101,7 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
             deliveries.push((event, id));
         }
     }
-    support::publish_raw(&env, &deliveries).await;
+    support::publish_raw(&env, &store, &deliveries).await;
     support::wait_projected(&env, total, CATCH_UP).await;
     let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
     assert!(compared.views > 50, "too little compared: {compared:?}");
@@ -220,7 +220,7 @@ async fn a_catch_up_reads_jetstream_as_far_as_it_holds_the_log_then_the_store() 
         .iter()
         .map(|e| (e.clone(), format!("copy-{}", e.event_id)))
         .collect();
-    support::publish_raw(&env, &copies).await;
+    support::publish_raw(&env, &store, &copies).await;
     let more = support::append(&store, support::generate(&mut history, 300)).await;
     let total = first + more;
     support::wait_sequenced(&store, total).await;
@@ -465,30 +465,73 @@ async fn a_poison_event_is_dead_lettered_and_the_rest_keeps_flowing() {
     projector.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_models_of_a_dropped_event_store_are_projected_again_from_the_new_one() {
-    let env = TestEnv::new().await;
+/// An event store of 150 events projected by a projector started with `first_args`, then
+/// its database dropped and filled again under the same name with 60 other events, which a
+/// new relay publishes; the read models' database is kept. Returns the new store, its
+/// relay, and how many events each store had.
+async fn store_replaced_after_projection(
+    env: &TestEnv,
+    first_args: &[&str],
+) -> (EventStore, tests::RunningRelay, u64, u64) {
     let store = env.store().await;
     let relay = env.start_relay(&store).await;
     let first = support::append(&store, support::generate(&mut History::new(11), 150)).await;
     support::wait_sequenced(&store, first).await;
-    let projector = RunningProjector::start(&env).await;
-    support::wait_projected(&env, first, CATCH_UP).await;
+    let projector = RunningProjector::start_with(env, first_args).await;
+    support::wait_projected(env, first, CATCH_UP).await;
     projector.stop().await;
     relay.stop().await;
 
-    // The event store's database is dropped and filled again with other, fewer events under
-    // the same name; the read models' database is kept.
     env.database.drop().await.expect("drop the event store");
     let store = env.store().await;
-    let _relay = env.start_relay(&store).await;
+    let relay = env.start_relay(&store).await;
     let second = support::append(&store, support::generate(&mut History::new(12), 60)).await;
     assert!(second < first, "{second} events after {first}");
     support::wait_sequenced(&store, second).await;
+    (store, relay, first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_of_a_dropped_event_store_are_projected_again_from_the_new_one() {
+    let env = TestEnv::new().await;
+    let (store, _relay, _, second) = store_replaced_after_projection(&env, &[]).await;
     let projector = RunningProjector::start(&env).await;
     // Answers once it has connected, i.e. after it has checked where the read models are from.
     projector.get("/v1/checkpoint").await;
     support::wait_projected(&env, second, CATCH_UP).await;
+    let log = support::read_all(&store).await;
+    assert_eq!(log.len() as u64, second);
+    let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;
+    assert!(compared.views > 10, "too little compared: {compared:?}");
+    projector.stop().await;
+}
+
+/// The JetStream stream outlives the event store: after the store's database is dropped and
+/// filled again, the stream still holds the old store's events, under the same positions as
+/// the new ones. A projector instance new to the stream (its consumer delivers the stream from
+/// its start) must not take them for the new store's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_does_not_project_what_the_stream_kept_of_a_dropped_event_store() {
+    let env = TestEnv::new().await;
+    let (store, _relay, first, second) =
+        store_replaced_after_projection(&env, &["--instance-id", "before"]).await;
+    let projector = RunningProjector::start_with(&env, &["--instance-id", "after"]).await;
+    projector.get("/v1/checkpoint").await;
+    support::wait_projected(&env, second, CATCH_UP).await;
+    // The old store's messages come first on the new consumer; once they are all counted,
+    // whatever they could have changed has been changed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while projector
+        .metric("simplepro_projector_invalid_messages_total")
+        .await
+        < first as f64
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old store's {first} messages are not all counted as not this store's"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let log = support::read_all(&store).await;
     assert_eq!(log.len() as u64, second);
     let compared = compare::everything(&MongoSource(env.read_models.clone()), &log).await;

@@ -570,7 +570,7 @@ impl Relay {
             first_position = envelopes.first().and_then(|e| e.position)
         );
         self.bus
-            .publish(&envelopes)
+            .publish(self.store.identity(), &envelopes)
             .instrument(span)
             .await
             .map_err(|e| e.to_string())?;

@@ -229,13 +229,19 @@ pub(crate) async fn read_all(store: &EventStore) -> Vec<EventEnvelope> {
 
 /// Publishes envelopes on the events stream with the given message ids (so JetStream keeps
 /// copies that a republish with the event id would lose to its duplicate window).
-pub(crate) async fn publish_raw(env: &TestEnv, envelopes: &[(EventEnvelope, String)]) {
+/// They are events of `store`, named in their headers as the relay names them.
+pub(crate) async fn publish_raw(
+    env: &TestEnv,
+    store: &EventStore,
+    envelopes: &[(EventEnvelope, String)],
+) {
     let bus = env.bus().await;
     bus.ensure_stream().await.expect("stream");
     let mut acks = Vec::new();
     for (envelope, msg_id) in envelopes {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id.as_str());
+        headers.insert(events::bus::STORE_HEADER, store.identity());
         let ack = bus
             .jetstream()
             .publish_with_headers(

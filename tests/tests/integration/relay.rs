@@ -9,12 +9,13 @@ use tests::{NatsServer, TestEnv};
 use crate::event_store::{event, request, stream, three_events_in_two_commits};
 use events::Expected;
 
+/// The first `want` messages of the stream, each checked to carry its event id as
+/// `Nats-Msg-Id` and to name `store` as the store its event comes from.
 async fn read_subjects(
-    env: &TestEnv,
+    store: &events::EventStore,
     bus: &events::Bus,
     want: usize,
 ) -> Vec<events::EventEnvelope> {
-    let _ = env;
     let stream = bus.ensure_stream().await.unwrap();
     let consumer = stream
         .create_consumer(pull::Config {
@@ -37,6 +38,16 @@ async fn read_subjects(
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.to_string());
+        let from = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(events::bus::STORE_HEADER))
+            .map(|v| v.to_string());
+        assert_eq!(
+            from.as_deref(),
+            Some(store.identity()),
+            "the message names the store its event comes from"
+        );
         let envelope: events::EventEnvelope = serde_json::from_slice(&message.payload).unwrap();
         assert_eq!(
             id,
@@ -61,7 +72,7 @@ async fn every_appended_event_is_published_in_position_order() {
             .unwrap();
     }
     let bus = env.bus().await;
-    let got = read_subjects(&env, &bus, 10).await;
+    let got = read_subjects(&store, &bus, 10).await;
     let positions: Vec<u64> = got.iter().map(|e| e.position.unwrap()).collect();
     assert_eq!(positions, (1..=10).collect::<Vec<_>>());
     assert_eq!(
@@ -119,7 +130,7 @@ async fn an_append_while_nats_is_down_is_published_after_it_restarts() {
 
     nats.restart();
     let bus = env.bus().await;
-    let got = read_subjects(&env, &bus, 3).await;
+    let got = read_subjects(&store, &bus, 3).await;
     assert_eq!(
         got.iter().map(|e| e.version).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -141,7 +152,7 @@ async fn a_commit_whose_outbox_entry_was_left_behind_by_a_crash_is_still_publish
         .unwrap();
     let relay = env.start_relay(&store).await;
     let bus = env.bus().await;
-    let got = read_subjects(&env, &bus, 2).await;
+    let got = read_subjects(&store, &bus, 2).await;
     assert_eq!(
         got.iter().map(|e| e.position.unwrap()).collect::<Vec<_>>(),
         vec![1, 2]
@@ -211,7 +222,7 @@ async fn a_relay_whose_hint_is_behind_the_log_finds_the_tail_before_sequencing()
         "the new event follows the log's real tail"
     );
     let bus = env.bus().await;
-    let got = read_subjects(&env, &bus, 4).await;
+    let got = read_subjects(&store, &bus, 4).await;
     assert_eq!(
         got.iter().map(|e| e.position.unwrap()).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
