@@ -162,6 +162,7 @@ pub async fn verify(
         max_shown: options.max_shown,
         ..Report::default()
     };
+    tracing::debug!("verify: sizing the log");
     let mut buckets = Buckets::new(estimated_log_size(store).await?);
     let log_projection = doc! {"position": 1, "event_id": 1, "version": 1, "commit_id": 1};
     let publication = PublicationDeadline::new(options.publish_grace);
@@ -209,6 +210,7 @@ pub async fn verify(
     tracing::debug!("verify: scanning the outbox");
     // 4. The outbox: entries older than the grace period were never published.
     scan_outbox(store, options, &publication, &mut report).await?;
+    tracing::debug!("verify: done");
     report.elapsed = started.elapsed();
     Ok(report)
 }

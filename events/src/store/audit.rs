@@ -42,9 +42,11 @@ impl EventStore {
     }
 
     /// Every document of `collection` (only the fields of `projection`, if given), in `_id`
-    /// order: MongoDB walks its `_id` index; FerretDB returns insertion order, which is `_id`
-    /// order for the log (written in position order) and stream order within a stream's
-    /// commits, without sorting the whole collection in memory.
+    /// order, read a page ahead. Sorted on either backend: MongoDB walks its `_id` index, and
+    /// FerretDB hands the sort to PostgreSQL, which walks the same index (measured: the M log
+    /// sorted in 14.4 s, unsorted 12.8 s). Unsorted, PostgreSQL returns rows in the order it
+    /// finds them, and a scan of a large table joins one already under way (synchronized
+    /// scans), so even an insert-only log could come back rotated.
     pub async fn scan_stored(
         &self,
         collection: StoredCollection,
@@ -56,11 +58,11 @@ impl EventStore {
         if let Some(projection) = projection {
             find = find.projection(projection);
         }
-        let cursor = match self.backend {
-            Backend::FerretDb => find.await?,
-            Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
-        };
-        Ok(cursor.map_err(StoreError::from).boxed())
+        let cursor = find.sort(doc! {"_id": 1}).await?;
+        Ok(read_ahead(
+            cursor.map_err(StoreError::from).boxed(),
+            batch_size.max(1) as usize,
+        ))
     }
 
     /// The stored document of `collection` with this `_id`.
@@ -75,10 +77,15 @@ impl EventStore {
             .await?)
     }
 
-    /// About how many events the log holds (from collection metadata: no scan), for progress
-    /// bars and sizing.
+    /// About how many events the log holds, for progress bars and sizing, never for what to
+    /// read. MongoDB answers from the collection's metadata. FerretDB counts by reading every
+    /// document (8.4 s for the M log of 100,045 events, about as long as reading them); there
+    /// the sequencer's hint answers instead, one point read at or a little below the tail.
     pub async fn estimated_log_size(&self) -> Result<u64, StoreError> {
-        Ok(self.log.estimated_document_count().await?)
+        match self.backend {
+            Backend::MongoDb => Ok(self.log.estimated_document_count().await?),
+            Backend::FerretDb => crate::relay::sequenced_tail(self).await,
+        }
     }
 
     /// The stored log document at `position`.
@@ -88,5 +95,73 @@ impl EventStore {
     ) -> Result<Option<RawDocumentBuf>, StoreError> {
         self.find_stored(StoredCollection::Log, log_id(position))
             .await
+    }
+}
+
+/// `documents` read a page ahead of the consumer, by a task of their own: the server
+/// prepares the next batch while the consumer checks this one, where a cursor alone asks for
+/// the next batch only once the consumer has taken the last document of this one. At most
+/// three pages are held (the consumer's, one waiting, one being read). The task stops when
+/// the consumer drops the stream, between two reads, never inside one.
+fn read_ahead(mut documents: RawDocuments, page: usize) -> RawDocuments {
+    let (pages, mut received) =
+        tokio::sync::mpsc::channel::<Vec<Result<RawDocumentBuf, StoreError>>>(1);
+    tokio::spawn(async move {
+        let mut filling = Vec::with_capacity(page);
+        while let Some(read) = documents.next().await {
+            let failed = read.is_err();
+            filling.push(read);
+            if filling.len() >= page || failed {
+                let full = std::mem::replace(&mut filling, Vec::with_capacity(page));
+                if pages.send(full).await.is_err() || failed {
+                    return;
+                }
+            }
+        }
+        if !filling.is_empty() {
+            let _ = pages.send(filling).await;
+        }
+    });
+    futures::stream::poll_fn(move |cx| received.poll_recv(cx))
+        .flat_map(futures::stream::iter)
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered(n: i64) -> Result<RawDocumentBuf, StoreError> {
+        Ok(RawDocumentBuf::from_document(&doc! {"_id": n}).expect("a document"))
+    }
+
+    fn ids(read: &[Result<RawDocumentBuf, StoreError>]) -> Vec<Option<i64>> {
+        read.iter()
+            .map(|r| r.as_ref().ok().map(|d| d.get_i64("_id").expect("_id")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn documents_read_ahead_come_in_their_order_across_pages() {
+        let documents = futures::stream::iter((1..=25).map(numbered)).boxed();
+        let read: Vec<_> = read_ahead(documents, 10).collect().await;
+        assert_eq!(
+            ids(&read),
+            (1..=25).map(Some).collect::<Vec<_>>(),
+            "every document once, in order"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_passed_on_and_ends_the_documents() {
+        let documents = futures::stream::iter(
+            (1..=3)
+                .map(numbered)
+                .chain([Err(StoreError::corrupt("the cursor broke"))])
+                .chain((4..=6).map(numbered)),
+        )
+        .boxed();
+        let read: Vec<_> = read_ahead(documents, 2).collect().await;
+        assert_eq!(ids(&read), vec![Some(1), Some(2), Some(3), None]);
     }
 }

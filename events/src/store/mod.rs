@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::doc;
+use bson::{doc, Document};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use tokio::sync::{oneshot, Notify};
@@ -110,12 +110,26 @@ impl From<mongodb::error::Error> for AppendError {
     }
 }
 
-/// Whether the server is FerretDB, which scans on every filter but `{_id: …}` and returns a
-/// collection in insertion order, or MongoDB, which has real secondary indexes.
+/// Whether the server is FerretDB, which pushes only equality on an indexed field down to
+/// PostgreSQL (a range of `_id` is filtered after every document before it was read and
+/// decoded) and counts by reading every document, or MongoDB, whose indexes serve ranges and
+/// whose collections know their size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     FerretDb,
     MongoDb,
+}
+
+impl Backend {
+    /// The backend a `buildInfo` answer names: FerretDB adds its own version
+    /// (`ferretdbVersion`, 1.x) beside the MongoDB version it stands in for.
+    pub fn of_build_info(info: &Document) -> Backend {
+        if info.contains_key("ferretdbVersion") || info.contains_key("ferretdb") {
+            Backend::FerretDb
+        } else {
+            Backend::MongoDb
+        }
+    }
 }
 
 /// Waiters for the position of a commit, completed by the relay when it sequences the commit.
@@ -414,11 +428,7 @@ impl EventStore {
 
 async fn detect_backend(db: &Database) -> Result<Backend, StoreError> {
     let info = db.run_command(doc! {"buildInfo": 1}).await?;
-    Ok(if info.contains_key("ferretdb") {
-        Backend::FerretDb
-    } else {
-        Backend::MongoDb
-    })
+    Ok(Backend::of_build_info(&info))
 }
 
 /// Whether a MongoDB error is a unique-index violation (code 11000), however it is wrapped:
@@ -439,6 +449,22 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ferretdb_is_told_from_mongodb_by_its_build_info() {
+        // Fields of FerretDB 1.24.2's answer on PostgreSQL, and of MongoDB 7.0's.
+        let ferretdb = doc! {
+            "version": "7.0.42", "gitVersion": "unknown", "versionArray": [7, 0, 42, 0],
+            "ferretdbVersion": "v1.24.2",
+            "ferretdbFeatures": {"aggregationStages": ["$match", "$sort"]}, "ok": 1,
+        };
+        let mongodb = doc! {
+            "version": "7.0.14", "gitVersion": "ce59cfc6a3c5e5c067dca0d30697edd68d4f5188",
+            "versionArray": [7, 0, 14, 0], "storageEngines": ["devnull", "wiredTiger"], "ok": 1,
+        };
+        assert_eq!(Backend::of_build_info(&ferretdb), Backend::FerretDb);
+        assert_eq!(Backend::of_build_info(&mongodb), Backend::MongoDb);
+    }
 
     #[test]
     fn a_waiter_gets_its_position_also_when_the_commit_was_sequenced_before_it_waited() {

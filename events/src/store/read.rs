@@ -204,9 +204,8 @@ impl EventStore {
     }
 
     /// Streams the global log from a position in batches, in position order, in constant
-    /// memory. A batch path: one cursor through `events` (FerretDB returns it in insertion
-    /// order, which is position order because only the relay appends to it, at the tail;
-    /// MongoDB walks its `_id` index).
+    /// memory. A batch path: one cursor through `events`, sorted by `_id` on either backend
+    /// (see [`EventStore::scan_stored`] for why FerretDB's too).
     pub fn read_all(&self, options: ReadAllOptions) -> EventBatches {
         let (sender, receiver) = mpsc::channel(1);
         let store = self.clone();
@@ -230,10 +229,7 @@ impl EventStore {
             doc! {"_id": {"$gt": log_id(options.after_position)}}
         };
         let find = self.log.find(filter).batch_size(batch_size as u32);
-        let mut cursor = match self.backend {
-            Backend::FerretDb => find.await?,
-            Backend::MongoDb => find.sort(doc! {"_id": 1}).await?,
-        };
+        let mut cursor = find.sort(doc! {"_id": 1}).await?;
         let mut batch = Vec::with_capacity(batch_size);
         while let Some(doc) = cursor.try_next().await? {
             batch.push(doc.into_envelope()?);
