@@ -444,9 +444,10 @@ impl Live {
             took_ms = started.elapsed().as_millis() as u64,
             "batch flushed"
         );
-        self.shared
-            .metrics
-            .flushed(changed.len(), started.elapsed());
+        self.shared.metrics.flushed(
+            changed.iter().map(|doc| doc.collection.as_str()),
+            started.elapsed(),
+        );
         self.shared
             .metrics
             .visible(&std::mem::take(&mut self.unflushed_recorded));

@@ -37,6 +37,7 @@ pub struct Metrics {
     models: RwLock<BTreeMap<String, ModelStatus>>,
     histograms: Histograms,
     applied_by_model: BTreeMap<&'static str, Counter>,
+    written_by_kind: WrittenByKind,
     registry: Arc<MetricsRegistry>,
 }
 
@@ -101,6 +102,7 @@ const COUNTERS: [(&str, &str); 12] = [
 ];
 
 const APPLIED_BY_MODEL: &str = "simplepro_projector_model_events_applied_total";
+const WRITTEN_BY_KIND: &str = "simplepro_projector_model_docs_written_total";
 const FLUSH_DURATION: &str = "simplepro_projector_flush_duration_seconds";
 const FLUSH_DOCS: &str = "simplepro_projector_flush_docs_size";
 const APPLY_DURATION: &str = "simplepro_projector_apply_duration_seconds";
@@ -156,6 +158,10 @@ fn describe_series() {
         metrics::describe_gauge!(name, help);
     }
     metrics::describe_counter!(APPLIED_BY_MODEL, "Events applied, by read model.");
+    metrics::describe_counter!(
+        WRITTEN_BY_KIND,
+        "Read-model documents written, by read model and kind of document (its collection)."
+    );
     metrics::describe_histogram!(
         FLUSH_DURATION,
         metrics::Unit::Seconds,
@@ -175,8 +181,8 @@ fn describe_series() {
 }
 
 /// The handles the projection loop records through (inside the registry): the histograms,
-/// and the applied counter of each model.
-fn series_handles() -> (Histograms, BTreeMap<&'static str, Counter>) {
+/// the applied counter of each model and the written counter of each kind of document.
+fn series_handles() -> (Histograms, BTreeMap<&'static str, Counter>, WrittenByKind) {
     let histograms = Histograms {
         flush_duration: metrics::histogram!(FLUSH_DURATION),
         flush_docs: metrics::histogram!(FLUSH_DOCS),
@@ -190,8 +196,24 @@ fn series_handles() -> (Histograms, BTreeMap<&'static str, Counter>) {
             (name, metrics::counter!(APPLIED_BY_MODEL, "model" => name))
         })
         .collect();
-    (histograms, applied_by_model)
+    let written_by_kind = read_models::Model::ALL
+        .iter()
+        .flat_map(|&model| {
+            model.kinds().iter().map(move |&kind| {
+                let counter = metrics::counter!(
+                    WRITTEN_BY_KIND,
+                    "model" => model.as_str(),
+                    "kind" => kind
+                );
+                ((model, kind), counter)
+            })
+        })
+        .collect();
+    (histograms, applied_by_model, written_by_kind)
 }
+
+/// The written counter of each model's kinds of documents.
+type WrittenByKind = BTreeMap<(read_models::Model, &'static str), Counter>;
 
 /// One model's live generation and checkpoint.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -212,7 +234,7 @@ pub struct CheckpointView {
 impl Metrics {
     /// The projector's series, registered in `registry` (which serves `/metrics`).
     pub fn new(registry: Arc<MetricsRegistry>) -> Arc<Self> {
-        let (histograms, applied_by_model) = registry.register(|| {
+        let (histograms, applied_by_model, written_by_kind) = registry.register(|| {
             describe_series();
             series_handles()
         });
@@ -237,6 +259,7 @@ impl Metrics {
             models: RwLock::new(BTreeMap::new()),
             histograms,
             applied_by_model,
+            written_by_kind,
             registry,
         });
         let collected = Arc::downgrade(&metrics);
@@ -388,9 +411,22 @@ impl Metrics {
         add(&self.fenced_writes, docs as u64);
     }
 
-    pub(crate) fn flushed(&self, docs: usize, took: Duration) {
+    /// A flush that wrote the documents of `collections` (a name per document) in `took`.
+    pub(crate) fn flushed<'a>(
+        &self,
+        collections: impl ExactSizeIterator<Item = &'a str>,
+        took: Duration,
+    ) {
+        let docs = collections.len();
         add(&self.flushes, 1);
         add(&self.docs_written, docs as u64);
+        for name in collections {
+            let counter = read_models::names::model_and_kind(name)
+                .and_then(|(model, kind)| self.written_by_kind.get(&(model, kind)));
+            if let Some(counter) = counter {
+                counter.increment(1);
+            }
+        }
         self.histograms.flush_duration.record(took.as_secs_f64());
         self.histograms.flush_docs.record(docs as f64);
     }

@@ -119,6 +119,17 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
                 >= 1.0
         );
     }
+    // Every document written is counted under its model and kind.
+    let written = projector
+        .metric("simplepro_projector_docs_written_total")
+        .await;
+    assert!(written > 0.0);
+    assert_eq!(
+        projector
+            .metric("simplepro_projector_model_docs_written_total")
+            .await,
+        written
+    );
     projector.stop().await;
     trigger.trigger();
     let _ = relay.await;

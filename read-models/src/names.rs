@@ -40,6 +40,15 @@ pub fn model_of(name: &str) -> Option<Model> {
     })
 }
 
+/// The model and the kind of a collection named `rm_<model>_g<generation>_<kind>`, if it is
+/// one.
+pub fn model_and_kind(name: &str) -> Option<(Model, &str)> {
+    let model = model_of(name)?;
+    let rest = name.strip_prefix("rm_")?.strip_prefix(model.as_str())?;
+    let (_, kind) = rest.strip_prefix("_g")?.split_once('_')?;
+    Some((model, kind))
+}
+
 /// `rm_<model>_g<generation>_<kind>`, e.g. `rm_calendar_g1_weeks`.
 pub fn collection(model: Model, generation: u32, kind: &str) -> String {
     format!("rm_{}_g{generation}_{kind}", model.as_str())
@@ -181,6 +190,19 @@ mod tests {
             "rm_lists_gx_a",
         ] {
             assert_eq!(model_of(shared), None, "{shared}");
+            assert_eq!(model_and_kind(shared), None, "{shared}");
+        }
+    }
+
+    #[test]
+    fn a_collection_name_gives_its_model_and_kind() {
+        for model in Model::ALL {
+            for &kind in model.kinds() {
+                assert_eq!(
+                    model_and_kind(&collection(model, 12, kind)),
+                    Some((model, kind))
+                );
+            }
         }
     }
 
