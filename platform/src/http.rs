@@ -682,7 +682,7 @@ mod tests {
     #[tokio::test]
     async fn every_log_line_of_a_request_names_its_request_id() {
         let logs = Captured::default();
-        let _subscriber = tracing::subscriber::set_default(logs.subscriber("debug"));
+        let _subscriber = subscribe(logs.subscriber("debug"));
         let handler = || async {
             tracing::info!("handled");
             "ok"
@@ -706,7 +706,7 @@ mod tests {
     async fn a_failed_answer_is_logged_with_its_request_id_under_a_quiet_filter() {
         let logs = Captured::default();
         // At `warn` the request's span (`info`) is left out.
-        let _subscriber = tracing::subscriber::set_default(logs.subscriber("warn"));
+        let _subscriber = subscribe(logs.subscriber("warn"));
         let app = traced(
             Router::new().route("/", get(|| async { StatusCode::BAD_GATEWAY })),
             RequestSpans::Traced,
@@ -732,7 +732,7 @@ mod tests {
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let _subscriber = tracing::subscriber::set_default(subscriber);
+        let _subscriber = subscribe(subscriber);
         let handler = || async { crate::trace_context::current_traceparent().unwrap_or_default() };
         let app = traced(Router::new().route("/", get(handler)), RequestSpans::Traced);
         let response = app
@@ -750,7 +750,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streamed_body_is_polled_in_the_requests_span() {
-        let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let _subscriber = subscribe(tracing_subscriber::registry());
         let streamed = || async {
             // The span current when the body is read, not when the handler ran.
             let chunk = futures::stream::once(async {
@@ -771,6 +771,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body, READ_SPAN);
+    }
+
+    /// Makes `subscriber` this thread's default while the guard lives. A callsite's interest
+    /// is cached process-wide when it is first reached, which may have been on another
+    /// test's thread with no subscriber (the span then stays off for every test); asking
+    /// every callsite again makes this subscriber count.
+    fn subscribe(
+        subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+    ) -> tracing::subscriber::DefaultGuard {
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
 
     /// The defaults of [`EdgeArgs`], with request telemetry on.
