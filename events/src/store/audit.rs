@@ -98,32 +98,18 @@ impl EventStore {
     }
 }
 
-/// `documents` read a page ahead of the consumer, by a task of their own: the server
-/// prepares the next batch while the consumer checks this one, where a cursor alone asks for
-/// the next batch only once the consumer has taken the last document of this one. At most
-/// three pages are held (the consumer's, one waiting, one being read). The task stops when
-/// the consumer drops the stream, between two reads, never inside one.
-fn read_ahead(mut documents: RawDocuments, page: usize) -> RawDocuments {
-    let (pages, mut received) =
-        tokio::sync::mpsc::channel::<Vec<Result<RawDocumentBuf, StoreError>>>(1);
-    tokio::spawn(async move {
-        let mut filling = Vec::with_capacity(page);
-        while let Some(read) = documents.next().await {
-            let failed = read.is_err();
-            filling.push(read);
-            if filling.len() >= page || failed {
-                let full = std::mem::replace(&mut filling, Vec::with_capacity(page));
-                if pages.send(full).await.is_err() || failed {
-                    return;
-                }
-            }
-        }
-        if !filling.is_empty() {
-            let _ = pages.send(filling).await;
-        }
-    });
-    futures::stream::poll_fn(move |cx| received.poll_recv(cx))
-        .flat_map(futures::stream::iter)
+/// `documents` read a page ahead of the consumer ([`super::read::pages_ahead`]), one after
+/// another again.
+fn read_ahead(documents: RawDocuments, page: usize) -> RawDocuments {
+    let mut pages = super::read::pages_ahead(async move { Ok(documents) }, page);
+    futures::stream::poll_fn(move |cx| pages.poll_recv(cx))
+        .flat_map(|page| {
+            let documents: Vec<_> = match page {
+                Ok(documents) => documents.into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures::stream::iter(documents)
+        })
         .boxed()
 }
 

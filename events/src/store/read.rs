@@ -1,7 +1,10 @@
 //! Reading the store: a stream by following its commits, the global log by position.
 
+use std::future::Future;
+
 use bson::doc;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
@@ -65,6 +68,57 @@ impl EventBatches {
     pub async fn next(&mut self) -> Option<Result<Vec<EventEnvelope>, StoreError>> {
         self.receiver.recv().await
     }
+}
+
+/// The items of the stream `open` gives, in pages of `page`, read ahead of the consumer by a
+/// task of their own: the server prepares the next batch while the consumer works on this
+/// one, where a cursor alone asks for the next batch only once its last document is taken.
+/// At most three pages are held (the consumer's, one waiting, one being filled). A failure,
+/// to open or to read, comes after the items read before it and ends the pages. The task
+/// stops when the receiver is dropped, between two reads, never inside one.
+pub(crate) fn pages_ahead<T, F>(open: F, page: usize) -> mpsc::Receiver<Result<Vec<T>, StoreError>>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<BoxStream<'static, Result<T, StoreError>>, StoreError>>
+        + Send
+        + 'static,
+{
+    let page = page.max(1);
+    let (pages, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut items = match open.await {
+            Ok(items) => items,
+            Err(error) => {
+                let _ = pages.send(Err(error)).await;
+                return;
+            }
+        };
+        let mut filling = Vec::with_capacity(page);
+        while let Some(item) = items.next().await {
+            match item {
+                Ok(item) => {
+                    filling.push(item);
+                    if filling.len() == page {
+                        let full = std::mem::replace(&mut filling, Vec::with_capacity(page));
+                        if pages.send(Ok(full)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !filling.is_empty() && pages.send(Ok(filling)).await.is_err() {
+                        return;
+                    }
+                    let _ = pages.send(Err(error)).await;
+                    return;
+                }
+            }
+        }
+        if !filling.is_empty() {
+            let _ = pages.send(Ok(filling)).await;
+        }
+    });
+    receiver
 }
 
 /// Bounds a point-read fan-out so one request cannot take the whole connection pool.
@@ -205,45 +259,32 @@ impl EventStore {
 
     /// Streams the global log from a position in batches, in position order, in constant
     /// memory. A batch path: one cursor through `events`, sorted by `_id` on either backend
-    /// (see [`EventStore::scan_stored`] for why FerretDB's too).
+    /// (see [`EventStore::scan_stored`] for why FerretDB's too), read a batch ahead
+    /// ([`pages_ahead`]).
     pub fn read_all(&self, options: ReadAllOptions) -> EventBatches {
-        let (sender, receiver) = mpsc::channel(1);
-        let store = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = store.pump_log(options, &sender).await {
-                let _ = sender.send(Err(error)).await;
-            }
-        });
-        EventBatches { receiver }
-    }
-
-    async fn pump_log(
-        &self,
-        options: ReadAllOptions,
-        sender: &mpsc::Sender<Result<Vec<EventEnvelope>, StoreError>>,
-    ) -> Result<(), StoreError> {
         let batch_size = options.batch_size.clamp(1, 100_000);
-        let filter = if options.after_position == 0 {
-            doc! {}
-        } else {
-            doc! {"_id": {"$gt": log_id(options.after_position)}}
+        let log = self.log.clone();
+        let open = async move {
+            let filter = if options.after_position == 0 {
+                doc! {}
+            } else {
+                doc! {"_id": {"$gt": log_id(options.after_position)}}
+            };
+            let cursor = log
+                .find(filter)
+                .batch_size(batch_size as u32)
+                .sort(doc! {"_id": 1})
+                .await?;
+            Ok(cursor
+                .map(|doc| {
+                    doc.map_err(StoreError::from)
+                        .and_then(LogDoc::into_envelope)
+                })
+                .boxed())
         };
-        let find = self.log.find(filter).batch_size(batch_size as u32);
-        let mut cursor = find.sort(doc! {"_id": 1}).await?;
-        let mut batch = Vec::with_capacity(batch_size);
-        while let Some(doc) = cursor.try_next().await? {
-            batch.push(doc.into_envelope()?);
-            if batch.len() == batch_size {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                if sender.send(Ok(full)).await.is_err() {
-                    return Ok(());
-                }
-            }
+        EventBatches {
+            receiver: pages_ahead(open, batch_size),
         }
-        if !batch.is_empty() {
-            let _ = sender.send(Ok(batch)).await;
-        }
-        Ok(())
     }
 
     /// The events at positions `after + 1 ..= after + count` that exist, up to the first
