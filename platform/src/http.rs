@@ -611,6 +611,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_id_is_kept_or_made_and_returned() {
+        let _turn = tracing_turn().await;
         let app = traced(
             Router::new().route("/", get(|| async { "ok" })),
             RequestSpans::Traced,
@@ -681,6 +682,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_log_line_of_a_request_names_its_request_id() {
+        let _turn = tracing_turn().await;
         let logs = Captured::default();
         let _subscriber = subscribe(logs.subscriber("debug"));
         let handler = || async {
@@ -704,6 +706,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_answer_is_logged_with_its_request_id_under_a_quiet_filter() {
+        let _turn = tracing_turn().await;
         let logs = Captured::default();
         // At `warn` the request's span (`info`) is left out.
         let _subscriber = subscribe(logs.subscriber("warn"));
@@ -726,6 +729,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_requests_span_continues_the_callers_traceparent() {
+        let _turn = tracing_turn().await;
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt;
         let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -750,6 +754,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streamed_body_is_polled_in_the_requests_span() {
+        let _turn = tracing_turn().await;
         let _subscriber = subscribe(tracing_subscriber::registry());
         let streamed = || async {
             // The span current when the body is read, not when the handler ran.
@@ -773,10 +778,19 @@ mod tests {
         assert_eq!(body, READ_SPAN);
     }
 
-    /// Makes `subscriber` this thread's default while the guard lives. A callsite's interest
-    /// is cached process-wide when it is first reached, which may have been on another
-    /// test's thread with no subscriber (the span then stays off for every test); asking
-    /// every callsite again makes this subscriber count.
+    /// Tests that build a traced edge take turns. A callsite's interest and the highest
+    /// enabled level are cached process-wide, computed from the subscribers alive when a
+    /// callsite is first reached or a subscriber is made. A test on another thread that
+    /// reaches the request span with no subscriber, or makes one with a quieter filter, can
+    /// race with a test's own subscriber and leave its span off.
+    async fn tracing_turn() -> tokio::sync::MutexGuard<'static, ()> {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        TURN.lock().await
+    }
+
+    /// Makes `subscriber` this thread's default while the guard lives (taken during a
+    /// [`tracing_turn`]). A callsite reached earlier with no subscriber cached "never";
+    /// asking every callsite again makes this subscriber count.
     fn subscribe(
         subscriber: impl tracing::Subscriber + Send + Sync + 'static,
     ) -> tracing::subscriber::DefaultGuard {
@@ -846,6 +860,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_answer_has_security_headers_and_a_slow_one_times_out_as_a_problem() {
+        let _turn = tracing_turn().await;
         let args = EdgeArgs {
             request_timeout_ms: 50,
             cors_origins: vec![HeaderValue::from_static("https://ops.example.com")],
