@@ -311,10 +311,10 @@ impl Relay {
         let reads: Vec<_> = entries
             .iter()
             .map(|entry| {
-                let cached = known
-                    .get(&entry.append_id)
-                    .cloned()
-                    .or_else(|| self.store.landed.take(&entry.append_id));
+                // Taken even when known: a copy handed over after this relay read the
+                // commit back itself would otherwise wait there until it is forgotten.
+                let landed = self.store.landed.take(&entry.append_id);
+                let cached = known.get(&entry.append_id).cloned().or(landed);
                 let store = self.store.clone();
                 let id = entry.commit_id.clone();
                 async move {

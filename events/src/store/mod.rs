@@ -216,33 +216,60 @@ impl PositionWaiters {
 
 /// Commits inserted by this process while its relay leads, handed to that relay so that it
 /// need not read them back (on FerretDB a read scans the commit's partition). Emptied when a
-/// relay takes the lead; bounded by [`LANDED_LIMIT`], past which the relay reads commits as
-/// it reads other processes' commits.
+/// relay takes the lead.
+///
+/// A relay pass can read a commit back itself between its insert and its hand-over here (the
+/// outbox entry is written first), so some commits are never taken. The oldest are forgotten
+/// once [`LANDED_LIMIT`] newer ones came: a commit still untaken by then is read back like
+/// another process's. Refusing new commits at the limit instead kept the map full of
+/// forgotten ones, tens of MB, and made the relay read every commit back.
 #[derive(Default)]
 pub(crate) struct LandedCommits {
-    commits: Mutex<HashMap<String, CommitDoc>>,
+    state: Mutex<Landed>,
 }
 
-const LANDED_LIMIT: usize = 10_000;
+#[derive(Default)]
+struct Landed {
+    by_append_id: HashMap<String, CommitDoc>,
+    /// Append ids in the order they were added, taken ones included.
+    order: VecDeque<String>,
+}
+
+/// Far more commits than land while the relay makes one pass.
+const LANDED_LIMIT: usize = 2_048;
 
 impl LandedCommits {
     pub(crate) fn add(&self, commit: &CommitDoc) {
-        if let Ok(mut commits) = self.commits.lock() {
-            if commits.len() < LANDED_LIMIT {
-                commits.insert(commit.append_id.clone(), commit.clone());
+        if let Ok(mut landed) = self.state.lock() {
+            landed
+                .by_append_id
+                .insert(commit.append_id.clone(), commit.clone());
+            landed.order.push_back(commit.append_id.clone());
+            while landed.order.len() > LANDED_LIMIT {
+                if let Some(oldest) = landed.order.pop_front() {
+                    landed.by_append_id.remove(&oldest);
+                }
             }
         }
     }
 
     /// The landed commit of an append, taken out.
     pub(crate) fn take(&self, append_id: &str) -> Option<CommitDoc> {
-        self.commits.lock().ok()?.remove(append_id)
+        self.state.lock().ok()?.by_append_id.remove(append_id)
     }
 
     pub(crate) fn clear(&self) {
-        if let Ok(mut commits) = self.commits.lock() {
-            commits.clear();
+        if let Ok(mut landed) = self.state.lock() {
+            landed.by_append_id.clear();
+            landed.order.clear();
         }
+    }
+
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.state
+            .lock()
+            .map_or(0, |landed| landed.by_append_id.len())
     }
 }
 
@@ -464,6 +491,46 @@ mod tests {
         };
         assert_eq!(Backend::of_build_info(&ferretdb), Backend::FerretDb);
         assert_eq!(Backend::of_build_info(&mongodb), Backend::MongoDb);
+    }
+
+    fn landed_commit(append_id: String) -> CommitDoc {
+        CommitDoc {
+            id: format!("job/{append_id}/0000000001"),
+            aggregate_type: "job".into(),
+            aggregate_id: append_id.clone(),
+            first_version: 1,
+            last_version: 1,
+            append_id,
+            recorded_at: bson::DateTime::from_millis(0),
+            correlation_id: String::new(),
+            causation_id: None,
+            actor: String::new(),
+            traceparent: None,
+            idempotency_key: None,
+            position: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn landed_commits_nobody_takes_are_forgotten_oldest_first() {
+        let landed = LandedCommits::default();
+        for n in 0..LANDED_LIMIT + 10 {
+            landed.add(&landed_commit(format!("a{n}")));
+        }
+        assert_eq!(landed.held(), LANDED_LIMIT);
+        assert!(landed.take("a9").is_none(), "among the oldest ten");
+        assert!(landed.take("a10").is_some());
+        let newest = format!("a{}", LANDED_LIMIT + 9);
+        assert_eq!(landed.take(&newest).map(|c| c.append_id), Some(newest));
+        // Taken commits leave room: the map holds only what is still untaken.
+        assert_eq!(landed.held(), LANDED_LIMIT - 2);
+        landed.add(&landed_commit("late".into()));
+        assert!(
+            landed.take("a11").is_some(),
+            "one add forgets one id, taken or not"
+        );
+        assert!(landed.take("late").is_some());
     }
 
     #[test]
