@@ -13,6 +13,13 @@
 //! - bucket `_id = <list>#<no>`: `{list, no, entries: [{key, item}]}`, entries sorted by key
 //!   descending, at most [`BUCKET_MAX`] of them. Tier 0.
 //!
+//! A small list has no buckets: its entries are inline in the directory
+//! (`{list, total, next_no, buckets: [], entries: [{key, item}]}`), so a change to it writes
+//! one document instead of two. Most lists are small (a customer's jobs, a crew member's
+//! jobs of one status), and they took most of the projector's writes. An insert that would
+//! take the inline entries past [`INLINE_MAX`] moves them into the list's first bucket; a
+//! list goes inline again only once its last bucket is emptied.
+//!
 //! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers
 //! from `next_no`), and a bucket that falls below [`BUCKET_MIN`] after a removal is merged
 //! with a neighbour into a new bucket when the two fit in half a bucket. The replaced
@@ -44,6 +51,8 @@ use crate::query::{DocSource, QueryError};
 pub(crate) const BUCKET_MAX: usize = if cfg!(test) { 8 } else { 64 };
 /// A bucket below this after a removal is merged with a neighbour if they fit in half.
 pub(crate) const BUCKET_MIN: usize = BUCKET_MAX / 4;
+/// Most entries a list keeps inline in its directory.
+pub(crate) const INLINE_MAX: usize = BUCKET_MAX / 4;
 
 /// What a list entry carries.
 pub(crate) trait ListItem:
@@ -52,20 +61,52 @@ pub(crate) trait ListItem:
 }
 impl<T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static> ListItem for T {}
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Directory {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "P: Serialize", deserialize = "P: DeserializeOwned"))]
+pub(crate) struct Directory<P> {
     pub(crate) list: String,
     pub(crate) total: i64,
     pub(crate) next_no: i64,
     pub(crate) buckets: Vec<BucketRef>,
+    /// The entries of a list without buckets, sorted like a bucket's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) entries: Vec<ListEntry<P>>,
 }
 
-impl ReadDoc for Directory {
+impl<P> Default for Directory<P> {
+    fn default() -> Self {
+        Directory {
+            list: String::new(),
+            total: 0,
+            next_no: 0,
+            buckets: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<P: ListItem> ReadDoc for Directory<P> {
     const TIER: u8 = 1;
 }
 
 // These change the directory from its own counts only (see the comment above `insert`).
-impl Directory {
+impl<P> Directory<P> {
+    fn is_inline(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Moves the inline entries into a new first bucket; returns its number and entries.
+    fn unfold(&mut self) -> (i64, Vec<ListEntry<P>>) {
+        let entries = std::mem::take(&mut self.entries);
+        let no = self.take_no();
+        self.buckets.push(BucketRef {
+            no,
+            lo: String::new(),
+            count: entries.len() as i64,
+        });
+        (no, entries)
+    }
+
     /// Index of the bucket for `key`; an empty list gets its first bucket, covering every
     /// key.
     fn bucket_for(&mut self, key: &str) -> usize {
@@ -104,7 +145,7 @@ impl Directory {
 
     /// Replaces bucket `index` by two new buckets holding the halves of `entries`; returns
     /// their numbers with their entries.
-    fn split_halves<P>(
+    fn split_halves(
         &mut self,
         index: usize,
         mut entries: Vec<ListEntry<P>>,
@@ -207,7 +248,7 @@ pub(crate) fn bucket_id(list: &str, no: i64) -> String {
 }
 
 /// Index of the bucket whose range holds `key` (buckets sorted by `lo` descending).
-fn locate(dir: &Directory, key: &str) -> Option<usize> {
+fn locate<P>(dir: &Directory<P>, key: &str) -> Option<usize> {
     dir.buckets.iter().position(|b| b.lo.as_str() <= key)
 }
 
@@ -247,14 +288,14 @@ impl ListStore {
         Ok(())
     }
 
-    async fn directory(
+    async fn directory<P: ListItem>(
         &self,
         cache: &mut DocCache,
         loader: &impl DocLoader,
         list: &str,
-    ) -> Result<Directory, LoadError> {
+    ) -> Result<Directory<P>, LoadError> {
         let dir = cache
-            .get_cloned::<Directory>(loader, &self.dirs, list)
+            .get_cloned::<Directory<P>>(loader, &self.dirs, list)
             .await?;
         Ok(dir.unwrap_or_else(|| Directory {
             list: list.to_owned(),
@@ -296,16 +337,16 @@ impl ListStore {
         Ok(())
     }
 
-    async fn write_directory(
+    async fn write_directory<P: ListItem>(
         &self,
         cache: &mut DocCache,
         loader: &impl DocLoader,
         position: u64,
-        dir: Directory,
+        dir: Directory<P>,
     ) -> Result<(), LoadError> {
         let id = dir.list.clone();
         cache
-            .update::<Directory>(loader, &self.dirs, &id, position, |d| *d = dir)
+            .update::<Directory<P>>(loader, &self.dirs, &id, position, |d| *d = dir)
             .await?;
         Ok(())
     }
@@ -347,7 +388,17 @@ impl ListStore {
     ) -> Result<(), LoadError> {
         let list = membership.list.as_str();
         let key = membership.key.clone();
-        let mut dir = self.directory(cache, loader, list).await?;
+        let mut dir = self.directory::<P>(cache, loader, list).await?;
+        if dir.is_inline() {
+            insert_sorted(&mut dir.entries, key, item);
+            dir.total = dir.entries.len() as i64;
+            if dir.entries.len() > INLINE_MAX {
+                let (no, entries) = dir.unfold();
+                self.write_bucket(cache, loader, position, list, no, entries)
+                    .await?;
+            }
+            return self.write_directory(cache, loader, position, dir).await;
+        }
         let index = dir.bucket_for(&key);
         dir.total += 1;
         let no = dir.buckets[index].no;
@@ -387,11 +438,18 @@ impl ListStore {
         membership: &Membership,
         item: P,
     ) -> Result<(), LoadError> {
-        let dir = self.directory(cache, loader, &membership.list).await?;
-        let Some(index) = locate(&dir, &membership.key) else {
+        let key = membership.key.as_str();
+        let mut dir = self.directory::<P>(cache, loader, &membership.list).await?;
+        if dir.is_inline() {
+            let Ok(i) = dir.entries.binary_search_by(|e| key.cmp(e.key.as_str())) else {
+                return Ok(());
+            };
+            dir.entries[i].item = item;
+            return self.write_directory(cache, loader, position, dir).await;
+        }
+        let Some(index) = locate(&dir, key) else {
             return Ok(());
         };
-        let key = membership.key.as_str();
         let no = dir.buckets[index].no;
         self.edit_bucket::<P>(cache, loader, position, &membership.list, no, |entries| {
             if let Ok(i) = entries.binary_search_by(|e| key.cmp(e.key.as_str())) {
@@ -409,7 +467,15 @@ impl ListStore {
         list: &str,
         key: &str,
     ) -> Result<(), LoadError> {
-        let mut dir = self.directory(cache, loader, list).await?;
+        let mut dir = self.directory::<P>(cache, loader, list).await?;
+        if dir.is_inline() {
+            let Ok(i) = dir.entries.binary_search_by(|e| key.cmp(e.key.as_str())) else {
+                return Ok(());
+            };
+            dir.entries.remove(i);
+            dir.total = dir.entries.len() as i64;
+            return self.write_directory(cache, loader, position, dir).await;
+        }
         let Some(index) = locate(&dir, key) else {
             return Ok(());
         };
@@ -453,7 +519,7 @@ impl ListStore {
 
 /// The neighbour to merge bucket `index` with, when it has fallen below [`BUCKET_MIN`] and
 /// both fit in half a bucket (the lower neighbour preferred).
-fn merge_partner(dir: &Directory, index: usize) -> Option<usize> {
+fn merge_partner<P>(dir: &Directory<P>, index: usize) -> Option<usize> {
     let count = dir.buckets.get(index)?.count as usize;
     if count >= BUCKET_MIN {
         return None;
@@ -500,7 +566,7 @@ pub(crate) async fn read_page<P: ListItem>(
     list: &str,
     spec: PageSpec<'_, P>,
 ) -> Result<ListPage<P>, QueryError> {
-    let Some(dir) = crate::query::read::<Directory>(src, dirs, list).await? else {
+    let Some(dir) = crate::query::read::<Directory<P>>(src, dirs, list).await? else {
         return Ok(ListPage {
             items: Vec::new(),
             next: None,
@@ -515,6 +581,15 @@ pub(crate) async fn read_page<P: ListItem>(
         scanned: 0,
         last_scanned: None,
     };
+    for entry in dir.entries {
+        if let Scanned::PageEnds { next } = scan.offer(entry) {
+            return Ok(ListPage {
+                items: scan.items,
+                next,
+                total,
+            });
+        }
+    }
     for bucket_ref in &dir.buckets[start..] {
         let id = bucket_id(list, bucket_ref.no);
         let Some(bucket) = crate::query::read::<Bucket<P>>(src, buckets, &id).await? else {
@@ -539,7 +614,7 @@ pub(crate) async fn read_page<P: ListItem>(
 
 /// The bucket holding the largest key below `before`: the one whose range holds `before`,
 /// unless `before` is its lowest possible key (then the next one).
-fn first_bucket_before(dir: &Directory, before: Option<&str>) -> usize {
+fn first_bucket_before<P>(dir: &Directory<P>, before: Option<&str>) -> usize {
     match before {
         Some(before) => dir
             .buckets

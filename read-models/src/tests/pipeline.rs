@@ -254,7 +254,7 @@ fn assert_built_in_one_go_equals_built_through_crashes(history: fn(&[Step]) -> V
 }
 
 /// The list directories of a 300-step generated history, projected with a flush per event.
-fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory> {
+fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory<bson::Bson>> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let steps = steps(300..301)
         .new_tree(&mut runner)
@@ -289,6 +289,38 @@ fn generated_histories_split_and_merge_list_buckets() {
             .iter()
             .any(|d| d.next_no > 2 && d.buckets.len() == 1),
         "some list split and later merged back or emptied"
+    );
+}
+
+#[test]
+fn small_lists_keep_their_entries_in_their_directory() {
+    let directories = list_directories_of_a_generated_history();
+    let inline: Vec<_> = directories
+        .iter()
+        .filter(|d| d.buckets.is_empty())
+        .collect();
+    assert!(
+        inline.iter().any(|d| !d.entries.is_empty()),
+        "some list is small enough to be inline"
+    );
+    for dir in &inline {
+        assert!(
+            dir.entries.len() <= crate::list_index::INLINE_MAX,
+            "{dir:?}"
+        );
+        assert_eq!(dir.total, dir.entries.len() as i64, "{dir:?}");
+        let keys: Vec<_> = dir.entries.iter().map(|e| &e.key).collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {dir:?}"
+        );
+    }
+    assert!(
+        directories
+            .iter()
+            .filter(|d| !d.buckets.is_empty())
+            .all(|d| d.entries.is_empty()),
+        "a list with buckets keeps no entries inline"
     );
 }
 
