@@ -643,27 +643,11 @@ struct Work {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::DateTime as BsonDateTime;
 
     fn commit(kind: &str, id: &str, version: i64, at_millis: i64) -> (String, CommitDoc) {
         (
             format!("{kind}-{id}-{version}"),
-            CommitDoc {
-                id: format!("{kind}/{id}/{version:010}"),
-                aggregate_type: kind.into(),
-                aggregate_id: id.into(),
-                first_version: version,
-                last_version: version,
-                append_id: uuid::Uuid::now_v7().to_string(),
-                recorded_at: BsonDateTime::from_millis(at_millis),
-                correlation_id: String::new(),
-                causation_id: None,
-                actor: String::new(),
-                traceparent: None,
-                idempotency_key: None,
-                position: None,
-                events: Vec::new(),
-            },
+            CommitDoc::empty(kind, id, version, at_millis),
         )
     }
 

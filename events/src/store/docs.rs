@@ -47,6 +47,28 @@ pub(crate) struct CommittedEvent {
 }
 
 impl CommitDoc {
+    /// A commit of one version with no events, recorded at `at_millis`: for tests of what
+    /// is done with commits rather than with their events.
+    #[cfg(test)]
+    pub(crate) fn empty(kind: &str, id: &str, version: i64, at_millis: i64) -> CommitDoc {
+        CommitDoc {
+            id: format!("{kind}/{id}/{version:010}"),
+            aggregate_type: kind.into(),
+            aggregate_id: id.into(),
+            first_version: version,
+            last_version: version,
+            append_id: uuid::Uuid::now_v7().to_string(),
+            recorded_at: BsonDateTime::from_millis(at_millis),
+            correlation_id: String::new(),
+            causation_id: None,
+            actor: String::new(),
+            traceparent: None,
+            idempotency_key: None,
+            position: None,
+            events: Vec::new(),
+        }
+    }
+
     pub(crate) fn stream(&self) -> StreamId {
         StreamId {
             aggregate_type: self.aggregate_type.clone(),

@@ -495,20 +495,8 @@ mod tests {
 
     fn landed_commit(append_id: String) -> CommitDoc {
         CommitDoc {
-            id: format!("job/{append_id}/0000000001"),
-            aggregate_type: "job".into(),
-            aggregate_id: append_id.clone(),
-            first_version: 1,
-            last_version: 1,
             append_id,
-            recorded_at: bson::DateTime::from_millis(0),
-            correlation_id: String::new(),
-            causation_id: None,
-            actor: String::new(),
-            traceparent: None,
-            idempotency_key: None,
-            position: None,
-            events: Vec::new(),
+            ..CommitDoc::empty("job", "j", 1, 0)
         }
     }
 
