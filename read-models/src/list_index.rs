@@ -252,12 +252,35 @@ fn locate<P>(dir: &Directory<P>, key: &str) -> Option<usize> {
     dir.buckets.iter().position(|b| b.lo.as_str() <= key)
 }
 
-/// Inserts into `entries` (sorted by key descending), replacing an entry with the same key.
+/// Where `key` is or would go in `entries` (sorted by key descending).
+fn search<P>(entries: &[ListEntry<P>], key: &str) -> Result<usize, usize> {
+    entries.binary_search_by(|e| key.cmp(e.key.as_str()))
+}
+
+/// Inserts into `entries`, replacing an entry with the same key.
 fn insert_sorted<P>(entries: &mut Vec<ListEntry<P>>, key: String, item: P) {
-    match entries.binary_search_by(|e| key.as_str().cmp(e.key.as_str())) {
+    match search(entries, &key) {
         Ok(i) => entries[i].item = item,
         Err(i) => entries.insert(i, ListEntry { key, item }),
     }
+}
+
+/// Gives the entry with `key` its new item; false when there is none.
+fn replace_sorted<P>(entries: &mut [ListEntry<P>], key: &str, item: P) -> bool {
+    let found = search(entries, key);
+    if let Ok(i) = found {
+        entries[i].item = item;
+    }
+    found.is_ok()
+}
+
+/// Removes the entry with `key`; false when there is none.
+fn remove_sorted<P>(entries: &mut Vec<ListEntry<P>>, key: &str) -> bool {
+    let found = search(entries, key);
+    if let Ok(i) = found {
+        entries.remove(i);
+    }
+    found.is_ok()
 }
 
 impl ListStore {
@@ -441,10 +464,9 @@ impl ListStore {
         let key = membership.key.as_str();
         let mut dir = self.directory::<P>(cache, loader, &membership.list).await?;
         if dir.is_inline() {
-            let Ok(i) = dir.entries.binary_search_by(|e| key.cmp(e.key.as_str())) else {
+            if !replace_sorted(&mut dir.entries, key, item) {
                 return Ok(());
-            };
-            dir.entries[i].item = item;
+            }
             return self.write_directory(cache, loader, position, dir).await;
         }
         let Some(index) = locate(&dir, key) else {
@@ -452,9 +474,7 @@ impl ListStore {
         };
         let no = dir.buckets[index].no;
         self.edit_bucket::<P>(cache, loader, position, &membership.list, no, |entries| {
-            if let Ok(i) = entries.binary_search_by(|e| key.cmp(e.key.as_str())) {
-                entries[i].item = item;
-            }
+            replace_sorted(entries, key, item);
         })
         .await
     }
@@ -469,10 +489,9 @@ impl ListStore {
     ) -> Result<(), LoadError> {
         let mut dir = self.directory::<P>(cache, loader, list).await?;
         if dir.is_inline() {
-            let Ok(i) = dir.entries.binary_search_by(|e| key.cmp(e.key.as_str())) else {
+            if !remove_sorted(&mut dir.entries, key) {
                 return Ok(());
-            };
-            dir.entries.remove(i);
+            }
             dir.total = dir.entries.len() as i64;
             return self.write_directory(cache, loader, position, dir).await;
         }
@@ -483,9 +502,7 @@ impl ListStore {
         let count = (dir.buckets[index].count - 1).max(0);
         dir.total = (dir.total - 1).max(0);
         let without = |entries: &mut Vec<ListEntry<P>>| {
-            if let Ok(i) = entries.binary_search_by(|e| key.cmp(e.key.as_str())) {
-                entries.remove(i);
-            }
+            remove_sorted(entries, key);
         };
         if count == 0 {
             self.edit_bucket::<P>(cache, loader, position, list, no, without)
