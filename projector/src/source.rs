@@ -1,7 +1,7 @@
 //! Reading events from the event store, the record: the tail of the global log, and ranges of
 //! positions for gap fills, catch-up and rebuilds (long ones from JetStream's copy, checked
 //! position by position, as far as it holds them; the rest by
-//! [`EventStore::read_positions`], which reads pages by `_id` in the way the backend serves
+//! [`EventStore::read_positions`], which reads positions in the way the backend serves
 //! best).
 
 use std::time::Duration;
@@ -71,11 +71,10 @@ impl<'a> RangeReader<'a> {
     }
 
     /// Reads the range from JetStream first when at least `min` events are left: FerretDB
-    /// serves the log at about 2,000 events/s however it is read (point reads 16 at a time,
-    /// or a scan: the M log of 97,360 events in 37 s with the driver alone), while JetStream
-    /// sends them from its files (M: 110,630 events in 1.6 s). Shorter ranges, like the gap
-    /// fills of live projection whose events JetStream has not delivered, go straight to the
-    /// store.
+    /// serves the log at 6,500-10,000 events/s at best (by page, `bench history` at M and
+    /// L), while JetStream sends them from its files (M: 110,630 events in 1.6 s). Shorter
+    /// ranges, like the gap fills of live projection whose events JetStream has not
+    /// delivered, go straight to the store.
     pub(crate) fn with_bus(mut self, bus: Option<&'a Bus>, min: u64) -> Self {
         self.bus = bus;
         self.bus_min = min.max(1);

@@ -113,6 +113,7 @@ impl CommitDoc {
             .map(|(index, event)| LogDoc {
                 id: log_id(to_u64(first_position + index as i64).unwrap_or_default()),
                 position: first_position + index as i64,
+                page: log_page(to_u64(first_position + index as i64).unwrap_or_default()),
                 event_id: event.event_id.clone(),
                 aggregate_type: self.aggregate_type.clone(),
                 aggregate_id: self.aggregate_id.clone(),
@@ -137,14 +138,30 @@ pub fn log_id(position: u64) -> i64 {
     i64::try_from(position).unwrap_or(i64::MAX)
 }
 
+/// Positions per page of the log ([`log_page`]).
+pub const LOG_PAGE_SIZE: u64 = 1_000;
+
+/// The page of the log that holds `position`: positions 1 to 1,000 are page 0, 1,001 to
+/// 2,000 page 1, and so on. `db.events.find({page: 12})` is positions 12,001 to 13,000: a
+/// bucket key, so that reading the log in order is a series of equality finds on an indexed
+/// field, which every backend serves from its index (a range of `_id` or a sort is not
+/// served so on FerretDB 1.x, see [`crate::EventStore::read_all`]).
+pub fn log_page(position: u64) -> i64 {
+    i64::try_from(position.saturating_sub(1) / LOG_PAGE_SIZE).unwrap_or(i64::MAX)
+}
+
 /// One event of the global log (`events` collection), `_id` = [`log_id`] of its position, which
-/// is also its `position` field. Written only by the relay, in position order, so the collection
-/// is also the store read forward.
+/// is also its `position` field, and `page` its [`log_page`]. Written only by the relay, in
+/// position order, so the collection is also the store read forward.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogDoc {
     #[serde(rename = "_id")]
     pub id: i64,
     pub position: i64,
+    /// Absent from the documents of stores written before pages (read as page 0, never
+    /// found by page: readers complete a page that comes short by point reads).
+    #[serde(default)]
+    pub page: i64,
     pub event_id: String,
     pub aggregate_type: String,
     pub aggregate_id: String,

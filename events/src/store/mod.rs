@@ -3,8 +3,9 @@
 //! Collections (all access on hot paths is an insert or a point read by `_id`):
 //! - `commits`: one document per append, `_id` = `<stream>/<first_version>` (the concurrency
 //!   guard), holding the append's events.
-//! - `events`: the global log, one document per event, `_id` = [`log_id`] of its position;
-//!   written only by the relay, in position order.
+//! - `events`: the global log, one document per event, `_id` = [`log_id`] of its position,
+//!   `page` = [`log_page`] of it (a bucket key of 1,000 positions); written only by the relay,
+//!   in position order.
 //! - `outbox`: pending publications, written before the commit and deleted once published.
 //! - `heads`: per stream, a hint of its head version and an optional aggregate snapshot.
 //! - `positions`: per sequenced commit, the position of its first event; inserted by the relay
@@ -13,7 +14,7 @@
 //! - `relay`: the relay's lease and sequencer hint.
 //!
 //! `commits`, `heads`, `positions` and `idempotency` grow with the data and are read by `_id`
-//! only; the log is read in position order on batch paths.
+//! only; the log is read in position order on batch paths, by `_id` or by `page`.
 //!
 //! Why everything rests on unique inserts: FerretDB has no transactions and its updates are
 //! read-modify-write, so a unique `_id` is the only atomic guard it offers, and on MongoDB the
@@ -45,7 +46,7 @@ use tokio::sync::{oneshot, Notify};
 
 pub use append::{AppendOutcome, AppendRequest, Expected, IdempotencyKey, Snapshot, StreamHead};
 pub use claims::{Claims, Holder};
-pub use docs::{log_id, pack_state};
+pub use docs::{log_id, log_page, pack_state, LOG_PAGE_SIZE};
 pub use identity::IDENTITY_COLLECTION;
 pub use import::{Import, ImportedCommit};
 pub use port::{BulkImport, EventLog};
@@ -352,17 +353,23 @@ impl EventStore {
     /// Creates the indexes the store relies on; safe to run at every start.
     ///
     /// `events.event_id` unique: a commit can never be sequenced twice, even by two relays.
-    /// A commit's `_id` (stream and first version) is its only key: stream reads walk it.
+    /// `events.page`: the log's pages are read by equality on it (see
+    /// [`EventStore::read_all`]). A commit's `_id` (stream and first version) is its only
+    /// key: stream reads walk it.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
         let unique = IndexOptions::builder().unique(true).build();
-        self.log
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"event_id": 1})
-                    .options(unique)
-                    .build(),
-            )
-            .await?;
+        // One index a call: FerretDB 1.24 panics on a `createIndexes` of several indexes of
+        // which some exist already (at every start but the first).
+        let indexes = [
+            IndexModel::builder()
+                .keys(doc! {"event_id": 1})
+                .options(unique)
+                .build(),
+            IndexModel::builder().keys(doc! {"page": 1}).build(),
+        ];
+        for index in indexes {
+            self.log.create_index(index).await?;
+        }
         Ok(())
     }
 

@@ -539,3 +539,125 @@ async fn an_import_reads_back_like_appended_and_sequenced_commits() {
         .await;
     assert_eq!(position, Some(5), "the relay continues after the import");
 }
+
+/// The log is read in order across its pages of 1,000 positions (`page`, a bucket key a
+/// plain `find` uses too), from any position, by `read_all` and by `read_positions`, also
+/// where a page lacks documents that the log holds (written before the log had pages).
+#[tokio::test]
+async fn the_log_reads_in_order_across_its_pages_and_where_a_page_lacks_documents() {
+    use bson::doc;
+    use events::store::{log_id, ImportedCommit};
+
+    const EVENTS: u64 = 2_600;
+    let env = TestEnv::new().await;
+    let store = env.store().await;
+    let streams: Vec<StreamId> = (0..26).map(|_| stream("job")).collect();
+    let mut import = store.import(1);
+    for round in 0..10u64 {
+        let commits: Vec<ImportedCommit> = streams
+            .iter()
+            .map(|s| ImportedCommit {
+                stream: s.clone(),
+                first_version: round * 10 + 1,
+                events: (0..10).map(|i| event(round * 10 + i)).collect(),
+                metadata: EventMetadata::default(),
+                append_id: uuid::Uuid::now_v7(),
+                recorded_at: Utc::now(),
+            })
+            .collect();
+        import.write(&commits).await.unwrap();
+    }
+    assert_eq!(
+        import.finish(&Default::default()).await.unwrap(),
+        EVENTS + 1
+    );
+
+    let log = env.database.collection::<bson::Document>("events");
+    let page_one: Vec<i64> = {
+        use futures::TryStreamExt;
+        let docs: Vec<bson::Document> = log
+            .find(doc! {"page": 1_i64})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut positions: Vec<i64> = docs
+            .iter()
+            .map(|d| d.get_i64("position").unwrap())
+            .collect();
+        positions.sort_unstable();
+        positions
+    };
+    assert_eq!(
+        page_one,
+        (1_001..=2_000).collect::<Vec<i64>>(),
+        "page 1 by a plain find"
+    );
+
+    let check = |label: &'static str| {
+        let store = store.clone();
+        async move {
+            for after in [0, 999, 1_000, 1_001, 2_599, EVENTS] {
+                let mut batches = store.read_all(ReadAllOptions {
+                    after_position: after,
+                    batch_size: 333,
+                });
+                let mut read = Vec::new();
+                while let Some(batch) = batches.next().await {
+                    read.extend(batch.unwrap().into_iter().map(|e| e.position.unwrap()));
+                }
+                assert_positions(
+                    &read,
+                    after + 1..=EVENTS,
+                    &format!("{label}: read_all after {after}"),
+                );
+            }
+            for (after, count) in [
+                (0, 2_600),
+                (990, 100),
+                (1_998, 3),
+                (1_400, 400),
+                (2_550, 100),
+            ] {
+                let read: Vec<u64> = store
+                    .read_positions(after, count)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.position.unwrap())
+                    .collect();
+                let last = (after + count as u64).min(EVENTS);
+                assert_positions(
+                    &read,
+                    after + 1..=last,
+                    &format!("{label}: {count} after {after}"),
+                );
+            }
+        }
+    };
+    check("paged").await;
+
+    // Documents without a page: part of page 1 and all of the last page.
+    for (first, last) in [(1_500, 1_700), (2_001, 2_600)] {
+        log.update_many(
+            doc! {"_id": {"$gte": log_id(first), "$lte": log_id(last)}},
+            doc! {"$unset": {"page": ""}},
+        )
+        .await
+        .unwrap();
+    }
+    check("pages lacking documents").await;
+}
+
+/// `read` is exactly the positions of `expected`; a failure names the first that differs.
+fn assert_positions(read: &[u64], expected: std::ops::RangeInclusive<u64>, label: &str) {
+    let expected: Vec<u64> = expected.collect();
+    let first_difference = read.iter().zip(&expected).position(|(r, e)| r != e);
+    assert!(
+        read == expected,
+        "{label}: read {} positions, expected {}; first difference at index {first_difference:?}",
+        read.len(),
+        expected.len()
+    );
+}
