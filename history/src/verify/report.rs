@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum Check {
     /// Commit ids, numbering inside commits, and per-stream version chains.
     Versions,
-    /// Dense, unique, ordered positions in `events`.
+    /// Dense, unique positions in `events`.
     Positions,
     /// `events` documents agree with the commits.
     LogMatchesCommits,
