@@ -20,6 +20,9 @@ pub(crate) const CORRELATION_ID: &str = "x-correlation-id";
 
 const RESPONSES: &str = "simplepro_command_api_responses_total";
 const COMMANDS: &str = "simplepro_command_api_commands_total";
+/// What the recent states weigh (`states::RecentStates`): memory bounded by
+/// `SIMPLEPRO_STATE_CACHE_MIB` that fills as streams are written, apart from any leak.
+pub(crate) const STATE_CACHE_BYTES: &str = "simplepro_command_api_state_cache_bytes";
 
 /// The correlation id of the current request, recorded on every event it appends.
 #[derive(Debug, Clone)]
@@ -83,6 +86,10 @@ impl CommandMetrics {
                 COMMANDS,
                 "Commands by aggregate type and outcome (accepted, refused, conflicted, failed)."
             );
+            metrics::describe_gauge!(
+                STATE_CACHE_BYTES,
+                "Bytes of recent aggregate states held (bounded by SIMPLEPRO_STATE_CACHE_MIB)."
+            );
             ["1xx", "2xx", "3xx", "4xx", "5xx"]
                 .map(|class| metrics::counter!(RESPONSES, "class" => class))
         });
@@ -135,5 +142,10 @@ pub(crate) async fn correlate(
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let held = state.states.weighted_bytes().await as f64;
+    state
+        .metrics
+        .registry
+        .register(|| metrics::gauge!(STATE_CACHE_BYTES).set(held));
     state.metrics.registry.response()
 }

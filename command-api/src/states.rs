@@ -43,6 +43,16 @@ impl RecentStates {
         RecentStates { cache }
     }
 
+    /// What the states held weigh now, in bytes: at most the bound given to [`Self::new`].
+    pub(crate) async fn weighted_bytes(&self) -> u64 {
+        let Some(cache) = &self.cache else {
+            return 0;
+        };
+        // The cache counts inserts and evictions in its housekeeping, which runs now and then.
+        cache.run_pending_tasks().await;
+        cache.weighted_size()
+    }
+
     /// The state and head this process last appended for `stream`, when it is of `A`'s
     /// current snapshot schema and still decodes.
     pub(crate) async fn get<A: Aggregate>(

@@ -1341,6 +1341,11 @@ async fn health_metrics_and_openapi_are_served() {
         ),
         prometheus_parse::Value::Counter(1.0)
     );
+    // The customer's state is kept for its next command.
+    assert!(matches!(
+        sample("simplepro_command_api_state_cache_bytes", &[]),
+        prometheus_parse::Value::Gauge(n) if n > 0.0
+    ));
     for histogram in [
         "simplepro_events_append_duration_seconds",
         "simplepro_events_append_group_size",

@@ -289,6 +289,7 @@ impl Soak<'_> {
             services: vec![&running.command, &running.projector, &running.query],
             command: &running.command,
             projector: &running.projector,
+            query: &running.query,
             store,
             client: self.client.clone(),
             token: &self.reader,

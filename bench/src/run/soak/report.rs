@@ -135,7 +135,8 @@ fn load_section(out: &mut String, r: &SoakResult) {
 fn samples_section(out: &mut String, r: &SoakResult) {
     let _ = writeln!(
         out,
-        "\n### Samples\n\nEvery {} s: VmRSS of each service (MiB); from the command API's \
+        "\n### Samples\n\nEvery {} s: VmRSS of each service (MiB; after a slash, what its bounded cache \
+         holds by its `/metrics`, included in the RSS); from the command API's \
          `/metrics` the outbox entries pending at the relay's last pass and the age of the \
          oldest (s); from the projector's, the events it has not applied yet (its lag, from \
          the tail it last polled) and, read from outside, how far its checkpoint is behind \
@@ -155,7 +156,13 @@ fn samples_section(out: &mut String, r: &SoakResult) {
         let rss: String = r
             .services
             .iter()
-            .map(|s| format!(" {} |", cell(sample.rss_mib.get(s).copied(), 1)))
+            .map(|s| {
+                let rss = cell(sample.rss_mib.get(s).copied(), 1);
+                match sample.cache_mib.get(s) {
+                    Some(cached) => format!(" {rss} / {cached:.1} |"),
+                    None => format!(" {rss} |"),
+                }
+            })
             .collect();
         let _ = writeln!(
             out,
@@ -202,6 +209,7 @@ mod tests {
                 ("query-api".to_owned(), 40.0),
             ]
             .into(),
+            cache_mib: [("query-api".to_owned(), 12.5)].into(),
             outbox_pending: pending,
             outbox_oldest_age_seconds: pending.map(|p| p / 100.0),
             projector_lag_events: Some(7.0),
@@ -258,8 +266,8 @@ mod tests {
         assert!(md.contains(
             "| minute | command-api | query-api | outbox pending | oldest age | projector lag | behind the store |\n\
              |---|---|---|---|---|---|---|\n\
-             | 0.00 | 30.0 | 40.0 | 0 | 0.0 | 7 | 1 |\n\
-             | 0.25 | 31.5 | 40.0 | – | – | 7 | – |\n"
+             | 0.00 | 30.0 | 40.0 / 12.5 | 0 | 0.0 | 7 | 1 |\n\
+             | 0.25 | 31.5 | 40.0 / 12.5 | – | – | 7 | – |\n"
         ), "{md}");
         assert!(md.contains("- memory flat: command-api: met (+1.0 %)\n"));
         assert!(md.contains("- outbox not growing: **missed** (300 entries at the end)\n"));

@@ -16,6 +16,12 @@ pub(super) const OUTBOX_PENDING: &str = events::metrics::names::OUTBOX_PENDING;
 pub(super) const OUTBOX_OLDEST_AGE: &str = events::metrics::names::OUTBOX_OLDEST_AGE;
 /// Events in the stream the projector has not applied yet.
 pub(super) const PROJECTOR_LAG: &str = "simplepro_projector_lag_events";
+/// What the command API's recent states weigh (bounded by `SIMPLEPRO_STATE_CACHE_MIB`).
+pub(super) const COMMAND_STATE_CACHE: &str = "simplepro_command_api_state_cache_bytes";
+/// What the query API's document cache weighs (bounded by its `--cache-mib`).
+pub(super) const QUERY_CACHE: &str = "simplepro_query_api_cache_weighted_size_bytes";
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// One look at the services, `seconds` after the load started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,6 +29,10 @@ pub struct Sample {
     pub seconds: f64,
     /// Resident memory (VmRSS) by service name.
     pub rss_mib: BTreeMap<String, f64>,
+    /// What each service's bounded cache holds, by service name, as its `/metrics` says:
+    /// memory that grows until the cache is full, which is not a leak.
+    #[serde(default)]
+    pub cache_mib: BTreeMap<String, f64>,
     /// `None` where `/metrics` did not answer or lacked the series.
     pub outbox_pending: Option<f64>,
     pub outbox_oldest_age_seconds: Option<f64>,
@@ -58,6 +68,7 @@ pub(super) struct Watched<'a> {
     pub services: Vec<&'a Service>,
     pub command: &'a Service,
     pub projector: &'a Service,
+    pub query: &'a Service,
     pub store: &'a events::EventStore,
     pub client: reqwest::Client,
     pub token: &'a str,
@@ -82,6 +93,14 @@ impl Watched<'_> {
     async fn sample(&self, at: Duration) -> Sample {
         let command = self.metrics(self.command).await;
         let projector = self.metrics(self.projector).await;
+        let query = self.metrics(self.query).await;
+        let cache_mib = [
+            (self.command, gauge(&command, COMMAND_STATE_CACHE)),
+            (self.query, gauge(&query, QUERY_CACHE)),
+        ]
+        .into_iter()
+        .filter_map(|(service, bytes)| Some((service.name.clone(), bytes? / MIB)))
+        .collect();
         let rss_mib = memory::sample(&self.services)
             .into_iter()
             .map(|rss| (rss.service, rss.rss_mib))
@@ -89,6 +108,7 @@ impl Watched<'_> {
         Sample {
             seconds: at.as_secs_f64(),
             rss_mib,
+            cache_mib,
             outbox_pending: gauge(&command, OUTBOX_PENDING),
             outbox_oldest_age_seconds: gauge(&command, OUTBOX_OLDEST_AGE),
             projector_lag_events: gauge(&projector, PROJECTOR_LAG),
