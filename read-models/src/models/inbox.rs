@@ -9,17 +9,19 @@
 //!   `ThreadListItem`. `MessagePosted` moves the thread to the top of every participant's
 //!   lists; `ThreadRead` changes the reader's entry and unread-list membership.
 //! - `user_threads`, `_id = <user_id>_<thread_id>` (tier 2): `{read_up_to, own_after:
-//!   [{from, to}], item}`: the user's read marker, the user's own message seqs after it (as
-//!   ranges; own messages never count as unread), and the user's current list item.
-//!   unread = (last_seq − read_up_to) − (own seqs after read_up_to). `own_after` only grows
-//!   while the user posts without marking read (16 bytes per run of own messages).
+//!   [{from, to}]}`: the user's read marker and the user's own message seqs after it (as
+//!   ranges; own messages never count as unread). unread = (last_seq − read_up_to) − (own
+//!   seqs after read_up_to). `own_after` only grows while the user posts without marking
+//!   read (16 bytes per run of own messages). Written when the user joins, reads or posts:
+//!   the user's list item is built from it and the thread, before and after the event, so
+//!   a message from someone else leaves it as it is.
 //! - `threads`, `_id = <thread_id>` (tier 3): `{thread: {thread_id, kind, job_id, title,
 //!   participants [{user_id, name}], started_at, last_seq, last_message_at, preview,
 //!   last_author_id}}` from `ThreadStarted` and `MessagePosted`. At most 100 participants.
 //! - `user_names`, `_id = <user_id>` (tier 4): `{name}` from `UserRegistered`.
 //!
-//! A message in a thread of `k` participants changes `k` user-thread documents, `k` user
-//! documents and `2k` list entries (`k ≤ 100`).
+//! A message in a thread of `k` participants changes the author's user-thread document, the
+//! user documents of the `k − 1` others and `2k` list entries (`k ≤ 100`).
 
 use chrono::{DateTime, Utc};
 use domain::ids::{JobId, ThreadId, UserId};
@@ -64,7 +66,6 @@ impl ReadDoc for UserDoc {
 struct UserThreadDoc {
     read_up_to: u64,
     own_after: Vec<SeqRange>,
-    item: Option<ThreadListItem>,
 }
 
 impl ReadDoc for UserThreadDoc {
@@ -285,10 +286,13 @@ async fn apply_thread(
             let named = named_participants(cache, loader, &c.names, participants).await?;
             let state = ThreadState::started(thread_id, kind, title.as_ref(), *started_at, named);
             cache
-                .update::<ThreadDoc>(loader, &c.threads, &id, p, |doc| doc.thread = Some(state))
+                .update::<ThreadDoc>(loader, &c.threads, &id, p, |doc| {
+                    doc.thread = Some(state.clone())
+                })
                 .await?;
+            let change = Change::same(&state);
             for user in participants {
-                refresh(cache, loader, c, p, thread_id, *user, |_| {}).await?;
+                refresh(cache, loader, c, p, &change, *user, |_| {}).await?;
             }
         }
         ThreadEvent::MessagePosted {
@@ -298,6 +302,9 @@ async fn apply_thread(
             posted_at,
             ..
         } => {
+            let Some(before) = thread_state(cache, loader, c, &id).await? else {
+                return Ok(());
+            };
             let text = preview(body.as_str());
             cache
                 .update_existing::<ThreadDoc>(loader, &c.threads, &id, p, |doc| {
@@ -306,9 +313,16 @@ async fn apply_thread(
                     }
                 })
                 .await?;
-            for user in participants_of(cache, loader, c, &id).await? {
+            let Some(after) = thread_state(cache, loader, c, &id).await? else {
+                return Ok(());
+            };
+            let change = Change {
+                before: &before,
+                after: &after,
+            };
+            for user in after.participants.iter().map(|p| p.user_id) {
                 let own = user == *author;
-                refresh(cache, loader, c, p, thread_id, user, |ut| {
+                refresh(cache, loader, c, p, &change, user, |ut| {
                     if own {
                         ut.note_own_message(*seq);
                     }
@@ -319,7 +333,10 @@ async fn apply_thread(
         ThreadEvent::ThreadRead {
             user, up_to_seq, ..
         } => {
-            refresh(cache, loader, c, p, thread_id, *user, |ut| {
+            let Some(thread) = thread_state(cache, loader, c, &id).await? else {
+                return Ok(());
+            };
+            refresh(cache, loader, c, p, &Change::same(&thread), *user, |ut| {
                 ut.note_read(*up_to_seq)
             })
             .await?;
@@ -328,54 +345,66 @@ async fn apply_thread(
     Ok(())
 }
 
-async fn participants_of(
+/// The thread as its document holds it now.
+async fn thread_state(
     cache: &mut DocCache,
     loader: &impl DocLoader,
     c: &Collections,
     thread_id: &str,
-) -> Result<Vec<UserId>, LoadError> {
+) -> Result<Option<ThreadState>, LoadError> {
     Ok(cache
         .get::<ThreadDoc>(loader, &c.threads, thread_id)
         .await?
-        .and_then(|doc| doc.thread.as_ref())
-        .map(|t| t.participants.iter().map(|p| p.user_id).collect())
-        .unwrap_or_default())
+        .and_then(|doc| doc.thread.clone()))
 }
 
-/// Applies `change` to one user's view of a thread and carries the result into the user's
-/// totals and lists.
+/// A thread before and after the event being applied: its participants' list items were
+/// built from `before`, and are built from `after` now.
+struct Change<'a> {
+    before: &'a ThreadState,
+    after: &'a ThreadState,
+}
+
+impl<'a> Change<'a> {
+    /// An event that leaves the thread as it is (a start: nobody has an item yet; a read).
+    fn same(thread: &'a ThreadState) -> Self {
+        Change {
+            before: thread,
+            after: thread,
+        }
+    }
+}
+
+/// Applies `change_user` to one user's view of a thread (a read marker, an own message)
+/// and carries it and the thread's `change` into the user's totals and lists. The user's
+/// previous item is built from `change.before` and the user's document as it was, so the
+/// document is written only when the user's own view changed (or the user joins).
 async fn refresh(
     cache: &mut DocCache,
     loader: &impl DocLoader,
     c: &Collections,
     p: u64,
-    thread_id: ThreadId,
+    change: &Change<'_>,
     user: UserId,
-    change: impl FnOnce(&mut UserThreadDoc),
+    change_user: impl FnOnce(&mut UserThreadDoc),
 ) -> Result<(), LoadError> {
-    let Some(thread) = cache
-        .get::<ThreadDoc>(loader, &c.threads, &thread_id.to_string())
-        .await?
-        .and_then(|doc| doc.thread.clone())
-    else {
-        return Ok(());
-    };
-    let id = format!("{user}_{thread_id}");
+    let id = format!("{user}_{}", change.after.thread_id);
     let old = cache
         .get_cloned::<UserThreadDoc>(loader, &c.user_threads, &id)
-        .await?
-        .unwrap_or_default();
-    let mut new = old.clone();
-    change(&mut new);
-    let item = build_item(&thread, user, &new);
-    new.item = Some(item.clone());
-    let stored = new.clone();
-    cache
-        .update::<UserThreadDoc>(loader, &c.user_threads, &id, p, |doc| *doc = stored)
         .await?;
-    let unread = |ut: &UserThreadDoc| ut.item.as_ref().map_or(0, |i| i.unread) as i64;
-    let (before, after) = (unread(&old), unread(&new));
-    let joined = i64::from(old.item.is_none());
+    let mut new = old.clone().unwrap_or_default();
+    change_user(&mut new);
+    if old.as_ref() != Some(&new) {
+        let stored = new.clone();
+        cache
+            .update::<UserThreadDoc>(loader, &c.user_threads, &id, p, |doc| *doc = stored)
+            .await?;
+    }
+    let old_item = old.map(|ut| build_item(change.before, user, &ut));
+    let item = build_item(change.after, user, &new);
+    let unread = |item: Option<&ThreadListItem>| item.map_or(0, |i| i.unread) as i64;
+    let (before, after) = (unread(old_item.as_ref()), unread(Some(&item)));
+    let joined = i64::from(old_item.is_none());
     let unread_threads = i64::from(after > 0) - i64::from(before > 0);
     if joined != 0 || before != after {
         cache
@@ -386,8 +415,7 @@ async fn refresh(
             })
             .await?;
     }
-    let old_lists = old
-        .item
+    let old_lists = old_item
         .as_ref()
         .map(|i| memberships(user, i))
         .unwrap_or_default();
