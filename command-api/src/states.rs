@@ -12,14 +12,20 @@ use events::store::StreamHead;
 use events::StreamId;
 use moka::future::Cache;
 
-/// Per entry, besides the encoded state: the key, the head and the cache's own bookkeeping.
-const ENTRY_OVERHEAD: usize = 192;
+/// Per entry, besides the encoded state: the key (a stream name, about 48 bytes on the
+/// heap), the head (its stream's two names and its commit id, about 130), the `Arc`'d entry
+/// itself (about 130) and the cache's own bookkeeping (hash slot, queue nodes: about 150).
+/// An estimate from the types' sizes and the allocator's rounding. With 192 here and the
+/// encoding's spare capacity kept, the soak measured about twice the weight in resident
+/// memory (BENCHMARKS.md, "Soak").
+const ENTRY_OVERHEAD: usize = 512;
 
 struct Recent {
     head: StreamHead,
     schema: u32,
-    /// The state as JSON: its length is what the entry weighs.
-    state: Vec<u8>,
+    /// The state as JSON, exactly as long as it is: its length is what the entry weighs,
+    /// where a `Vec` grown while encoding may hold up to twice that.
+    state: Box<[u8]>,
 }
 
 #[derive(Clone)]
@@ -82,7 +88,7 @@ impl RecentStates {
                 let recent = Recent {
                     head,
                     schema: A::SNAPSHOT_VERSION,
-                    state,
+                    state: state.into_boxed_slice(),
                 };
                 cache.insert(key, Arc::new(recent)).await;
             }
