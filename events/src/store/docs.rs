@@ -110,24 +110,28 @@ impl CommitDoc {
         self.events
             .iter()
             .enumerate()
-            .map(|(index, event)| LogDoc {
-                id: log_id(to_u64(first_position + index as i64).unwrap_or_default()),
-                position: first_position + index as i64,
-                page: log_page(to_u64(first_position + index as i64).unwrap_or_default()),
-                event_id: event.event_id.clone(),
-                aggregate_type: self.aggregate_type.clone(),
-                aggregate_id: self.aggregate_id.clone(),
-                version: event.version,
-                event_type: event.event_type.clone(),
-                schema_version: event.schema_version,
-                occurred_at: event.occurred_at,
-                recorded_at: self.recorded_at,
-                correlation_id: self.correlation_id.clone(),
-                causation_id: self.causation_id.clone(),
-                actor: self.actor.clone(),
-                traceparent: self.traceparent.clone(),
-                payload: event.payload.clone(),
-                commit_id: self.id.clone(),
+            .map(|(index, event)| {
+                let position = first_position + index as i64;
+                let at = to_u64(position).unwrap_or_default();
+                LogDoc {
+                    id: log_id(at),
+                    position,
+                    page: log_page(at),
+                    event_id: event.event_id.clone(),
+                    aggregate_type: self.aggregate_type.clone(),
+                    aggregate_id: self.aggregate_id.clone(),
+                    version: event.version,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    occurred_at: event.occurred_at,
+                    recorded_at: self.recorded_at,
+                    correlation_id: self.correlation_id.clone(),
+                    causation_id: self.causation_id.clone(),
+                    actor: self.actor.clone(),
+                    traceparent: self.traceparent.clone(),
+                    payload: event.payload.clone(),
+                    commit_id: self.id.clone(),
+                }
             })
             .collect()
     }

@@ -422,6 +422,8 @@ impl EventStore {
             .collect()
     }
 
+    /// A long range on FerretDB: the pages that hold it, two in flight, up to its first
+    /// missing position.
     async fn read_by_pages(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
         let (mut next, last) = (after + 1, after + count as u64);
         let mut pages = futures::stream::iter(log_page(next)..=log_page(last))
