@@ -18,7 +18,7 @@ pub(super) const OUTBOX_OLDEST_AGE: &str = events::metrics::names::OUTBOX_OLDEST
 pub(super) const PROJECTOR_LAG: &str = "simplepro_projector_lag_events";
 /// What the command API's recent states weigh (bounded by `SIMPLEPRO_STATE_CACHE_MIB`).
 pub(super) const COMMAND_STATE_CACHE: &str = "simplepro_command_api_state_cache_bytes";
-/// What the query API's document cache weighs (bounded by its `--cache-mib`).
+/// What the query API's document cache weighs (bounded by `SIMPLEPRO_CACHE_MAX_BYTES`).
 pub(super) const QUERY_CACHE: &str = "simplepro_query_api_cache_weighted_size_bytes";
 
 const MIB: f64 = 1024.0 * 1024.0;
