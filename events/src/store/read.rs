@@ -133,7 +133,7 @@ const PAGES_IN_FLIGHT: usize = 2;
 
 /// The last position of a page of the log ([`log_page`]).
 fn page_last(page: i64) -> u64 {
-    (u64::try_from(page).unwrap_or(0) + 1) * LOG_PAGE_SIZE
+    (u64::try_from(page).unwrap_or(0) + 1).saturating_mul(LOG_PAGE_SIZE)
 }
 impl EventStore {
     /// Loads a stream from its latest snapshot: one read for the snapshot, then the commits
@@ -280,7 +280,7 @@ impl EventStore {
         let open = async move {
             if store.backend == Backend::FerretDb {
                 return Ok(store
-                    .log_by_pages(options.after_position)
+                    .log_by_pages(options.after_position, u64::MAX)
                     .map(|doc| doc.and_then(LogDoc::into_envelope))
                     .boxed());
             }
@@ -307,10 +307,15 @@ impl EventStore {
         }
     }
 
-    /// The log after `after`, page by page in order, up to its first missing position.
-    fn log_by_pages(&self, after: u64) -> BoxStream<'static, Result<LogDoc, StoreError>> {
+    /// The log after `after` up to `up_to` at most, page by page in order (two in flight),
+    /// up to its first missing position.
+    fn log_by_pages(
+        &self,
+        after: u64,
+        up_to: u64,
+    ) -> BoxStream<'static, Result<LogDoc, StoreError>> {
         let reader = self.clone();
-        let pages = futures::stream::iter(log_page(after + 1)..)
+        let pages = futures::stream::iter(log_page(after + 1)..=log_page(up_to))
             .map(move |page| {
                 let reader = reader.clone();
                 async move { Ok::<_, StoreError>((page, reader.page_docs(page).await?)) }
@@ -330,7 +335,7 @@ impl EventStore {
                         Ok(read) => read,
                         Err(error) => return Some((Err(error), (pages, next, true))),
                     };
-                    let last = page_last(page);
+                    let last = page_last(page).min(up_to);
                     let mut found = Vec::with_capacity(docs.len());
                     match store.take_dense(docs, next, last, &mut found).await {
                         Ok(reached) => Some((Ok(found), (pages, reached, reached <= last))),
@@ -422,22 +427,11 @@ impl EventStore {
             .collect()
     }
 
-    /// A long range on FerretDB: the pages that hold it, two in flight, up to its first
-    /// missing position.
+    /// A long range on FerretDB: the pages that hold it, up to its first missing position.
     async fn read_by_pages(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
-        let (mut next, last) = (after + 1, after + count as u64);
-        let mut pages = futures::stream::iter(log_page(next)..=log_page(last))
-            .map(|page| async move { Ok::<_, StoreError>((page, self.page_docs(page).await?)) })
-            .buffered(PAGES_IN_FLIGHT);
-        let mut found = Vec::with_capacity(count);
-        while let Some((page, docs)) = pages.try_next().await? {
-            let until = page_last(page).min(last);
-            next = self.take_dense(docs, next, until, &mut found).await?;
-            if next <= until {
-                break;
-            }
-        }
-        Ok(found)
+        self.log_by_pages(after, after + count as u64)
+            .try_collect()
+            .await
     }
 
     async fn read_points(&self, after: u64, count: usize) -> Result<Vec<LogDoc>, StoreError> {
