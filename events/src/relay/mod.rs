@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::bus::Bus;
 pub use crate::lease::Lease;
 use crate::store::docs::{log_id, to_u64, CommitDoc, LogDoc, OutboxDoc, PositionDoc};
-use crate::store::{is_duplicate_key, EventStore, StoreError};
+use crate::store::{is_duplicate_key, is_only_duplicate_keys, EventStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -286,7 +286,7 @@ impl Relay {
                 }
                 Some(_) => work.discard.push(entry.append_id),
                 None => {
-                    if self.is_orphan(&entry) {
+                    if self.is_orphan(&entry) && !self.store.landed.is_in_flight(&entry.append_id) {
                         work.discard.push(entry.append_id);
                     } else {
                         // Its writer may still be inserting it; later commits of the stream wait.
@@ -315,10 +315,13 @@ impl Relay {
                 // commit back itself would otherwise wait there until it is forgotten.
                 let landed = self.store.landed.take(&entry.append_id);
                 let cached = known.get(&entry.append_id).cloned().or(landed);
+                // An append of this process still inserting its commit: not landed yet,
+                // which reading would only confirm.
+                let awaited = cached.is_none() && self.store.landed.is_in_flight(&entry.append_id);
                 let store = self.store.clone();
                 let id = entry.commit_id.clone();
                 async move {
-                    if cached.is_some() {
+                    if cached.is_some() || awaited {
                         return Ok::<_, StoreError>(cached);
                     }
                     match store.commits.find_one(doc! {"_id": &id}).await? {
@@ -402,33 +405,24 @@ impl Relay {
         Ok(sequenced)
     }
 
-    /// Inserts each commit's first position into `positions`. A position already there is the
-    /// same one (a commit's events enter the log once: unique `event_id`), recorded by a relay
-    /// whose batch this one repairs.
+    /// Inserts each commit's first position into `positions`, all in one unordered insert. A
+    /// position already there is the same one (a commit's events enter the log once: unique
+    /// `event_id`), recorded by a relay whose batch this one repairs: only other failures
+    /// count.
     async fn record_positions(&self, positions: Vec<(String, i64)>) -> Result<(), StoreError> {
-        let inserts: Vec<_> = positions
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let docs = positions
             .into_iter()
-            .map(|(commit_id, position)| {
-                let positions = self.store.positions.clone();
-                async move {
-                    match positions
-                        .insert_one(PositionDoc {
-                            commit_id,
-                            position,
-                        })
-                        .await
-                    {
-                        Err(error) if !is_duplicate_key(&error) => Err(error),
-                        _ => Ok(()),
-                    }
-                }
-            })
-            .collect();
-        futures::stream::iter(inserts)
-            .buffer_unordered(PROBE_CHUNK)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
+            .map(|(commit_id, position)| PositionDoc {
+                commit_id,
+                position,
+            });
+        match self.store.positions.insert_many(docs).ordered(false).await {
+            Err(error) if !is_only_duplicate_keys(&error) => Err(error.into()),
+            _ => Ok(()),
+        }
     }
 
     async fn save_hint(&self, next: u64) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ use super::docs::{
     json_to_bson, pack_state, to_i64, to_millis, to_u64, CommitDoc, CommittedEvent, HeadDoc,
     IdempotencyDoc, OutboxDoc, SnapshotDoc,
 };
+use super::group::Landing;
 use super::{is_duplicate_key, AppendError, EventStore, StoreError};
 use crate::envelope::{EventMetadata, NewEvent, StreamId};
 
@@ -151,20 +152,15 @@ impl EventStore {
                 return Ok(done);
             }
         }
-        // Intent first: if the process dies after this insert, the relay finds the entry and
-        // publishes the commit if it landed, or discards the entry if it did not.
-        self.record_intent(&commit).await?;
-        self.insert_commit(
-            &commit,
-            &request.stream,
-            request.idempotency.as_ref(),
-            head.version,
-        )
-        .await?;
+        let commit = self
+            .insert_commit(
+                commit,
+                &request.stream,
+                request.idempotency.as_ref(),
+                head.version,
+            )
+            .await?;
         self.metrics.appended(commit.events.len());
-        if self.waiters.local_relay_leads() {
-            self.landed.add(&commit);
-        }
         self.appended.notify_one();
         self.record_head(&commit, request.snapshot).await;
         Ok(AppendOutcome::from_commit(&commit, false)?)
@@ -193,9 +189,19 @@ impl EventStore {
         }
     }
 
-    /// The outbox entry announcing `commit` before it is inserted.
-    async fn record_intent(&self, commit: &CommitDoc) -> Result<(), AppendError> {
-        let outbox = OutboxDoc {
+    /// Inserts `commit` after its outbox entry (intent first: if the process dies between
+    /// the two, the relay finds the entry and publishes the commit if it landed, or discards
+    /// the entry if it did not), in a group with concurrent appends ([`super::group`]). When
+    /// the commit's `_id` is taken (another writer appended at `expected` first) the intent
+    /// and the claim are withdrawn and the conflict reported.
+    async fn insert_commit(
+        &self,
+        commit: CommitDoc,
+        stream: &StreamId,
+        idempotency: Option<&IdempotencyKey>,
+        expected: u64,
+    ) -> Result<CommitDoc, AppendError> {
+        let intent = OutboxDoc {
             append_id: commit.append_id.clone(),
             commit_id: commit.id.clone(),
             aggregate_type: commit.aggregate_type.clone(),
@@ -203,28 +209,26 @@ impl EventStore {
             first_version: commit.first_version,
             created_at: commit.recorded_at,
         };
-        self.outbox.insert_one(&outbox).await?;
-        Ok(())
-    }
-
-    /// Inserts `commit`, the append's one atomic step. When its `_id` is taken (another writer
-    /// appended at `expected` first) the intent and the claim are withdrawn and the conflict
-    /// reported.
-    async fn insert_commit(
-        &self,
-        commit: &CommitDoc,
-        stream: &StreamId,
-        idempotency: Option<&IdempotencyKey>,
-        expected: u64,
-    ) -> Result<(), AppendError> {
-        let Err(error) = self.commits.insert_one(commit).await else {
-            return Ok(());
+        // An error leaves the outcome unknown (the commit may have landed): the outbox
+        // entry stays so that the relay publishes the commit if it exists.
+        let append_id = commit.append_id.clone();
+        self.landed.begin(&append_id);
+        let inserted = self
+            .groups
+            .insert(&self.outbox, &self.commits, intent, commit)
+            .await;
+        let commit = match inserted {
+            Ok((commit, Landing::Landed)) => {
+                self.landed.land(&commit, self.waiters.local_relay_leads());
+                return Ok(commit);
+            }
+            Ok((commit, Landing::Taken)) => commit,
+            Err(error) => {
+                self.landed.abandon(&append_id);
+                return Err(error.into());
+            }
         };
-        if !is_duplicate_key(&error) {
-            // The outcome is unknown (the insert may have landed): the outbox entry stays
-            // so that the relay publishes the commit if it exists.
-            return Err(error.into());
-        }
+        self.landed.abandon(&append_id);
         self.outbox
             .delete_one(doc! {"_id": &commit.append_id})
             .await?;

@@ -29,6 +29,7 @@ mod append;
 pub mod audit;
 mod claims;
 pub(crate) mod docs;
+mod group;
 mod identity;
 mod import;
 pub mod port;
@@ -219,6 +220,13 @@ impl PositionWaiters {
 /// need not read them back (on FerretDB a read scans the commit's partition). Emptied when a
 /// relay takes the lead.
 ///
+/// Appends between their intent and their commit's fate are marked in flight: the relay
+/// finds their outbox entries and would read back a commit not yet inserted, each pass, for
+/// each of them (with 64 appends in flight, more reads of `commits` and `positions` than the
+/// appends' own inserts). It waits for them instead. A mark is trusted for
+/// [`IN_FLIGHT_TRUST`] only, so an append that never settles (its caller went away) costs a
+/// late read, never a lost publication.
+///
 /// A relay pass can read a commit back itself between its insert and its hand-over here (the
 /// outbox entry is written first), so some commits are never taken. The oldest are forgotten
 /// once [`LANDED_LIMIT`] newer ones came: a commit still untaken by then is read back like
@@ -234,14 +242,65 @@ struct Landed {
     by_append_id: HashMap<String, CommitDoc>,
     /// Append ids in the order they were added, taken ones included.
     order: VecDeque<String>,
+    /// Appends whose intent may be stored and whose commit's fate is not known yet, since
+    /// when.
+    in_flight: HashMap<String, std::time::Instant>,
 }
 
 /// Far more commits than land while the relay makes one pass.
 const LANDED_LIMIT: usize = 2_048;
 
+/// How long an append's in-flight mark keeps the relay from reading its commit back: far
+/// longer than an append's two inserts take, short enough that a commit whose append never
+/// settled is published soon after.
+const IN_FLIGHT_TRUST: Duration = Duration::from_secs(5);
+
 impl LandedCommits {
+    /// Marks an append in flight before its intent is inserted.
+    pub(crate) fn begin(&self, append_id: &str) {
+        if let Ok(mut landed) = self.state.lock() {
+            if landed.in_flight.len() >= LANDED_LIMIT {
+                landed
+                    .in_flight
+                    .retain(|_, since| since.elapsed() < IN_FLIGHT_TRUST);
+            }
+            landed
+                .in_flight
+                .insert(append_id.to_owned(), std::time::Instant::now());
+        }
+    }
+
+    /// Ends an append's in-flight mark without a landed commit (its version was taken, or its
+    /// fate is unknown: the relay reads it back).
+    pub(crate) fn abandon(&self, append_id: &str) {
+        if let Ok(mut landed) = self.state.lock() {
+            landed.in_flight.remove(append_id);
+        }
+    }
+
+    /// Whether an append of this process is still inserting its commit: the relay need not
+    /// look for the commit yet.
+    pub(crate) fn is_in_flight(&self, append_id: &str) -> bool {
+        self.state.lock().is_ok_and(|landed| {
+            landed
+                .in_flight
+                .get(append_id)
+                .is_some_and(|since| since.elapsed() < IN_FLIGHT_TRUST)
+        })
+    }
+
+    /// Hands a landed commit to the local relay (when `keep`), ending its in-flight mark.
+    pub(crate) fn land(&self, commit: &CommitDoc, keep: bool) {
+        if keep {
+            self.add(commit);
+        } else {
+            self.abandon(&commit.append_id);
+        }
+    }
+
     pub(crate) fn add(&self, commit: &CommitDoc) {
         if let Ok(mut landed) = self.state.lock() {
+            landed.in_flight.remove(&commit.append_id);
             landed
                 .by_append_id
                 .insert(commit.append_id.clone(), commit.clone());
@@ -263,6 +322,7 @@ impl LandedCommits {
         if let Ok(mut landed) = self.state.lock() {
             landed.by_append_id.clear();
             landed.order.clear();
+            landed.in_flight.clear();
         }
     }
 
@@ -291,6 +351,8 @@ pub struct EventStore {
     /// Commits this process inserted and the local relay has not classified yet, by append
     /// id: the relay knows they landed without reading them back.
     pub(crate) landed: Arc<LandedCommits>,
+    /// Concurrent appends' inserts, written together.
+    groups: Arc<group::GroupCommit>,
     pub(crate) metrics: Arc<crate::metrics::StoreMetrics>,
 }
 
@@ -332,6 +394,7 @@ impl EventStore {
             appended: Arc::new(Notify::new()),
             waiters: Arc::new(PositionWaiters::default()),
             landed: Arc::new(LandedCommits::default()),
+            groups: Arc::new(group::GroupCommit::default()),
             metrics: Arc::new(crate::metrics::StoreMetrics::default()),
         };
         store.ensure_indexes().await?;
@@ -480,6 +543,21 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
+/// Whether an unordered insert failed only because some of its documents exist already:
+/// every other document was stored.
+pub(crate) fn is_only_duplicate_keys(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(e) => {
+            e.write_concern_error.is_none()
+                && e.write_errors
+                    .as_ref()
+                    .is_some_and(|errors| errors.iter().all(|e| e.code == 11000))
+        }
+        _ => is_duplicate_key(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +604,27 @@ mod tests {
             "one add forgets one id, taken or not"
         );
         assert!(landed.take("late").is_some());
+    }
+
+    #[test]
+    fn an_append_is_in_flight_from_its_intent_until_its_commit_lands_or_fails() {
+        let landed = LandedCommits::default();
+        landed.begin("a1");
+        landed.begin("a2");
+        landed.begin("a3");
+        assert!(landed.is_in_flight("a1") && landed.is_in_flight("a2"));
+        assert!(!landed.is_in_flight("a4"), "never begun");
+        landed.land(&landed_commit("a1".into()), true);
+        assert!(!landed.is_in_flight("a1"));
+        assert!(landed.take("a1").is_some(), "kept for the local relay");
+        landed.land(&landed_commit("a2".into()), false);
+        assert!(!landed.is_in_flight("a2"));
+        assert!(landed.take("a2").is_none(), "no local relay leads: not kept");
+        landed.abandon("a3");
+        assert!(!landed.is_in_flight("a3"), "a taken version or an unknown fate");
+        landed.begin("a5");
+        landed.clear();
+        assert!(!landed.is_in_flight("a5"), "a new leader reads everything back");
     }
 
     #[test]
