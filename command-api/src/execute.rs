@@ -9,10 +9,15 @@
 //!
 //! Within one process, commands to one stream take turns ([`StreamLocks`]): they would only
 //! lose the append race to each other and burn their retries. The unique commit id stays the
-//! guard between processes, and it is also why the first load of a command may stop at the
-//! stream's head hint instead of looking for a later commit (on FerretDB, looking for a
-//! commit that does not exist scans its partition): a decision from a stale head cannot be
-//! appended, and an answer without an append is given only from a current load.
+//! guard between processes, and it is also why the first decision of a command may start
+//! from the state this process's last append left ([`RecentStates`]) without reading the
+//! store: a decision from a stale head cannot be appended, and an answer without an append is
+//! given only from a current load.
+//!
+//! An append carries a snapshot of the new state only when it reaches a multiple of
+//! [`SNAPSHOT_EVERY`] versions: the store writes the stream's head hint only with a snapshot
+//! (a read-modify-write of that document per append on FerretDB), and a load follows at most
+//! `SNAPSHOT_EVERY - 1` commits after it.
 //!
 //! The path up to the append is generic over the event log ([`Writer`] over any
 //! [`EventLog`]), so unit tests run it on an in-memory log; waiting for the position, which
@@ -187,52 +192,47 @@ pub(crate) async fn load<A: Aggregate>(
     app: &AppState,
     id: Uuid,
 ) -> Result<(A::State, StreamHead), Problem> {
-    load_as::<A, _>(&app.writer(), id, Freshness::Current).await
+    load_as::<A, _>(&app.writer(), id).await
 }
 
 /// The state of an aggregate a command refers to, for a check that needs only to know that
-/// it exists (`exists`): no aggregate ever stops existing, so a state showing it, from this
-/// process's last append to it or from its head hint, is as good as a current one. Only an
-/// absent aggregate is confirmed by a current load before the caller refuses: on FerretDB
-/// that load's look for a commit after the hint scans a partition of `commits`, the most
-/// costly read of a command.
+/// it exists (`exists`): no aggregate ever stops existing, so a state showing it from this
+/// process's last append to it is as good as a current one, and a load is needed only when
+/// this process has not appended to it lately.
 pub(crate) async fn load_existing<A: Aggregate>(
     app: &AppState,
     id: Uuid,
     exists: fn(&A::State) -> bool,
 ) -> Result<A::State, Problem> {
     let writer = app.writer();
-    let recent = match writer.states.get::<A>(&stream_of::<A>(id)).await {
-        Some((state, _)) => state,
-        None => load_as::<A, _>(&writer, id, Freshness::AtHint).await?.0,
-    };
-    if exists(&recent) {
-        return Ok(recent);
+    if let Some((state, _)) = writer.states.get::<A>(&stream_of::<A>(id)).await {
+        if exists(&state) {
+            return Ok(state);
+        }
     }
-    Ok(load_as::<A, _>(&writer, id, Freshness::Current).await?.0)
+    Ok(load_as::<A, _>(&writer, id).await?.0)
 }
 
-/// How current a load must be.
+/// How current the state a command decides from must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Freshness {
     /// The stream's head when read.
     Current,
-    /// The head hint's (or what this process's last append left, see `RecentStates`):
-    /// possibly behind, which only an append can tell (a conflict).
-    AtHint,
+    /// What this process's last append left (see `RecentStates`), else a load: possibly
+    /// behind, which only an append can tell (a conflict).
+    Recent,
 }
 
 async fn load_as<A: Aggregate, L: EventLog>(
     writer: &Writer<'_, L>,
     id: Uuid,
-    freshness: Freshness,
 ) -> Result<(A::State, StreamHead), Problem> {
     let stream = stream_of::<A>(id);
-    let loaded = match freshness {
-        Freshness::Current => writer.log.load(&stream).await,
-        Freshness::AtHint => writer.log.load_at_hint(&stream).await,
-    }
-    .map_err(|e| errors::store(&e))?;
+    let loaded = writer
+        .log
+        .load(&stream)
+        .await
+        .map_err(|e| errors::store(&e))?;
     let from_snapshot = match loaded.snapshot {
         None => Some(A::State::default()),
         Some((_, schema, state)) if schema == A::SNAPSHOT_VERSION => {
@@ -423,11 +423,11 @@ where
     // A caller who named the version gets its answer from one attempt.
     let attempts = context.if_match.map_or(ATTEMPTS, |_| 1);
     // The first decision starts from the state this process's last append of the stream left
-    // (no read), or else from a load that stops at the head hint (one read fewer). Whatever
-    // is decided from a stale head is either an append, which then conflicts and is retried
-    // from a current load, or an answer without one (unchanged, refused, a stale If-Match),
-    // which is decided again from a current load before it is given.
-    let mut freshness = Freshness::AtHint;
+    // (no read), or else from a load. Whatever is decided from a stale head is either an
+    // append, which then conflicts and is retried from a current load, or an answer without
+    // one (unchanged, refused, a stale If-Match), which is decided again from a current load
+    // before it is given.
+    let mut freshness = Freshness::Recent;
     let mut last_conflict = 0;
     let mut attempt = 0;
     while attempt < attempts {
@@ -438,7 +438,7 @@ where
         let decided = decide_for::<A, F>(&state, &head, id, context, &mut command);
         let events = match decided {
             Ok(Some(events)) => events,
-            Ok(None) | Err(_) if freshness == Freshness::AtHint => {
+            Ok(None) | Err(_) if freshness == Freshness::Recent => {
                 freshness = Freshness::Current;
                 continue;
             }
@@ -498,9 +498,9 @@ async fn after_failed_append(
 ) -> Result<Retry, Problem> {
     states.forget(stream).await;
     match error {
-        // The hint was behind the stream: decided again from the current head, which does
-        // not count as an attempt.
-        AppendError::Conflict { .. } if freshness == Freshness::AtHint => Ok(Retry::FromCurrent),
+        // The remembered state was behind the stream: decided again from the current head,
+        // which does not count as an attempt.
+        AppendError::Conflict { .. } if freshness == Freshness::Recent => Ok(Retry::FromCurrent),
         AppendError::Conflict { actual, .. } => match context.if_match {
             Some(expected) => Err(errors::stale(expected, actual)),
             None => Ok(Retry::Attempt { actual }),
@@ -516,8 +516,8 @@ async fn pause_before_retry() {
     tokio::time::sleep(Duration::from_millis(5 + jitter as u64)).await;
 }
 
-/// The state to decide from: what this process's last append left (at the hint only), or a
-/// load as fresh as asked.
+/// The state to decide from: what this process's last append left (when a recent one will
+/// do), or a load.
 async fn state_for<A: Aggregate, L: EventLog>(
     writer: &Writer<'_, L>,
     id: Uuid,
@@ -525,16 +525,28 @@ async fn state_for<A: Aggregate, L: EventLog>(
     freshness: Freshness,
 ) -> Result<(A::State, StreamHead), Problem> {
     let recent = match freshness {
-        Freshness::AtHint => writer.states.get::<A>(stream).await,
+        Freshness::Recent => writer.states.get::<A>(stream).await,
         Freshness::Current => None,
     };
     match recent {
         Some(recent) => Ok(recent),
-        None => load_as::<A, L>(writer, id, freshness).await,
+        None => load_as::<A, L>(writer, id).await,
     }
 }
 
-/// The append of `events` decided at `head`, stamped now, with a snapshot of `new_state`.
+/// Versions between two snapshots of a stream: a load reads the snapshot and at most
+/// `SNAPSHOT_EVERY - 1` commits after it, and one append in `SNAPSHOT_EVERY` rewrites the
+/// stream's head document.
+pub(crate) const SNAPSHOT_EVERY: u64 = 4;
+
+/// Whether an append of `count` events after version `head` reaches a multiple of
+/// [`SNAPSHOT_EVERY`], and so keeps a snapshot of the new state.
+fn takes_snapshot(head: u64, count: usize) -> bool {
+    (head + count as u64) / SNAPSHOT_EVERY > head / SNAPSHOT_EVERY
+}
+
+/// The append of `events` decided at `head`, stamped now, with a snapshot of `new_state` when
+/// it is due ([`takes_snapshot`]).
 fn append_request<A: Aggregate>(
     stream: &StreamId,
     head: StreamHead,
@@ -543,15 +555,19 @@ fn append_request<A: Aggregate>(
     context: &CommandContext,
 ) -> AppendRequest {
     let now = Utc::now();
-    let snapshot = match serde_json::to_value(new_state) {
-        Ok(state) => Some(Snapshot {
-            schema: A::SNAPSHOT_VERSION,
-            state,
-        }),
-        Err(error) => {
-            tracing::warn!(%error, %stream, "state does not serialize; no snapshot");
-            None
+    let snapshot = if takes_snapshot(head.version(), events.len()) {
+        match serde_json::to_value(new_state) {
+            Ok(state) => Some(Snapshot {
+                schema: A::SNAPSHOT_VERSION,
+                state,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, %stream, "state does not serialize; no snapshot");
+                None
+            }
         }
+    } else {
+        None
     };
     AppendRequest {
         stream: stream.clone(),

@@ -6,15 +6,14 @@
 //! - Positions are given at append, in append order. In the real system the relay gives
 //!   them later, so there a fresh append's outcome has no position and a load right after it
 //!   shows none; here the outcome and every read carry the position at once.
-//! - The head is never behind, so [`EventLog::load_at_hint`] is [`EventLog::load`], and an
-//!   idempotency key is never "in progress": it is recorded with its commit, under one lock.
+//! - An idempotency key is never "in progress": it is recorded with its commit, under one
+//!   lock.
 //! - Times are cut to milliseconds as MongoDB stores them; payloads are kept as given.
 //! - An import's batch is checked before it is written: a position or version that does not
 //!   follow the log's or the stream's is refused, where MongoDB would fail on a duplicate or
 //!   leave a gap.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -310,13 +309,6 @@ impl EventLog for MemoryEventLog {
 
     async fn load(&self, stream: &StreamId) -> Result<LoadedStream, StoreError> {
         Ok(self.lock().load(stream))
-    }
-
-    fn load_at_hint(
-        &self,
-        stream: &StreamId,
-    ) -> impl Future<Output = Result<LoadedStream, StoreError>> + Send {
-        self.load(stream)
     }
 
     async fn read_stream(

@@ -206,7 +206,7 @@ async fn a_command_that_lost_the_race_is_decided_again_on_the_new_head_and_lands
     assert_eq!(types, expected);
     assert_eq!(stored[2].event_id, accepted.event_ids[0]);
 
-    let current = load_as::<Customer, _>(&process.writer(), id, Freshness::Current).await;
+    let current = load_as::<Customer, _>(&process.writer(), id).await;
     let (state, head) = current.expect("load");
     assert_eq!(head.version(), 3);
     let customer = state.customer.expect("registered");
@@ -346,4 +346,40 @@ async fn commands_of_two_processes_to_one_aggregate_land_once_each_or_are_refuse
     assert_eq!(versions, (1..=1 + landed.len() as u64).collect::<Vec<_>>());
     let stored_ids: BTreeSet<Uuid> = stored[1..].iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids, ids, "every accepted event stored, nothing else");
+}
+
+#[test]
+fn a_snapshot_is_taken_by_the_append_that_reaches_a_multiple_of_the_interval() {
+    assert!(!takes_snapshot(0, 1));
+    assert!(!takes_snapshot(2, 1));
+    assert!(takes_snapshot(3, 1), "version 4");
+    assert!(!takes_snapshot(4, 3), "versions 5 to 7");
+    assert!(takes_snapshot(6, 3), "versions 7 to 9 pass 8");
+    assert!(takes_snapshot(0, 9), "one append past two multiples");
+}
+
+#[tokio::test]
+async fn a_load_reads_the_latest_snapshot_and_the_commits_after_it() {
+    let process = Process::new(MemoryEventLog::new());
+    let id = registered(&process).await;
+    for n in 1..=5 {
+        let written = process.run(&context(), id, new_phone(n), |_| {}).await;
+        written.expect("a new phone");
+    }
+    let stream = stream_of::<Customer>(id);
+    let loaded = process.log.load(&stream).await.expect("load");
+    let (version, schema, _) = loaded.snapshot.expect("a snapshot at version 4");
+    assert_eq!((version, schema), (4, Customer::SNAPSHOT_VERSION));
+    let after: Vec<u64> = loaded.events.iter().map(|e| e.version).collect();
+    assert_eq!(after, vec![5, 6], "the commits after the snapshot");
+    let (state, head) = load_as::<Customer, _>(&process.writer(), id)
+        .await
+        .expect("load");
+    assert_eq!(head.version(), 6);
+    let phone = state.customer.expect("registered").phone;
+    assert_eq!(
+        phone.as_str(),
+        "555-200-0005",
+        "the snapshot and the later events folded"
+    );
 }

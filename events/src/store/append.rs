@@ -349,44 +349,34 @@ impl EventStore {
         Ok(head)
     }
 
-    /// Moves the head hint (and snapshot) forward. Losing this write is harmless: readers
-    /// follow the chain from an older hint. Without a new snapshot the old one is kept.
+    /// Moves the head hint to the commit with its new snapshot; an append without a snapshot
+    /// writes nothing here (the hint and its snapshot stay where they were). Readers follow
+    /// the chain of commits from the hint, so the hint only saves reads, and the appender
+    /// decides how many commits a load may have to follow (every append writing it cost a
+    /// read-modify-write of this document each on FerretDB). Losing this write is harmless
+    /// for the same reason.
     async fn record_head(&self, commit: &CommitDoc, snapshot: Option<Snapshot>) {
-        let stream = commit.stream().to_string();
-        let snapshot = snapshot.map(|snapshot| SnapshotDoc {
-            version: commit.last_version,
-            commit_id: commit.id.clone(),
-            schema: snapshot.schema as i32,
-            state: pack_state(&snapshot.state),
-        });
-        let written = match snapshot {
-            Some(snapshot) => {
-                let head = HeadDoc {
-                    stream: stream.clone(),
-                    version: commit.last_version,
-                    commit_id: Some(commit.id.clone()),
-                    snapshot: Some(snapshot),
-                    updated_at: commit.recorded_at,
-                };
-                self.heads
-                    .replace_one(doc! {"_id": &stream}, &head)
-                    .upsert(true)
-                    .await
-            }
-            None => {
-                self.heads
-                    .update_one(
-                        doc! {"_id": &stream},
-                        doc! {"$set": {
-                            "version": commit.last_version,
-                            "commit_id": &commit.id,
-                            "updated_at": commit.recorded_at,
-                        }},
-                    )
-                    .upsert(true)
-                    .await
-            }
+        let Some(snapshot) = snapshot else {
+            return;
         };
+        let stream = commit.stream().to_string();
+        let head = HeadDoc {
+            stream: stream.clone(),
+            version: commit.last_version,
+            commit_id: Some(commit.id.clone()),
+            snapshot: Some(SnapshotDoc {
+                version: commit.last_version,
+                commit_id: commit.id.clone(),
+                schema: snapshot.schema as i32,
+                state: pack_state(&snapshot.state),
+            }),
+            updated_at: commit.recorded_at,
+        };
+        let written = self
+            .heads
+            .replace_one(doc! {"_id": &stream}, &head)
+            .upsert(true)
+            .await;
         if let Err(error) = written {
             tracing::warn!(%error, commit = %commit.id, "head hint not updated");
         }

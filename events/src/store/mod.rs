@@ -619,12 +619,21 @@ mod tests {
         assert!(landed.take("a1").is_some(), "kept for the local relay");
         landed.land(&landed_commit("a2".into()), false);
         assert!(!landed.is_in_flight("a2"));
-        assert!(landed.take("a2").is_none(), "no local relay leads: not kept");
+        assert!(
+            landed.take("a2").is_none(),
+            "no local relay leads: not kept"
+        );
         landed.abandon("a3");
-        assert!(!landed.is_in_flight("a3"), "a taken version or an unknown fate");
+        assert!(
+            !landed.is_in_flight("a3"),
+            "a taken version or an unknown fate"
+        );
         landed.begin("a5");
         landed.clear();
-        assert!(!landed.is_in_flight("a5"), "a new leader reads everything back");
+        assert!(
+            !landed.is_in_flight("a5"),
+            "a new leader reads everything back"
+        );
     }
 
     #[test]

@@ -59,13 +59,6 @@ pub trait EventLog: Clone + Send + Sync + 'static {
         stream: &StreamId,
     ) -> impl Future<Output = Result<LoadedStream, StoreError>> + Send;
 
-    /// Like [`EventLog::load`], but the head may be behind the stream's (see
-    /// [`EventStore::load_at_hint`]); an append from it then is a conflict.
-    fn load_at_hint(
-        &self,
-        stream: &StreamId,
-    ) -> impl Future<Output = Result<LoadedStream, StoreError>> + Send;
-
     /// The events of a stream from `from_version` on, in version order.
     fn read_stream(
         &self,
@@ -141,13 +134,6 @@ impl EventLog for EventStore {
         stream: &StreamId,
     ) -> impl Future<Output = Result<LoadedStream, StoreError>> + Send {
         EventStore::load(self, stream)
-    }
-
-    fn load_at_hint(
-        &self,
-        stream: &StreamId,
-    ) -> impl Future<Output = Result<LoadedStream, StoreError>> + Send {
-        EventStore::load_at_hint(self, stream)
     }
 
     fn read_stream(

@@ -13,15 +13,6 @@ use super::docs::{log_id, log_page, to_u64, CommitDoc, LogDoc, LOG_PAGE_SIZE};
 use super::{Backend, EventStore, StoreError};
 use crate::envelope::{EventEnvelope, StreamId};
 
-/// How far a load follows the commit chain past the head hint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HeadCheck {
-    /// Until a commit is missing.
-    Verified,
-    /// To the hint's version only.
-    AtHint,
-}
-
 /// A stream as a command handler needs it: the latest snapshot and the events after it.
 #[derive(Debug, Clone)]
 pub struct LoadedStream {
@@ -136,34 +127,13 @@ fn page_last(page: i64) -> u64 {
     (u64::try_from(page).unwrap_or(0) + 1).saturating_mul(LOG_PAGE_SIZE)
 }
 impl EventStore {
-    /// Loads a stream from its latest snapshot: one read for the snapshot, then the commits
-    /// after it by `_id`, until one is missing. The cost depends on how many commits follow the
-    /// snapshot, not on the length of the stream; the head is the stream's head when read.
+    /// Loads a stream from its latest snapshot: one read for the snapshot (kept in the head
+    /// hint), then the commits after it by `_id`, until one is missing. The cost depends on
+    /// how many commits follow the snapshot, not on the length of the stream; the head is the
+    /// stream's head when read.
     pub async fn load(&self, stream: &StreamId) -> Result<LoadedStream, StoreError> {
-        self.load_until(stream, HeadCheck::Verified).await
-    }
-
-    /// Loads a stream up to its head hint, without looking for a commit after it: one read
-    /// fewer than [`EventStore::load`], and on FerretDB the saved read is the costly one (a
-    /// missing `_id` scans the whole partition). The head may be behind the stream's when a
-    /// hint update was lost or another process appended meanwhile; an append from it then
-    /// collides with the next commit and fails with `AppendError::Conflict`, so a writer that
-    /// reloads with [`EventStore::load`] on a conflict never acts on a stale head.
-    pub async fn load_at_hint(&self, stream: &StreamId) -> Result<LoadedStream, StoreError> {
-        self.load_until(stream, HeadCheck::AtHint).await
-    }
-
-    async fn load_until(
-        &self,
-        stream: &StreamId,
-        check: HeadCheck,
-    ) -> Result<LoadedStream, StoreError> {
         let stream_key = stream.to_string();
         let hint = self.heads.find_one(doc! {"_id": &stream_key}).await?;
-        let hinted_version = match &hint {
-            Some(hint) => to_u64(hint.version)?,
-            None => 0,
-        };
         let mut snapshot = None;
         let mut head = StreamHead {
             stream: stream.clone(),
@@ -185,7 +155,7 @@ impl EventStore {
             }
         }
         let mut events = Vec::new();
-        while check == HeadCheck::Verified || head.version < hinted_version {
+        loop {
             let Some(commit) = self.commit_at(stream, head.version + 1).await? else {
                 break;
             };
