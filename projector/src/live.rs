@@ -698,6 +698,8 @@ impl Live {
     }
 
     fn report_models(&self) {
+        let cached = self.models.iter().map(|model| model.cache_bytes()).sum();
+        self.shared.metrics.set_doc_cache_bytes(cached);
         for model in &self.models {
             self.shared.metrics.set_model(
                 model.model.as_str(),

@@ -29,6 +29,8 @@ pub struct Metrics {
     docs_written: AtomicU64,
     fenced_writes: AtomicU64,
     store_tail: AtomicU64,
+    /// What the held models' document caches weigh, as of the last flush.
+    doc_cache_bytes: AtomicU64,
     /// When the newest applied event was recorded (ms since the epoch; 0 before any).
     last_applied_recorded_ms: AtomicI64,
     /// A replay (catch-up or rebuild) in progress: the position it reached and its target.
@@ -109,7 +111,7 @@ const APPLY_DURATION: &str = "simplepro_projector_apply_duration_seconds";
 const VISIBLE_LAG: &str = "simplepro_projector_visible_lag_seconds";
 
 /// Gauge names with their help.
-const GAUGES: [(&str, &str); 9] = [
+const GAUGES: [(&str, &str); 10] = [
     (
         "simplepro_projector_store_tail",
         "Last position of the event store the projector knows of.",
@@ -138,6 +140,11 @@ const GAUGES: [(&str, &str); 9] = [
     (
         "simplepro_projector_model_held",
         "1 while this instance projects the model (holds its lease), else 0.",
+    ),
+    (
+        "simplepro_projector_doc_cache_bytes",
+        "Encoded size of the documents the held models keep cached between batches (bounded \
+         by --cache-mib a model).",
     ),
     (
         "simplepro_projector_replay_position",
@@ -253,6 +260,7 @@ impl Metrics {
             docs_written: zero(),
             fenced_writes: zero(),
             store_tail: zero(),
+            doc_cache_bytes: zero(),
             last_applied_recorded_ms: AtomicI64::new(0),
             replay_position: zero(),
             replay_target: zero(),
@@ -317,6 +325,8 @@ impl Metrics {
             self.replay_target.load(Ordering::Relaxed),
         );
         metrics::gauge!("simplepro_projector_replay_position").set(reached as f64);
+        metrics::gauge!("simplepro_projector_doc_cache_bytes")
+            .set(self.doc_cache_bytes.load(Ordering::Relaxed) as f64);
         metrics::gauge!("simplepro_projector_replay_remaining_events")
             .set(target.saturating_sub(reached) as f64);
     }
@@ -433,6 +443,10 @@ impl Metrics {
 
     pub(crate) fn set_store_tail(&self, tail: u64) {
         self.store_tail.fetch_max(tail, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_doc_cache_bytes(&self, bytes: usize) {
+        self.doc_cache_bytes.store(bytes as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn set_model(&self, model: &str, status: ModelStatus) {

@@ -313,6 +313,11 @@ impl ModelProjection {
         Ok(())
     }
 
+    /// The encoded size of the documents the cache holds.
+    pub(crate) fn cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
     /// Documents changed since the last flush.
     pub(crate) fn dirty_count(&self) -> usize {
         self.cache.dirty_count()

@@ -130,6 +130,14 @@ async fn duplicated_reordered_and_missing_deliveries_still_give_the_reference_re
             .await,
         written
     );
+    // The documents kept for the next batches are weighed (the soak judges the projector's
+    // memory less this bounded part).
+    assert!(
+        projector
+            .metric("simplepro_projector_doc_cache_bytes")
+            .await
+            > 0.0
+    );
     projector.stop().await;
     trigger.trigger();
     let _ = relay.await;

@@ -18,6 +18,8 @@ pub(super) const OUTBOX_OLDEST_AGE: &str = events::metrics::names::OUTBOX_OLDEST
 pub(super) const PROJECTOR_LAG: &str = "simplepro_projector_lag_events";
 /// What the command API's recent states weigh (bounded by `SIMPLEPRO_STATE_CACHE_MIB`).
 pub(super) const COMMAND_STATE_CACHE: &str = "simplepro_command_api_state_cache_bytes";
+/// What the projector's models keep cached between batches (bounded by `--cache-mib` a model).
+pub(super) const PROJECTOR_DOC_CACHE: &str = "simplepro_projector_doc_cache_bytes";
 /// What the query API's document cache weighs (bounded by `SIMPLEPRO_CACHE_MAX_BYTES`).
 pub(super) const QUERY_CACHE: &str = "simplepro_query_api_cache_weighted_size_bytes";
 
@@ -96,6 +98,7 @@ impl Watched<'_> {
         let query = self.metrics(self.query).await;
         let cache_mib = [
             (self.command, gauge(&command, COMMAND_STATE_CACHE)),
+            (self.projector, gauge(&projector, PROJECTOR_DOC_CACHE)),
             (self.query, gauge(&query, QUERY_CACHE)),
         ]
         .into_iter()
