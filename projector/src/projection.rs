@@ -313,7 +313,7 @@ impl ModelProjection {
         Ok(())
     }
 
-    /// The encoded size of the documents the cache holds.
+    /// The encoded size of the documents the cache holds after the last flush.
     pub(crate) fn cache_bytes(&self) -> usize {
         self.cache.bytes()
     }

@@ -234,6 +234,8 @@ pub struct DocCache {
     /// Every document the store holds, when this cache has written all of them itself (see
     /// [`DocCache::starting_from_empty_store`]): a miss outside it needs no read.
     stored_keys: Option<HashSet<Key>>,
+    /// Encoded size of the documents held once the last flush had evicted what it could.
+    held_bytes: usize,
 }
 
 impl DocCache {
@@ -252,6 +254,7 @@ impl DocCache {
             rollback: true,
             torn: false,
             stored_keys: None,
+            held_bytes: 0,
         }
     }
 
@@ -275,9 +278,9 @@ impl DocCache {
         self
     }
 
-    /// Encoded size of the documents held, as of their last read or flush.
+    /// Encoded size of the documents held after the last flush (summed by its eviction).
     pub fn bytes(&self) -> usize {
-        self.entries.values().map(|e| e.bytes).sum()
+        self.held_bytes
     }
 
     /// Declares that the store holds none of the documents this cache will ask for and that
@@ -524,7 +527,8 @@ impl DocCache {
     }
 
     fn evict(&mut self) {
-        let mut bytes = self.bytes();
+        let mut bytes = self.entries.values().map(|e| e.bytes).sum();
+        self.held_bytes = bytes;
         if self.entries.len() <= self.capacity && bytes <= self.capacity_bytes {
             return;
         }
@@ -543,6 +547,7 @@ impl DocCache {
                 bytes -= entry.bytes;
             }
         }
+        self.held_bytes = bytes;
     }
 }
 
