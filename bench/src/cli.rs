@@ -1,5 +1,5 @@
 //! Command-line interface: `generate`, `load`, `seed`, `writes`, `baseline-server`, `run`,
-//! `soak`, `overhead`, `history`, `report`.
+//! `soak`, `overhead`, `history`, `shapes`, `report`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,6 +177,25 @@ pub enum Cmd {
         #[arg(long, env = "SIMPLEPRO_TIMEZONE", default_value = "America/New_York")]
         timezone: String,
     },
+    /// What a replace and a find by `_id` cost by the shape of the document: the same bytes
+    /// in fewer or more values, and list-like documents of 1 to 64 entries. Uses (and drops)
+    /// the database `--db`.
+    Shapes {
+        #[arg(
+            long,
+            env = "MONGODB_URI",
+            default_value = "mongodb://127.0.0.1:37017/?directConnection=true"
+        )]
+        mongodb_uri: String,
+        #[arg(long, default_value = "bench_shapes")]
+        db: String,
+        /// Concurrent clients, each level in turn.
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        clients: Vec<usize>,
+        /// Seconds each operation runs at each level.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Rewrites the reports and the chart from the JSON results in a directory.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -251,6 +270,12 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             connection,
             timezone,
         } => history(&connection, &timezone).await,
+        Cmd::Shapes {
+            mongodb_uri,
+            db,
+            clients,
+            seconds,
+        } => shapes(&mongodb_uri, &db, &clients, Duration::from_secs(seconds)).await,
         Cmd::Report { out } => report(&out),
     }
 }
@@ -268,6 +293,24 @@ async fn history(
     .with_context(|| format!("opening the event store in {}", connection.mongodb_db))?;
     let rates = crate::measure::history::measure(&store, time_zone).await?;
     println!("{}", crate::measure::history::table(&rates));
+    Ok(())
+}
+
+async fn shapes(
+    uri: &str,
+    database: &str,
+    clients: &[usize],
+    each: Duration,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !clients.is_empty() && clients.iter().all(|&c| c > 0),
+        "--clients must list positive numbers"
+    );
+    let client = mongodb::Client::with_uri_str(uri)
+        .await
+        .with_context(|| format!("connecting to {uri}"))?;
+    let costs = crate::measure::shapes::measure(&client, database, clients, each).await?;
+    println!("{}", crate::measure::shapes::table(&costs));
     Ok(())
 }
 

@@ -163,7 +163,7 @@ fn filled(key: &str) -> Document {
 
 /// Runs `clients` tasks that each call `op(task, n)` for n = 0, 1, … until `each` has passed,
 /// and returns the units the calls reported (documents found or written) per second.
-async fn rate<F, Fut>(clients: usize, each: Duration, op: F) -> anyhow::Result<f64>
+pub(crate) async fn rate<F, Fut>(clients: usize, each: Duration, op: F) -> anyhow::Result<f64>
 where
     F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = mongodb::error::Result<u64>> + Send,

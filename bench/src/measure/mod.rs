@@ -12,6 +12,7 @@
 //! - [`memory`]: resident memory of each service.
 //! - [`overhead`]: what request telemetry costs on the warm read path.
 //! - [`history`]: `history export` and `history verify` against a driver read of the log.
+//! - [`shapes`]: what a replace and a find by `_id` cost by the shape of the document.
 
 pub mod ceilings;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod overhead;
 pub mod projection;
 pub mod push;
 pub mod rebuild;
+pub mod shapes;
 pub mod writes;
 pub mod wrk;
 
