@@ -3,10 +3,11 @@
 //! small objects, and of read-model-like documents with more or fewer entries.
 //!
 //! The projector writes whole documents and the query API reads them, so what a document
-//! costs decides how many of them a flush or a page may touch. On MongoDB that cost follows
-//! the bytes; on FerretDB 1.x over PostgreSQL it follows the number of values, because every
-//! value is converted to and from JSON with a type schema beside it. This measures which,
-//! on the server it is pointed at. It uses the driver directly, as [`super::ceilings`] does.
+//! costs decides how many of them a flush or a page may touch. MongoDB stores the BSON it is
+//! sent; FerretDB 1.x over PostgreSQL converts every value to and from JSON with a type
+//! schema beside it, so there the number of values may weigh more than the bytes. This
+//! measures which, on the server it is pointed at. It uses the driver directly, as
+//! [`super::ceilings`] does.
 
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ fn shapes() -> Vec<(String, Document)> {
     };
     shapes.push((
         "64 objects of 2 strings".to_owned(),
-        doc! {"entries": (0..64).map(|i| doc! {"key": format!("{i:060}"), "item": "x".repeat(bytes / 64 - 80)}).collect::<Vec<_>>()},
+        doc! {"entries": (0..64).map(|i| doc! {"key": format!("{i:060}"), "item": "x".repeat((bytes / 64).saturating_sub(80))}).collect::<Vec<_>>()},
     ));
     shapes.push(("64 strings".to_owned(), doc! {"entries": strings(64)}));
     shapes.push(("one string".to_owned(), doc! {"s": "x".repeat(bytes)}));
