@@ -112,7 +112,9 @@ pub async fn measure(
             .insert_many(docs)
             .await
             .with_context(|| format!("filling the collection of {shape}"))?;
-        let bson_bytes = bson::to_vec(&with_id(&body, 0, 0))?.len();
+        // Measured on a stored document, `_id` and `_pos` included.
+        let stored = with_id(&body, 0, 0);
+        let (bson_bytes, value_count) = (bson::to_vec(&stored)?.len(), values(&stored));
         for &level in clients {
             let replaces = {
                 let (collection, body) = (collection.clone(), body.clone());
@@ -149,7 +151,7 @@ pub async fn measure(
             costs.push(ShapeCost {
                 shape: shape.clone(),
                 bson_bytes,
-                values: values(&body) + 2,
+                values: value_count,
                 clients: level,
                 replaces_per_s: replaces,
                 finds_per_s: finds,
