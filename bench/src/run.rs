@@ -38,11 +38,9 @@ pub struct RunArgs {
     pub services: services::ServicesArgs,
     /// Changed documents the projector holds in memory before writing them, in its catch-up
     /// (`--catch-up-docs`) and its rebuild (`--flush-docs`). Default: the projector's own
-    /// defaults at S and M; 3,000,000 at L, whose backlog changes about 1.5 million
-    /// documents. With the defaults a catch-up of L flushes every 100,000 events or so, and
-    /// each flush rewrites documents earlier ones wrote: on FerretDB each such replace scans
-    /// its partition, and the fourth flush took 511 s.
-    #[arg(long)]
+    /// defaults, at every size: the goal bounds the projector's memory (1 GiB), and on
+    /// PostgreSQL a document rewritten by a later flush is a replace by `_id`, not the scan
+    /// of a partition that made SQLite-era runs at L hold everything in one flush.
     pub projector_flush_docs: Option<usize>,
 }
 
@@ -57,11 +55,6 @@ impl RunArgs {
             services: services.clone(),
             projector_flush_docs: None,
         }
-    }
-
-    fn projector_flush_docs(&self, size: Size) -> Option<usize> {
-        self.projector_flush_docs
-            .or((size == Size::L).then_some(3_000_000))
     }
 }
 
@@ -99,7 +92,7 @@ impl Plan {
                 wrk_seconds: 8,
                 write_levels: vec![(1, 300), (16, 2_000), (64, 4_000)],
                 write_budget: Duration::from_secs(60),
-                lag_seconds: 15,
+                lag_seconds: 60,
                 ceiling_seconds: Duration::from_secs(3),
             }
         }
@@ -242,7 +235,7 @@ fn new_results(args: &RunArgs, config: &GenConfig) -> Results {
     let size = config.size;
     Results {
         cache_bound_mib: 64.0,
-        projector_flush_docs: args.projector_flush_docs(size),
+        projector_flush_docs: args.projector_flush_docs,
         ..Results::new(
             size,
             config.seed,
@@ -435,7 +428,12 @@ async fn measure_services(
     )
     .await
     {
-        Ok(catch_up) => results.catch_up = Some(catch_up),
+        Ok(catch_up) => {
+            results.catch_up = Some(projection::CatchUp {
+                peak_rss_mib: projector.peak_rss_kib().map(|kib| kib as f64 / 1024.0),
+                ..catch_up
+            })
+        }
         Err(error) => results
             .failures
             .push(format!("projector catch-up: {error:#}")),

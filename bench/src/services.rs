@@ -147,12 +147,34 @@ impl Service {
         rss_kib(self.pid()?)
     }
 
-    /// Waits for the process to exit on its own (for one-shot commands like `rebuild`).
-    pub async fn wait(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .with_context(|| format!("{} did not finish within {timeout:?}", self.name))?
-            .context("waiting for the child")
+    /// Peak resident memory so far in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.pid()?)
+    }
+
+    /// Waits for the process to exit on its own (for one-shot commands like `rebuild`);
+    /// returns its exit status and its peak resident memory in KiB, read every 200 ms while
+    /// it ran (so a peak in its last 200 ms may be missed).
+    pub async fn wait(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, Option<u64>)> {
+        let mut peak = None;
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(kib) = self.peak_rss_kib() {
+                    peak = Some(kib);
+                }
+                tokio::select! {
+                    status = self.child.wait() => return status,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("{} did not finish within {timeout:?}", self.name))?
+        .context("waiting for the child")?;
+        Ok((waited, peak))
     }
 
     /// SIGTERM, up to 15 s for a graceful stop, then SIGKILL.
@@ -175,12 +197,22 @@ impl Service {
 }
 
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// A field of `/proc/<pid>/status` given in kB.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
+}
+
+/// Peak resident memory of process `pid` in KiB from `/proc/<pid>/status` (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:")
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough on a quiet machine).

@@ -31,6 +31,10 @@ pub struct CatchUp {
     pub events: u64,
     pub seconds: f64,
     pub events_per_second: f64,
+    /// The projector's peak resident memory once caught up, where the caller knows its
+    /// process (absent from results written before it was measured).
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Time from now until the projector's checkpoint reaches `target` (polled every 100 ms).
@@ -52,6 +56,7 @@ pub async fn catch_up(
                     events,
                     seconds,
                     events_per_second: events as f64 / seconds,
+                    peak_rss_mib: None,
                 });
             }
         }

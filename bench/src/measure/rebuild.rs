@@ -1,4 +1,4 @@
-//! `projector rebuild` of every model, timed from start to exit.
+//! `projector rebuild` of every model, timed from start to exit, its peak memory sampled.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,10 @@ pub struct RebuildResult {
     pub events: u64,
     pub seconds: f64,
     pub events_per_second: f64,
+    /// The rebuild's peak resident memory (absent from results written before it was
+    /// measured).
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Rebuilds `models` (all when empty), holding `flush_docs` changed documents before writing
@@ -39,7 +43,7 @@ pub async fn rebuild(
     }
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let mut child = Service::start(env, "projector-rebuild", "projector", &args, None).await?;
-    let status = child.wait(Duration::from_secs(3_600)).await?;
+    let (status, peak_rss_kib) = child.wait(Duration::from_secs(3_600)).await?;
     let seconds = started.elapsed().as_secs_f64();
     if !status.success() {
         bail!("projector rebuild exited with {status}; see projector-rebuild.log");
@@ -49,5 +53,6 @@ pub async fn rebuild(
         events,
         seconds,
         events_per_second: events as f64 / seconds,
+        peak_rss_mib: peak_rss_kib.map(|kib| kib as f64 / 1024.0),
     })
 }

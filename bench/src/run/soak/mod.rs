@@ -251,8 +251,7 @@ struct Prepared {
 impl Soak<'_> {
     /// Starts the services, prepares, loads them and stops them.
     async fn run(&self, store: &EventStore, data: &DataSummary) -> anyhow::Result<SoakResult> {
-        let size = self.dataset.config.size;
-        let flush_docs = self.args.as_run().projector_flush_docs(size);
+        let flush_docs = self.args.as_run().projector_flush_docs;
         let projector = start_projector(self.env, flush_docs).await?;
         let (command_port, query_port) = (services::free_port()?, services::free_port()?);
         let command = self.start("command-api", command_port).await?;
