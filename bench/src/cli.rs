@@ -196,6 +196,21 @@ pub enum Cmd {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
+    /// Prints two runs' figures side by side (a Markdown table): the results JSON of a run
+    /// before a change and of one after it, with the ratio after ÷ before.
+    Compare {
+        /// `results-<size>.json` of the earlier run.
+        #[arg(long)]
+        before: PathBuf,
+        /// `results-<size>.json` of the later run.
+        #[arg(long)]
+        after: PathBuf,
+        /// Column headings of the two runs.
+        #[arg(long, default_value = "before")]
+        before_label: String,
+        #[arg(long, default_value = "after")]
+        after_label: String,
+    },
     /// Rewrites the reports and the chart from the JSON results in a directory.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -276,6 +291,12 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             clients,
             seconds,
         } => shapes(&mongodb_uri, &db, &clients, Duration::from_secs(seconds)).await,
+        Cmd::Compare {
+            before,
+            after,
+            before_label,
+            after_label,
+        } => compare(&before, &after, [&before_label, &after_label]),
         Cmd::Report { out } => report(&out),
     }
 }
@@ -311,6 +332,19 @@ async fn shapes(
         .with_context(|| format!("connecting to {uri}"))?;
     let costs = crate::measure::shapes::measure(&client, database, clients, each).await?;
     println!("{}", crate::measure::shapes::table(&costs));
+    Ok(())
+}
+
+fn compare(before: &Path, after: &Path, labels: [&str; 2]) -> anyhow::Result<()> {
+    let read = |path: &Path| -> anyhow::Result<crate::report::Results> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    };
+    print!(
+        "{}",
+        crate::compare::markdown(&read(before)?, &read(after)?, labels)
+    );
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 pub mod baseline;
 pub mod chart;
 pub mod cli;
+pub mod compare;
 pub mod decide;
 pub mod generator;
 pub mod loader;
