@@ -135,6 +135,10 @@ pub fn router(state: BaselineState) -> Router {
         .route("/v1/threads", get(threads))
         .route("/v1/customers", get(customers))
         .with_state(state)
+        // Like the services: a request whose client hung up (every `wrk` run ends so) must not
+        // have its driver operations dropped halfway, which left this server's connection pool
+        // unable to serve anything (requests waited forever with the database idle).
+        .layer(axum::middleware::from_fn(platform::http::run_to_completion))
 }
 
 /// Serves until `shutdown`.
