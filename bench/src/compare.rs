@@ -93,11 +93,16 @@ fn rows(before: &Results, after: &Results) -> Vec<Row> {
         });
     }
     for clients in [1, 16, 64] {
+        let at = if clients == 1 {
+            "1 client".to_owned()
+        } else {
+            format!("{clients} clients")
+        };
         let level = move |r: &Results| r.writes.iter().find(|w| w.concurrency == clients).cloned();
-        push(format!("commands/s at {clients} clients"), "", &|r| {
+        push(format!("commands/s at {at}"), "", &|r| {
             level(r).map(|w| w.commands.per_second)
         });
-        push(format!("command p99 at {clients} clients"), "ms", &|r| {
+        push(format!("command p99 at {at}"), "ms", &|r| {
             level(r).and_then(|w| w.commands.p99_for_goal())
         });
     }
