@@ -533,3 +533,28 @@ async fn baseline_server(
         .with_context(|| format!("binding {listen}"))?;
     crate::baseline::server::serve(state, listener, platform::shutdown::on_signals()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Cmd};
+
+    #[test]
+    fn a_run_takes_the_projectors_flush_bound_as_a_named_flag() {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "run",
+            "--size",
+            "l",
+            "--projector-flush-docs",
+            "100000",
+        ])
+        .expect("the flag parses");
+        let Cmd::Run(args) = cli.command else {
+            panic!("not a run: {:?}", cli.command);
+        };
+        assert_eq!(args.projector_flush_docs, Some(100_000));
+        assert!(Cli::try_parse_from(["bench", "run", "100000"]).is_err());
+    }
+}

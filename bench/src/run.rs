@@ -41,6 +41,7 @@ pub struct RunArgs {
     /// defaults, at every size: the goal bounds the projector's memory (1 GiB), and on
     /// PostgreSQL a document rewritten by a later flush is a replace by `_id`, not the scan
     /// of a partition that made SQLite-era runs at L hold everything in one flush.
+    #[arg(long)]
     pub projector_flush_docs: Option<usize>,
 }
 
