@@ -1,45 +1,65 @@
-//! Ordered lists paged by keyset without scans: one directory document per list and bucket
-//! documents holding sorted runs of entries.
+//! Ordered lists paged by keyset without scans: a tree of three documents deep, one
+//! directory per list, segment documents naming buckets, and bucket documents holding sorted
+//! runs of entries.
 //!
 //! A list is named by a key string (`customers|status=active`, `inbox|<user>|all`, …). Each
 //! entry has a sort key (a string; lists are ordered by it **descending**, and the models
 //! build keys such as `<created_at>|<id>` so that this is newest first) and a payload (the
 //! view item itself, so a page needs no further reads).
 //!
-//! Documents (collection kinds `list_dirs` and `list_buckets` of the owning model):
-//! - directory `_id = <list>`: `{list, total, next_no, buckets: [{no, lo, count}]}` with
-//!   buckets sorted by `lo` descending. Bucket `i` holds the keys in `[lo_i, lo_{i-1})` (the
-//!   first bucket has no upper bound, the last has `lo = ""`). Tier 1.
+//! Documents (collection kinds `list_dirs`, `list_segments` and `list_buckets` of the owning
+//! model):
+//! - directory `_id = <list>`: `{list, total, next_no, segments: [{no, lo, count}]}` with
+//!   segments sorted by `lo` descending. Segment `i` holds the keys in `[lo_i, lo_{i-1})`
+//!   (the first segment has no upper bound, the last has `lo = ""`); `count` is its number
+//!   of entries. Tier 2.
+//! - segment `_id = <list>#<no>`: `{list, no, buckets: [{no, lo, count}]}`, the buckets of
+//!   the segment's range in the same order and sense (its last bucket has the segment's
+//!   `lo`). Tier 1.
 //! - bucket `_id = <list>#<no>`: `{list, no, entries: [{key, item}]}`, entries sorted by key
 //!   descending, at most [`BUCKET_MAX`] of them. Tier 0.
 //!
-//! A small list has no buckets: its entries are inline in the directory
-//! (`{list, total, next_no, buckets: [], entries: [{key, item}]}`), so a change to it writes
-//! one document instead of two. Most lists are small (a customer's jobs, a crew member's
+//! Segments take their numbers from the directory's `next_no`, buckets from their segment's
+//! (`<segment>.<n>`).
+//!
+//! Why a level between the directory and the buckets: FerretDB rewrites a whole document
+//! and charges by its values, and every insertion and removal rewrites the document that
+//! holds the counts. With one directory holding every bucket's count, the directory of the
+//! `jobs` list held 415 bucket references at the M data set and ten times as many at L,
+//! rewritten with each new job: a tenth of a second a write at L. Now a change rewrites the directory (a
+//! reference per segment of up to [`SEGMENT_MAX`] entries), one segment (a few dozen bucket
+//! references) and one bucket, each of a few hundred values.
+//!
+//! A small list has no segments: its entries are inline in the directory
+//! (`{list, total, next_no, segments: [], entries: [{key, item}]}`), so a change to it writes
+//! one document instead of three. Most lists are small (a customer's jobs, a crew member's
 //! jobs of one status), and they took most of the projector's writes. An insert that would
-//! take the inline entries past [`INLINE_MAX`] moves them into the list's first bucket; a
-//! list goes inline again only once its last bucket is emptied.
+//! take the inline entries past [`INLINE_MAX`] moves them into the list's first bucket, in
+//! its first segment; a list goes inline again only once its last segment is emptied.
 //!
 //! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers
 //! from `next_no`), and a bucket that falls below [`BUCKET_MIN`] after a removal is merged
-//! with a neighbour into a new bucket when the two fit in half a bucket. The replaced
-//! buckets are left as they are and never touched again (no longer in the directory): a
-//! bucket's content is only ever read by the event that retires it, which keeps re-applied
-//! events exact (see `cache`). Emptied buckets are dropped from the directory the same way.
+//! with a neighbour of its segment into a new bucket when the two fit in half a bucket.
+//! Segments do the same with entries: past [`SEGMENT_MAX`] a segment is replaced by two
+//! holding half its buckets each, below [`SEGMENT_MIN`] it is merged with a neighbour when
+//! both fit in half a segment, and an emptied one is dropped. The replaced buckets and
+//! segments are left as they are and never touched again (no longer referenced): their
+//! content is only ever read by the event that retires them, which keeps re-applied events
+//! exact (see `cache`).
 //!
 //! One split is cheaper: when the new entry sorts before every entry of the full bucket
 //! (lists keyed newest first grow at the front: customers by creation, inboxes by last
 //! message), it starts a bucket of its own in front and the full bucket stays, live and
 //! unchanged. Full buckets then stay full and nothing is retired, where halving would leave
-//! a half-empty bucket and a retired copy behind every 32 insertions. Deciding this reads
-//! the live bucket, which after a crash may hold later events than the directory; the
-//! answer is the same either way: after a front split every later entry of that bucket
-//! sorts below the new key, and after a halving split the bucket is retired and frozen.
+//! a half-empty bucket and a retired copy behind every 16 insertions. Deciding this reads
+//! the live bucket, which after a crash may hold later events than its segment; the answer
+//! is the same either way: after a front split every later entry of that bucket sorts below
+//! the new key, and after a halving split the bucket is retired and frozen.
 //!
-//! Reading a page after a cursor = the directory + the bucket holding the cursor + the
-//! following ones until the page is full (1–3 bucket reads: pages hold at most 200 items,
-//! buckets up to 500). The directory holds ~100 bytes per bucket, so a list of 10 million
-//! entries has a directory of a few MB.
+//! Reading a page after a cursor = the directory + the segment holding the cursor + the
+//! bucket holding the cursor and the following ones until the page is full (1–3 bucket
+//! reads for most pages: pages hold at most 200 items, buckets up to 32), with the next segment read when
+//! the page runs past the first one's last bucket.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,12 +67,21 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
 use crate::query::{DocSource, QueryError};
 
-/// Most entries per bucket (tiny in tests, so that splits and merges happen).
-pub(crate) const BUCKET_MAX: usize = if cfg!(test) { 8 } else { 64 };
+/// Most entries per bucket (tiny in tests, so that splits and merges happen). A bucket of 32
+/// job summaries holds about 550 values: its rewrite, a third of what a change to a large
+/// list costs, weighs about as much as the directory's and the segment's together.
+pub(crate) const BUCKET_MAX: usize = if cfg!(test) { 8 } else { 32 };
 /// A bucket below this after a removal is merged with a neighbour if they fit in half.
 pub(crate) const BUCKET_MIN: usize = BUCKET_MAX / 4;
 /// Most entries a list keeps inline in its directory.
-pub(crate) const INLINE_MAX: usize = BUCKET_MAX / 4;
+pub(crate) const INLINE_MAX: usize = if cfg!(test) { BUCKET_MAX / 4 } else { 16 };
+/// Most entries per segment (a bucket and a half in tests, so that segments split and
+/// merge). Halving splits leave 512 to 1,024 entries a segment; in buckets a quarter to
+/// wholly full that is 16 to 128 bucket references (64 to 512 values), and a list of a
+/// million entries has a directory of 1,000 to 2,000 segment references.
+pub(crate) const SEGMENT_MAX: usize = if cfg!(test) { BUCKET_MAX + 4 } else { 1024 };
+/// A segment below this after a removal is merged with a neighbour if they fit in half.
+pub(crate) const SEGMENT_MIN: usize = SEGMENT_MAX / 4;
 
 /// What a list entry carries.
 pub(crate) trait ListItem:
@@ -67,8 +96,8 @@ pub(crate) struct Directory<P> {
     pub(crate) list: String,
     pub(crate) total: i64,
     pub(crate) next_no: i64,
-    pub(crate) buckets: Vec<BucketRef>,
-    /// The entries of a list without buckets, sorted like a bucket's.
+    pub(crate) segments: Vec<ChildRef>,
+    /// The entries of a list without segments, sorted like a bucket's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) entries: Vec<ListEntry<P>>,
 }
@@ -79,133 +108,92 @@ impl<P> Default for Directory<P> {
             list: String::new(),
             total: 0,
             next_no: 0,
-            buckets: Vec::new(),
+            segments: Vec::new(),
             entries: Vec::new(),
         }
     }
 }
 
 impl<P: ListItem> ReadDoc for Directory<P> {
+    const TIER: u8 = 2;
+}
+
+impl<P> Directory<P> {
+    fn is_inline(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// A new segment, numbered by the directory.
+    fn new_segment(&mut self, buckets: Vec<ChildRef>) -> Segment {
+        let no = self.next_no.to_string();
+        self.next_no += 1;
+        Segment {
+            list: self.list.clone(),
+            no,
+            next_no: 0,
+            buckets,
+        }
+    }
+
+    /// Moves the inline entries into a new bucket of a new segment; returns the segment,
+    /// and the bucket's number and entries.
+    fn unfold(&mut self) -> (Segment, String, Vec<ListEntry<P>>) {
+        let entries = std::mem::take(&mut self.entries);
+        let count = entries.len() as i64;
+        let mut segment = self.new_segment(Vec::new());
+        let bucket_no = segment.take_no();
+        segment.buckets.push(ChildRef {
+            no: bucket_no.clone(),
+            lo: String::new(),
+            count,
+        });
+        self.segments.push(ChildRef {
+            no: segment.no.clone(),
+            lo: String::new(),
+            count,
+        });
+        (segment, bucket_no, entries)
+    }
+}
+
+/// A segment or a bucket as the document above it names it: its number, the lowest key of
+/// its range, and how many entries it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChildRef {
+    /// `<n>` for a segment, numbered by the directory; `<segment>.<n>` for a bucket,
+    /// numbered by the segment that made it: a bucket is made by a decision of its segment,
+    /// so its number must not depend on the directory (see the comment above `insert`).
+    pub(crate) no: String,
+    pub(crate) lo: String,
+    pub(crate) count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Segment {
+    pub(crate) list: String,
+    pub(crate) no: String,
+    /// Number of the next bucket this segment makes.
+    pub(crate) next_no: i64,
+    pub(crate) buckets: Vec<ChildRef>,
+}
+
+impl ReadDoc for Segment {
     const TIER: u8 = 1;
 }
 
-// These change the directory from its own counts only (see the comment above `insert`).
-impl<P> Directory<P> {
-    fn is_inline(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
-    /// Moves the inline entries into a new first bucket; returns its number and entries.
-    fn unfold(&mut self) -> (i64, Vec<ListEntry<P>>) {
-        let entries = std::mem::take(&mut self.entries);
-        let no = self.take_no();
-        self.buckets.push(BucketRef {
-            no,
-            lo: String::new(),
-            count: entries.len() as i64,
-        });
-        (no, entries)
-    }
-
-    /// Index of the bucket for `key`; an empty list gets its first bucket, covering every
-    /// key.
-    fn bucket_for(&mut self, key: &str) -> usize {
-        if let Some(index) = locate(self, key) {
-            return index;
-        }
-        let no = self.take_no();
-        self.buckets.push(BucketRef {
-            no,
-            lo: String::new(),
-            count: 0,
-        });
-        self.buckets.len() - 1
-    }
-
-    fn take_no(&mut self) -> i64 {
-        let no = self.next_no;
+impl Segment {
+    fn take_no(&mut self) -> String {
+        let no = format!("{}.{}", self.no, self.next_no);
         self.next_no += 1;
         no
     }
-
-    /// Puts a new bucket holding only `key` in front of the full bucket `index`; returns
-    /// its number.
-    fn split_front(&mut self, index: usize, key: String) -> i64 {
-        let no = self.take_no();
-        self.buckets.insert(
-            index,
-            BucketRef {
-                no,
-                lo: key,
-                count: 1,
-            },
-        );
-        no
-    }
-
-    /// Replaces bucket `index` by two new buckets holding the halves of `entries`; returns
-    /// their numbers with their entries.
-    fn split_halves(
-        &mut self,
-        index: usize,
-        mut entries: Vec<ListEntry<P>>,
-    ) -> [(i64, Vec<ListEntry<P>>); 2] {
-        let lower = entries.split_off(entries.len() / 2);
-        let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
-        let (upper_no, lower_no) = (self.take_no(), self.take_no());
-        let refs = [
-            BucketRef {
-                no: upper_no,
-                lo: upper_lo,
-                count: entries.len() as i64,
-            },
-            BucketRef {
-                no: lower_no,
-                lo: self.buckets[index].lo.clone(),
-                count: lower.len() as i64,
-            },
-        ];
-        self.buckets.splice(index..=index, refs);
-        [(upper_no, entries), (lower_no, lower)]
-    }
-
-    /// Drops emptied bucket `index`; its range joins the neighbours'. Only the last
-    /// bucket's range must be handed on explicitly (to the one before it).
-    fn drop_bucket(&mut self, index: usize) {
-        self.buckets.remove(index);
-        if index == self.buckets.len() {
-            if let Some(last) = self.buckets.last_mut() {
-                last.lo = String::new();
-            }
-        }
-    }
-
-    /// Replaces buckets `upper..=lower` by one new bucket of `count` entries; returns its
-    /// number.
-    fn merge(&mut self, upper: usize, lower: usize, count: usize) -> i64 {
-        let no = self.take_no();
-        let merged = BucketRef {
-            no,
-            lo: self.buckets[lower].lo.clone(),
-            count: count as i64,
-        };
-        self.buckets.splice(upper..=lower, [merged]);
-        no
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct BucketRef {
-    pub(crate) no: i64,
-    pub(crate) lo: String,
-    pub(crate) count: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "P: Serialize", deserialize = "P: DeserializeOwned"))]
 pub(crate) struct Bucket<P> {
     pub(crate) list: String,
-    pub(crate) no: i64,
+    pub(crate) no: String,
     pub(crate) entries: Vec<ListEntry<P>>,
 }
 
@@ -213,7 +201,7 @@ impl<P> Default for Bucket<P> {
     fn default() -> Self {
         Bucket {
             list: String::new(),
-            no: 0,
+            no: String::new(),
             entries: Vec::new(),
         }
     }
@@ -233,7 +221,19 @@ pub(crate) struct ListEntry<P> {
 #[derive(Debug, Clone)]
 pub(crate) struct ListStore {
     pub(crate) dirs: String,
+    pub(crate) segments: String,
     pub(crate) buckets: String,
+}
+
+impl ListStore {
+    /// The model's three collections, named by `collection(kind)`.
+    pub(crate) fn named(collection: impl Fn(&str) -> String) -> Self {
+        ListStore {
+            dirs: collection("list_dirs"),
+            segments: collection("list_segments"),
+            buckets: collection("list_buckets"),
+        }
+    }
 }
 
 /// One list membership of an item: which list, under which sort key.
@@ -243,13 +243,68 @@ pub(crate) struct Membership {
     pub(crate) key: String,
 }
 
-pub(crate) fn bucket_id(list: &str, no: i64) -> String {
+/// The `_id` of a segment or bucket of `list`.
+pub(crate) fn child_id(list: &str, no: &str) -> String {
     format!("{list}#{no}")
 }
 
-/// Index of the bucket whose range holds `key` (buckets sorted by `lo` descending).
-fn locate<P>(dir: &Directory<P>, key: &str) -> Option<usize> {
-    dir.buckets.iter().position(|b| b.lo.as_str() <= key)
+/// Index of the child whose range holds `key` (children sorted by `lo` descending). The
+/// last child's range reaches down to `""`, so only an empty list of children has none.
+fn locate(children: &[ChildRef], key: &str) -> Option<usize> {
+    children
+        .iter()
+        .position(|c| c.lo.as_str() <= key)
+        .or_else(|| children.len().checked_sub(1))
+}
+
+/// Drops child `index`; its range joins its neighbours'. Only the last child's range must
+/// be handed on explicitly (to the one before it); returns the handed-on `lo` then.
+fn drop_child(children: &mut Vec<ChildRef>, index: usize) -> Option<String> {
+    let removed = children.remove(index);
+    if index == children.len() {
+        if let Some(last) = children.last_mut() {
+            last.lo = removed.lo;
+            return Some(last.lo.clone());
+        }
+    }
+    None
+}
+
+/// Replaces children `upper..=lower` by one new child numbered `no` holding `count` entries.
+fn merge_children(
+    children: &mut Vec<ChildRef>,
+    upper: usize,
+    lower: usize,
+    no: String,
+    count: i64,
+) {
+    let merged = ChildRef {
+        no,
+        lo: children[lower].lo.clone(),
+        count,
+    };
+    children.splice(upper..=lower, [merged]);
+}
+
+/// The neighbour to merge child `index` with, when it has fallen below `min` and both fit
+/// in `max / 2` (the lower neighbour preferred).
+fn merge_partner(children: &[ChildRef], index: usize, min: usize, max: usize) -> Option<usize> {
+    let count = children.get(index)?.count as usize;
+    if count >= min {
+        return None;
+    }
+    let fits = |i: usize| {
+        children
+            .get(i)
+            .is_some_and(|c| c.count as usize + count <= max / 2)
+    };
+    if fits(index + 1) {
+        Some(index + 1)
+    } else if index > 0 && fits(index - 1) {
+        Some(index - 1)
+    } else {
+        None
+    }
 }
 
 /// Where `key` is or would go in `entries` (sorted by key descending).
@@ -283,6 +338,23 @@ fn remove_sorted<P>(entries: &mut Vec<ListEntry<P>>, key: &str) -> bool {
     found.is_ok()
 }
 
+/// One list's directory and the segment an operation works in, both as this event leaves
+/// them so far.
+struct Path<P> {
+    dir: Directory<P>,
+    /// Index of the segment in `dir.segments`.
+    at: usize,
+    segment: Segment,
+}
+
+// Structure is decided from counts one level up, never from the contents of the level being
+// changed: the directory's counts decide which segment a key goes to and when a segment
+// splits, merges or is dropped; a segment's counts decide the same of its buckets, and the
+// segment numbers the buckets it makes. After a crash a segment or bucket may already hold
+// this event (or later ones) while the document above it does not, and the tiers make sure
+// that nothing above is changed from what such a document holds (see `cache`). Contents are
+// read only to split or merge, from documents this very event retires (frozen, so what is
+// read is exact), and for the front split (see the module documentation).
 impl ListStore {
     /// Brings an item's memberships from `old` to `new` (each with its payload): removes it
     /// from lists it left or where its key changed, inserts it where it arrived, and
@@ -326,14 +398,49 @@ impl ListStore {
         }))
     }
 
+    async fn segment(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        list: &str,
+        no: &str,
+    ) -> Result<Segment, LoadError> {
+        let id = child_id(list, no);
+        let segment = cache
+            .get_cloned::<Segment>(loader, &self.segments, &id)
+            .await?;
+        Ok(segment.unwrap_or_else(|| Segment {
+            list: list.to_owned(),
+            no: no.to_owned(),
+            ..Segment::default()
+        }))
+    }
+
+    /// The segment of a list with segments that holds `key`'s range.
+    async fn path<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        dir: Directory<P>,
+        key: &str,
+    ) -> Result<Option<Path<P>>, LoadError> {
+        let Some(at) = locate(&dir.segments, key) else {
+            return Ok(None);
+        };
+        let segment = self
+            .segment(cache, loader, &dir.list, &dir.segments[at].no)
+            .await?;
+        Ok(Some(Path { dir, at, segment }))
+    }
+
     async fn bucket<P: ListItem>(
         &self,
         cache: &mut DocCache,
         loader: &impl DocLoader,
         list: &str,
-        no: i64,
+        no: &str,
     ) -> Result<Vec<ListEntry<P>>, LoadError> {
-        let id = bucket_id(list, no);
+        let id = child_id(list, no);
         let bucket = cache
             .get_cloned::<Bucket<P>>(loader, &self.buckets, &id)
             .await?;
@@ -346,18 +453,65 @@ impl ListStore {
         loader: &impl DocLoader,
         position: u64,
         list: &str,
-        no: i64,
+        no: &str,
         entries: Vec<ListEntry<P>>,
     ) -> Result<(), LoadError> {
-        let id = bucket_id(list, no);
+        self.edit_bucket::<P>(cache, loader, position, list, no, |e| *e = entries)
+            .await
+    }
+
+    /// Changes a bucket in place (guarded like every document change).
+    async fn edit_bucket<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        list: &str,
+        no: &str,
+        change: impl FnOnce(&mut Vec<ListEntry<P>>),
+    ) -> Result<(), LoadError> {
+        let id = child_id(list, no);
         cache
             .update::<Bucket<P>>(loader, &self.buckets, &id, position, |b| {
                 b.list = list.to_owned();
-                b.no = no;
-                b.entries = entries;
+                b.no = no.to_owned();
+                change(&mut b.entries);
             })
             .await?;
         Ok(())
+    }
+
+    /// Changes a segment in place (guarded like every document change).
+    async fn edit_segment(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        list: &str,
+        no: &str,
+        change: impl FnOnce(&mut Segment),
+    ) -> Result<(), LoadError> {
+        let id = child_id(list, no);
+        cache
+            .update::<Segment>(loader, &self.segments, &id, position, |s| {
+                s.list = list.to_owned();
+                s.no = no.to_owned();
+                change(s);
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn write_segment(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        segment: Segment,
+    ) -> Result<(), LoadError> {
+        let (list, no) = (segment.list.clone(), segment.no.clone());
+        self.edit_segment(cache, loader, position, &list, &no, |s| *s = segment)
+            .await
     }
 
     async fn write_directory<P: ListItem>(
@@ -374,33 +528,6 @@ impl ListStore {
         Ok(())
     }
 
-    /// Changes a bucket in place (guarded like every document change).
-    async fn edit_bucket<P: ListItem>(
-        &self,
-        cache: &mut DocCache,
-        loader: &impl DocLoader,
-        position: u64,
-        list: &str,
-        no: i64,
-        change: impl FnOnce(&mut Vec<ListEntry<P>>),
-    ) -> Result<(), LoadError> {
-        let id = bucket_id(list, no);
-        cache
-            .update::<Bucket<P>>(loader, &self.buckets, &id, position, |b| {
-                b.list = list.to_owned();
-                b.no = no;
-                change(&mut b.entries);
-            })
-            .await?;
-        Ok(())
-    }
-
-    // Directory changes below are computed from the directory's own counts only, never
-    // from bucket contents: after a crash a bucket may already hold this event while its
-    // directory does not. Bucket contents are read only to split or merge: a retired bucket
-    // never changes again, so what is read is exact, and the one decision taken from a live
-    // bucket (a front split) comes out the same whatever later events it holds.
-
     async fn insert<P: ListItem>(
         &self,
         cache: &mut DocCache,
@@ -416,41 +543,151 @@ impl ListStore {
             insert_sorted(&mut dir.entries, key, item);
             dir.total = dir.entries.len() as i64;
             if dir.entries.len() > INLINE_MAX {
-                let (no, entries) = dir.unfold();
-                self.write_bucket(cache, loader, position, list, no, entries)
+                let (segment, bucket_no, entries) = dir.unfold();
+                self.write_bucket(cache, loader, position, list, &bucket_no, entries)
                     .await?;
+                self.write_segment(cache, loader, position, segment).await?;
             }
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let index = dir.bucket_for(&key);
-        dir.total += 1;
-        let no = dir.buckets[index].no;
-        let count = dir.buckets[index].count + 1;
+        let Some(mut path) = self.path(cache, loader, dir, &key).await? else {
+            return Ok(());
+        };
+        path.dir.total += 1;
+        path.dir.segments[path.at].count += 1;
+        let index = match locate(&path.segment.buckets, &key) {
+            Some(index) => index,
+            // Never so in a segment the directory names; kept whole rather than panicking.
+            None => {
+                let no = path.segment.take_no();
+                let lo = path.dir.segments[path.at].lo.clone();
+                path.segment.buckets.push(ChildRef { no, lo, count: 0 });
+                0
+            }
+        };
+        let no = path.segment.buckets[index].no.clone();
+        let count = path.segment.buckets[index].count + 1;
         if count as usize <= BUCKET_MAX {
-            dir.buckets[index].count = count;
-            self.edit_bucket::<P>(cache, loader, position, list, no, |entries| {
+            path.segment.buckets[index].count = count;
+            self.edit_bucket::<P>(cache, loader, position, list, &no, |entries| {
                 insert_sorted(entries, key, item);
             })
             .await?;
-            return self.write_directory(cache, loader, position, dir).await;
+        } else {
+            self.split_bucket(cache, loader, position, &mut path.segment, index, key, item)
+                .await?;
         }
-        let mut entries = self.bucket::<P>(cache, loader, list, no).await?;
-        // A front split (see the module documentation). An empty bucket the directory counts
+        self.finish_segment(cache, loader, position, &mut path)
+            .await?;
+        self.write_directory(cache, loader, position, path.dir)
+            .await
+    }
+
+    /// Makes room for `key` in the full bucket `index` of `segment`: a front split or two
+    /// new halves.
+    #[allow(clippy::too_many_arguments)]
+    async fn split_bucket<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        segment: &mut Segment,
+        index: usize,
+        key: String,
+        item: P,
+    ) -> Result<(), LoadError> {
+        let list = segment.list.clone();
+        let full = segment.buckets[index].clone();
+        let mut entries = self.bucket::<P>(cache, loader, &list, &full.no).await?;
+        // A front split (see the module documentation). An empty bucket its segment counts
         // as full can only be one that later events of a front split emptied.
         if entries.first().is_none_or(|first| key > first.key) {
-            let front_no = dir.split_front(index, key.clone());
+            let no = segment.take_no();
+            segment.buckets.insert(
+                index,
+                ChildRef {
+                    no: no.clone(),
+                    lo: key.clone(),
+                    count: 1,
+                },
+            );
             let front = vec![ListEntry { key, item }];
-            self.write_bucket(cache, loader, position, list, front_no, front)
-                .await?;
-        } else {
-            // Split into two new buckets; the full one is retired untouched.
-            insert_sorted(&mut entries, key, item);
-            for (no, half) in dir.split_halves(index, entries) {
-                self.write_bucket(cache, loader, position, list, no, half)
-                    .await?;
-            }
+            return self
+                .write_bucket(cache, loader, position, &list, &no, front)
+                .await;
         }
-        self.write_directory(cache, loader, position, dir).await
+        // Two new buckets; the full one is retired untouched.
+        insert_sorted(&mut entries, key, item);
+        let lower = entries.split_off(entries.len() / 2);
+        let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
+        let (upper_no, lower_no) = (segment.take_no(), segment.take_no());
+        let refs = [
+            ChildRef {
+                no: upper_no.clone(),
+                lo: upper_lo,
+                count: entries.len() as i64,
+            },
+            ChildRef {
+                no: lower_no.clone(),
+                lo: full.lo,
+                count: lower.len() as i64,
+            },
+        ];
+        segment.buckets.splice(index..=index, refs);
+        self.write_bucket(cache, loader, position, &list, &upper_no, entries)
+            .await?;
+        self.write_bucket(cache, loader, position, &list, &lower_no, lower)
+            .await
+    }
+
+    /// Writes the segment of `path` as this event left it, or, when the directory's count
+    /// says it is too full, retires it for two new segments holding half its entries each.
+    async fn finish_segment<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        path: &mut Path<P>,
+    ) -> Result<(), LoadError> {
+        let at = path.at;
+        let mut segment = std::mem::take(&mut path.segment);
+        let seg_ref = path.dir.segments[at].clone();
+        if seg_ref.count as usize <= SEGMENT_MAX || segment.buckets.len() < 2 {
+            return self.write_segment(cache, loader, position, segment).await;
+        }
+        let half = seg_ref.count / 2;
+        let mut upper_count = 0;
+        let mut cut = 0;
+        for bucket in &segment.buckets[..segment.buckets.len() - 1] {
+            if cut > 0 && upper_count + bucket.count > half {
+                break;
+            }
+            upper_count += bucket.count;
+            cut += 1;
+        }
+        let lower_buckets = segment.buckets.split_off(cut);
+        let upper_lo = segment
+            .buckets
+            .last()
+            .map(|b| b.lo.clone())
+            .unwrap_or_default();
+        let upper = path.dir.new_segment(segment.buckets);
+        let lower = path.dir.new_segment(lower_buckets);
+        let refs = [
+            ChildRef {
+                no: upper.no.clone(),
+                lo: upper_lo,
+                count: upper_count,
+            },
+            ChildRef {
+                no: lower.no.clone(),
+                lo: seg_ref.lo,
+                count: seg_ref.count - upper_count,
+            },
+        ];
+        path.dir.segments.splice(at..=at, refs);
+        self.write_segment(cache, loader, position, upper).await?;
+        self.write_segment(cache, loader, position, lower).await
     }
 
     async fn replace<P: ListItem>(
@@ -469,10 +706,13 @@ impl ListStore {
             }
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let Some(index) = locate(&dir, key) else {
+        let Some(path) = self.path(cache, loader, dir, key).await? else {
             return Ok(());
         };
-        let no = dir.buckets[index].no;
+        let Some(index) = locate(&path.segment.buckets, key) else {
+            return Ok(());
+        };
+        let no = &path.segment.buckets[index].no;
         self.edit_bucket::<P>(cache, loader, position, &membership.list, no, |entries| {
             replace_sorted(entries, key, item);
         })
@@ -495,63 +735,111 @@ impl ListStore {
             dir.total = dir.entries.len() as i64;
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let Some(index) = locate(&dir, key) else {
+        let Some(mut path) = self.path(cache, loader, dir, key).await? else {
             return Ok(());
         };
-        let no = dir.buckets[index].no;
-        let count = (dir.buckets[index].count - 1).max(0);
-        dir.total = (dir.total - 1).max(0);
+        let Some(index) = locate(&path.segment.buckets, key) else {
+            return Ok(());
+        };
+        path.dir.total = (path.dir.total - 1).max(0);
+        let seg_ref = &mut path.dir.segments[path.at];
+        seg_ref.count = (seg_ref.count - 1).max(0);
+        let buckets = &mut path.segment.buckets;
+        let no = buckets[index].no.clone();
+        let count = (buckets[index].count - 1).max(0);
         let without = |entries: &mut Vec<ListEntry<P>>| {
             remove_sorted(entries, key);
         };
         if count == 0 {
-            self.edit_bucket::<P>(cache, loader, position, list, no, without)
+            self.edit_bucket::<P>(cache, loader, position, list, &no, without)
                 .await?;
-            dir.drop_bucket(index);
-            return self.write_directory(cache, loader, position, dir).await;
-        }
-        dir.buckets[index].count = count;
-        if let Some(neighbour) = merge_partner(&dir, index) {
+            drop_child(buckets, index);
+        } else if let Some(neighbour) = {
+            buckets[index].count = count;
+            merge_partner(buckets, index, BUCKET_MIN, BUCKET_MAX)
+        } {
+            // Both retired for one new bucket.
             let (upper, lower) = (index.min(neighbour), index.max(neighbour));
             let mut merged: Vec<ListEntry<P>> = Vec::new();
             for i in [upper, lower] {
-                let mut entries = self
-                    .bucket::<P>(cache, loader, list, dir.buckets[i].no)
-                    .await?;
+                let no = path.segment.buckets[i].no.clone();
+                let mut entries = self.bucket::<P>(cache, loader, list, &no).await?;
                 if i == index {
                     without(&mut entries);
                 }
                 merged.extend(entries);
             }
-            let merged_no = dir.merge(upper, lower, merged.len());
-            self.write_bucket(cache, loader, position, list, merged_no, merged)
+            let merged_no = path.segment.take_no();
+            let count = merged.len() as i64;
+            merge_children(
+                &mut path.segment.buckets,
+                upper,
+                lower,
+                merged_no.clone(),
+                count,
+            );
+            self.write_bucket(cache, loader, position, list, &merged_no, merged)
                 .await?;
         } else {
-            self.edit_bucket::<P>(cache, loader, position, list, no, without)
+            self.edit_bucket::<P>(cache, loader, position, list, &no, without)
                 .await?;
         }
-        self.write_directory(cache, loader, position, dir).await
+        self.shrink_segment(cache, loader, position, &mut path)
+            .await?;
+        self.write_directory(cache, loader, position, path.dir)
+            .await
     }
-}
 
-/// The neighbour to merge bucket `index` with, when it has fallen below [`BUCKET_MIN`] and
-/// both fit in half a bucket (the lower neighbour preferred).
-fn merge_partner<P>(dir: &Directory<P>, index: usize) -> Option<usize> {
-    let count = dir.buckets.get(index)?.count as usize;
-    if count >= BUCKET_MIN {
-        return None;
-    }
-    let fits = |i: usize| {
-        dir.buckets
-            .get(i)
-            .is_some_and(|b| b.count as usize + count <= BUCKET_MAX / 2)
-    };
-    if fits(index + 1) {
-        Some(index + 1)
-    } else if index > 0 && fits(index - 1) {
-        Some(index - 1)
-    } else {
-        None
+    /// After a removal: drops the segment of `path` once the directory counts it empty,
+    /// merges it with a neighbour once small, or writes it as this event left it.
+    async fn shrink_segment<P: ListItem>(
+        &self,
+        cache: &mut DocCache,
+        loader: &impl DocLoader,
+        position: u64,
+        path: &mut Path<P>,
+    ) -> Result<(), LoadError> {
+        let list = path.dir.list.clone();
+        let at = path.at;
+        let segment = std::mem::take(&mut path.segment);
+        if path.dir.segments[at].count == 0 {
+            // Retired with its last bucket gone. A last segment hands its range on to the
+            // one before it, and so to that one's last bucket.
+            if let Some(lo) = drop_child(&mut path.dir.segments, at) {
+                let before = path.dir.segments[at - 1].no.clone();
+                self.edit_segment(cache, loader, position, &list, &before, |s| {
+                    if let Some(last) = s.buckets.last_mut() {
+                        last.lo = lo;
+                    }
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        let Some(neighbour) = merge_partner(&path.dir.segments, at, SEGMENT_MIN, SEGMENT_MAX)
+        else {
+            return self.write_segment(cache, loader, position, segment).await;
+        };
+        // Both retired for one new segment holding the buckets of both.
+        let (upper, lower) = (at.min(neighbour), at.max(neighbour));
+        let other = self
+            .segment(cache, loader, &list, &path.dir.segments[neighbour].no)
+            .await?;
+        let buckets = if at == upper {
+            [segment.buckets, other.buckets].concat()
+        } else {
+            [other.buckets, segment.buckets].concat()
+        };
+        let count = path.dir.segments[upper].count + path.dir.segments[lower].count;
+        let merged = path.dir.new_segment(buckets);
+        merge_children(
+            &mut path.dir.segments,
+            upper,
+            lower,
+            merged.no.clone(),
+            count,
+        );
+        self.write_segment(cache, loader, position, merged).await
     }
 }
 
@@ -575,15 +863,14 @@ pub(crate) struct PageSpec<'a, P> {
     pub(crate) budget: usize,
 }
 
-/// Reads one page of `list` from the documents in `dirs`/`buckets`.
+/// Reads one page of `list` from the documents of `store`.
 pub(crate) async fn read_page<P: ListItem>(
     src: &impl DocSource,
-    dirs: &str,
-    buckets: &str,
+    store: &ListStore,
     list: &str,
     spec: PageSpec<'_, P>,
 ) -> Result<ListPage<P>, QueryError> {
-    let Some(dir) = crate::query::read::<Directory<P>>(src, dirs, list).await? else {
+    let Some(dir) = crate::query::read::<Directory<P>>(src, &store.dirs, list).await? else {
         return Ok(ListPage {
             items: Vec::new(),
             next: None,
@@ -591,53 +878,59 @@ pub(crate) async fn read_page<P: ListItem>(
         });
     };
     let total = Some(u64::try_from(dir.total).unwrap_or(0));
-    let start = first_bucket_before(&dir, spec.before.as_deref());
+    let before = spec.before.clone();
     let mut scan = PageScan {
         spec: &spec,
         items: Vec::new(),
         scanned: 0,
         last_scanned: None,
     };
+    let page = |scan: PageScan<'_, '_, P>, next| ListPage {
+        items: scan.items,
+        next,
+        total,
+    };
     for entry in dir.entries {
         if let Scanned::PageEnds { next } = scan.offer(entry) {
-            return Ok(ListPage {
-                items: scan.items,
-                next,
-                total,
-            });
+            return Ok(page(scan, next));
         }
     }
-    for bucket_ref in &dir.buckets[start..] {
-        let id = bucket_id(list, bucket_ref.no);
-        let Some(bucket) = crate::query::read::<Bucket<P>>(src, buckets, &id).await? else {
+    let first_segment = first_before(&dir.segments, before.as_deref());
+    for (n, segment_ref) in dir.segments[first_segment..].iter().enumerate() {
+        let id = child_id(list, &segment_ref.no);
+        let Some(segment) = crate::query::read::<Segment>(src, &store.segments, &id).await? else {
             continue;
         };
-        for entry in bucket.entries {
-            if let Scanned::PageEnds { next } = scan.offer(entry) {
-                return Ok(ListPage {
-                    items: scan.items,
-                    next,
-                    total,
-                });
+        // Only the first segment read can hold keys at or above `before`.
+        let first_bucket = if n == 0 {
+            first_before(&segment.buckets, before.as_deref())
+        } else {
+            0
+        };
+        for bucket_ref in &segment.buckets[first_bucket..] {
+            let id = child_id(list, &bucket_ref.no);
+            let Some(bucket) = crate::query::read::<Bucket<P>>(src, &store.buckets, &id).await?
+            else {
+                continue;
+            };
+            for entry in bucket.entries {
+                if let Scanned::PageEnds { next } = scan.offer(entry) {
+                    return Ok(page(scan, next));
+                }
             }
         }
     }
-    Ok(ListPage {
-        items: scan.items,
-        next: None,
-        total,
-    })
+    Ok(page(scan, None))
 }
 
-/// The bucket holding the largest key below `before`: the one whose range holds `before`,
+/// The child holding the largest key below `before`: the one whose range holds `before`,
 /// unless `before` is its lowest possible key (then the next one).
-fn first_bucket_before<P>(dir: &Directory<P>, before: Option<&str>) -> usize {
+fn first_before(children: &[ChildRef], before: Option<&str>) -> usize {
     match before {
-        Some(before) => dir
-            .buckets
+        Some(before) => children
             .iter()
-            .position(|b| b.lo.as_str() < before)
-            .unwrap_or(dir.buckets.len()),
+            .position(|c| c.lo.as_str() < before)
+            .unwrap_or(children.len()),
         None => 0,
     }
 }

@@ -83,11 +83,12 @@ pub fn is_small(name: &str) -> bool {
 /// totals; 5: one collection per kind, one database, plain documents; 6: ids as text and
 /// instants as BSON dates; 7: windows name their time zone; 8: list keys from instants as
 /// stored, to the millisecond; 9: small lists inline in their directory; 10: the inbox's
-/// user-thread documents without the list item). The projector
+/// user-thread documents without the list item; 11: lists with segments between directory
+/// and buckets). The projector
 /// records it beside the event store's identity;
 /// read models recorded in another layout are dropped and projected again, as documents
 /// would otherwise be looked for where they are not, or in a form they are no longer read in.
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 /// `rm_<model>_g<generation>_meta`.
 pub fn meta_collection(model: Model, generation: u32) -> String {

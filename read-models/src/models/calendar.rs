@@ -8,12 +8,12 @@
 //!   crew and status events rewrite it; cancelled jobs stay with status `cancelled`;
 //!   `CustomerContactUpdated` rewrites the customer name of every entry of the customer.
 //!   Size grows with jobs per week (~300 bytes each: ~50,000 jobs in one week reach 16 MB).
-//! - `jobs`, `_id = <job_id>` (tier 2): `{job: {customer_id, service_type, date, window,
+//! - `jobs`, `_id = <job_id>` (tier 3): `{job: {customer_id, service_type, date, window,
 //!   crew [ids], status}}`, from every job event: where the job's entry is and what it shows.
-//! - `customers`, `_id = <customer_id>` (tier 3): `{name, job_ids}` from
+//! - `customers`, `_id = <customer_id>` (tier 4): `{name, job_ids}` from
 //!   `CustomerRegistered`/`CustomerContactUpdated` (name) and `JobCreated` (job ids: the
 //!   entries a rename touches; ~40 bytes per job of the customer).
-//! - `crew_names`, `_id = <crew_member_id>` (tier 4): `{name}` from `CrewMemberRegistered`.
+//! - `crew_names`, `_id = <crew_member_id>` (tier 5): `{name}` from `CrewMemberRegistered`.
 //!   Crew names never change (there is no rename event), so entries copy them.
 
 use chrono::NaiveDate;
@@ -48,7 +48,7 @@ struct JobDoc {
 }
 
 impl ReadDoc for JobDoc {
-    const TIER: u8 = 2;
+    const TIER: u8 = 3;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ struct CustomerDoc {
 }
 
 impl ReadDoc for CustomerDoc {
-    const TIER: u8 = 3;
+    const TIER: u8 = 4;
 }
 
 pub(crate) fn week_id(monday: NaiveDate) -> String {

@@ -16,12 +16,12 @@
 //! - `month_totals`, `_id = <YYYY-MM>` (tier 0): `{month, completed, revenue_minor}`, the
 //!   month's completions and revenue (the sums of its days'), so that the dashboard's chart
 //!   of twelve months reads twelve small documents rather than twelve months of days.
-//! - `jobs`, `_id = <job_id>` (tier 2): `{job: {customer_id, service_type, date, crew,
+//! - `jobs`, `_id = <job_id>` (tier 3): `{job: {customer_id, service_type, date, crew,
 //!   status}}`: what the job contributes to `planned`/`crewed` and who completes it.
-//! - `customers`, `_id = <customer_id>` (tier 3): `{source, registered_date,
+//! - `customers`, `_id = <customer_id>` (tier 4): `{source, registered_date,
 //!   converted_pos}`; `converted_pos` is the position of the event that converted the
 //!   customer, so a re-applied event makes the same decision.
-//! - `crew_names`, `_id = <crew_member_id>` (tier 4): `{name}`.
+//! - `crew_names`, `_id = <crew_member_id>` (tier 5): `{name}`.
 
 use std::collections::BTreeMap;
 
@@ -104,7 +104,7 @@ struct JobDoc {
 }
 
 impl ReadDoc for JobDoc {
-    const TIER: u8 = 2;
+    const TIER: u8 = 3;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,7 +134,7 @@ struct CustomerDoc {
 }
 
 impl ReadDoc for CustomerDoc {
-    const TIER: u8 = 3;
+    const TIER: u8 = 4;
 }
 
 pub(crate) fn month_id(date: NaiveDate) -> String {

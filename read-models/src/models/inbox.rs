@@ -3,22 +3,22 @@
 //! Documents (collections `rm_inbox_g<n>_<kind>`):
 //! - `users`, `_id = <user_id>` (tier 0): `{unread, unread_threads, threads}` — totals over
 //!   the user's threads, changed with every change of one of the user's thread entries.
-//! - `list_dirs` / `list_buckets` (tiers 1 / 0): two ordered lists per user (see
-//!   `list_index`): `inbox|<user_id>|all` and `inbox|<user_id>|unread` (threads with unread
-//!   messages), keyed `<activity_at>|<thread_id>` (newest first), payload the
+//! - `list_dirs` / `list_segments` / `list_buckets` (tiers 2 / 1 / 0): two ordered lists
+//!   per user (see `list_index`): `inbox|<user_id>|all` and `inbox|<user_id>|unread`
+//!   (threads with unread messages), keyed `<activity_at>|<thread_id>` (newest first), payload the
 //!   `ThreadListItem`. `MessagePosted` moves the thread to the top of every participant's
 //!   lists; `ThreadRead` changes the reader's entry and unread-list membership.
-//! - `user_threads`, `_id = <user_id>_<thread_id>` (tier 2): `{read_up_to, own_after:
+//! - `user_threads`, `_id = <user_id>_<thread_id>` (tier 3): `{read_up_to, own_after:
 //!   [{from, to}]}`: the user's read marker and the user's own message seqs after it (as
 //!   ranges; own messages never count as unread). unread = (last_seq − read_up_to) − (own
 //!   seqs after read_up_to). `own_after` only grows while the user posts without marking
 //!   read (16 bytes per run of own messages). Written when the user joins, reads or posts:
 //!   the user's list item is built from it and the thread, before and after the event, so
 //!   a message from someone else leaves it as it is.
-//! - `threads`, `_id = <thread_id>` (tier 3): `{thread: {thread_id, kind, job_id, title,
+//! - `threads`, `_id = <thread_id>` (tier 4): `{thread: {thread_id, kind, job_id, title,
 //!   participants [{user_id, name}], started_at, last_seq, last_message_at, preview,
 //!   last_author_id}}` from `ThreadStarted` and `MessagePosted`. At most 100 participants.
-//! - `user_names`, `_id = <user_id>` (tier 4): `{name}` from `UserRegistered`.
+//! - `user_names`, `_id = <user_id>` (tier 5): `{name}` from `UserRegistered`.
 //!
 //! A message in a thread of `k` participants changes the author's user-thread document, the
 //! user documents of the `k − 1` others and `2k` list entries (`k ≤ 100`).
@@ -44,6 +44,7 @@ pub(crate) const KINDS: &[&str] = &[
     "threads",
     "user_names",
     "list_dirs",
+    "list_segments",
     "list_buckets",
 ];
 
@@ -69,7 +70,7 @@ struct UserThreadDoc {
 }
 
 impl ReadDoc for UserThreadDoc {
-    const TIER: u8 = 2;
+    const TIER: u8 = 3;
 }
 
 impl UserThreadDoc {
@@ -106,7 +107,7 @@ struct ThreadDoc {
 }
 
 impl ReadDoc for ThreadDoc {
-    const TIER: u8 = 3;
+    const TIER: u8 = 4;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,10 +241,7 @@ pub(crate) async fn apply(
         user_threads: at.collection(Model::Inbox, "user_threads"),
         threads: at.collection(Model::Inbox, "threads"),
         names: at.collection(Model::Inbox, "user_names"),
-        lists: ListStore {
-            dirs: at.collection(Model::Inbox, "list_dirs"),
-            buckets: at.collection(Model::Inbox, "list_buckets"),
-        },
+        lists: ListStore::named(|kind| at.collection(Model::Inbox, kind)),
     };
     let p = at.position;
     match event {

@@ -1,21 +1,21 @@
 //! The lists model: customer and job summaries, their filtered lists, customer search.
 //!
 //! Documents (collections `rm_lists_g<n>_<kind>`):
-//! - `customers`, `_id = <customer_id>` (tier 3): `{summary: CustomerSummary, job_ids,
+//! - `customers`, `_id = <customer_id>` (tier 4): `{summary: CustomerSummary, job_ids,
 //!   tokens}`. From the customer events, `JobCreated` (job count, job ids) and
 //!   `JobCompleted` (lifetime revenue). `job_ids` are the jobs a rename touches (~40 bytes
 //!   per job of the customer).
-//! - `jobs`, `_id = <job_id>` (tier 2): `{summary: JobSummary}` from every job event, the
+//! - `jobs`, `_id = <job_id>` (tier 3): `{summary: JobSummary}` from every job event, the
 //!   customer's name (`CustomerContactUpdated` rewrites it) and crew names.
-//! - `list_dirs` / `list_buckets` (tiers 1 / 0, see `list_index`), payload = the summary:
-//!   customers keyed `<created_at>|<id>` in `customers`, `customers|status=<s>`,
-//!   `customers|source=<r>`, `customers|status=<s>|source=<r>`; jobs keyed
-//!   `<list_date>|<created_at>|<id>` in `jobs`, `jobs|status=<s>`, `jobs|customer=<id>`,
-//!   `jobs|customer=<id>|status=<s>`, `jobs|crew=<id>`, `jobs|crew=<id>|status=<s>`. An
-//!   item moves between lists (and keys) as its status, schedule or crew change, and its
+//! - `list_dirs` / `list_segments` / `list_buckets` (tiers 2 / 1 / 0, see `list_index`),
+//!   payload = the summary: customers keyed `<created_at>|<id>` in `customers`,
+//!   `customers|status=<s>`, `customers|source=<r>`, `customers|status=<s>|source=<r>`; jobs
+//!   keyed `<list_date>|<created_at>|<id>` in `jobs`, `jobs|status=<s>`,
+//!   `jobs|customer=<id>`, `jobs|customer=<id>|status=<s>`, `jobs|crew=<id>`,
+//!   `jobs|crew=<id>|status=<s>`. An item moves between lists (and keys) as its status, schedule or crew change, and its
 //!   payload is rewritten in place otherwise.
 //! - `search` (tier 0): customer search postings, see `search`.
-//! - `crew_names`, `_id = <crew_member_id>` (tier 4): `{name}`.
+//! - `crew_names`, `_id = <crew_member_id>` (tier 5): `{name}`.
 
 use domain::crew_member::CrewMemberEvent;
 use domain::customer::CustomerEvent;
@@ -39,17 +39,18 @@ pub(crate) const KINDS: &[&str] = &[
     "crew_names",
     "crew_users",
     "list_dirs",
+    "list_segments",
     "list_buckets",
 ];
 
-/// `crew_users`, `_id = <user_id>` (tier 4): the crew member registered for that user.
+/// `crew_users`, `_id = <user_id>` (tier 5): the crew member registered for that user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CrewUserDoc {
     pub(crate) crew_member_id: String,
 }
 
 impl ReadDoc for CrewUserDoc {
-    const TIER: u8 = 4;
+    const TIER: u8 = 5;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,7 +60,7 @@ pub(crate) struct CustomerDoc {
 }
 
 impl ReadDoc for CustomerDoc {
-    const TIER: u8 = 3;
+    const TIER: u8 = 4;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,7 +69,7 @@ pub(crate) struct JobDoc {
 }
 
 impl ReadDoc for JobDoc {
-    const TIER: u8 = 2;
+    const TIER: u8 = 3;
 }
 
 pub(crate) fn customer_key(summary: &CustomerSummary) -> String {
@@ -195,10 +196,7 @@ pub(crate) async fn apply(
         jobs: at.collection(Model::Lists, "jobs"),
         search: at.collection(Model::Lists, "search"),
         crew_names: at.collection(Model::Lists, "crew_names"),
-        lists: ListStore {
-            dirs: at.collection(Model::Lists, "list_dirs"),
-            buckets: at.collection(Model::Lists, "list_buckets"),
-        },
+        lists: ListStore::named(|kind| at.collection(Model::Lists, kind)),
     };
     match event {
         Decoded::Crew(id, CrewMemberEvent::CrewMemberRegistered { name, user_id, .. }) => {

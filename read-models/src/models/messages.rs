@@ -5,10 +5,10 @@
 //!   message_id, author_id, author_name, body, posted_at}]}` holding the messages with seq in
 //!   `n*50+1 ..= n*50+50`, by seq. Written by
 //!   `MessagePosted`. Bodies are at most 10,000 characters, so a page stays under 2 MB.
-//! - `threads`, `_id = <thread_id>` (tier 2): `{meta: {thread_id, kind, job_id, title,
+//! - `threads`, `_id = <thread_id>` (tier 3): `{meta: {thread_id, kind, job_id, title,
 //!   participants: [{user_id, name}], last_seq, started_by, started_at}}`. Written by
 //!   `ThreadStarted`, `last_seq` by `MessagePosted`. At most 100 participants.
-//! - `user_names`, `_id = <user_id>` (tier 4): `{name}` from `UserRegistered`.
+//! - `user_names`, `_id = <user_id>` (tier 5): `{name}` from `UserRegistered`.
 //!
 //! Names are copied when the thread starts or the message is posted; a user registered
 //! after taking part shows with an empty name (the command API only lets registered users
@@ -47,7 +47,7 @@ pub(crate) struct ThreadDoc {
 }
 
 impl ReadDoc for ThreadDoc {
-    const TIER: u8 = 2;
+    const TIER: u8 = 3;
 }
 
 /// The page holding `seq` (seqs start at 1).

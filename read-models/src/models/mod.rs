@@ -1,8 +1,8 @@
 //! How events change each model's documents: one module per model, plus shared lookups.
 //!
 //! Tiers (see `cache`): a change only reads documents of a higher tier. Across models the
-//! pattern is the same: name lookups (highest) → entity lookups → list directories (1) →
-//! leaf documents such as buckets, weeks, months and pages (0).
+//! pattern is the same: name lookups (highest) → entity lookups → list directories (2) →
+//! list segments (1) → leaf documents such as buckets, weeks, months and pages (0).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::ids::UserId;
@@ -43,7 +43,7 @@ pub(crate) struct NameDoc {
 }
 
 impl ReadDoc for NameDoc {
-    const TIER: u8 = 4;
+    const TIER: u8 = 5;
 }
 
 pub(crate) async fn set_name(

@@ -6,7 +6,7 @@ use super::{
     read, CursorKey, DocSource, Generations, Page, PageRequest, QueryError, ThreadListItem,
     UnreadCountView,
 };
-use crate::list_index::{read_page, PageSpec};
+use crate::list_index::{read_page, ListStore, PageSpec};
 use crate::models::inbox::{list_name, UserDoc};
 use crate::Model;
 
@@ -39,8 +39,7 @@ pub async fn user_threads(
     page: PageRequest,
 ) -> Result<Page<ThreadListItem>, QueryError> {
     let before = page.after.as_ref().map(key_cursor).transpose()?;
-    let dirs = gens.collection(Model::Inbox, "list_dirs");
-    let buckets = gens.collection(Model::Inbox, "list_buckets");
+    let store = ListStore::named(|kind| gens.collection(Model::Inbox, kind));
     let spec = PageSpec {
         before,
         floor: None,
@@ -49,7 +48,7 @@ pub async fn user_threads(
         budget: usize::MAX,
     };
     let list = list_name(user, unread_only);
-    let result = read_page(src, &dirs, &buckets, &list, spec).await?;
+    let result = read_page(src, &store, &list, spec).await?;
     Ok(Page {
         items: result.items.into_iter().map(|e| e.item).collect(),
         next: result.next.map(|k| CursorKey(serde_json::Value::String(k))),

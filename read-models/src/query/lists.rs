@@ -14,7 +14,7 @@ use super::{
     read, read_many, CursorKey, CustomerFilter, CustomerSummary, DocSource, Generations, JobFilter,
     JobSummary, Page, PageRequest, QueryError,
 };
-use crate::list_index::{read_page, PageSpec};
+use crate::list_index::{read_page, ListStore, PageSpec};
 use crate::models::lists::{customer_list, job_list, CustomerDoc, JobDoc, JobScope};
 use crate::Model;
 
@@ -39,9 +39,8 @@ pub async fn customers(
         keep: &|_: &CustomerSummary| true,
         budget: usize::MAX,
     };
-    let dirs = gens.collection(Model::Lists, "list_dirs");
-    let buckets = gens.collection(Model::Lists, "list_buckets");
-    let result = read_page(src, &dirs, &buckets, &list, spec).await?;
+    let store = ListStore::named(|kind| gens.collection(Model::Lists, kind));
+    let result = read_page(src, &store, &list, spec).await?;
     Ok(Page {
         items: result.items.into_iter().map(|e| e.item).collect(),
         next: result.next.map(|k| CursorKey(serde_json::Value::String(k))),
@@ -143,9 +142,8 @@ pub async fn jobs(
             usize::MAX
         },
     };
-    let dirs = gens.collection(Model::Lists, "list_dirs");
-    let buckets = gens.collection(Model::Lists, "list_buckets");
-    let result = read_page(src, &dirs, &buckets, &list, spec).await?;
+    let store = ListStore::named(|kind| gens.collection(Model::Lists, kind));
+    let result = read_page(src, &store, &list, spec).await?;
     Ok(Page {
         items: result.items.into_iter().map(|e| e.item).collect(),
         next: result.next.map(|k| CursorKey(serde_json::Value::String(k))),

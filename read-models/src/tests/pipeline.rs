@@ -253,8 +253,21 @@ fn assert_built_in_one_go_equals_built_through_crashes(history: fn(&[Step]) -> V
     assert!(differing.is_empty(), "documents differ: {differing:#?}");
 }
 
-/// The list directories of a 300-step generated history, projected with a flush per event.
-fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory<bson::Bson>> {
+/// A list as its documents hold it: its directory, and the bucket references of its live
+/// segments in order.
+struct StoredList {
+    dir: crate::list_index::Directory<bson::Bson>,
+    segments: Vec<Vec<crate::list_index::ChildRef>>,
+}
+
+impl StoredList {
+    fn buckets(&self) -> Vec<&crate::list_index::ChildRef> {
+        self.segments.iter().flatten().collect()
+    }
+}
+
+/// The lists of a 300-step generated history, projected with a flush per event.
+fn lists_of_a_generated_history() -> Vec<StoredList> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let steps = steps(300..301)
         .new_tree(&mut runner)
@@ -268,36 +281,94 @@ fn list_directories_of_a_generated_history() -> Vec<crate::list_index::Directory
         seed: 1,
     };
     let store = block_on(project(&history(&steps), &plan));
-    store
-        .snapshot()
-        .into_iter()
-        .filter(|(name, _)| name.ends_with("list_dirs"))
-        .flat_map(|(_, docs)| docs.into_values())
-        .map(|doc| crate::stored::open(&doc).expect("directory decodes").0)
-        .collect()
+    let snapshot = store.snapshot();
+    let mut lists = Vec::new();
+    for (name, docs) in &snapshot {
+        let Some(prefix) = name.strip_suffix("list_dirs") else {
+            continue;
+        };
+        let segments = &snapshot[&format!("{prefix}list_segments")];
+        for doc in docs.values() {
+            let dir: crate::list_index::Directory<bson::Bson> =
+                crate::stored::open(doc).expect("directory decodes").0;
+            let segments = dir
+                .segments
+                .iter()
+                .map(|s| {
+                    let id = crate::list_index::child_id(&dir.list, &s.no);
+                    let segment: crate::list_index::Segment = crate::stored::open(&segments[&id])
+                        .expect("segment decodes")
+                        .0;
+                    assert_eq!(
+                        segment.buckets.iter().map(|b| b.count).sum::<i64>(),
+                        s.count,
+                        "a segment's count is its buckets' entries: {dir:?} {segment:?}"
+                    );
+                    assert_eq!(
+                        segment.buckets.last().map(|b| &b.lo),
+                        Some(&s.lo),
+                        "a segment's last bucket starts where it does: {dir:?} {segment:?}"
+                    );
+                    segment.buckets
+                })
+                .collect();
+            lists.push(StoredList { dir, segments });
+        }
+    }
+    lists
 }
 
 #[test]
-fn generated_histories_split_and_merge_list_buckets() {
-    let directories = list_directories_of_a_generated_history();
+fn generated_histories_split_and_merge_list_buckets_and_segments() {
+    let lists = lists_of_a_generated_history();
     assert!(
-        directories.iter().any(|d| d.buckets.len() > 1),
+        lists.iter().any(|l| l.buckets().len() > 1),
         "some list spans several buckets"
     );
     assert!(
-        directories
-            .iter()
-            .any(|d| d.next_no > 2 && d.buckets.len() == 1),
+        lists.iter().any(|l| l.segments.len() > 1),
+        "some list spans several segments"
+    );
+    assert!(
+        lists.iter().any(|l| {
+            let buckets = l.buckets();
+            buckets.len() == 1 && (l.dir.next_no > 1 || !buckets[0].no.ends_with(".0"))
+        }),
         "some list split and later merged back or emptied"
     );
+    for list in &lists {
+        assert_eq!(
+            list.dir.total,
+            list.dir.segments.iter().map(|s| s.count).sum::<i64>() + list.dir.entries.len() as i64,
+            "the total is the segments' entries: {:?}",
+            list.dir
+        );
+        assert!(
+            list.dir
+                .segments
+                .iter()
+                .all(|s| s.count as usize <= crate::list_index::SEGMENT_MAX),
+            "no segment holds more than its bound: {:?}",
+            list.dir
+        );
+        assert_eq!(
+            list.dir
+                .segments
+                .last()
+                .map(|s| s.lo.as_str())
+                .unwrap_or(""),
+            ""
+        );
+    }
 }
 
 #[test]
 fn small_lists_keep_their_entries_in_their_directory() {
-    let directories = list_directories_of_a_generated_history();
-    let inline: Vec<_> = directories
+    let lists = lists_of_a_generated_history();
+    let inline: Vec<_> = lists
         .iter()
-        .filter(|d| d.buckets.is_empty())
+        .map(|l| &l.dir)
+        .filter(|d| d.segments.is_empty())
         .collect();
     assert!(
         inline.iter().any(|d| !d.entries.is_empty()),
@@ -316,35 +387,32 @@ fn small_lists_keep_their_entries_in_their_directory() {
         );
     }
     assert!(
-        directories
+        lists
             .iter()
-            .filter(|d| !d.buckets.is_empty())
-            .all(|d| d.entries.is_empty()),
-        "a list with buckets keeps no entries inline"
+            .filter(|l| !l.dir.segments.is_empty())
+            .all(|l| l.dir.entries.is_empty()),
+        "a list with segments keeps no entries inline"
     );
 }
 
 #[test]
-fn a_list_that_grows_at_the_front_keeps_full_buckets_and_retires_none() {
+fn a_list_that_grows_at_the_front_keeps_full_buckets() {
     // Customers are registered in clock order and listed newest first, so every registration
     // lands in front of the whole `customers` list.
-    let customers = list_directories_of_a_generated_history()
+    let customers = lists_of_a_generated_history()
         .into_iter()
-        .find(|d| d.list == "customers")
+        .find(|l| l.dir.list == "customers")
         .expect("the customers list exists");
     let max = crate::list_index::BUCKET_MAX as i64;
-    assert!(customers.buckets.len() > 2, "{customers:?}");
-    assert!(
-        customers.buckets[1..].iter().all(|b| b.count == max),
-        "every bucket behind the front one is full: {customers:?}"
-    );
+    assert!(customers.segments.len() > 1, "{:?}", customers.dir);
+    for segment in &customers.segments {
+        assert!(
+            segment[1..].iter().all(|b| b.count == max),
+            "every bucket behind a segment's front one is full: {segment:?}"
+        );
+    }
     assert_eq!(
-        customers.next_no,
-        customers.buckets.len() as i64,
-        "no bucket was retired: {customers:?}"
-    );
-    assert_eq!(
-        customers.total,
-        customers.buckets.iter().map(|b| b.count).sum::<i64>()
+        customers.dir.total,
+        customers.buckets().iter().map(|b| b.count).sum::<i64>()
     );
 }
