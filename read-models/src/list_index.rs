@@ -1,6 +1,6 @@
-//! Ordered lists paged by keyset without scans: a tree of three documents deep, one
-//! directory per list, segment documents naming buckets, and bucket documents holding sorted
-//! runs of entries.
+//! Ordered lists paged by keyset without scans: one directory document per list, bucket
+//! documents holding sorted runs of entries, and for long lists segment documents between
+//! the two.
 //!
 //! A list is named by a key string (`customers|status=active`, `inbox|<user>|all`, …). Each
 //! entry has a sort key (a string; lists are ordered by it **descending**, and the models
@@ -9,57 +9,59 @@
 //!
 //! Documents (collection kinds `list_dirs`, `list_segments` and `list_buckets` of the owning
 //! model):
-//! - directory `_id = <list>`: `{list, total, next_no, segments: [{no, lo, count}]}` with
-//!   segments sorted by `lo` descending. Segment `i` holds the keys in `[lo_i, lo_{i-1})`
-//!   (the first segment has no upper bound, the last has `lo = ""`); `count` is its number
-//!   of entries. Tier 2.
-//! - segment `_id = <list>#<no>`: `{list, no, buckets: [{no, lo, count}]}`, the buckets of
-//!   the segment's range in the same order and sense (its last bucket has the segment's
-//!   `lo`). Tier 1.
-//! - bucket `_id = <list>#<no>`: `{list, no, entries: [{key, item}]}`, entries sorted by key
-//!   descending, at most [`BUCKET_MAX`] of them. Tier 0.
+//! - directory `_id = <list>` (tier 2): `{list, total, next_no}` and one of
+//!   - `entries: [{key, item}]`: a small list, inline (sorted like a bucket's);
+//!   - `buckets: [{no, lo, count}]`: a list of up to [`SEGMENT_MAX`] entries, its buckets
+//!     sorted by `lo` descending. Bucket `i` holds the keys in `[lo_i, lo_{i-1})` (the first
+//!     has no upper bound, the last has `lo = ""`), `count` entries;
+//!   - `segments: [{no, lo, count}]`: a longer list, its segments in the same order and
+//!     sense, `count` the entries of each.
+//! - segment `_id = <list>#<no>` (tier 1): `{list, no, next_no, buckets: [{no, lo, count}]}`,
+//!   the buckets of the segment's range (its last bucket has the segment's `lo`).
+//! - bucket `_id = <list>#<no>` (tier 0): `{list, no, entries: [{key, item}]}`, entries sorted
+//!   by key descending, at most [`BUCKET_MAX`] of them.
 //!
-//! Segments take their numbers from the directory's `next_no`, buckets from their segment's
-//! (`<segment>.<n>`).
+//! The directory numbers its segments and the buckets it names itself (`<n>`, from its
+//! `next_no`); a segment numbers the buckets it makes (`<segment>.<n>`).
 //!
-//! Why a level between the directory and the buckets: FerretDB rewrites a whole document
-//! and charges by its values, and every insertion and removal rewrites the document that
-//! holds the counts. With one directory holding every bucket's count, the directory of the
-//! `jobs` list held 415 bucket references at the M data set and ten times as many at L,
-//! rewritten with each new job: a tenth of a second a write at L. Now a change rewrites the directory (a
-//! reference per segment of up to [`SEGMENT_MAX`] entries), one segment (a few dozen bucket
-//! references) and one bucket, each of a few hundred values.
+//! Why segments: FerretDB rewrites a whole document and charges by its values, and every
+//! insertion and removal rewrites the document that holds the counts. With one directory
+//! holding every bucket's count, the directory of the `jobs` list held 415 bucket references
+//! at the M data set and ten times as many at L, rewritten with each new job: a tenth of a
+//! second a write at L. A list that outgrows one segment's worth of entries moves its
+//! buckets into two segments; from then on a change rewrites the directory (a reference per
+//! segment of up to [`SEGMENT_MAX`] entries), one segment (a few dozen bucket references)
+//! and one bucket, each of a few hundred values. Shorter lists keep their buckets in the
+//! directory, which a change rewrites anyway: two writes rather than three.
 //!
-//! A small list has no segments: its entries are inline in the directory
-//! (`{list, total, next_no, segments: [], entries: [{key, item}]}`), so a change to it writes
-//! one document instead of three. Most lists are small (a customer's jobs, a crew member's
-//! jobs of one status), and they took most of the projector's writes. An insert that would
-//! take the inline entries past [`INLINE_MAX`] moves them into the list's first bucket, in
-//! its first segment; a list goes inline again only once its last segment is emptied.
+//! Most lists are small (a customer's jobs, a crew member's jobs of one status), and they
+//! took most of the projector's writes: inline, a change to one writes one document. An
+//! insert that would take the inline entries past [`INLINE_MAX`] moves them into the list's
+//! first bucket; a list goes inline again only once its last bucket is emptied.
 //!
-//! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers
-//! from `next_no`), and a bucket that falls below [`BUCKET_MIN`] after a removal is merged
-//! with a neighbour of its segment into a new bucket when the two fit in half a bucket.
-//! Segments do the same with entries: past [`SEGMENT_MAX`] a segment is replaced by two
-//! holding half its buckets each, below [`SEGMENT_MIN`] it is merged with a neighbour when
-//! both fit in half a segment, and an emptied one is dropped. The replaced buckets and
-//! segments are left as they are and never touched again (no longer referenced): their
-//! content is only ever read by the event that retires them, which keeps re-applied events
-//! exact (see `cache`).
+//! A bucket that would exceed [`BUCKET_MAX`] is split into two new buckets (new numbers),
+//! and a bucket that falls below [`BUCKET_MIN`] after a removal is merged with a neighbour
+//! named by the same document into a new bucket when the two fit in half a bucket.
+//! Segments do the same with entries: past [`SEGMENT_MAX`] a segment (or the directory's
+//! own buckets) is replaced by two holding half its buckets each, below [`SEGMENT_MIN`] a
+//! segment is merged with a neighbour when both fit in half a segment, and an emptied one is
+//! dropped. The replaced buckets and segments are left as they are and never touched again
+//! (no longer referenced): their content is only ever read by the event that retires them,
+//! which keeps re-applied events exact (see `cache`).
 //!
 //! One split is cheaper: when the new entry sorts before every entry of the full bucket
 //! (lists keyed newest first grow at the front: customers by creation, inboxes by last
 //! message), it starts a bucket of its own in front and the full bucket stays, live and
 //! unchanged. Full buckets then stay full and nothing is retired, where halving would leave
 //! a half-empty bucket and a retired copy behind every 16 insertions. Deciding this reads
-//! the live bucket, which after a crash may hold later events than its segment; the answer
-//! is the same either way: after a front split every later entry of that bucket sorts below
-//! the new key, and after a halving split the bucket is retired and frozen.
+//! the live bucket, which after a crash may hold later events than the document naming it;
+//! the answer is the same either way: after a front split every later entry of that bucket
+//! sorts below the new key, and after a halving split the bucket is retired and frozen.
 //!
-//! Reading a page after a cursor = the directory + the segment holding the cursor + the
+//! Reading a page after a cursor = the directory (+ the segment holding the cursor) + the
 //! bucket holding the cursor and the following ones until the page is full (1–3 bucket
-//! reads for most pages: pages hold at most 200 items, buckets up to 32), with the next segment read when
-//! the page runs past the first one's last bucket.
+//! reads for most pages: pages hold at most 200 items, buckets up to 32), with the next
+//! segment read when the page runs past the first one's last bucket.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -96,8 +98,13 @@ pub(crate) struct Directory<P> {
     pub(crate) list: String,
     pub(crate) total: i64,
     pub(crate) next_no: i64,
+    /// The segments of a list of more than [`SEGMENT_MAX`] entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) segments: Vec<ChildRef>,
-    /// The entries of a list without segments, sorted like a bucket's.
+    /// The buckets of a list that never outgrew one segment, named here directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) buckets: Vec<ChildRef>,
+    /// The entries of a list without buckets, sorted like a bucket's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) entries: Vec<ListEntry<P>>,
 }
@@ -109,6 +116,7 @@ impl<P> Default for Directory<P> {
             total: 0,
             next_no: 0,
             segments: Vec::new(),
+            buckets: Vec::new(),
             entries: Vec::new(),
         }
     }
@@ -120,13 +128,18 @@ impl<P: ListItem> ReadDoc for Directory<P> {
 
 impl<P> Directory<P> {
     fn is_inline(&self) -> bool {
-        self.segments.is_empty()
+        self.segments.is_empty() && self.buckets.is_empty()
+    }
+
+    fn take_no(&mut self) -> String {
+        let no = self.next_no.to_string();
+        self.next_no += 1;
+        no
     }
 
     /// A new segment, numbered by the directory.
     fn new_segment(&mut self, buckets: Vec<ChildRef>) -> Segment {
-        let no = self.next_no.to_string();
-        self.next_no += 1;
+        let no = self.take_no();
         Segment {
             list: self.list.clone(),
             no,
@@ -135,24 +148,16 @@ impl<P> Directory<P> {
         }
     }
 
-    /// Moves the inline entries into a new bucket of a new segment; returns the segment,
-    /// and the bucket's number and entries.
-    fn unfold(&mut self) -> (Segment, String, Vec<ListEntry<P>>) {
+    /// Moves the inline entries into a new first bucket; returns its number and entries.
+    fn unfold(&mut self) -> (String, Vec<ListEntry<P>>) {
         let entries = std::mem::take(&mut self.entries);
-        let count = entries.len() as i64;
-        let mut segment = self.new_segment(Vec::new());
-        let bucket_no = segment.take_no();
-        segment.buckets.push(ChildRef {
-            no: bucket_no.clone(),
+        let no = self.take_no();
+        self.buckets.push(ChildRef {
+            no: no.clone(),
             lo: String::new(),
-            count,
+            count: entries.len() as i64,
         });
-        self.segments.push(ChildRef {
-            no: segment.no.clone(),
-            lo: String::new(),
-            count,
-        });
-        (segment, bucket_no, entries)
+        (no, entries)
     }
 }
 
@@ -160,9 +165,10 @@ impl<P> Directory<P> {
 /// its range, and how many entries it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ChildRef {
-    /// `<n>` for a segment, numbered by the directory; `<segment>.<n>` for a bucket,
-    /// numbered by the segment that made it: a bucket is made by a decision of its segment,
-    /// so its number must not depend on the directory (see the comment above `insert`).
+    /// `<n>` for a segment or a bucket the directory names, numbered by the directory;
+    /// `<segment>.<n>` for a bucket a segment names, numbered by the segment that made it: a
+    /// bucket is made by a decision of the document naming it, so its number must not
+    /// depend on another (see the comment above `insert`).
     pub(crate) no: String,
     pub(crate) lo: String,
     pub(crate) count: i64,
@@ -338,19 +344,54 @@ fn remove_sorted<P>(entries: &mut Vec<ListEntry<P>>, key: &str) -> bool {
     found.is_ok()
 }
 
-/// One list's directory and the segment an operation works in, both as this event leaves
-/// them so far.
+/// One list's directory and the bucket references an operation works in, a segment's or
+/// the directory's own, both as this event leaves them so far.
 struct Path<P> {
     dir: Directory<P>,
-    /// Index of the segment in `dir.segments`.
-    at: usize,
+    /// Index of the segment in `dir.segments`; `None` for the directory's own buckets.
+    at: Option<usize>,
+    /// The segment (for the directory's own buckets, a stand-in holding them).
     segment: Segment,
+}
+
+impl<P> Path<P> {
+    /// The entries under the bucket references of this path, as the directory counts them.
+    fn count(&self) -> i64 {
+        match self.at {
+            Some(at) => self.dir.segments[at].count,
+            None => self.dir.total,
+        }
+    }
+
+    /// Counts one entry more or less under this path.
+    fn add(&mut self, delta: i64) {
+        self.dir.total = (self.dir.total + delta).max(0);
+        if let Some(at) = self.at {
+            let segment = &mut self.dir.segments[at];
+            segment.count = (segment.count + delta).max(0);
+        }
+    }
+
+    /// The lowest key of this path's range.
+    fn lo(&self) -> String {
+        self.at
+            .map(|at| self.dir.segments[at].lo.clone())
+            .unwrap_or_default()
+    }
+
+    /// A number for a new bucket, from the document that will name it.
+    fn take_bucket_no(&mut self) -> String {
+        match self.at {
+            Some(_) => self.segment.take_no(),
+            None => self.dir.take_no(),
+        }
+    }
 }
 
 // Structure is decided from counts one level up, never from the contents of the level being
 // changed: the directory's counts decide which segment a key goes to and when a segment
-// splits, merges or is dropped; a segment's counts decide the same of its buckets, and the
-// segment numbers the buckets it makes. After a crash a segment or bucket may already hold
+// splits, merges or is dropped; the counts of the document naming buckets (a segment, or the
+// directory) decide the same of its buckets, and that document numbers the buckets it makes. After a crash a segment or bucket may already hold
 // this event (or later ones) while the document above it does not, and the tiers make sure
 // that nothing above is changed from what such a document holds (see `cache`). Contents are
 // read only to split or merge, from documents this very event retires (frozen, so what is
@@ -416,21 +457,35 @@ impl ListStore {
         }))
     }
 
-    /// The segment of a list with segments that holds `key`'s range.
+    /// Where `key`'s bucket is named in a list that is not inline: the directory's own
+    /// buckets, or the segment holding `key`'s range.
     async fn path<P: ListItem>(
         &self,
         cache: &mut DocCache,
         loader: &impl DocLoader,
-        dir: Directory<P>,
+        mut dir: Directory<P>,
         key: &str,
-    ) -> Result<Option<Path<P>>, LoadError> {
+    ) -> Result<Path<P>, LoadError> {
         let Some(at) = locate(&dir.segments, key) else {
-            return Ok(None);
+            let segment = Segment {
+                list: dir.list.clone(),
+                buckets: std::mem::take(&mut dir.buckets),
+                ..Segment::default()
+            };
+            return Ok(Path {
+                dir,
+                at: None,
+                segment,
+            });
         };
         let segment = self
             .segment(cache, loader, &dir.list, &dir.segments[at].no)
             .await?;
-        Ok(Some(Path { dir, at, segment }))
+        Ok(Path {
+            dir,
+            at: Some(at),
+            segment,
+        })
     }
 
     async fn bucket<P: ListItem>(
@@ -543,24 +598,20 @@ impl ListStore {
             insert_sorted(&mut dir.entries, key, item);
             dir.total = dir.entries.len() as i64;
             if dir.entries.len() > INLINE_MAX {
-                let (segment, bucket_no, entries) = dir.unfold();
-                self.write_bucket(cache, loader, position, list, &bucket_no, entries)
+                let (no, entries) = dir.unfold();
+                self.write_bucket(cache, loader, position, list, &no, entries)
                     .await?;
-                self.write_segment(cache, loader, position, segment).await?;
             }
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let Some(mut path) = self.path(cache, loader, dir, &key).await? else {
-            return Ok(());
-        };
-        path.dir.total += 1;
-        path.dir.segments[path.at].count += 1;
+        let mut path = self.path(cache, loader, dir, &key).await?;
+        path.add(1);
         let index = match locate(&path.segment.buckets, &key) {
             Some(index) => index,
             // Never so in a segment the directory names; kept whole rather than panicking.
             None => {
-                let no = path.segment.take_no();
-                let lo = path.dir.segments[path.at].lo.clone();
+                let no = path.take_bucket_no();
+                let lo = path.lo();
                 path.segment.buckets.push(ChildRef { no, lo, count: 0 });
                 0
             }
@@ -574,7 +625,7 @@ impl ListStore {
             })
             .await?;
         } else {
-            self.split_bucket(cache, loader, position, &mut path.segment, index, key, item)
+            self.split_bucket(cache, loader, position, &mut path, index, key, item)
                 .await?;
         }
         self.finish_segment(cache, loader, position, &mut path)
@@ -583,27 +634,27 @@ impl ListStore {
             .await
     }
 
-    /// Makes room for `key` in the full bucket `index` of `segment`: a front split or two
-    /// new halves.
+    /// Makes room for `key` in the full bucket `index` of `path`: a front split or two new
+    /// halves.
     #[allow(clippy::too_many_arguments)]
     async fn split_bucket<P: ListItem>(
         &self,
         cache: &mut DocCache,
         loader: &impl DocLoader,
         position: u64,
-        segment: &mut Segment,
+        path: &mut Path<P>,
         index: usize,
         key: String,
         item: P,
     ) -> Result<(), LoadError> {
-        let list = segment.list.clone();
-        let full = segment.buckets[index].clone();
+        let list = path.dir.list.clone();
+        let full = path.segment.buckets[index].clone();
         let mut entries = self.bucket::<P>(cache, loader, &list, &full.no).await?;
         // A front split (see the module documentation). An empty bucket its segment counts
         // as full can only be one that later events of a front split emptied.
         if entries.first().is_none_or(|first| key > first.key) {
-            let no = segment.take_no();
-            segment.buckets.insert(
+            let no = path.take_bucket_no();
+            path.segment.buckets.insert(
                 index,
                 ChildRef {
                     no: no.clone(),
@@ -620,7 +671,7 @@ impl ListStore {
         insert_sorted(&mut entries, key, item);
         let lower = entries.split_off(entries.len() / 2);
         let upper_lo = entries.last().map(|e| e.key.clone()).unwrap_or_default();
-        let (upper_no, lower_no) = (segment.take_no(), segment.take_no());
+        let (upper_no, lower_no) = (path.take_bucket_no(), path.take_bucket_no());
         let refs = [
             ChildRef {
                 no: upper_no.clone(),
@@ -633,15 +684,16 @@ impl ListStore {
                 count: lower.len() as i64,
             },
         ];
-        segment.buckets.splice(index..=index, refs);
+        path.segment.buckets.splice(index..=index, refs);
         self.write_bucket(cache, loader, position, &list, &upper_no, entries)
             .await?;
         self.write_bucket(cache, loader, position, &list, &lower_no, lower)
             .await
     }
 
-    /// Writes the segment of `path` as this event left it, or, when the directory's count
-    /// says it is too full, retires it for two new segments holding half its entries each.
+    /// Keeps the bucket references of `path` as this event left them, or, when the
+    /// directory's count says they hold too many entries, moves them into two new segments
+    /// holding half the entries each (retiring their segment).
     async fn finish_segment<P: ListItem>(
         &self,
         cache: &mut DocCache,
@@ -649,13 +701,18 @@ impl ListStore {
         position: u64,
         path: &mut Path<P>,
     ) -> Result<(), LoadError> {
-        let at = path.at;
         let mut segment = std::mem::take(&mut path.segment);
-        let seg_ref = path.dir.segments[at].clone();
-        if seg_ref.count as usize <= SEGMENT_MAX || segment.buckets.len() < 2 {
-            return self.write_segment(cache, loader, position, segment).await;
+        let count = path.count();
+        if count as usize <= SEGMENT_MAX || segment.buckets.len() < 2 {
+            return match path.at {
+                Some(_) => self.write_segment(cache, loader, position, segment).await,
+                None => {
+                    path.dir.buckets = segment.buckets;
+                    Ok(())
+                }
+            };
         }
-        let half = seg_ref.count / 2;
+        let half = count / 2;
         let mut upper_count = 0;
         let mut cut = 0;
         for bucket in &segment.buckets[..segment.buckets.len() - 1] {
@@ -671,6 +728,7 @@ impl ListStore {
             .last()
             .map(|b| b.lo.clone())
             .unwrap_or_default();
+        let lo = path.lo();
         let upper = path.dir.new_segment(segment.buckets);
         let lower = path.dir.new_segment(lower_buckets);
         let refs = [
@@ -681,11 +739,16 @@ impl ListStore {
             },
             ChildRef {
                 no: lower.no.clone(),
-                lo: seg_ref.lo,
-                count: seg_ref.count - upper_count,
+                lo,
+                count: count - upper_count,
             },
         ];
-        path.dir.segments.splice(at..=at, refs);
+        match path.at {
+            Some(at) => {
+                path.dir.segments.splice(at..=at, refs);
+            }
+            None => path.dir.segments = refs.to_vec(),
+        }
         self.write_segment(cache, loader, position, upper).await?;
         self.write_segment(cache, loader, position, lower).await
     }
@@ -706,9 +769,7 @@ impl ListStore {
             }
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let Some(path) = self.path(cache, loader, dir, key).await? else {
-            return Ok(());
-        };
+        let path = self.path(cache, loader, dir, key).await?;
         let Some(index) = locate(&path.segment.buckets, key) else {
             return Ok(());
         };
@@ -735,28 +796,23 @@ impl ListStore {
             dir.total = dir.entries.len() as i64;
             return self.write_directory(cache, loader, position, dir).await;
         }
-        let Some(mut path) = self.path(cache, loader, dir, key).await? else {
-            return Ok(());
-        };
+        let mut path = self.path(cache, loader, dir, key).await?;
         let Some(index) = locate(&path.segment.buckets, key) else {
             return Ok(());
         };
-        path.dir.total = (path.dir.total - 1).max(0);
-        let seg_ref = &mut path.dir.segments[path.at];
-        seg_ref.count = (seg_ref.count - 1).max(0);
-        let buckets = &mut path.segment.buckets;
-        let no = buckets[index].no.clone();
-        let count = (buckets[index].count - 1).max(0);
+        path.add(-1);
+        let no = path.segment.buckets[index].no.clone();
+        let count = (path.segment.buckets[index].count - 1).max(0);
         let without = |entries: &mut Vec<ListEntry<P>>| {
             remove_sorted(entries, key);
         };
         if count == 0 {
             self.edit_bucket::<P>(cache, loader, position, list, &no, without)
                 .await?;
-            drop_child(buckets, index);
+            drop_child(&mut path.segment.buckets, index);
         } else if let Some(neighbour) = {
-            buckets[index].count = count;
-            merge_partner(buckets, index, BUCKET_MIN, BUCKET_MAX)
+            path.segment.buckets[index].count = count;
+            merge_partner(&path.segment.buckets, index, BUCKET_MIN, BUCKET_MAX)
         } {
             // Both retired for one new bucket.
             let (upper, lower) = (index.min(neighbour), index.max(neighbour));
@@ -769,7 +825,7 @@ impl ListStore {
                 }
                 merged.extend(entries);
             }
-            let merged_no = path.segment.take_no();
+            let merged_no = path.take_bucket_no();
             let count = merged.len() as i64;
             merge_children(
                 &mut path.segment.buckets,
@@ -791,7 +847,8 @@ impl ListStore {
     }
 
     /// After a removal: drops the segment of `path` once the directory counts it empty,
-    /// merges it with a neighbour once small, or writes it as this event left it.
+    /// merges it with a neighbour once small, or writes it as this event left it (the
+    /// directory's own buckets go back into it).
     async fn shrink_segment<P: ListItem>(
         &self,
         cache: &mut DocCache,
@@ -800,8 +857,11 @@ impl ListStore {
         path: &mut Path<P>,
     ) -> Result<(), LoadError> {
         let list = path.dir.list.clone();
-        let at = path.at;
         let segment = std::mem::take(&mut path.segment);
+        let Some(at) = path.at else {
+            path.dir.buckets = segment.buckets;
+            return Ok(());
+        };
         if path.dir.segments[at].count == 0 {
             // Retired with its last bucket gone. A last segment hands its range on to the
             // one before it, and so to that one's last bucket.
@@ -895,6 +955,10 @@ pub(crate) async fn read_page<P: ListItem>(
             return Ok(page(scan, next));
         }
     }
+    let own_buckets = &dir.buckets[first_before(&dir.buckets, before.as_deref())..];
+    if let Some(next) = scan_buckets(src, store, list, own_buckets, &mut scan).await? {
+        return Ok(page(scan, next));
+    }
     let first_segment = first_before(&dir.segments, before.as_deref());
     for (n, segment_ref) in dir.segments[first_segment..].iter().enumerate() {
         let id = child_id(list, &segment_ref.no);
@@ -907,20 +971,35 @@ pub(crate) async fn read_page<P: ListItem>(
         } else {
             0
         };
-        for bucket_ref in &segment.buckets[first_bucket..] {
-            let id = child_id(list, &bucket_ref.no);
-            let Some(bucket) = crate::query::read::<Bucket<P>>(src, &store.buckets, &id).await?
-            else {
-                continue;
-            };
-            for entry in bucket.entries {
-                if let Scanned::PageEnds { next } = scan.offer(entry) {
-                    return Ok(page(scan, next));
-                }
-            }
+        let buckets = &segment.buckets[first_bucket..];
+        if let Some(next) = scan_buckets(src, store, list, buckets, &mut scan).await? {
+            return Ok(page(scan, next));
         }
     }
     Ok(page(scan, None))
+}
+
+/// Offers the entries of the buckets `refs` to `scan`, in order; `Some(next)` once the page
+/// is complete.
+async fn scan_buckets<P: ListItem>(
+    src: &impl DocSource,
+    store: &ListStore,
+    list: &str,
+    refs: &[ChildRef],
+    scan: &mut PageScan<'_, '_, P>,
+) -> Result<Option<Option<String>>, QueryError> {
+    for bucket_ref in refs {
+        let id = child_id(list, &bucket_ref.no);
+        let Some(bucket) = crate::query::read::<Bucket<P>>(src, &store.buckets, &id).await? else {
+            continue;
+        };
+        for entry in bucket.entries {
+            if let Scanned::PageEnds { next } = scan.offer(entry) {
+                return Ok(Some(next));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The child holding the largest key below `before`: the one whose range holds `before`,
