@@ -49,7 +49,7 @@ pub fn model_and_kind(name: &str) -> Option<(Model, &str)> {
     Some((model, kind))
 }
 
-/// `rm_<model>_g<generation>_<kind>`, e.g. `rm_calendar_g1_weeks`.
+/// `rm_<model>_g<generation>_<kind>`, e.g. `rm_calendar_g1_days`.
 pub fn collection(model: Model, generation: u32, kind: &str) -> String {
     format!("rm_{}_g{generation}_{kind}", model.as_str())
 }
@@ -84,11 +84,11 @@ pub fn is_small(name: &str) -> bool {
 /// instants as BSON dates; 7: windows name their time zone; 8: list keys from instants as
 /// stored, to the millisecond; 9: small lists inline in their directory; 10: the inbox's
 /// user-thread documents without the list item; 11: lists with segments between directory
-/// and buckets). The projector
+/// and buckets; 12: the calendar and the dashboard by day). The projector
 /// records it beside the event store's identity;
 /// read models recorded in another layout are dropped and projected again, as documents
 /// would otherwise be looked for where they are not, or in a form they are no longer read in.
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// `rm_<model>_g<generation>_meta`.
 pub fn meta_collection(model: Model, generation: u32) -> String {
@@ -156,8 +156,8 @@ mod tests {
     #[test]
     fn collection_names_follow_the_contract() {
         assert_eq!(
-            collection(Model::Calendar, 1, "weeks"),
-            "rm_calendar_g1_weeks"
+            collection(Model::Calendar, 1, "days"),
+            "rm_calendar_g1_days"
         );
         assert_eq!(meta_collection(Model::Inbox, 3), "rm_inbox_g3_meta");
         assert!(collections(Model::Lists, 2)

@@ -1,13 +1,16 @@
-//! The calendar model: scheduled jobs by week.
+//! The calendar model: scheduled jobs by day.
 //!
 //! Documents (collections `rm_calendar_g<n>_<kind>`):
-//! - `weeks`, `_id = <YYYY-MM-DD of the Monday>` (tier 0): `{week_start, jobs: [{job_id,
-//!   date, window {start, end}, customer_id, customer_name, service_type, crew
-//!   [{crew_member_id, name}], status}]}` sorted by date, window start, job id. A job is on
-//!   the week of its scheduled date from `JobScheduled` on; `JobRescheduled` moves it;
-//!   crew and status events rewrite it; cancelled jobs stay with status `cancelled`;
-//!   `CustomerContactUpdated` rewrites the customer name of every entry of the customer.
-//!   Size grows with jobs per week (~300 bytes each: ~50,000 jobs in one week reach 16 MB).
+//! - `days`, `_id = <YYYY-MM-DD>` (tier 0): `{date, week_start, jobs: [{job_id, date,
+//!   window {start, end}, customer_id, customer_name, service_type, crew [{crew_member_id,
+//!   name}], status}]}` sorted by window start, job id. A job is on the day of its scheduled
+//!   date from `JobScheduled` on; `JobRescheduled` moves it; crew and status events rewrite
+//!   it; cancelled jobs stay with status `cancelled`; `CustomerContactUpdated` rewrites the
+//!   customer name of every entry of the customer. A week is its seven days (point reads by
+//!   `_id`, or `find({week_start})` for a user). Days, not weeks: FerretDB rewrites a whole
+//!   document and charges by its values, so each change to a job rewrites one day's jobs
+//!   instead of seven days'. Size grows with jobs per day (~300 bytes each: ~50,000 jobs
+//!   in one day reach 16 MB).
 //! - `jobs`, `_id = <job_id>` (tier 3): `{job: {customer_id, service_type, date, window,
 //!   crew [ids], status}}`, from every job event: where the job's entry is and what it shows.
 //! - `customers`, `_id = <customer_id>` (tier 4): `{name, job_ids}` from
@@ -30,15 +33,17 @@ use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
 use crate::query::{CalendarJob, CrewRef, WindowView};
 use crate::Model;
 
-pub(crate) const KINDS: &[&str] = &["weeks", "jobs", "customers", "crew_names"];
+pub(crate) const KINDS: &[&str] = &["days", "jobs", "customers", "crew_names"];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct WeekDoc {
+pub(crate) struct DayDoc {
+    pub(crate) date: Option<NaiveDate>,
+    /// The Monday of the day's week, for finding a week with one equality query.
     pub(crate) week_start: Option<NaiveDate>,
     pub(crate) jobs: Vec<CalendarJob>,
 }
 
-impl ReadDoc for WeekDoc {
+impl ReadDoc for DayDoc {
     const TIER: u8 = 0;
 }
 
@@ -71,16 +76,16 @@ impl ReadDoc for CustomerDoc {
     const TIER: u8 = 4;
 }
 
-pub(crate) fn week_id(monday: NaiveDate) -> String {
-    monday.format("%Y-%m-%d").to_string()
+pub(crate) fn day_id(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
-fn sort_key(job: &CalendarJob) -> (NaiveDate, chrono::NaiveTime, JobId) {
-    (job.date, job.window.start, job.job_id)
+fn sort_key(job: &CalendarJob) -> (chrono::NaiveTime, JobId) {
+    (job.window.start, job.job_id)
 }
 
 struct Collections {
-    weeks: String,
+    days: String,
     jobs: String,
     customers: String,
     crew_names: String,
@@ -93,7 +98,7 @@ pub(crate) async fn apply(
     event: &Decoded,
 ) -> Result<(), LoadError> {
     let c = Collections {
-        weeks: at.collection(Model::Calendar, "weeks"),
+        days: at.collection(Model::Calendar, "days"),
         jobs: at.collection(Model::Calendar, "jobs"),
         customers: at.collection(Model::Calendar, "customers"),
         crew_names: at.collection(Model::Calendar, "crew_names"),
@@ -171,9 +176,8 @@ async fn rename_customer(
         let Some(date) = job.and_then(|j| j.date) else {
             continue;
         };
-        let week = week_id(domain::calendar::week_start(date));
         cache
-            .update_existing::<WeekDoc>(loader, &c.weeks, &week, p, |doc| {
+            .update_existing::<DayDoc>(loader, &c.days, &day_id(date), p, |doc| {
                 for entry in doc.jobs.iter_mut().filter(|e| e.job_id == job_id) {
                     entry.customer_name = name.clone();
                 }
@@ -222,15 +226,14 @@ async fn apply_job(
         .update::<JobDoc>(loader, &c.jobs, &id, p, |doc| doc.job = Some(stored))
         .await?;
     if let Some(old_date) = old.date {
-        let week = week_id(domain::calendar::week_start(old_date));
         cache
-            .update_existing::<WeekDoc>(loader, &c.weeks, &week, p, |doc| {
+            .update_existing::<DayDoc>(loader, &c.days, &day_id(old_date), p, |doc| {
                 doc.jobs.retain(|e| e.job_id != job_id);
             })
             .await?;
     }
     match calendar_entry(cache, loader, c, job_id, &new).await? {
-        Some(entry) => insert_into_week(cache, loader, c, p, entry).await,
+        Some(entry) => insert_into_day(cache, loader, c, p, entry).await,
         None => Ok(()),
     }
 }
@@ -283,7 +286,7 @@ fn change_lookup(job: &mut JobLookup, event: &JobEvent) {
     }
 }
 
-/// The job as its week shows it, with customer and crew names; `None` while unscheduled.
+/// The job as its day shows it, with customer and crew names; `None` while unscheduled.
 async fn calendar_entry(
     cache: &mut DocCache,
     loader: &impl DocLoader,
@@ -319,18 +322,19 @@ async fn calendar_entry(
     }))
 }
 
-/// Puts the entry into its week in date and time order, replacing any earlier entry of it.
-async fn insert_into_week(
+/// Puts the entry into its day in time order, replacing any earlier entry of it.
+async fn insert_into_day(
     cache: &mut DocCache,
     loader: &impl DocLoader,
     c: &Collections,
     p: u64,
     entry: CalendarJob,
 ) -> Result<(), LoadError> {
-    let monday = domain::calendar::week_start(entry.date);
+    let date = entry.date;
     cache
-        .update::<WeekDoc>(loader, &c.weeks, &week_id(monday), p, |doc| {
-            doc.week_start = Some(monday);
+        .update::<DayDoc>(loader, &c.days, &day_id(date), p, |doc| {
+            doc.date = Some(date);
+            doc.week_start = Some(domain::calendar::week_start(date));
             doc.jobs.retain(|e| e.job_id != entry.job_id);
             let key = sort_key(&entry);
             let at = doc.jobs.partition_point(|e| sort_key(e) < key);

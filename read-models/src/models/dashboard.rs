@@ -1,11 +1,13 @@
-//! The dashboard model: per-day business counts, kept in one document per month.
+//! The dashboard model: per-day business counts, one document per day.
 //!
 //! Documents (collections `rm_dashboard_g<n>_<kind>`):
-//! - `months`, `_id = <YYYY-MM>` (tier 0): `{month, days: {"01".."31": {created, scheduled,
-//!   completed, cancelled, revenue_minor, leads [{source, count}], conversions [{source,
-//!   count}], services [{service_type, count, revenue_minor}], crew [{crew_member_id, name,
-//!   count}], planned, crewed}}}`, `days` Day keys are
-//!   the local day of month in the business time zone. Event counts go on the local date
+//! - `days`, `_id = <YYYY-MM-DD>` (tier 0): `{date, month, created, scheduled, completed,
+//!   cancelled, revenue_minor, leads [{source, count}], conversions [{source, count}],
+//!   services [{service_type, count, revenue_minor}], crew [{crew_member_id, name, count}],
+//!   planned, crewed}`; dates are local days in the business time zone, and `month`
+//!   (`YYYY-MM`) finds a month's days with one equality query. One document a day, not a
+//!   month of days in one: FerretDB rewrites a whole document and charges by its values, and
+//!   nearly every job event changes a day. Event counts go on the local date
 //!   of the event's own time (`created_at`, `scheduled_at`, `completed_at`,
 //!   `cancelled_at`, `registered_at`); revenue, services and
 //!   crew counts on the completion date; leads on the registration date; a customer's first
@@ -23,8 +25,6 @@
 //!   customer, so a re-applied event makes the same decision.
 //! - `crew_names`, `_id = <crew_member_id>` (tier 5): `{name}`.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use domain::crew_member::CrewMemberEvent;
 use domain::customer::CustomerEvent;
@@ -38,17 +38,7 @@ use crate::apply::Decoded;
 use crate::cache::{DocCache, DocLoader, LoadError, ReadDoc};
 use crate::Model;
 
-pub(crate) const KINDS: &[&str] = &["months", "month_totals", "jobs", "customers", "crew_names"];
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct MonthDoc {
-    pub(crate) month: String,
-    pub(crate) days: BTreeMap<String, DayDoc>,
-}
-
-impl ReadDoc for MonthDoc {
-    const TIER: u8 = 0;
-}
+pub(crate) const KINDS: &[&str] = &["days", "month_totals", "jobs", "customers", "crew_names"];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -65,6 +55,8 @@ impl ReadDoc for MonthTotalsDoc {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct DayDoc {
+    pub(crate) date: Option<NaiveDate>,
+    pub(crate) month: String,
     pub(crate) created: i64,
     pub(crate) scheduled: i64,
     pub(crate) completed: i64,
@@ -76,6 +68,10 @@ pub(crate) struct DayDoc {
     pub(crate) crew: Vec<CrewCount>,
     pub(crate) planned: i64,
     pub(crate) crewed: i64,
+}
+
+impl ReadDoc for DayDoc {
+    const TIER: u8 = 0;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,15 +137,15 @@ pub(crate) fn month_id(date: NaiveDate) -> String {
     date.format("%Y-%m").to_string()
 }
 
-pub(crate) fn day_key(date: NaiveDate) -> String {
-    date.format("%d").to_string()
+pub(crate) fn day_id(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
 }
 
 struct Ctx<'a, L> {
     cache: &'a mut DocCache,
     loader: &'a L,
     p: u64,
-    months: String,
+    days: String,
     month_totals: String,
     jobs: String,
     customers: String,
@@ -163,13 +159,11 @@ impl<L: DocLoader> Ctx<'_, L> {
         date: NaiveDate,
         change: impl FnOnce(&mut DayDoc),
     ) -> Result<(), LoadError> {
-        let month = month_id(date);
-        let key = day_key(date);
-        let month_name = month.clone();
         self.cache
-            .update::<MonthDoc>(self.loader, &self.months, &month, self.p, |doc| {
-                doc.month = month_name;
-                change(doc.days.entry(key).or_default());
+            .update::<DayDoc>(self.loader, &self.days, &day_id(date), self.p, |doc| {
+                doc.date = Some(date);
+                doc.month = month_id(date);
+                change(doc);
             })
             .await?;
         Ok(())
@@ -196,7 +190,7 @@ pub(crate) async fn apply(
         cache,
         loader,
         p: at.position,
-        months: at.collection(Model::Dashboard, "months"),
+        days: at.collection(Model::Dashboard, "days"),
         month_totals: at.collection(Model::Dashboard, "month_totals"),
         jobs: at.collection(Model::Dashboard, "jobs"),
         customers: at.collection(Model::Dashboard, "customers"),

@@ -1,33 +1,29 @@
-//! The calendar week view from one week document.
+//! The calendar week view from its seven day documents.
 
 use chrono::NaiveDate;
 use domain::enums::JobStatus;
 
-use super::{read, CalendarDay, CalendarWeekView, DocSource, Generations, QueryError};
-use crate::models::calendar::{week_id, WeekDoc};
+use super::{read_many, CalendarDay, CalendarWeekView, DocSource, Generations, QueryError};
+use crate::models::calendar::{day_id, DayDoc};
 use crate::Model;
 
-/// The Monday-to-Sunday week containing `monday` (any date of the week is accepted): one
-/// point read.
+/// The Monday-to-Sunday week containing `monday` (any date of the week is accepted): seven
+/// point reads, made together.
 pub async fn calendar_week(
     src: &impl DocSource,
     gens: &Generations,
     monday: NaiveDate,
 ) -> Result<CalendarWeekView, QueryError> {
     let week_start = domain::calendar::week_start(monday);
-    let collection = gens.collection(Model::Calendar, "weeks");
-    let doc = read::<WeekDoc>(src, &collection, &week_id(week_start))
-        .await?
-        .unwrap_or_default();
-    let days = domain::calendar::week_days(week_start)
+    let collection = gens.collection(Model::Calendar, "days");
+    let dates = domain::calendar::week_days(week_start);
+    let ids: Vec<String> = dates.iter().copied().map(day_id).collect();
+    let docs = read_many::<DayDoc>(src, &collection, &ids).await?;
+    let days = dates
         .into_iter()
-        .map(|date| {
-            let jobs: Vec<_> = doc
-                .jobs
-                .iter()
-                .filter(|j| j.date == date)
-                .cloned()
-                .collect();
+        .zip(docs)
+        .map(|(date, doc)| {
+            let jobs = doc.map(|d| d.jobs).unwrap_or_default();
             let cancelled = jobs
                 .iter()
                 .filter(|j| j.status == JobStatus::Cancelled)

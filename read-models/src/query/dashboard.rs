@@ -1,4 +1,4 @@
-//! The dashboard view from month documents.
+//! The dashboard view from day documents.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,7 +9,7 @@ use super::{
     read_many, CrewStat, DashboardView, DayStats, DocSource, Generations, LeadSourceStat,
     MonthRevenue, QueryError, ServiceTypeStat, Stats,
 };
-use crate::models::dashboard::{day_key, month_id, DayDoc, MonthDoc, MonthTotalsDoc};
+use crate::models::dashboard::{day_id, month_id, DayDoc, MonthTotalsDoc};
 use crate::Model;
 
 /// Longest range the dashboard sums, in days, `from` and `to` both counted: a year, leap day
@@ -40,7 +40,7 @@ pub fn check_dashboard_range(from: NaiveDate, to: NaiveDate) -> Result<(), Query
 
 /// Dashboard for `from..=to` (at most [`MAX_DASHBOARD_DAYS`] days, see
 /// [`check_dashboard_range`]), with `today`'s stats and the totals of the 12 months ending
-/// with `today`'s month: at most 13 month documents and 12 small month totals, read in one
+/// with `today`'s month: at most 367 day documents and 12 small month totals, read in one
 /// round.
 pub async fn dashboard(
     src: &impl DocSource,
@@ -51,10 +51,8 @@ pub async fn dashboard(
 ) -> Result<DashboardView, QueryError> {
     check_dashboard_range(from, to)?;
     let chart_ids: Vec<String> = chart_months(today).into_iter().map(month_id).collect();
-    let (months, totals) = read_months(src, gens, month_ids(from, to, today), &chart_ids).await?;
-    let day = |date: NaiveDate| -> Option<&DayDoc> {
-        months.get(&month_id(date))?.days.get(&day_key(date))
-    };
+    let (days, totals) = read_days(src, gens, day_ids(from, to, today), &chart_ids).await?;
+    let day = |date: NaiveDate| -> Option<&DayDoc> { days.get(&day_id(date))?.as_ref() };
     let range: Vec<(NaiveDate, Option<&DayDoc>)> = dates(from, to).map(|d| (d, day(d))).collect();
     let monthly_revenue = monthly_revenue(chart_ids, totals);
     Ok(DashboardView {
@@ -79,26 +77,25 @@ pub async fn dashboard(
     })
 }
 
-/// Ids of the months `from..=to` touches and of `today`'s month, sorted, each once.
-fn month_ids(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Vec<String> {
-    let mut wanted: Vec<NaiveDate> = dates(from, to).map(first_of_month).collect();
-    wanted.push(today);
-    let mut ids: Vec<String> = wanted.into_iter().map(month_id).collect();
-    ids.sort();
-    ids.dedup();
+/// Ids of the days `from..=to` and of `today`, each once.
+fn day_ids(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Vec<String> {
+    let mut ids: Vec<String> = dates(from, to).map(day_id).collect();
+    if !(from..=to).contains(&today) {
+        ids.push(day_id(today));
+    }
     ids
 }
 
-/// The month documents by id (empty where absent) and the chart's month totals, in one
+/// The day documents by id (`None` where absent) and the chart's month totals, in one
 /// round.
-async fn read_months(
+async fn read_days(
     src: &impl DocSource,
     gens: &Generations,
     ids: Vec<String>,
     chart_ids: &[String],
-) -> Result<(HashMap<String, MonthDoc>, Vec<Option<MonthTotalsDoc>>), QueryError> {
+) -> Result<(HashMap<String, Option<DayDoc>>, Vec<Option<MonthTotalsDoc>>), QueryError> {
     let (docs, totals) = futures::future::try_join(
-        read_many::<MonthDoc>(src, &gens.collection(Model::Dashboard, "months"), &ids),
+        read_many::<DayDoc>(src, &gens.collection(Model::Dashboard, "days"), &ids),
         read_many::<MonthTotalsDoc>(
             src,
             &gens.collection(Model::Dashboard, "month_totals"),
@@ -106,12 +103,8 @@ async fn read_months(
         ),
     )
     .await?;
-    let months = ids
-        .into_iter()
-        .zip(docs)
-        .map(|(id, doc)| (id, doc.unwrap_or_default()))
-        .collect();
-    Ok((months, totals))
+    let days = ids.into_iter().zip(docs).collect();
+    Ok((days, totals))
 }
 
 fn monthly_revenue(
